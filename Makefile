@@ -1,0 +1,51 @@
+# splitbrain: two commands a newcomer needs.
+#   make run   - set up, then run the main job against the bundled lab
+#   make test  - set up, then run the whole test suite
+# Everything else here is what those two need.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Real peers the tests talk to (installed when run as root; tests that need a
+# missing one skip and name the package).
+DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps
+
+.PHONY: run test venv debian-packages lint bench clean
+
+run: venv debian-packages
+	$(VENV)/bin/splitbrain run
+
+test: venv debian-packages
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+	  else echo "error: '$(PYTHON) -m venv' failed; install python3-venv" >&2; exit 1; fi; }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "not root: tests that need these Debian packages will skip: $$missing"; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check harness fixtures suites tests bench
+
+bench: venv debian-packages
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) reports/allure-results reports/html .pytest_cache

@@ -1,0 +1,1 @@
+"""Checkers: turn a recorded history and the devices' contents into verdicts."""

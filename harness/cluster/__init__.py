@@ -1,0 +1,1 @@
+"""Failover-cluster operations: membership, quorum, CSV, VM roles and migration."""

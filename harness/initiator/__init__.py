@@ -1,0 +1,1 @@
+"""The harness's iSCSI initiator: sessions, discovery, PDU recording and MPIO."""

@@ -1,0 +1,1 @@
+"""Drivers for real hosts over SSH (fabric): Linux and Windows (PowerShell)."""

@@ -1,0 +1,1 @@
+"""Allure helpers, timeline plots and the audit-grade HTML report."""

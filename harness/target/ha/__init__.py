@@ -1,0 +1,2 @@
+"""HA devices: synchronous mirroring between target nodes, sync and heartbeat
+channels, replica states, resync and failover strategies."""

@@ -1,0 +1,1 @@
+"""Verifiable block workload: stamped blocks, seeded writers, recorded history."""
