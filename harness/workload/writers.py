@@ -1,0 +1,235 @@
+"""Writers: run a seeded plan against a ``BlockDevice`` and record every operation.
+
+Each writer runs ``queue_depth`` slots that take the writer's next planned
+operation, stamp it (writes) and record it in the ``History``: ``invoke``
+before the I/O is issued, then ``ok`` with the path that served it, ``fail``
+(a read that errored or timed out: reads change nothing, so Jepsen's rule
+applies), or ``info`` (a write whose fate is unknown: timeout, lost path,
+SCSI error mid-command). Like a Jepsen process, a slot whose write ended
+``info`` continues under a new process id, because its old I/O may still be
+in flight. Reads record what every checker block held (``observe``) so the
+register checker can judge them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import SplitbrainError
+from harness.workload.device import BlockDevice
+from harness.workload.generator import PlannedOp, WorkloadSpec, plan
+from harness.workload.history import History
+from harness.workload.stamp import (
+    BlockKind,
+    SectorState,
+    WriteId,
+    classify_blocks,
+    encode_write,
+    scan_sectors,
+)
+
+
+def observe(data: bytes, offset: int, block_size: int, generation: int) -> list[Any]:
+    """What each ``block_size`` block of a read holds, as recorded in the history.
+
+    ``[writer, seq]`` for a block intact from a write of this run; ``None`` for
+    zeros; ``{"generation", "writer", "seq"}`` for an intact block of another run;
+    ``"misplaced"`` or ``"corrupt"``; ``{"torn": [...]}`` with one entry per
+    512-byte sector (``[writer, seq]``, ``None`` for zero, ``"x"`` for anything
+    else) for a block whose sectors come from different writes.
+    """
+    blocks = classify_blocks(scan_sectors(data, offset), block_size)
+    scan = blocks.scan
+    out: list[Any] = []
+    for i, kind in enumerate(blocks.kind.tolist()):
+        if kind == BlockKind.NEVER_WRITTEN:
+            out.append(None)
+        elif kind == BlockKind.INTACT:
+            w, g, s = int(blocks.writer[i]), int(blocks.generation[i]), int(blocks.seq[i])
+            out.append([w, s] if g == generation else {"generation": g, "writer": w, "seq": s})
+        elif kind == BlockKind.TORN:
+            sectors: list[Any] = []
+            for j in range(i * blocks.sectors, (i + 1) * blocks.sectors):
+                st = scan.state[j]
+                if st == SectorState.ZERO:
+                    sectors.append(None)
+                elif st == SectorState.STAMPED and int(scan.generation[j]) == generation:
+                    sectors.append([int(scan.writer[j]), int(scan.seq[j])])
+                else:
+                    sectors.append("x")
+            out.append({"torn": sectors})
+        else:
+            out.append(BlockKind(kind).name.lower())
+    return out
+
+
+@dataclass(slots=True)
+class WorkloadResult:
+    """Counts of what a workload run did."""
+
+    ops: int = 0
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
+    reads: int = 0
+    writes: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    elapsed_s: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.ops / self.elapsed_s if self.elapsed_s else 0.0
+        return (f"{self.ops} ops ({self.writes} writes, {self.reads} reads) in "
+                f"{self.elapsed_s:.1f} s, {rate:.0f} ops/s: {self.ok} ok, {self.fail} fail, "
+                f"{self.info} info; {self.bytes_written / 2**20:.1f} MiB written")
+
+
+class RateLimit:
+    """Paces operations to ``rate`` per second over all writers (no bursts beyond one)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval_ns = int(1e9 / rate)
+        self._next_ns = time.monotonic_ns()
+
+    async def acquire(self) -> None:
+        now = time.monotonic_ns()
+        slot = max(self._next_ns, now)
+        self._next_ns = slot + self._interval_ns
+        if slot > now:
+            await asyncio.sleep((slot - now) / 1e9)
+
+
+class Workload:
+    """A seeded workload bound to a device and a history."""
+
+    def __init__(self, device: BlockDevice, spec: WorkloadSpec, history: History,
+                 *, on_op: Callable[[str], None] | None = None) -> None:
+        self.device = device
+        self.history = history
+        self.spec = spec.validate(device.num_blocks * device.block_size, device.block_size)
+        self.generation = history.header.generation
+        self.result = WorkloadResult()
+        self._on_op = on_op
+        self._stop = asyncio.Event()
+        self._deadline_ns: int | None = None
+        self._next_process = spec.writers * spec.queue_depth
+        self._rate = RateLimit(spec.rate) if spec.rate else None
+
+    def stop(self) -> None:
+        """Ask every slot to stop after its current operation."""
+        self._stop.set()
+
+    async def run(self) -> WorkloadResult:
+        spec = self.spec
+        start = time.monotonic_ns()
+        if spec.duration is not None:
+            self._deadline_ns = start + int(spec.duration * 1e9)
+        streams = [plan(spec, w) for w in range(spec.writers)]
+        writes_done = [0] * spec.writers
+        tasks = [
+            asyncio.create_task(self._slot(w, w * spec.queue_depth + q, streams[w], writes_done))
+            for w in range(spec.writers)
+            for q in range(spec.queue_depth)
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+        await self._flush(process=-1)
+        self.result.elapsed_s = (time.monotonic_ns() - start) / 1e9
+        return self.result
+
+    def _running(self) -> bool:
+        if self._stop.is_set():
+            return False
+        return self._deadline_ns is None or time.monotonic_ns() < self._deadline_ns
+
+    async def _slot(self, writer: int, process: int, stream: Any, writes_done: list[int]) -> None:
+        while self._running():
+            op: PlannedOp | None = next(stream, None)
+            if op is None:
+                return
+            if self._rate is not None:
+                await self._rate.acquire()
+            if op.kind == "write":
+                outcome = await self._write(process, op)
+                writes_done[writer] += 1
+                if self.spec.flush_every and writes_done[writer] % self.spec.flush_every == 0:
+                    await self._flush(process)
+            else:
+                outcome = await self._read(process, op)
+            if outcome == "info":  # its I/O may still be in flight: continue as a new process
+                process = self._next_process
+                self._next_process += 1
+
+    def _account(self, outcome: str) -> None:
+        r = self.result
+        r.ops += 1
+        setattr(r, outcome, getattr(r, outcome) + 1)
+        if self._on_op is not None:
+            self._on_op(outcome)
+
+    async def _write(self, process: int, op: PlannedOp) -> str:
+        lbs = self.device.block_size
+        wid = WriteId(self.generation, op.writer, op.seq)
+        invoke_ns = time.monotonic_ns()
+        data = encode_write(op.offset, op.length, wid, seed=self.spec.seed, timestamp=invoke_ns)
+        oid = self.history.invoke(process, "write", op.offset // lbs, op.length // lbs,
+                                  writer=op.writer, seq=op.seq, time_ns=invoke_ns)
+        self.result.writes += 1
+        try:
+            done = await asyncio.wait_for(self.device.write(op.offset // lbs, data),
+                                          self.spec.op_timeout)
+        except TimeoutError:
+            return self._complete(oid, "info", invoke_ns, error="timeout")
+        except SplitbrainError as exc:
+            # Only an error that proves the write was never applied may be "fail".
+            outcome = "fail" if getattr(exc, "not_applied", False) else "info"
+            return self._complete(oid, outcome, invoke_ns, error=str(exc))
+        except OSError as exc:
+            return self._complete(oid, "info", invoke_ns, error=str(exc))
+        self.result.bytes_written += op.length
+        return self._complete(oid, "ok", invoke_ns, path=done.path)
+
+    async def _read(self, process: int, op: PlannedOp) -> str:
+        lbs = self.device.block_size
+        invoke_ns = time.monotonic_ns()
+        oid = self.history.invoke(process, "read", op.offset // lbs, op.length // lbs,
+                                  time_ns=invoke_ns)
+        self.result.reads += 1
+        try:
+            done = await asyncio.wait_for(self.device.read(op.offset // lbs, op.length // lbs),
+                                          self.spec.op_timeout)
+        except TimeoutError:
+            return self._complete(oid, "fail", invoke_ns, error="timeout")
+        except (SplitbrainError, OSError) as exc:
+            return self._complete(oid, "fail", invoke_ns, error=str(exc))
+        complete_ns = time.monotonic_ns()
+        value = observe(done.data, op.offset, self.spec.check_block, self.generation)
+        self.result.bytes_read += op.length
+        return self._complete(oid, "ok", invoke_ns, path=done.path, value=value,
+                              time_ns=complete_ns)
+
+    async def _flush(self, process: int) -> None:
+        invoke_ns = time.monotonic_ns()
+        oid = self.history.invoke(process, "flush", 0, 0, time_ns=invoke_ns)
+        try:
+            await asyncio.wait_for(self.device.flush(), self.spec.op_timeout)
+        except (TimeoutError, SplitbrainError, OSError) as exc:
+            self.history.complete(oid, "info", invoke_ns=invoke_ns, error=str(exc) or "timeout")
+            return
+        self.history.complete(oid, "ok", invoke_ns=invoke_ns)
+
+    def _complete(self, oid: int, outcome: str, invoke_ns: int, *, path: str | None = None,
+                  value: Any = None, error: str | None = None,
+                  time_ns: int | None = None) -> str:
+        self.history.complete(oid, outcome, invoke_ns=invoke_ns, path=path, value=value,
+                              error=error, time_ns=time_ns)
+        self._account(outcome)
+        return outcome
+
