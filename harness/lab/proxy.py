@@ -1,0 +1,497 @@
+"""The fault proxy: every lab link passes through it, so a link can be broken on purpose.
+
+The model: a *link* is one TCP listener (the address peers use, e.g. a storage
+node's portal on the iscsi1 network) forwarding every accepted connection to an
+*upstream* on loopback (where the node really listens). Each link has a
+``LinkState`` that can be changed at runtime and applies at once to existing and
+new connections:
+
+- ``pass``: bytes flow untouched.
+- ``cut``: every connection is reset on both sides (SO_LINGER 0, so the peers see
+  RST, as when a switch port or host firewall rejects), and new connections are
+  reset as soon as they are accepted.
+- ``blackhole``: silence, the hardest case. Connections stay open and new ones are
+  accepted, but nothing is forwarded in either direction and no error is ever
+  returned, like a cable pulled between switches; peers only notice by timeout.
+  Bytes are *held*, not discarded: the proxy stops reading, the kernel buffers
+  fill and the sender stalls, exactly as TCP does when every segment is dropped
+  and retransmitted. On heal the stream resumes intact, as a real TCP connection
+  would if it survived the outage (discarding bytes would corrupt a stream, which
+  no network can do to TCP).
+- ``delay``: every chunk is delivered ``delay_ms`` (+- uniform ``jitter_ms``) after
+  it was read, without reordering.
+- ``throttle``: each direction of the link carries at most ``rate_bps`` bytes/s.
+- ``flap``: the link alternates black-holed and passing phases of ``period_s / 2``
+  each, starting black-holed when the state is set.
+
+Each link counts what it did (connections accepted/open/reset, bytes forwarded
+each way, connections currently held), so a test can observe a fault's effect.
+
+The proxy is controlled in-process (``FaultProxy.set_state``) or through a tiny
+JSON-lines endpoint on loopback with a random token (``ProxyControl``), which is
+how faults in another process, and ``splitbrain heal`` after the harness was
+killed, reach a proxy that the lab runs as its own daemon
+(``python -m harness.lab.proxy_daemon``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import socket
+import struct
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from harness.errors import SplitbrainError
+
+CHUNK = 64 * 1024
+QUEUE_CHUNKS = 64
+
+
+class ProxyError(SplitbrainError):
+    """A bad link state, an unknown link, or a proxy that cannot be reached."""
+
+
+class LinkMode(StrEnum):
+    PASS = "pass"
+    CUT = "cut"
+    BLACKHOLE = "blackhole"
+    DELAY = "delay"
+    THROTTLE = "throttle"
+    FLAP = "flap"
+
+
+@dataclass(frozen=True)
+class LinkState:
+    mode: LinkMode = LinkMode.PASS
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_bps: int = 0
+    period_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", LinkMode(self.mode))
+        except ValueError:
+            raise ProxyError(
+                f"unknown link mode {self.mode!r}; use one of "
+                + ", ".join(m.value for m in LinkMode)
+            ) from None
+        if self.delay_ms < 0 or self.jitter_ms < 0 or self.rate_bps < 0 or self.period_s < 0:
+            raise ProxyError(f"link state {self} has a negative parameter; use values >= 0")
+        if self.mode is LinkMode.DELAY and self.delay_ms + self.jitter_ms == 0:
+            raise ProxyError("delay needs delay_ms > 0 (or jitter_ms > 0)")
+        if self.mode is LinkMode.THROTTLE and self.rate_bps <= 0:
+            raise ProxyError("throttle needs rate_bps > 0")
+        if self.mode is LinkMode.FLAP and self.period_s <= 0:
+            raise ProxyError("flap needs period_s > 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v.value if isinstance(v, LinkMode) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinkState:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ProxyError(f"unknown link state field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+PASS = LinkState()
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """Where a link listens and where it forwards (port 0: any free port)."""
+
+    name: str
+    listen_host: str
+    listen_port: int
+    upstream_host: str
+    upstream_port: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinkSpec:
+        return cls(**data)
+
+
+@dataclass
+class LinkStats:
+    accepted: int = 0
+    open: int = 0
+    reset: int = 0
+    refused_upstream: int = 0
+    bytes_up: int = 0  # peer -> upstream
+    bytes_down: int = 0  # upstream -> peer
+    held: int = 0  # pumps currently waiting for the link to forward
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST rather than FIN (SO_LINGER on, timeout 0)."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class Link:
+    """One listener, its state, its live connections and its counters."""
+
+    def __init__(self, spec: LinkSpec) -> None:
+        self.spec = spec
+        self.state = PASS
+        self.since_ns = time.monotonic_ns()
+        self.stats = LinkStats()
+        self.port = spec.listen_port
+        self._changed = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_free_ns = {"up": 0, "down": 0}
+        self._random = random.Random()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.spec.listen_host, self.spec.listen_port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for client, upstream in list(self._conns):
+            _reset(client)
+            if upstream is not None:
+                _reset(upstream)
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in self._tasks if t is not current), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def set_state(self, state: LinkState) -> None:
+        self.state = state
+        self.since_ns = time.monotonic_ns()
+        self._changed.set()
+        self._changed = asyncio.Event()
+        if state.mode is LinkMode.CUT:
+            for client, upstream in list(self._conns):
+                self._reset_pair(client, upstream)
+
+    def _reset_pair(
+        self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter | None
+    ) -> None:
+        self._conns.discard((client, upstream))
+        _reset(client)
+        if upstream is not None:
+            _reset(upstream)
+        self.stats.reset += 1
+
+    def _closed_for_ns(self) -> int:
+        """0 if the link forwards now, else ns until it may (-1: until changed)."""
+        mode = self.state.mode
+        if mode in (LinkMode.BLACKHOLE, LinkMode.CUT):
+            return -1
+        if mode is LinkMode.FLAP:
+            half = int(self.state.period_s * 1e9 / 2)
+            elapsed = time.monotonic_ns() - self.since_ns
+            if (elapsed // half) % 2 == 0:  # first half-period is down
+                return half - elapsed % half
+        return 0
+
+    async def _gate(self, pair: tuple[Any, Any]) -> None:
+        """Return once the link forwards (or the connection is gone); count waits as held."""
+        wait = self._closed_for_ns()
+        if wait == 0:
+            return
+        self.stats.held += 1
+        try:
+            while wait != 0 and pair in self._conns:
+                changed = self._changed
+                timeout = None if wait < 0 else wait / 1e9
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout)
+                wait = self._closed_for_ns()
+        finally:
+            self.stats.held -= 1
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.accepted += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        if self.state.mode is LinkMode.CUT:
+            self._reset_pair(writer, None)
+            return
+        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter | None] = (writer, None)
+        self._conns.add(pair)
+        self.stats.open += 1
+        try:
+            await self._gate(pair)  # a black-holed link accepts but never reaches upstream
+            if pair not in self._conns:
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    self.spec.upstream_host, self.spec.upstream_port
+                )
+            except OSError:
+                self.stats.refused_upstream += 1
+                self._reset_pair(writer, None)
+                return
+            if pair not in self._conns:  # cut while connecting
+                _reset(up_writer)
+                return
+            self._conns.discard(pair)
+            pair = (writer, up_writer)
+            self._conns.add(pair)
+            await asyncio.gather(
+                self._pump(reader, up_writer, "up", pair),
+                self._pump(up_reader, writer, "down", pair),
+            )
+        finally:
+            self.stats.open -= 1
+            if task is not None:
+                self._tasks.discard(task)
+            if pair in self._conns:
+                self._conns.discard(pair)
+                for w in pair:
+                    if w is not None:
+                        w.close()
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        direction: str,
+        pair: tuple[Any, Any],
+    ) -> None:
+        queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_CHUNKS)
+        sender = asyncio.ensure_future(self._send(queue, writer, direction, pair))
+        self._tasks.add(sender)
+        try:
+            while pair in self._conns:
+                await self._gate(pair)
+                try:
+                    data = await reader.read(CHUNK)
+                except (ConnectionError, OSError):
+                    data = None
+                if data is None:  # the far side reset: pass the reset on
+                    await queue.join()
+                    if pair in self._conns:
+                        self._reset_pair(*pair)
+                    return
+                if not data:
+                    await queue.put((0, b""))
+                    break
+                await queue.put((self._due_ns(), data))
+            await queue.join()
+        finally:
+            sender.cancel()
+            self._tasks.discard(sender)
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    def _due_ns(self) -> int:
+        s = self.state
+        if s.mode is not LinkMode.DELAY:
+            return 0
+        jitter = self._random.uniform(-s.jitter_ms, s.jitter_ms) if s.jitter_ms else 0.0
+        return time.monotonic_ns() + int(max(0.0, s.delay_ms + jitter) * 1e6)
+
+    async def _send(
+        self,
+        queue: asyncio.Queue[tuple[int, bytes]],
+        writer: asyncio.StreamWriter,
+        direction: str,
+        pair: tuple[Any, Any],
+    ) -> None:
+        last_due = 0
+        while True:
+            due, data = await queue.get()
+            try:
+                if not data:  # peer half-closed: pass the FIN on
+                    with contextlib.suppress(OSError, RuntimeError):
+                        writer.write_eof()
+                    continue
+                due = max(due, last_due)  # jitter never reorders a byte stream
+                last_due = due
+                now = time.monotonic_ns()
+                if due > now:
+                    await asyncio.sleep((due - now) / 1e9)
+                await self._gate(pair)
+                if self.state.mode is LinkMode.THROTTLE:
+                    await self._throttle(direction, len(data))
+                if pair not in self._conns:
+                    continue
+                try:
+                    writer.write(data)
+                    await writer.drain()
+                except (ConnectionError, OSError):
+                    if pair in self._conns:
+                        self._reset_pair(*pair)
+                    continue
+                if direction == "up":
+                    self.stats.bytes_up += len(data)
+                else:
+                    self.stats.bytes_down += len(data)
+            finally:
+                queue.task_done()
+
+    async def _throttle(self, direction: str, size: int) -> None:
+        now = time.monotonic_ns()
+        start = max(now, self._next_free_ns[direction])
+        done = start + int(size * 1e9 / self.state.rate_bps)
+        self._next_free_ns[direction] = done
+        if done > now:
+            await asyncio.sleep((done - now) / 1e9)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": asdict(self.spec) | {"listen_port": self.port},
+            "state": self.state.to_json(),
+            "stats": asdict(self.stats),
+        }
+
+
+@dataclass
+class FaultProxy:
+    """All links of a lab plus the control endpoint; runs on one asyncio loop."""
+
+    specs: list[LinkSpec]
+    control_host: str = "127.0.0.1"
+    control_port: int = 0
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    links: dict[str, Link] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            raise ProxyError(f"duplicate link names in {names}; give each link its own name")
+        try:
+            for spec in self.specs:
+                link = Link(spec)
+                await link.start()
+                self.links[spec.name] = link
+            self._control = await asyncio.start_server(
+                self._serve_control, self.control_host, self.control_port
+            )
+        except OSError as exc:
+            await self.close()
+            raise ProxyError(f"fault proxy cannot listen: {exc}; is the address in use?") from None
+        self.control_port = self._control.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        control = getattr(self, "_control", None)
+        if control is not None:
+            control.close()
+        await asyncio.gather(
+            *(link.close() for link in self.links.values()), return_exceptions=True
+        )
+
+    def link(self, name: str) -> Link:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise ProxyError(f"no link named {name!r}; links: {', '.join(self.links)}") from None
+
+    def set_state(self, names: list[str], state: LinkState) -> None:
+        links = [self.link(n) for n in names]  # all known, or change none
+        for link in links:
+            link.set_state(state)
+
+    def endpoint(self) -> dict[str, Any]:
+        return {
+            "host": self.control_host,
+            "port": self.control_port,
+            "token": self.token,
+            "links": {
+                n: {"host": link.spec.listen_host, "port": link.port}
+                for n, link in self.links.items()
+            },
+        }
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not secrets.compare_digest(str(request.get("token", "")), self.token):
+            return {"ok": False, "error": "bad or missing token"}
+        op = request.get("op")
+        try:
+            if op == "status":
+                return {"ok": True, "links": {n: link.describe() for n, link in self.links.items()}}
+            if op == "set":
+                self.set_state(list(request["links"]), LinkState.from_json(request["state"]))
+                return {"ok": True}
+            if op == "reset":
+                self.set_state(list(self.links), PASS)
+                return {"ok": True}
+        except ProxyError as exc:
+            return {"ok": False, "error": str(exc)}
+        except (KeyError, TypeError) as exc:
+            return {"ok": False, "error": f"malformed request: {exc}"}
+        return {"ok": False, "error": f"unknown op {op!r}; use status, set or reset"}
+
+    async def _serve_control(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    request = json.loads(line)
+                    answer = (
+                        self.handle(request)
+                        if isinstance(request, dict)
+                        else {"ok": False, "error": "request must be a JSON object"}
+                    )
+                except json.JSONDecodeError:
+                    answer = {"ok": False, "error": "request is not JSON"}
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+class ProxyControl:
+    """Blocking client of a proxy's control endpoint (from any process)."""
+
+    def __init__(self, host: str, port: int, token: str, timeout_s: float = 5.0) -> None:
+        self.host, self.port, self.token, self.timeout_s = host, port, token, timeout_s
+
+    @classmethod
+    def from_endpoint(cls, endpoint: dict[str, Any]) -> ProxyControl:
+        return cls(endpoint["host"], int(endpoint["port"]), endpoint["token"])
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        payload = json.dumps({"op": op, "token": self.token, **fields}).encode() + b"\n"
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as sock:
+                sock.sendall(payload)
+                answer = sock.makefile("rb").readline()
+        except OSError as exc:
+            raise ProxyError(
+                f"fault proxy at {self.host}:{self.port} unreachable ({exc}); "
+                "is the lab up? see `splitbrain lab status`"
+            ) from None
+        if not answer:
+            raise ProxyError(f"fault proxy at {self.host}:{self.port} closed without answering")
+        reply = json.loads(answer)
+        if not reply.get("ok"):
+            raise ProxyError(f"fault proxy refused {op}: {reply.get('error')}")
+        return reply
+
+    def set_state(self, links: list[str], state: LinkState) -> None:
+        self.request("set", links=links, state=state.to_json())
+
+    def reset(self) -> None:
+        self.request("reset")
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")["links"]
