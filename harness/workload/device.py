@@ -162,7 +162,8 @@ class FileDevice:
 
     def __repr__(self) -> str:
         mode = "O_DIRECT" if self.direct else "buffered"
-        return f"FileDevice({self.path!r}, {self._size} bytes, {self._block_size}-byte blocks, {mode})"
+        return (f"FileDevice({self.path!r}, {self._size} bytes, "
+                f"{self._block_size}-byte blocks, {mode})")
 
     def _check(self, lba: int, count: int) -> None:
         if lba < 0 or count <= 0 or lba + count > self.num_blocks:

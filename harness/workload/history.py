@@ -228,29 +228,30 @@ class History:
             rec["error"] = error
         self._append(rec)
 
-    def fault_start(self, name: str, **attrs: Any) -> int:
+    def fault_start(self, name: str, *, time_ns: int | None = None, **attrs: Any) -> int:
         """Record that a fault is about to be injected; returns its id."""
         with self._lock:
             fid = self._next_fault
             self._next_fault += 1
             self._open_faults[name] = fid
         self._append({"type": "fault", "f": "start", "fault": fid, "name": name,
-                      "time": time.monotonic_ns(), **attrs})
+                      "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
         return fid
 
-    def fault_stop(self, name: str, **attrs: Any) -> None:
+    def fault_stop(self, name: str, *, time_ns: int | None = None, **attrs: Any) -> None:
         """Record that a fault was healed."""
         with self._lock:
             fid = self._open_faults.pop(name, None)
         if fid is None:
             raise HistoryError(f"fault {name!r} was never started in {self.path}; cannot stop it")
         self._append({"type": "fault", "f": "stop", "fault": fid, "name": name,
-                      "time": time.monotonic_ns(), **attrs})
+                      "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
 
-    def path_event(self, path: str, state: str, **attrs: Any) -> None:
+    def path_event(self, path: str, state: str, *, time_ns: int | None = None,
+                   **attrs: Any) -> None:
         """Record a path state change reported by the multipath layer."""
         self._append({"type": "path", "path": path, "state": state,
-                      "time": time.monotonic_ns(), **attrs})
+                      "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
 
 
 @dataclass(slots=True)

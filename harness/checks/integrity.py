@@ -1,0 +1,298 @@
+"""Integrity: after the run, is every acknowledged write still there?
+
+The model (see ``harness.checks.model``): each checker block is a register;
+after the run it may hold any non-``fail`` write that no ``ok`` write certainly
+overwrote (invoked after it completed), or its initial content when no ``ok``
+write touched it. An ``info`` write may or may not be visible. The device is
+read back through every path and every 512-byte sector is judged, vectorised:
+
+- ``lost``: the block holds its initial content (zeros) but an ``ok`` write
+  must be visible;
+- ``stale``: the block holds a real write of this run that a later ``ok`` write
+  certainly replaced (a revert to older data);
+- ``torn``: sectors of one block come from different writes (or written and
+  unwritten sectors mix) where that is not allowed: never inside one logical
+  block of the device, and across logical blocks only when every part is an
+  acceptable value (SBC makes no multi-block atomicity promise);
+- ``misplaced``: a sector carries another address (misdirected write or read)
+  or, on a device the workload created empty, a block of another run;
+- ``corrupt``: a sector with the stamp magic but a bad CRC, or foreign bytes
+  where this run's data must be;
+- ``phantom``: a valid stamp of this run that the history says cannot be there
+  (a write never issued to that block, or one that ended ``fail``).
+
+Blocks the run never wrote must hold their initial content; with an unknown
+initial content (a device the workload did not create) anything that is not
+this run's data counts as initial content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.checks.model import WriteIndex
+from harness.checks.verdict import Problem, Verdict
+from harness.workload.device import BlockDevice
+from harness.workload.errors import DeviceError
+from harness.workload.history import RecordedHistory
+from harness.workload.stamp import SECTOR, SectorState, scan_sectors
+
+CHUNK = 4 << 20
+
+INITIAL = -1
+BAD = -2
+
+
+@dataclass(slots=True)
+class _Run:
+    """Adjacent problem blocks with the same explanation, merged into one problem."""
+
+    kind: str
+    first: int
+    last: int
+    observed: tuple[int, ...]
+    expected: int
+    note: str
+    extra_records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class IntegrityCheck:
+    """Judges buffers read from a device against a history's writes."""
+
+    def __init__(self, history: RecordedHistory, index: WriteIndex | None = None) -> None:
+        self.history = history
+        self.index = index or WriteIndex(history)
+        h = history.header
+        self.block_size = h.block_size
+        self.sectors_per_block = h.block_size // SECTOR
+        self.atomic_sectors = max(1, min(h.logical_block_size, h.block_size) // SECTOR)
+        self.initial_zero = h.initial == "zero"
+        self.generation = h.generation
+        self.stats: dict[str, dict[str, Any]] = {}
+
+    def _device_stats(self, device: str) -> dict[str, Any]:
+        return self.stats.setdefault(device, {"bytes": 0, "blocks": 0, "written_blocks": 0,
+                                              "problem_blocks": 0, "seconds": 0.0})
+
+    def check_buffer(self, offset: int, data: bytes | bytearray | memoryview,
+                     device: str) -> list[Problem]:
+        """Problems in ``data`` read at byte ``offset`` (aligned to the checker block)."""
+        t0 = time.perf_counter()
+        idx = self.index
+        scan = scan_sectors(data, offset)
+        n = len(scan)
+        k = self.sectors_per_block
+        addr = np.arange(scan.first_lba, scan.first_lba + n, dtype=np.int64)
+        block = addr // k
+        state = scan.state
+        stamped = state == SectorState.STAMPED
+        ours = stamped & (scan.generation == self.generation)
+        foreign = stamped & ~ours
+        wrong_lba = scan.lba.astype(np.int64) != addr
+        misplaced = stamped & wrong_lba & (ours | self.initial_zero)
+        misplaced |= foreign & self.initial_zero
+        damaged = (state == SectorState.BAD_CRC) & (scan.generation == self.generation)
+        garbage = (state == SectorState.GARBAGE) | (state == SectorState.BAD_CRC)
+        corrupt = damaged | (garbage & self.initial_zero)
+        candidate = ours & ~misplaced
+        widx = np.where(candidate, idx.lookup(scan.writer.astype(np.int64),
+                                              scan.seq.astype(np.int64)), -1)
+        safe = np.maximum(widx, 0)
+        if idx.n:
+            covers = (widx >= 0) & (idx.first[safe] <= block) & (block < idx.stop[safe])
+            failed = idx.outcome[safe] == 2
+        else:
+            covers = np.zeros(n, dtype=bool)
+            failed = covers
+        phantom = candidate & ~(covers & ~failed)
+        latest = idx.latest_ok_invoke[block]
+        is_write = candidate & ~phantom
+        is_initial = ~stamped & ~corrupt | (foreign & ~misplaced)
+        ident = np.where(is_write, widx, np.where(is_initial, INITIAL, BAD))
+        end = idx.end[safe] if idx.n else np.zeros(n, dtype=np.int64)
+        acceptable = np.where(is_write, end >= latest, is_initial & (latest < 0))
+        nb = n // k
+        ok_block = acceptable.reshape(nb, k).all(axis=1)
+        a = self.atomic_sectors
+        units = ident.reshape(-1, a)
+        unit_mixed = (units != units[:, :1]).any(axis=1).reshape(nb, k // a).any(axis=1)
+        problem = ~ok_block | unit_mixed
+        st = self._device_stats(device)
+        st["bytes"] += n * SECTOR
+        st["blocks"] += nb
+        st["written_blocks"] += int(stamped.reshape(nb, k).any(axis=1).sum())
+        problems: list[Problem] = []
+        if problem.any():
+            flags = {"corrupt": corrupt, "misplaced": misplaced, "phantom": phantom,
+                     "garbage": garbage}
+            runs = self._explain(np.flatnonzero(problem), int(block[0]), ident, acceptable,
+                                 unit_mixed, flags, scan)
+            st["problem_blocks"] += int(problem.sum())
+            problems = [self._problem(r, device) for r in runs]
+        st["seconds"] += time.perf_counter() - t0
+        return problems
+
+    def _explain(self, blocks: np.ndarray, first_block: int, ident: np.ndarray,
+                 acceptable: np.ndarray, unit_mixed: np.ndarray,
+                 flags: dict[str, np.ndarray], scan: Any) -> list[_Run]:
+        k = self.sectors_per_block
+        runs: list[_Run] = []
+        for rel in blocks.tolist():
+            sl = slice(rel * k, (rel + 1) * k)
+            b = first_block + rel
+            expected = int(self.index.latest_ok[b])
+            ids = ident[sl]
+            observed = tuple(sorted(set(ids.tolist())))
+            note = ""
+            extra: list[dict[str, Any]] = []
+            if flags["corrupt"][sl].any() or (flags["garbage"][sl].any() and expected >= 0):
+                kind = "corrupt"
+                bad = int(np.flatnonzero(flags["corrupt"][sl] | flags["garbage"][sl])[0])
+                note = f"sector {bad} fails its CRC or is not a stamp"
+            elif flags["misplaced"][sl].any():
+                kind = "misplaced"
+                j = sl.start + int(np.flatnonzero(flags["misplaced"][sl])[0])
+                claimed = int(scan.lba[j]) * SECTOR
+                gen = int(scan.generation[j])
+                if gen != self.generation:
+                    note = f"holds a block of another run (generation {gen:08x})"
+                else:
+                    note = f"holds the stamp written for byte offset {claimed}"
+                    w = self.index.lookup_one(int(scan.writer[j]), int(scan.seq[j]))
+                    if w >= 0:
+                        extra = self.index.records(w)
+                        note += f" by {self.index.describe(w)}"
+            elif flags["phantom"][sl].any():
+                kind = "phantom"
+                j = sl.start + int(np.flatnonzero(flags["phantom"][sl])[0])
+                w = self.index.lookup_one(int(scan.writer[j]), int(scan.seq[j]))
+                if w >= 0:
+                    extra = self.index.records(w)
+                    note = (f"holds {self.index.describe(w)}, which "
+                            + ("failed" if self.index.outcome[w] == 2 else
+                               "never wrote this block"))
+                else:
+                    note = (f"holds stamp w{int(scan.writer[j])}#{int(scan.seq[j])} "
+                            "that this run never issued")
+            elif unit_mixed[rel] or len(observed) > 1:
+                kind = "torn"
+                note = "sectors from " + ", ".join(self._name(i) for i in observed)
+            elif observed[0] == INITIAL:
+                kind = "lost"
+                note = "holds its initial content"
+            else:
+                kind = "stale"
+                note = f"holds {self._name(observed[0])}, certainly overwritten"
+            last = runs[-1] if runs else None
+            if (last is not None and last.last == b - 1 and last.kind == kind
+                    and last.observed == observed and last.expected == expected):
+                last.last = b
+            else:
+                runs.append(_Run(kind, b, b, observed, expected, note, extra))
+        return runs
+
+    def _name(self, ident: int) -> str:
+        if ident == INITIAL:
+            return "initial content"
+        if ident == BAD:
+            return "damaged data"
+        return self.index.describe(ident)
+
+    def _problem(self, run: _Run, device: str) -> Problem:
+        bs = self.block_size
+        records: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        writes = [i for i in (run.expected, *run.observed) if i >= 0]
+        for i in writes:
+            if i not in seen:
+                seen.add(i)
+                records.extend(self.index.records(i))
+        for rec in run.extra_records:
+            if rec not in records:
+                records.append(rec)
+        expected = self._name(run.expected) if run.expected >= 0 else "initial content"
+        blocks = run.last - run.first + 1
+        message = (f"{run.kind}: {blocks} block{'s' if blocks > 1 else ''} at byte "
+                   f"{run.first * bs} {run.note}; expected {expected}")
+        return Problem(
+            kind=run.kind,
+            message=message,
+            offset=run.first * bs,
+            length=blocks * bs,
+            device=device,
+            records=records,
+            detail={
+                "expected": expected,
+                "observed": [self._name(i) for i in run.observed],
+            },
+        )
+
+    def verdict(self, problems: list[Problem]) -> Verdict:
+        stats: dict[str, Any] = {"devices": self.stats}
+        for st in self.stats.values():
+            secs = st["seconds"]
+            st["verify_bytes_per_s"] = st["bytes"] / secs if secs else None
+        return Verdict("integrity", problems, stats)
+
+
+async def check_devices(history: RecordedHistory, devices: dict[str, BlockDevice],
+                        *, chunk: int = CHUNK) -> Verdict:
+    """Read every device (every path) back in full and check it against the history."""
+    check = IntegrityCheck(history)
+    problems: list[Problem] = []
+    size = history.header.size
+    bs = history.header.block_size
+    chunk = max(bs, chunk // bs * bs)
+    for name, dev in devices.items():
+        dev_size = dev.num_blocks * dev.block_size
+        if dev_size != size:
+            raise DeviceError(
+                f"device {name} has {dev_size} bytes but the history was recorded on "
+                f"{size} bytes; check the right device"
+            )
+        lbs = dev.block_size
+
+        async def read(off: int, dev: BlockDevice = dev, lbs: int = lbs) -> bytes:
+            n = min(chunk, size - off)
+            return (await dev.read(off // lbs, n // lbs)).data
+
+        offsets = list(range(0, size, chunk))
+        pending = asyncio.ensure_future(read(offsets[0])) if offsets else None
+        for i, off in enumerate(offsets):
+            assert pending is not None
+            data = await pending
+            pending = asyncio.ensure_future(read(offsets[i + 1])) if i + 1 < len(offsets) \
+                else None
+            problems.extend(check.check_buffer(off, data, name))
+    return check.verdict(problems)
+
+
+def check_image(history: RecordedHistory, path: str | os.PathLike[str], *,
+                name: str | None = None, chunk: int = CHUNK) -> Verdict:
+    """Check an image file directly (a lab replica's backing file)."""
+    check = IntegrityCheck(history)
+    name = name or os.fspath(path)
+    problems: list[Problem] = []
+    size = history.header.size
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            actual = os.fstat(fh.fileno()).st_size
+            if actual < size:
+                raise DeviceError(f"image {name} has {actual} bytes, the history needs {size}")
+            buf = bytearray(chunk)
+            for off in range(0, size, chunk):
+                n = min(chunk, size - off)
+                view = memoryview(buf)[:n]
+                got = fh.readinto(view)
+                if got != n:
+                    raise DeviceError(f"short read of image {name} at byte {off}")
+                problems.extend(check.check_buffer(off, view, name))
+    except OSError as exc:
+        raise DeviceError(f"cannot read image {name}: {exc.strerror}") from exc
+    return check.verdict(problems)

@@ -1,0 +1,131 @@
+"""The per-block register model the checkers share.
+
+Every checker block (the history header's ``block_size``; every write covers
+whole, aligned checker blocks) is an independent register, as in
+``jepsen.independent``. Its possible values are the initial content and the
+writes of this run that cover it. A write ``W`` is *certainly overwritten* on
+block ``b`` by an acknowledged (``ok``) write ``W'`` to ``b`` that was invoked
+after ``W`` completed (real-time order). ``fail`` writes never happened.
+``info`` writes never complete: they may land at any time, so nothing
+certainly overwrites them.
+
+So after the run, block ``b`` may hold exactly the non-``fail`` writes ``W``
+with ``end(W) >= M[b]``, where ``M[b]`` is the latest invoke time of an ``ok``
+write to ``b`` (``end`` is the completion time, +inf for ``info``), or its
+initial content when no ``ok`` write touched it. ``WriteIndex`` holds the
+history's writes in numpy arrays so a whole device is judged vectorised.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.workload.history import Operation, RecordedHistory
+
+INF = np.iinfo(np.int64).max
+OUTCOME_CODE = {"ok": 0, "info": 1, "fail": 2}
+
+
+def _key(writer: np.ndarray | int, seq: np.ndarray | int) -> np.ndarray:
+    return (np.asarray(writer, dtype=np.int64) << np.int64(40)) | np.asarray(seq, dtype=np.int64)
+
+
+@dataclass(slots=True)
+class BlockWrites:
+    """The ``ok`` writes to one block, by invoke time, for real-time questions."""
+
+    invoke: list[int]
+    complete: list[int]
+    suffix_min_complete: list[int]  # min completion over the ok writes from i on
+    ops: list[int]  # write indexes
+
+    def overwriter(self, after_ns: float, before_ns: float) -> int | None:
+        """An ok write invoked after ``after_ns`` and complete before ``before_ns``, if any."""
+        if after_ns >= INF:
+            return None
+        i = bisect.bisect_right(self.invoke, after_ns)
+        if i >= len(self.invoke) or self.suffix_min_complete[i] >= before_ns:
+            return None
+        return next(self.ops[k] for k in range(i, len(self.invoke))
+                    if self.complete[k] < before_ns)
+
+
+class WriteIndex:
+    """The writes of one run, indexed by stamp id and by checker block."""
+
+    def __init__(self, history: RecordedHistory) -> None:
+        h = history.header
+        self.history = history
+        self.header = h
+        self.block_size = h.block_size
+        self.num_blocks = h.size // h.block_size
+        gen = h.generation
+        self.writes: list[Operation] = [o for o in history.writes if o.generation == gen]
+        n = len(self.writes)
+        self.writer = np.array([o.writer for o in self.writes], dtype=np.int64)
+        self.seq = np.array([o.seq for o in self.writes], dtype=np.int64)
+        lbs = h.logical_block_size
+        self.first = np.array([o.lba * lbs // h.block_size for o in self.writes], dtype=np.int64)
+        self.stop = np.array([(o.lba + o.count) * lbs // h.block_size for o in self.writes],
+                             dtype=np.int64)
+        self.invoke = np.array([o.invoke_ns for o in self.writes], dtype=np.int64)
+        self.end = np.array(
+            [INF if o.outcome == "info" or o.complete_ns is None else o.complete_ns
+             for o in self.writes], dtype=np.int64)
+        self.outcome = np.array([OUTCOME_CODE[o.outcome] for o in self.writes], dtype=np.int8)
+        keys = _key(self.writer, self.seq)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted_keys = keys[self._order]
+        # M[b]: latest invoke of an ok write covering b; who[b]: that write (-1: none)
+        self.latest_ok_invoke = np.full(self.num_blocks, -1, dtype=np.int64)
+        self.latest_ok = np.full(self.num_blocks, -1, dtype=np.int64)
+        for i in np.flatnonzero(self.outcome == OUTCOME_CODE["ok"]).tolist():
+            s, e, t = int(self.first[i]), int(self.stop[i]), int(self.invoke[i])
+            seg = self.latest_ok_invoke[s:e]
+            newer = seg < t
+            seg[newer] = t
+            self.latest_ok[s:e][newer] = i
+        self.n = n
+        self._block_writes: dict[int, BlockWrites] = {}
+
+    def lookup(self, writer: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Write index for each (writer, seq) stamp, -1 when this run never issued it."""
+        keys = _key(writer, seq)
+        if self.n == 0:
+            return np.full(keys.shape, -1, dtype=np.int64)
+        pos = np.searchsorted(self._sorted_keys, keys)
+        pos = np.minimum(pos, self.n - 1)
+        found = self._sorted_keys[pos] == keys
+        return np.where(found, self._order[pos], -1)
+
+    def lookup_one(self, writer: int, seq: int) -> int:
+        return int(self.lookup(np.array([writer]), np.array([seq]))[0])
+
+    def records(self, i: int) -> list[dict[str, Any]]:
+        return list(self.writes[i].records)
+
+    def writes_covering(self, block: int) -> list[int]:
+        hits = (self.first <= block) & (block < self.stop)
+        return np.flatnonzero(hits).tolist()
+
+    def block_writes(self, block: int) -> BlockWrites:
+        """The ok writes of one block with suffix minima of their completion times."""
+        bw = self._block_writes.get(block)
+        if bw is None:
+            idx = [i for i in self.writes_covering(block) if self.outcome[i] == 0]
+            idx.sort(key=lambda i: int(self.invoke[i]))
+            complete = [int(self.end[i]) for i in idx]
+            suffix: list[int] = complete[:]
+            for k in range(len(suffix) - 2, -1, -1):
+                suffix[k] = min(suffix[k], suffix[k + 1])
+            bw = BlockWrites([int(self.invoke[i]) for i in idx], complete, suffix, idx)
+            self._block_writes[block] = bw
+        return bw
+
+    def describe(self, i: int) -> str:
+        o = self.writes[i]
+        return f"write w{o.writer}#{o.seq} (op {o.op}, {o.outcome})"
