@@ -1,0 +1,211 @@
+"""LinuxHost against Debian's real OpenSSH server running in a network-namespace host."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.remote.errors import (
+    AuthenticationFailed,
+    CommandFailed,
+    HostUnreachable,
+    MissingSecret,
+    UnsafeArgument,
+)
+from harness.remote.linux import LinuxHost, NoSuchProcess
+
+pytestmark = pytest.mark.needs_root
+
+HOSTILE = ["a b", "it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "x; touch PWNED",
+           "a\\b", "-rf", "*", "new\nline", "ü€"]
+
+
+@pytest.fixture
+def linux(sshd_host):
+    host = LinuxHost(sshd_host.target(), retry=sshd_host.fast_retry(),
+                     sock_factory=sshd_host.sock_factory)
+    with host:
+        yield host
+
+
+def test_facts_match_this_machine(linux):
+    facts = linux.facts()
+    release = Path("/etc/os-release").read_text()
+    assert f"ID={facts.os_id}" in release
+    assert facts.kernel == platform.release()
+    assert facts.architecture == platform.machine()
+    assert facts.hostname == platform.node()
+
+
+def test_packages_report_installed_versions_and_skip_missing(linux):
+    if shutil.which("dpkg-query") is None:
+        pytest.skip("package facts test needs dpkg (Debian)")
+    want = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "openssh-server"],
+                          capture_output=True, text=True, check=True).stdout
+    found = linux.packages(["openssh-server", "no-such-package-splitbrain"])
+    assert found == {"openssh-server": want}
+
+
+def test_command_results_are_typed(linux):
+    ok = linux.run(["sh", "-c", "echo out; echo err >&2; exit 0"])
+    assert (ok.exit_status, ok.stdout, ok.stderr) == (0, "out\n", "err\n")
+    assert ok.duration_ns > 0 and ok.host == "netns-host"
+    failed = linux.run(["sh", "-c", "exit 7"], check=False)
+    assert failed.exit_status == 7 and not failed.ok
+    with pytest.raises(CommandFailed, match="exit status 7"):
+        linux.run(["sh", "-c", "exit 7"])
+    assert linux.run(["cat"], stdin="fed through stdin").stdout == "fed through stdin"
+
+
+def test_hostile_file_names_are_single_literal_arguments(linux, tmp_path):
+    tmp_path = tmp_path / "files"
+    tmp_path.mkdir()
+    for name in HOSTILE:
+        path = tmp_path / name.replace("/", "_")
+        linux.run(["touch", "--", str(path)])
+        assert path.exists(), name
+        assert linux.run(["printf", "%s", name]).stdout == name
+    assert not (tmp_path / "PWNED").exists()
+    assert not Path(linux.run(["pwd"]).stdout.strip(), "PWNED").exists()
+    listed = set(os.listdir(tmp_path))
+    assert listed == {n.replace("/", "_") for n in HOSTILE}
+
+
+def test_nft_black_hole_added_and_removed_by_tag_inside_the_namespace(linux, sshd_host):
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables (nft)")
+    pair = sshd_host.pair
+    listener = pair.host.listen_tcp(pair.host_address)
+    port = listener.getsockname()[1]
+    try:
+        rules = linux.black_hole("fault-42", peer=pair.client_address, port=port)
+        assert len(rules) == 4
+        assert linux.faults() == {"fault-42": 4}
+        # Observed independently of the driver: the namespace's own table, and real traffic.
+        assert {r.tag for r in pair.host.nft.rules()} == {"fault-42"}
+        with pytest.raises(TimeoutError):
+            pair.client.connect_tcp(pair.host_address, port, timeout=1.0)
+        assert linux.heal("fault-42") == 4
+        assert linux.faults() == {}
+        pair.client.connect_tcp(pair.host_address, port, timeout=3.0).close()
+        assert linux.heal("fault-42") == 0  # healing twice is fine
+    finally:
+        listener.close()
+    with pytest.raises(UnsafeArgument):
+        linux.black_hole("x; flush ruleset", peer=pair.client_address)
+
+
+def test_link_down_and_up_with_a_hostile_interface_name(linux, sshd_host):
+    host_ns = sshd_host.pair.host
+    name = "d$(id);x"
+    host_ns.run_argv(["ip", "link", "add", "name", name, "type", "veth", "peer", "name", "p0"])
+    linux.set_link(name, up=True)
+    assert host_ns.link_is_up(name) and linux.link_is_up(name)
+    linux.set_link(name, up=False)
+    assert not host_ns.link_is_up(name) and not linux.link_is_up(name)
+    with pytest.raises(UnsafeArgument):
+        linux.set_link("eth0 down; reboot", up=False)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_stop_cont_and_kill_a_process_by_hostile_name(linux, sshd_host, tmp_path):
+    binary = tmp_path / "sl'ep $(x)"
+    shutil.copy("/bin/sleep", binary)
+    proc = sshd_host.pair.host.popen([str(binary), "300"])
+    try:
+        name = binary.name
+        assert linux.processes(name) == [proc.pid]
+        assert linux.signal(name, "STOP") == [proc.pid]
+        assert _state(proc.pid) == "T"
+        assert linux.signal(proc.pid, "CONT") == [proc.pid]
+        assert _state(proc.pid) in {"S", "R"}
+        assert linux.signal(name, "KILL") == [proc.pid]
+        assert proc.wait(timeout=10) == -9
+        with pytest.raises(NoSuchProcess):
+            linux.signal(name, "KILL")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_systemctl_is_driven_with_quoted_unit_names(linux):
+    if shutil.which("systemctl") is None:
+        pytest.skip("needs systemctl (Debian package systemd)")
+    booted = Path("/run/systemd/system").is_dir()
+    if booted:
+        assert linux.unit_state("no-such-unit-splitbrain.service") in {"inactive", "unknown"}
+    else:  # no systemd as PID 1 here: the error must say what happened, not hang
+        with pytest.raises(CommandFailed, match="systemctl is-active -- "):
+            linux.unit_state("it's $(bad).service")
+    with pytest.raises(UnsafeArgument):
+        linux.unit("enable; reboot", "sshd")
+
+
+def test_unreachable_port_fails_after_bounded_retries(sshd_host):
+    closed = sshd_host.pair.host.listen_tcp(sshd_host.address)
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens on it any more: connection refused
+    host = LinuxHost(sshd_host.target(name="SWS-Store1", port=port),
+                     retry=sshd_host.fast_retry(3), sock_factory=sshd_host.sock_factory)
+    with pytest.raises(HostUnreachable) as err:
+        host.connect()
+    assert host.attempts == 3
+    assert str(err.value) == (
+        f"cannot reach SWS-Store1 at {sshd_host.address}:{port} over ssh after 3 attempts "
+        "(connection refused): check the address and that sshd runs")
+
+
+def test_black_holed_sshd_times_out_within_the_deadline(sshd_host):
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables (nft)")
+    sshd_host.pair.host.nft.black_hole("ssh-cut", port=sshd_host.port)
+    try:
+        host = LinuxHost(sshd_host.target(connect_timeout=1.0), retry=sshd_host.fast_retry(2),
+                         sock_factory=sshd_host.sock_factory)
+        with pytest.raises(HostUnreachable, match=r"after 2 attempts \(timed out\)"):
+            host.connect()
+        assert host.attempts == 2
+    finally:
+        sshd_host.pair.host.nft.remove("ssh-cut")
+
+
+def test_wrong_key_is_an_authentication_error_and_not_retried(sshd_host):
+    host = LinuxHost(sshd_host.target(key_filename=str(sshd_host.other_key)),
+                     retry=sshd_host.fast_retry(3), sock_factory=sshd_host.sock_factory)
+    with pytest.raises(AuthenticationFailed, match="refused ssh login as root"):
+        host.connect()
+    assert host.attempts == 1
+
+
+def test_known_hosts_is_enforced_when_given(sshd_host, tmp_path):
+    good = LinuxHost(sshd_host.target(known_hosts=str(sshd_host.known_hosts)),
+                     retry=sshd_host.fast_retry(), sock_factory=sshd_host.sock_factory)
+    with good:
+        assert good.run(["true"]).ok
+    other = Path(f"{sshd_host.other_key}.pub").read_text().split()
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text(f"[{sshd_host.address}]:{sshd_host.port} {other[0]} {other[1]}\n")
+    bad = LinuxHost(sshd_host.target(known_hosts=str(wrong)), retry=sshd_host.fast_retry(),
+                    sock_factory=sshd_host.sock_factory)
+    with pytest.raises(AuthenticationFailed, match="host key"):
+        bad.connect()
+    assert bad.attempts == 1
+
+
+def test_inline_or_unset_secrets_are_refused_before_connecting(sshd_host, monkeypatch):
+    monkeypatch.delenv("SPLITBRAIN_TEST_UNSET", raising=False)
+    for password, message in (("hunter2", "written inline"),
+                              ("${SPLITBRAIN_TEST_UNSET}", "SPLITBRAIN_TEST_UNSET")):
+        host = LinuxHost(sshd_host.target(password=password), retry=sshd_host.fast_retry(),
+                         sock_factory=sshd_host.sock_factory)
+        with pytest.raises(MissingSecret, match=message):
+            host.connect()
