@@ -1,0 +1,250 @@
+"""One live connection between two HA partners: the sync or the heartbeat link.
+
+A ``PartnerLink`` wraps one TCP connection carrying ``protocol`` frames. It
+delivers every received frame to a handler, answers PINGs, sends a PING when
+the link has been idle for a third of its timeout, and declares the link
+*lost* when nothing at all arrived for ``timeout`` seconds (a black-holed link
+stays open but goes silent), when the peer closes it, or when a frame is
+malformed. Loss is reported once, through ``lost`` (an ``asyncio.Event``) and
+``loss_reason``.
+
+Who dials: the partner with the lower priority (the larger number) dials, the
+other listens, so the link needs one address per direction in the inventory
+and one fault-proxy link in the lab. ``dial`` retries with back-off until its
+deadline; ``Listener`` hands each accepted connection to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from harness.target.ha import protocol
+from harness.target.ha.protocol import Message, MessageKind
+
+Handler = Callable[[Message], Awaitable[None] | None]
+
+
+class PartnerLink:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 name: str, timeout_s: float, handler: Handler) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._reader = reader
+        self._writer = writer
+        self._handler = handler
+        self.lost = asyncio.Event()
+        self.loss_reason = ""
+        self.last_received_ns = time.monotonic_ns()
+        self._last_sent_ns = self.last_received_ns
+        self._activity = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def peer(self) -> str:
+        peer = self._writer.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._receive(), name=f"{self.name}-rx"),
+                       asyncio.create_task(self._keepalive(), name=f"{self.name}-ka")]
+
+    def send(self, msg: Message) -> None:
+        """Queue a frame. Frames leave in the order ``send`` was called."""
+        if self.lost.is_set():
+            return
+        self._writer.write(protocol.encode(msg))
+        self._last_sent_ns = time.monotonic_ns()
+
+    async def drain(self) -> None:
+        if self.lost.is_set():
+            return
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.fail(f"send failed: {exc}")
+
+    def fail(self, reason: str) -> None:
+        """Declare the link lost (idempotent) and close it."""
+        if self.lost.is_set():
+            return
+        self.loss_reason = reason
+        self.lost.set()
+        with contextlib.suppress(Exception):
+            self._writer.transport.abort()
+
+    async def close(self, reason: str = "closed") -> None:
+        self.fail(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _receive(self) -> None:
+        try:
+            while True:
+                msg = await protocol.read_message(self._reader)
+                self.last_received_ns = time.monotonic_ns()
+                self._activity.set()
+                if msg.kind is MessageKind.PING:
+                    self.send(Message(MessageKind.PONG, seq=msg.seq))
+                    continue
+                if msg.kind is MessageKind.PONG:
+                    continue
+                result = self._handler(msg)
+                if result is not None:
+                    await result
+        except asyncio.IncompleteReadError:
+            self.fail("partner closed the connection")
+        except protocol.SyncProtocolError as exc:
+            self.fail(str(exc))
+        except (ConnectionError, OSError) as exc:
+            self.fail(f"connection error: {exc}")
+
+    async def _keepalive(self) -> None:
+        interval = self.timeout_s / 3
+        timeout_ns = int(self.timeout_s * 1e9)
+        while not self.lost.is_set():
+            await asyncio.sleep(interval)
+            now = time.monotonic_ns()
+            if now - self.last_received_ns > timeout_ns:
+                self.fail(f"nothing received for {self.timeout_s:.2f}s")
+                return
+            if now - self._last_sent_ns >= interval * 1e9:
+                self.send(Message(MessageKind.PING))
+                await self.drain()
+
+    async def fresh_sign_of_life(self, since_ns: int, within_s: float) -> bool:
+        """Whether the partner shows life after ``since_ns``, waiting up to ``within_s``."""
+        if self.last_received_ns > since_ns:
+            return True
+        if self.lost.is_set():
+            return False
+        self._activity.clear()
+        self.send(Message(MessageKind.PING))
+        await self.drain()
+        try:
+            await asyncio.wait_for(self._activity.wait(), timeout=within_s)
+        except TimeoutError:
+            return False
+        return self.last_received_ns > since_ns
+
+
+async def dial(host: str, port: int, *, deadline_s: float) -> tuple[asyncio.StreamReader,
+                                                                    asyncio.StreamWriter]:
+    """Connect to a partner, retrying with back-off until ``deadline_s``."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(deadline_s),
+        wait=wait_exponential(multiplier=0.05, max=1.0),
+        retry=retry_if_exception_type(OSError),
+        reraise=True,
+    ):
+        with attempt:
+            return await asyncio.wait_for(asyncio.open_connection(host, port),
+                                          timeout=max(deadline_s, 0.1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Listener:
+    """Accepts partner connections on one address."""
+
+    def __init__(self, host: str, port: int,
+                 on_connection: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                         Awaitable[None]]) -> None:
+        self.host, self.port = host, port
+        self._on_connection = on_connection
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        sock = self._server.sockets[0].getsockname()
+        self.port = sock[1]
+        return sock[0], sock[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+
+class LinkKeeper:
+    """Keeps one link to the partner up: dials and re-dials, or accepts.
+
+    ``on_link`` runs for every new link (after it started) and may close it
+    (for example when HELLO shows the peer is not our partner). ``link`` is the
+    current link or ``None``.
+    """
+
+    def __init__(self, *, name: str, dial_to: tuple[str, int] | None,
+                 listen_on: tuple[str, int] | None, timeout_s: float, handler: Handler,
+                 on_link: Callable[[PartnerLink], Awaitable[None]] | None = None,
+                 redial_s: float = 0.2) -> None:
+        if (dial_to is None) == (listen_on is None):
+            raise ValueError("a link either dials or listens")
+        self.name = name
+        self._dial_to = dial_to
+        self._listen_on = listen_on
+        self._timeout_s = timeout_s
+        self._handler = handler
+        self._on_link = on_link
+        self._redial_s = redial_s
+        self.link: PartnerLink | None = None
+        self._listener: Listener | None = None
+        self._dialer: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+
+    async def start(self) -> tuple[str, int] | None:
+        if self._listen_on is not None:
+            self._listener = Listener(*self._listen_on, self._accepted)
+            return await self._listener.start()
+        self._dialer = asyncio.create_task(self._dial_forever(), name=f"{self.name}-dialer")
+        return None
+
+    async def close(self) -> None:
+        if self._dialer is not None:
+            self._dialer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dialer
+        if self._listener is not None:
+            await self._listener.close()
+        if self.link is not None:
+            await self.link.close("shutting down")
+            self.link = None
+
+    async def _adopt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.link is not None:
+            await self.link.close("replaced by a new connection")
+        link = PartnerLink(reader, writer, name=self.name, timeout_s=self._timeout_s,
+                           handler=self._handler)
+        self.link = link
+        link.start()
+        self.changed.set()
+        if self._on_link is not None:
+            await self._on_link(link)
+
+    async def _accepted(self, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+        await self._adopt(reader, writer)
+
+    async def _dial_forever(self) -> None:
+        assert self._dial_to is not None
+        while True:
+            try:
+                reader, writer = await dial(*self._dial_to, deadline_s=self._timeout_s)
+            except (OSError, TimeoutError):
+                await asyncio.sleep(self._redial_s)
+                continue
+            await self._adopt(reader, writer)
+            assert self.link is not None
+            await self.link.lost.wait()
+            await asyncio.sleep(self._redial_s)

@@ -1,0 +1,644 @@
+"""This node's side of an HA device: the local replica, the links to the
+partner, and the block-store interface the SCSI logical unit serves from.
+
+``HaDevice`` is a ``BlockStore`` (docs/architecture.md) wrapped around the
+local image. Every write is sequenced by the device's sequencer and applied on
+every synchronized replica before it completes; see docs/ha.md for the
+ordering, the states and the failure handling this module implements:
+
+- ``write``/``unmap`` on the sequencer: enqueue the range lock and take the
+  next sequence number in one step, send the ORDER, apply locally, wait for
+  the partner's ACK;
+- on the other node: forward (WRITE_REQ), apply the ORDER when its number
+  comes up, complete when the sequencer says APPLIED;
+- on sync loss: gate all I/O, decide (heartbeat / witness), fence, carry on
+  alone with a dirty map or stop serving;
+- on (re)connection: HELLO, then ``plan_reconnect`` and resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from harness.errors import SplitbrainError
+from harness.target.ha import protocol, witness
+from harness.target.ha.channel import LinkKeeper, PartnerLink
+from harness.target.ha.config import HaDeviceConfig
+from harness.target.ha.dirtymap import DirtyMap
+from harness.target.ha.ordering import RangeLocks
+from harness.target.ha.protocol import Message, MessageKind, OrderKind
+from harness.target.ha.replica import (
+    FailoverStrategy,
+    InitialSync,
+    ReplicaMetadata,
+    ReplicaState,
+    ReplicaSummary,
+    ResyncMode,
+    SyncLossDecision,
+    decide_on_sync_loss,
+    plan_reconnect,
+    startup_state,
+)
+from harness.target.ha.resync import Resync
+
+
+class LocalStore(Protocol):
+    block_size: int
+    num_blocks: int
+
+    async def read(self, lba: int, count: int) -> bytes: ...
+    async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None: ...
+    async def flush(self) -> None: ...
+    async def unmap(self, lba: int, count: int) -> None: ...
+
+
+class ReplicaNotServing(SplitbrainError):
+    """This replica may not serve I/O now; MPIO should use another path.
+
+    ``asc``/``ascq`` are the NOT READY additional sense the LU reports:
+    04h/0Ah (asymmetric access state transition) while synchronizing or while a
+    sync-loss decision is pending, 04h/0Ch (target port in unavailable state)
+    when Not synchronized.
+    """
+
+    def __init__(self, message: str, *, transitioning: bool) -> None:
+        super().__init__(message)
+        self.sense_key = 0x02
+        self.asc, self.ascq = (0x04, 0x0A) if transitioning else (0x04, 0x0C)
+
+
+@dataclass
+class _Forwarded:
+    lba: int
+    data: bytes
+    done: asyncio.Future[None]
+    applied_here: bool = False
+    applied_there: bool = False
+
+
+PrHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class HaDevice:
+    def __init__(self, config: HaDeviceConfig, store: LocalStore) -> None:
+        self.config = config
+        self.store = store
+        self.block_size = store.block_size
+        self.num_blocks = store.num_blocks
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._meta_path = config.state_dir / f"{config.alias}.meta.json"
+        self._map_path = config.state_dir / f"{config.alias}.dirty"
+        self.meta = ReplicaMetadata.load(self._meta_path, config.alias, config.node)
+        self.dirty = DirtyMap(self.num_blocks, self.block_size, config.region_bytes)
+        self.dirty_map_trusted = False
+        self.locks = RangeLocks()
+        self.state = ReplicaState.NOT_SYNCHRONIZED  # what this node serves as, now
+        self.partner_state: ReplicaState | None = None
+        self.partner_summary: ReplicaSummary | None = None
+        self.mirroring = False  # the partner receives our ORDERs
+        self.resync: Resync | None = None
+        self.last_plan = ""
+        self._gate = asyncio.Event()  # cleared while a sync-loss decision is pending
+        self._gate.set()
+        self._seq = 0
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._unacked: dict[int, tuple[int, int]] = {}
+        self._next_rid = 0
+        self._forwarded: dict[int, _Forwarded] = {}
+        self._forwarded_by_seq: dict[int, int] = {}
+        self._requests: dict[int, asyncio.Future[Message]] = {}
+        self._expected_seq = 1
+        self._early: dict[int, Message] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loss_handled: set[int] = set()
+        # Installed by the logical unit for PR replication: the sequencer runs PR OUT
+        # requests forwarded by the partner, and the partner applies shipped state.
+        self.pr_handler: PrHandler | None = None
+        self.pr_apply: Callable[[dict[str, Any]], None] | None = None
+        timeouts = config.timeouts
+        self.sync = LinkKeeper(
+            name=f"{config.alias}-sync", timeout_s=timeouts.sync_s, handler=self._on_message,
+            on_link=self._on_sync_link,
+            dial_to=config.partner_sync if config.dials else None,
+            listen_on=None if config.dials else config.sync_listen)
+        hb_dial = config.partner_heartbeat if config.dials else None
+        hb_listen = None if config.dials else config.heartbeat_listen
+        self.heartbeat: LinkKeeper | None = None
+        if hb_dial or hb_listen:
+            self.heartbeat = LinkKeeper(
+                name=f"{config.alias}-heartbeat", timeout_s=max(timeouts.heartbeat_s * 2, 0.2),
+                handler=lambda msg: None, dial_to=hb_dial, listen_on=hb_listen)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> dict[str, tuple[str, int] | None]:
+        """Load the replica, apply the initial sync, and start the links."""
+        await self._initial_sync()
+        self.dirty_map_trusted = self.meta.clean_shutdown and self.meta.dirty_map_valid
+        if self.dirty_map_trusted:
+            self.dirty = DirtyMap.load(self._map_path, self.num_blocks, self.block_size,
+                                       self.config.region_bytes)
+        self.state = startup_state(self.meta)
+        self._save(replace(self.meta, clean_shutdown=False, dirty_map_valid=False))
+        bound = {"sync": await self.sync.start()}
+        if self.heartbeat is not None:
+            bound["heartbeat"] = await self.heartbeat.start()
+        return bound
+
+    async def stop(self) -> None:
+        """Clean shutdown: flush, keep the dirty map, tell the partner."""
+        self.state = ReplicaState.NOT_SYNCHRONIZED
+        link = self.sync.link
+        if link is not None and not link.lost.is_set():
+            link.send(protocol.control(MessageKind.GOODBYE, {"reason": "clean shutdown"}))
+            await link.drain()
+        await self.sync.close()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.store.flush()
+        self.dirty.save(self._map_path)
+        self._save(replace(self.meta, clean_shutdown=True, dirty_map_valid=self.dirty_map_trusted))
+
+    async def _initial_sync(self) -> None:
+        if self.meta.initial_sync_done:
+            return
+        mode, me = self.config.initial_sync, self.config.node
+        if mode is InitialSync.CLEAR:
+            await self.store.unmap(0, self.num_blocks)
+        if mode is InitialSync.FROM_PARTNER and self.config.initial_source != me:
+            meta = replace(self.meta, generation=0, state=ReplicaState.NOT_SYNCHRONIZED)
+        elif mode is InitialSync.FROM_PARTNER:
+            meta = replace(self.meta, generation=1, state=ReplicaState.SYNCHRONIZED, alone=True,
+                           partner_left_at=0)
+        else:
+            meta = replace(self.meta, generation=1, state=ReplicaState.SYNCHRONIZED,
+                           clean_shutdown=True)
+        self._save(meta.with_event(f"initial synchronization: {mode.value}",
+                                   initial_sync_done=True))
+
+    def _save(self, meta: ReplicaMetadata) -> None:
+        self.meta = meta
+        meta.save(self._meta_path)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------- block store
+
+    @property
+    def is_sequencer(self) -> bool:
+        if self.state is not ReplicaState.SYNCHRONIZED:
+            return False
+        partner_synced = self.mirroring and self.partner_state is ReplicaState.SYNCHRONIZED
+        return not partner_synced or self.config.priority < self.config.partner_priority
+
+    async def _admit(self) -> None:
+        await self._gate.wait()
+        if self.state is ReplicaState.SYNCHRONIZED:
+            return
+        raise ReplicaNotServing(
+            f"HA device {self.config.alias} on {self.config.node} is {self.state.value}",
+            transitioning=self.state is ReplicaState.SYNCHRONIZING)
+
+    async def read(self, lba: int, count: int) -> bytes:
+        await self._admit()
+        lock = self.locks.enqueue(lba, count)
+        with self.locks.holding(lock):
+            await lock.acquire()
+            return await self.store.read(lba, count)
+
+    async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None:
+        await self._admit()
+        count = len(data) // self.block_size
+        if self.is_sequencer:
+            await self._sequence(OrderKind.WRITE, lba, count, data, fua=fua)
+        else:
+            await self._forward(lba, data)
+
+    async def unmap(self, lba: int, count: int) -> None:
+        await self._admit()
+        if not self.is_sequencer:
+            raise ReplicaNotServing(f"UNMAP on {self.config.alias} must go to the sequencer",
+                                    transitioning=True)
+        await self._sequence(OrderKind.UNMAP, lba, count, b"")
+
+    async def flush(self) -> None:
+        await self.store.flush()
+
+    async def _apply(self, kind: OrderKind, lba: int, count: int, data: bytes,
+                     fua: bool = False) -> None:
+        if kind is OrderKind.UNMAP:
+            await self.store.unmap(lba, count)
+        else:
+            await self.store.write(lba, data, fua=fua)
+
+    async def _sequence(self, kind: OrderKind, lba: int, count: int, data: bytes, *,
+                        fua: bool = False, rid: int = 0) -> int:
+        """Order, mirror and apply one change; returns its sequence number (0: alone)."""
+        lock = self.locks.enqueue(lba, count)
+        seq, ack, link = 0, None, self.sync.link
+        if self.mirroring and link is not None and not link.lost.is_set():
+            self._seq += 1
+            seq = self._seq
+            self._unacked[seq] = (lba, count)
+            ack = self._acks[seq] = asyncio.get_running_loop().create_future()
+            payload = b"" if kind is OrderKind.FORWARDED else data
+            if kind is OrderKind.UNMAP:
+                payload = str(count).encode()
+            link.send(Message(MessageKind.ORDER, seq=seq, rid=rid, lba=lba, payload=payload,
+                              flags=kind))
+        else:
+            self.dirty.mark(lba, count)
+        with self.locks.holding(lock):
+            await lock.acquire()
+            await self._apply(OrderKind.UNMAP if kind is OrderKind.UNMAP else OrderKind.WRITE,
+                              lba, count, data, fua)
+        if link is not None and seq:
+            await link.drain()
+        if ack is not None and kind is not OrderKind.FORWARDED:
+            await self._await_ack(seq, ack)
+        return seq
+
+    async def _await_ack(self, seq: int, ack: asyncio.Future[None]) -> None:
+        try:
+            await ack
+        except ReplicaNotServing:
+            raise
+        finally:
+            self._acks.pop(seq, None)
+
+    async def _forward(self, lba: int, data: bytes) -> None:
+        link = self.sync.link
+        if link is None or link.lost.is_set():
+            raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
+        self._next_rid += 1
+        rid = self._next_rid
+        done = asyncio.get_running_loop().create_future()
+        self._forwarded[rid] = _Forwarded(lba, data, done)
+        link.send(Message(MessageKind.WRITE_REQ, rid=rid, lba=lba, payload=data))
+        await link.drain()
+        try:
+            await done
+        finally:
+            self._forwarded.pop(rid, None)
+
+    async def request(self, kind: MessageKind, body: dict[str, Any]) -> Message:
+        """Send a request to the partner (the sequencer) and wait for its answer."""
+        link = self.sync.link
+        if link is None or link.lost.is_set():
+            raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
+        self._next_rid += 1
+        rid = self._next_rid
+        fut = self._requests[rid] = asyncio.get_running_loop().create_future()
+        link.send(protocol.control(kind, body, rid=rid))
+        await link.drain()
+        try:
+            return await fut
+        finally:
+            self._requests.pop(rid, None)
+
+    async def replicate(self, body: dict[str, Any]) -> None:
+        """Ship a PR state change to the partner in sequence (sequencer only)."""
+        lock = self.locks.enqueue(0, 0)
+        with self.locks.holding(lock):
+            link = self.sync.link
+            if not (self.mirroring and link is not None and not link.lost.is_set()):
+                return
+            self._seq += 1
+            seq = self._seq
+            ack = self._acks[seq] = asyncio.get_running_loop().create_future()
+            self._unacked[seq] = (0, 0)
+            link.send(protocol.control(MessageKind.ORDER, body, seq=seq, flags=OrderKind.PR))
+        await self._await_ack(seq, ack)
+
+    # ------------------------------------------------------------- sync stream
+
+    async def _on_sync_link(self, link: PartnerLink) -> None:
+        self._expected_seq = 1
+        self._early.clear()
+        self._seq = 0
+        link.send(protocol.control(MessageKind.HELLO, self.summary().to_json()))
+        await link.drain()
+        self._spawn(self._watch_link(link))
+
+    def summary(self) -> ReplicaSummary:
+        s = ReplicaSummary.of(self.meta, self.config.priority)
+        return replace(s, dirty_map_valid=self.dirty_map_trusted)
+
+    def _on_message(self, msg: Message) -> Awaitable[None] | None:
+        kind = msg.kind
+        if kind is MessageKind.ORDER:
+            self._early[msg.seq] = msg
+            while self._expected_seq in self._early:
+                self._enqueue_order(self._early.pop(self._expected_seq))
+                self._expected_seq += 1
+        elif kind is MessageKind.ACK:
+            self._unacked.pop(msg.seq, None)
+            ack = self._acks.get(msg.seq)
+            if ack is not None and not ack.done():
+                ack.set_result(None)
+        elif kind is MessageKind.WRITE_REQ:
+            self._on_write_request(msg)
+        elif kind is MessageKind.APPLIED:
+            rid = self._forwarded_by_seq.pop(msg.seq, None)
+            fw = self._forwarded.get(rid) if rid is not None else None
+            if fw is not None:
+                fw.applied_there = True
+                self._maybe_done(fw)
+        elif kind in (MessageKind.REFUSED, MessageKind.PR_RESULT):
+            fut = self._requests.get(msg.rid)
+            fw = self._forwarded.get(msg.rid)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            if fw is not None and not fw.done.done():
+                fw.done.set_exception(ReplicaNotServing(
+                    f"{self.config.alias}: sequencer refused the write", transitioning=True))
+        elif kind is MessageKind.PR_REQ:
+            self._spawn(self._serve_pr_request(msg))
+        elif kind is MessageKind.HELLO:
+            self._spawn(self._on_hello(ReplicaSummary.from_json(msg.json())))
+        elif kind is MessageKind.RESYNC_DONE:
+            self._on_resync_done(msg.json())
+        elif kind is MessageKind.GOODBYE:
+            link = self.sync.link
+            if link is not None:
+                link.fail("partner shut down cleanly")
+        return None
+
+    def _enqueue_order(self, msg: Message) -> None:
+        """Apply an ORDER in sequence order (partner side)."""
+        kind = msg.order_kind
+        if kind is OrderKind.PR:
+            self._spawn(self._apply_pr(msg))
+            return
+        if kind is OrderKind.UNMAP:
+            count = int(bytes(msg.payload))
+            data = b""
+        elif kind is OrderKind.FORWARDED:
+            fw = self._forwarded.get(msg.rid)
+            if fw is None:  # the request was abandoned; the sequencer applied it anyway
+                return
+            data = fw.data
+            count = len(data) // self.block_size
+            self._forwarded_by_seq[msg.seq] = msg.rid
+        else:
+            data = bytes(msg.payload)
+            count = len(data) // self.block_size
+        lock = self.locks.enqueue(msg.lba, count)
+        self._spawn(self._apply_order(msg, kind, lock, count, data))
+
+    async def _apply_order(self, msg: Message, kind: OrderKind, lock: Any, count: int,
+                           data: bytes) -> None:
+        with self.locks.holding(lock):
+            await lock.acquire()
+            await self._apply(kind, msg.lba, count, data)
+        link = self.sync.link
+        if link is not None:
+            link.send(Message(MessageKind.ACK, seq=msg.seq))
+            await link.drain()
+        if kind is OrderKind.FORWARDED:
+            fw = self._forwarded.get(msg.rid)
+            if fw is not None:
+                fw.applied_here = True
+                self._maybe_done(fw)
+        elif kind is OrderKind.RESYNC and self.resync is not None:
+            self.resync.copied += 1
+
+    @staticmethod
+    def _maybe_done(fw: _Forwarded) -> None:
+        if fw.applied_here and fw.applied_there and not fw.done.done():
+            fw.done.set_result(None)
+
+    def _on_write_request(self, msg: Message) -> None:
+        link = self.sync.link
+        if link is None:
+            return
+        if not self.is_sequencer or not self._gate.is_set():
+            link.send(protocol.control(MessageKind.REFUSED, {"reason": self.state.value},
+                                       rid=msg.rid))
+            return
+        data = bytes(msg.payload)
+        self._spawn(self._sequence_forwarded(msg.rid, msg.lba, data, link))
+
+    async def _sequence_forwarded(self, rid: int, lba: int, data: bytes,
+                                  link: PartnerLink) -> None:
+        seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size, data,
+                                   rid=rid)
+        link.send(Message(MessageKind.APPLIED, seq=seq))
+        await link.drain()
+
+    async def _serve_pr_request(self, msg: Message) -> None:
+        link = self.sync.link
+        if self.pr_handler is None or not self.is_sequencer:
+            result: dict[str, Any] = {"refused": self.state.value}
+        else:
+            result = await self.pr_handler(msg.json())
+        if link is not None:
+            link.send(protocol.control(MessageKind.PR_RESULT, result, rid=msg.rid))
+            await link.drain()
+
+    async def _apply_pr(self, msg: Message) -> None:
+        if self.pr_apply is not None:
+            self.pr_apply(msg.json())
+        link = self.sync.link
+        if link is not None:
+            link.send(Message(MessageKind.ACK, seq=msg.seq))
+            await link.drain()
+
+    # ------------------------------------------------------- (re)connection
+
+    async def _on_hello(self, partner: ReplicaSummary) -> None:
+        self.partner_summary = partner
+        plan = plan_reconnect(self.summary(), partner)
+        self.last_plan = plan.reason
+        me = self.config.node
+        if plan.split_brain:
+            self._save(self.meta.with_event(f"split brain detected: {plan.reason}"))
+        if plan.source is None:
+            both_synced = (self.meta.state is ReplicaState.SYNCHRONIZED
+                           and partner.state is ReplicaState.SYNCHRONIZED)
+            if both_synced:
+                self.partner_state = ReplicaState.SYNCHRONIZED
+                self.state = ReplicaState.SYNCHRONIZED
+                self.mirroring = True
+                self._save(self.meta.with_event("partner connected: in sync", alone=False))
+            return
+        if plan.source == me:
+            self.state = ReplicaState.SYNCHRONIZED
+            self.partner_state = ReplicaState.SYNCHRONIZING
+            if plan.mode is ResyncMode.FULL:
+                self.dirty.mark_all()
+            self.resync = Resync(self, plan.mode)
+            self._save(self.meta.with_event(f"resync {plan.mode.value} to {plan.target}: "
+                                            f"{plan.reason}"))
+            self.mirroring = True
+            self._spawn(self.resync.run())
+        else:
+            self.state = ReplicaState.SYNCHRONIZING
+            self.partner_state = ReplicaState.SYNCHRONIZED
+            self.mirroring = False
+            self.resync = Resync(self, plan.mode, receiving=True)
+            self._save(self.meta.with_event(f"resync {plan.mode.value} from {plan.source}: "
+                                            f"{plan.reason}", state=ReplicaState.SYNCHRONIZING,
+                                            alone=False, forced=False))
+
+    def _on_resync_done(self, body: dict[str, Any]) -> None:
+        generation = int(body["generation"])
+        self.state = ReplicaState.SYNCHRONIZED
+        self.mirroring = True
+        self.resync = None
+        self.dirty = DirtyMap(self.num_blocks, self.block_size, self.config.region_bytes)
+        self.dirty_map_trusted = True
+        self._save(self.meta.with_event(
+            "resync complete: synchronized", state=ReplicaState.SYNCHRONIZED,
+            generation=generation, alone=False, partner_left_at=generation, forced=False))
+
+    def resync_finished(self) -> None:
+        """Called by the source's ``Resync`` once every region is acknowledged."""
+        self.partner_state = ReplicaState.SYNCHRONIZED
+        self.resync = None
+        self.dirty_map_trusted = True
+        self._save(self.meta.with_event("resync complete: partner synchronized", alone=False,
+                                        forced=False, partner_left_at=self.meta.generation))
+        link = self.sync.link
+        if link is not None:
+            link.send(protocol.control(MessageKind.RESYNC_DONE,
+                                       {"generation": self.meta.generation}))
+
+    # ------------------------------------------------------------- sync loss
+
+    async def _watch_link(self, link: PartnerLink) -> None:
+        await link.lost.wait()
+        if id(link) in self._loss_handled:
+            return
+        self._loss_handled.add(id(link))
+        await self._on_sync_lost(link)
+
+    async def _on_sync_lost(self, link: PartnerLink) -> None:
+        lost_at = time.monotonic_ns()
+        partner_leaving = link.loss_reason == "partner shut down cleanly"
+        self.mirroring = False
+        was_mirroring = self.partner_state in (ReplicaState.SYNCHRONIZED,
+                                               ReplicaState.SYNCHRONIZING)
+        self.partner_state = ReplicaState.NOT_SYNCHRONIZED
+        if self.resync is not None:
+            self.resync.abort()
+            self.resync = None
+        if self.state is not ReplicaState.SYNCHRONIZED or not was_mirroring:
+            self._fail_pending(transitioning=False)
+            if self.state is ReplicaState.SYNCHRONIZING:
+                self.state = ReplicaState.NOT_SYNCHRONIZED
+                self._save(self.meta.with_event(f"resync interrupted: {link.loss_reason}",
+                                                state=ReplicaState.NOT_SYNCHRONIZED))
+            return
+        self._gate.clear()
+        try:
+            decision = await self._decide(lost_at, partner_leaving)
+            if decision is SyncLossDecision.CARRY_ON_ALONE:
+                if not partner_leaving:
+                    await self._fence(lost_at)
+                self._carry_on_alone(link.loss_reason)
+            else:
+                self.state = ReplicaState.NOT_SYNCHRONIZED
+                self._save(self.meta.with_event(
+                    f"sync lost ({link.loss_reason}): stopped serving",
+                    state=ReplicaState.NOT_SYNCHRONIZED))
+                self._fail_pending(transitioning=False)
+        finally:
+            self._gate.set()
+
+    async def _decide(self, lost_at: int, partner_leaving: bool) -> SyncLossDecision:
+        cfg = self.config
+        if partner_leaving:
+            return SyncLossDecision.CARRY_ON_ALONE
+        witness_granted = None
+        if cfg.strategy is FailoverStrategy.NODE_MAJORITY and cfg.witness is not None:
+            witness_granted = await witness.claim_generation(
+                cfg.witness, device=cfg.alias, node=cfg.node,
+                generation=self.meta.generation + 1, timeout_s=cfg.timeouts.witness_s)
+        hb = self.heartbeat.link if self.heartbeat is not None else None
+        partner_alive = hb is not None and await hb.fresh_sign_of_life(
+            lost_at, cfg.timeouts.heartbeat_s)
+        return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
+                                   partner_priority=cfg.partner_priority,
+                                   partner_alive=partner_alive, witness_granted=witness_granted)
+
+    async def _fence(self, lost_at: int) -> None:
+        """Wait until the partner has certainly noticed the loss and stopped serving."""
+        remaining = lost_at / 1e9 + self.config.timeouts.sync_s - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    def _carry_on_alone(self, reason: str) -> None:
+        for lba, count in self._unacked.values():
+            self.dirty.mark(lba, count)
+        self._unacked.clear()
+        for ack in self._acks.values():
+            if not ack.done():
+                ack.set_result(None)
+        self._acks.clear()
+        gen = self.meta.generation
+        alone_already = self.meta.alone
+        self._save(self.meta.with_event(
+            f"sync lost ({reason}): carrying on alone", alone=True,
+            generation=gen if alone_already else gen + 1,
+            partner_left_at=self.meta.partner_left_at if alone_already else gen))
+        self._fail_pending(transitioning=True, forwarded_only=True)
+
+    def _fail_pending(self, *, transitioning: bool, forwarded_only: bool = False) -> None:
+        error = ReplicaNotServing(f"HA device {self.config.alias}: sync link lost",
+                                  transitioning=transitioning)
+        for fw in self._forwarded.values():
+            if not fw.done.done():
+                fw.done.set_exception(error)
+        self._forwarded_by_seq.clear()
+        for fut in self._requests.values():
+            if not fut.done():
+                fut.set_exception(error)
+        if not forwarded_only:
+            for ack in self._acks.values():
+                if not ack.done():
+                    ack.set_exception(error)
+            self._acks.clear()
+            self._unacked.clear()
+
+    # ----------------------------------------------------------- management
+
+    def mark_synchronized(self) -> None:
+        """Administrator override: this replica's data wins (full resync follows)."""
+        self.state = ReplicaState.SYNCHRONIZED
+        self.dirty_map_trusted = False
+        self._save(self.meta.with_event(
+            "marked synchronized by an administrator", state=ReplicaState.SYNCHRONIZED,
+            alone=True, forced=True, generation=self.meta.generation + 1,
+            partner_left_at=self.meta.generation))
+
+    def status(self) -> dict[str, Any]:
+        resync = self.resync
+        return {
+            "alias": self.config.alias,
+            "node": self.config.node,
+            "priority": self.config.priority,
+            "state": self.state.value,
+            "partner": self.config.partner,
+            "partner_state": self.partner_state.value if self.partner_state else "unknown",
+            "generation": self.meta.generation,
+            "alone": self.meta.alone,
+            "sequencer": self.is_sequencer,
+            "sync_link": self.sync.link is not None and not self.sync.link.lost.is_set(),
+            "heartbeat_link": (self.heartbeat is not None and self.heartbeat.link is not None
+                               and not self.heartbeat.link.lost.is_set()),
+            "strategy": self.config.strategy.value,
+            "dirty_regions": len(self.dirty),
+            "resync": resync.progress() if resync is not None else None,
+            "last_plan": self.last_plan,
+            "events": list(self.meta.events[-10:]),
+        }

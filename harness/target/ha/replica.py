@@ -1,0 +1,237 @@
+"""Replica states, the metadata each replica persists, and the pure decisions
+an HA node takes from them.
+
+The model (docs/ha.md): a replica is Synchronized, Synchronizing or Not
+synchronized. Its ``generation`` grows whenever it carries on without its
+partner, so after any sequence of failures the replica with the highest
+generation holds the newest data. The decisions here are pure functions of
+what each node knows, so they are tested exhaustively without any sockets:
+
+- ``decide_on_sync_loss``: carry on alone, or stop serving;
+- ``plan_reconnect``: who is the resync source, and fast or full;
+- ``startup_state``: may a node that starts alone serve?
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from harness.errors import SplitbrainError
+
+
+class ReplicaState(enum.StrEnum):
+    SYNCHRONIZED = "Synchronized"
+    SYNCHRONIZING = "Synchronizing"
+    NOT_SYNCHRONIZED = "Not synchronized"
+
+
+class FailoverStrategy(enum.StrEnum):
+    HEARTBEAT = "heartbeat"
+    NODE_MAJORITY = "node-majority"
+
+
+class InitialSync(enum.StrEnum):
+    CLEAR = "clear"  # zero both images, then both are Synchronized
+    FROM_PARTNER = "from-partner"  # full copy from the chosen partner
+    NONE = "none"  # declare both Synchronized as they are
+
+
+class MetadataError(SplitbrainError):
+    """A replica's metadata file is unreadable."""
+
+
+@dataclass(frozen=True)
+class ReplicaMetadata:
+    """What a replica must remember across restarts."""
+
+    device: str
+    node: str
+    generation: int = 0
+    state: ReplicaState = ReplicaState.NOT_SYNCHRONIZED
+    #: carried on without its partner since ``partner_left_at``
+    alone: bool = False
+    #: generation at which the partner was last in sync (fast resync basis)
+    partner_left_at: int = 0
+    #: the last shutdown flushed everything and saved the dirty map
+    clean_shutdown: bool = False
+    dirty_map_valid: bool = False
+    #: an administrator marked this replica synchronized by hand
+    forced: bool = False
+    initial_sync_done: bool = False
+    events: tuple[str, ...] = field(default=())
+
+    def save(self, path: Path) -> None:
+        body = asdict(self)
+        body["state"] = self.state.value
+        body["events"] = list(self.events[-50:])
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    @classmethod
+    def load(cls, path: Path, device: str, node: str) -> ReplicaMetadata:
+        try:
+            body = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(device=device, node=node)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MetadataError(
+                f"HA metadata {path} is unreadable ({exc}); restore it or recreate the replica"
+            ) from None
+        body["state"] = ReplicaState(body["state"])
+        body["events"] = tuple(body.get("events", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in body.items() if k in known})
+
+    def with_event(self, text: str, **changes: object) -> ReplicaMetadata:
+        return replace(self, events=(*self.events, text)[-50:], **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ReplicaSummary:
+    """What nodes tell each other in HELLO."""
+
+    node: str
+    priority: int  # 1 is the highest priority
+    generation: int
+    state: ReplicaState
+    alone: bool
+    partner_left_at: int
+    clean_shutdown: bool
+    dirty_map_valid: bool
+    forced: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        body = asdict(self)
+        body["state"] = self.state.value
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, object]) -> ReplicaSummary:
+        values = dict(body)
+        values["state"] = ReplicaState(str(values["state"]))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+
+    @classmethod
+    def of(cls, meta: ReplicaMetadata, priority: int) -> ReplicaSummary:
+        return cls(node=meta.node, priority=priority, generation=meta.generation,
+                   state=meta.state, alone=meta.alone, partner_left_at=meta.partner_left_at,
+                   clean_shutdown=meta.clean_shutdown, dirty_map_valid=meta.dirty_map_valid,
+                   forced=meta.forced)
+
+
+class SyncLossDecision(enum.StrEnum):
+    CARRY_ON_ALONE = "carry on alone"
+    STOP = "stop serving"
+
+
+def decide_on_sync_loss(
+    strategy: FailoverStrategy,
+    *,
+    my_priority: int,
+    partner_priority: int,
+    partner_alive: bool,
+    witness_granted: bool | None = None,
+) -> SyncLossDecision:
+    """What a Synchronized node does when its sync link to the partner is lost.
+
+    ``partner_alive`` is whether the heartbeat channel answered in time;
+    ``witness_granted`` whether the witness granted this node the next
+    generation (node-majority only; ``None`` when the witness was unreachable).
+    """
+    if strategy is FailoverStrategy.NODE_MAJORITY:
+        return SyncLossDecision.CARRY_ON_ALONE if witness_granted else SyncLossDecision.STOP
+    if not partner_alive:
+        # Sync and heartbeat both silent: assume the partner is dead. If this
+        # is really a partition, both sides do this: the split-brain risk.
+        return SyncLossDecision.CARRY_ON_ALONE
+    return (SyncLossDecision.CARRY_ON_ALONE if my_priority < partner_priority
+            else SyncLossDecision.STOP)
+
+
+class ResyncMode(enum.StrEnum):
+    NONE = "none"
+    FAST = "fast"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class ReconnectPlan:
+    source: str | None  # node whose data wins; None when neither may be the source
+    target: str | None
+    mode: ResyncMode
+    reason: str
+    split_brain: bool = False
+
+
+def _may_be_source(r: ReplicaSummary) -> bool:
+    return r.state is ReplicaState.SYNCHRONIZED
+
+
+def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
+    """Decide how two replicas that (re)connect converge."""
+    if not _may_be_source(a) and not _may_be_source(b):
+        return ReconnectPlan(None, None, ResyncMode.NONE,
+                             "neither replica is synchronized: mark one as synchronized")
+    if _may_be_source(a) != _may_be_source(b):
+        src, dst = (a, b) if _may_be_source(a) else (b, a)
+        return ReconnectPlan(src.node, dst.node, _resync_mode(src, dst),
+                             f"{dst.node} is {dst.state.value}")
+    # Both Synchronized.
+    if a.forced != b.forced:
+        src, dst = (a, b) if a.forced else (b, a)
+        return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
+                             f"{src.node} was marked synchronized by an administrator")
+    if a.alone and b.alone:
+        src, dst = _by_generation_then_priority(a, b)
+        return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
+                             f"split brain: both served alone; keeping {src.node} "
+                             f"(generation {src.generation}), discarding writes on {dst.node} "
+                             f"since generation {dst.partner_left_at}", split_brain=True)
+    if a.generation != b.generation or a.alone or b.alone:
+        src, dst = _by_generation_then_priority(a, b)
+        return ReconnectPlan(src.node, dst.node, _resync_mode(src, dst),
+                             f"{src.node} is newer (generation {src.generation} > "
+                             f"{dst.generation})")
+    if a.clean_shutdown and b.clean_shutdown:
+        return ReconnectPlan(None, None, ResyncMode.NONE, "both replicas are identical")
+    src, dst = (a, b) if a.priority < b.priority else (b, a)
+    return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
+                         "both went down together uncleanly: in-flight writes may differ")
+
+
+def _by_generation_then_priority(a: ReplicaSummary,
+                                 b: ReplicaSummary) -> tuple[ReplicaSummary, ReplicaSummary]:
+    if (a.generation, -a.priority) >= (b.generation, -b.priority):
+        return a, b
+    return b, a
+
+
+def _resync_mode(src: ReplicaSummary, dst: ReplicaSummary) -> ResyncMode:
+    fast = (src.alone and src.dirty_map_valid and not src.forced
+            and dst.generation == src.partner_left_at)
+    return ResyncMode.FAST if fast else ResyncMode.FULL
+
+
+def startup_state(meta: ReplicaMetadata) -> ReplicaState:
+    """The state of a replica that starts and has not reached its partner yet.
+
+    Only the replica that was already carrying on alone may serve again by
+    itself: any other may be older than a partner it cannot see.
+    """
+    if meta.state is ReplicaState.SYNCHRONIZED and meta.alone:
+        return ReplicaState.SYNCHRONIZED
+    return ReplicaState.NOT_SYNCHRONIZED

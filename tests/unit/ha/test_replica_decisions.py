@@ -1,0 +1,132 @@
+"""Pure HA decisions: sync loss, reconnect plans and lone start-up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.target.ha.replica import (
+    FailoverStrategy,
+    MetadataError,
+    ReplicaMetadata,
+    ReplicaState,
+    ReplicaSummary,
+    ResyncMode,
+    SyncLossDecision,
+    decide_on_sync_loss,
+    plan_reconnect,
+    startup_state,
+)
+
+S, SI, NS = (ReplicaState.SYNCHRONIZED, ReplicaState.SYNCHRONIZING,
+             ReplicaState.NOT_SYNCHRONIZED)
+HB, NM = FailoverStrategy.HEARTBEAT, FailoverStrategy.NODE_MAJORITY
+ON, STOP = SyncLossDecision.CARRY_ON_ALONE, SyncLossDecision.STOP
+
+
+def summary(node: str, priority: int, **kw) -> ReplicaSummary:
+    base = dict(generation=1, state=S, alone=False, partner_left_at=0, clean_shutdown=False,
+                dirty_map_valid=False)
+    base.update(kw)
+    return ReplicaSummary(node=node, priority=priority, **base)
+
+
+@pytest.mark.parametrize(("strategy", "mine", "theirs", "alive", "witness", "expected"), [
+    (HB, 1, 2, True, None, ON),     # sync lost, heartbeat alive: higher priority carries on
+    (HB, 2, 1, True, None, STOP),   # ... lower priority stops: no split brain
+    (HB, 2, 1, False, None, ON),    # sync and heartbeat lost: carry on (split-brain risk)
+    (HB, 1, 2, False, None, ON),
+    (NM, 2, 1, True, True, ON),     # node majority: the witness decides
+    (NM, 1, 2, True, False, STOP),
+    (NM, 1, 2, False, None, STOP),  # no partner, no witness: no majority
+])
+def test_decide_on_sync_loss(strategy, mine, theirs, alive, witness, expected):
+    assert decide_on_sync_loss(strategy, my_priority=mine, partner_priority=theirs,
+                               partner_alive=alive, witness_granted=witness) is expected
+
+
+def test_survivor_resyncs_returning_partner_fast():
+    survivor = summary("a", 1, generation=2, alone=True, partner_left_at=1, dirty_map_valid=True)
+    returning = summary("b", 2, generation=1, state=S)  # killed while synchronized
+    plan = plan_reconnect(returning, survivor)
+    assert (plan.source, plan.target, plan.mode) == ("a", "b", ResyncMode.FAST)
+
+
+def test_survivor_that_restarted_uncleanly_needs_full_resync():
+    survivor = summary("a", 1, generation=2, alone=True, partner_left_at=1, dirty_map_valid=False)
+    plan = plan_reconnect(survivor, summary("b", 2, state=NS))
+    assert (plan.source, plan.mode) == ("a", ResyncMode.FULL)
+
+
+def test_replica_two_generations_behind_needs_full_resync():
+    survivor = summary("a", 1, generation=5, alone=True, partner_left_at=4, dirty_map_valid=True)
+    plan = plan_reconnect(survivor, summary("b", 2, generation=3, state=NS))
+    assert plan.mode is ResyncMode.FULL
+
+
+def test_lower_priority_survivor_is_still_the_source():
+    survivor = summary("b", 2, generation=3, alone=True, partner_left_at=2, dirty_map_valid=True)
+    plan = plan_reconnect(summary("a", 1, generation=2, state=NS), survivor)
+    assert (plan.source, plan.mode) == ("b", ResyncMode.FAST)
+
+
+def test_both_served_alone_is_split_brain():
+    a = summary("a", 1, generation=2, alone=True, partner_left_at=1)
+    b = summary("b", 2, generation=2, alone=True, partner_left_at=1)
+    plan = plan_reconnect(a, b)
+    assert plan.split_brain and plan.source == "a" and plan.mode is ResyncMode.FULL
+    assert "split brain" in plan.reason
+
+
+def test_neither_synchronized_waits_for_an_administrator():
+    plan = plan_reconnect(summary("a", 1, state=NS), summary("b", 2, state=SI))
+    assert plan.source is None and "mark one as synchronized" in plan.reason
+
+
+def test_marked_replica_wins_even_against_a_newer_generation():
+    marked = summary("b", 2, generation=3, alone=True, forced=True)
+    newer = summary("a", 1, generation=4, alone=True, partner_left_at=2, dirty_map_valid=True)
+    plan = plan_reconnect(newer, marked)
+    assert (plan.source, plan.mode) == ("b", ResyncMode.FULL)
+
+
+def test_clean_identical_replicas_need_no_resync_but_unclean_ones_do():
+    a, b = summary("a", 1, clean_shutdown=True), summary("b", 2, clean_shutdown=True)
+    assert plan_reconnect(a, b).mode is ResyncMode.NONE
+    plan = plan_reconnect(replace(a, clean_shutdown=False), b)
+    assert (plan.source, plan.mode) == ("a", ResyncMode.FULL)
+
+
+summaries = st.builds(
+    summary, st.sampled_from(["a"]), st.just(1), generation=st.integers(0, 4),
+    state=st.sampled_from([S, SI, NS]), alone=st.booleans(), partner_left_at=st.integers(0, 4),
+    clean_shutdown=st.booleans(), dirty_map_valid=st.booleans(), forced=st.booleans())
+
+
+@given(summaries, summaries)
+def test_both_nodes_compute_the_same_plan(a, b):
+    b = replace(b, node="b", priority=2)
+    one, other = plan_reconnect(a, b), plan_reconnect(b, a)
+    assert (one.source, one.target, one.mode) == (other.source, other.target, other.mode)
+    if one.source is not None:
+        src = a if one.source == "a" else b
+        assert src.state is S  # never a stale replica as the source
+
+
+def test_only_the_lone_survivor_may_serve_at_startup(tmp_path):
+    meta = ReplicaMetadata(device="HA1", node="a", generation=2, state=S)
+    assert startup_state(meta) is NS  # was in sync: the partner may be newer
+    assert startup_state(replace(meta, alone=True)) is S
+    assert startup_state(replace(meta, state=NS, alone=True)) is NS
+
+
+def test_metadata_round_trips_and_bad_file_is_a_clear_error(tmp_path):
+    meta = ReplicaMetadata(device="HA1", node="a", generation=3, state=SI).with_event("x")
+    meta.save(tmp_path / "m.json")
+    assert ReplicaMetadata.load(tmp_path / "m.json", "HA1", "a") == meta
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(MetadataError, match=r"HA metadata .* is unreadable"):
+        ReplicaMetadata.load(tmp_path / "bad.json", "HA1", "a")
