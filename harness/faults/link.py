@@ -1,0 +1,92 @@
+"""Link faults: a network link of the lab cut, black-holed, delayed, throttled or flapping.
+
+In the loopback lab every link is a listener of the fault proxy daemon; a
+``LinkFault`` sets the state of one or more of them through the proxy's control
+endpoint (found in the lab's ``proxy.json``) and heals by setting them back to
+``pass``, then reads the states back to verify. Several links change in one
+request, so "cut the sync network" breaks both directions at the same instant.
+
+If the proxy is gone (the lab was taken down, or its daemon died) there is
+nothing left to heal: the links it served no longer exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.faults.fault import Fault, FaultError, HealError
+from harness.faults.journal import FaultJournal
+from harness.lab.node_process import process_start_ticks
+from harness.lab.proxy import PASS, LinkMode, LinkState, ProxyControl, ProxyError
+
+
+def _control(endpoint_file: str) -> ProxyControl | None:
+    """The proxy's control client, or None if that proxy no longer exists."""
+    try:
+        endpoint = json.loads(Path(endpoint_file).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise HealError(f"proxy endpoint {endpoint_file} is damaged: {exc}") from None
+    pid = endpoint.get("pid")
+    if pid is not None and process_start_ticks(int(pid)) is None:
+        return None
+    return ProxyControl.from_endpoint(endpoint)
+
+
+class LinkFault(Fault):
+    """Set lab links (by proxy link name) to a faulty ``LinkState`` until healed."""
+
+    kind = "link"
+
+    def __init__(
+        self,
+        links: list[str],
+        state: LinkState,
+        *,
+        endpoint_file: str | Path,
+        label: str | None = None,
+        journal: FaultJournal | None = None,
+    ) -> None:
+        if not links:
+            raise FaultError(f"link fault {label or state.mode} selects no link")
+        if state.mode is LinkMode.PASS:
+            raise FaultError("a link fault needs a faulty mode, not pass")
+        params: dict[str, Any] = {"action": state.mode.value, "links": list(links)}
+        params |= {k: v for k, v in state.to_json().items() if k != "mode" and v}
+        super().__init__(label or ",".join(links), params, journal=journal)
+        self.links = list(links)
+        self.state = state
+        self.endpoint_file = str(endpoint_file)
+
+    def apply(self) -> None:
+        control = _control(self.endpoint_file)
+        if control is None:
+            raise FaultError(
+                f"no fault proxy running for {self.endpoint_file}; "
+                "is the lab up? see `splitbrain lab status`"
+            )
+        try:
+            control.set_state(self.links, self.state)
+        except ProxyError as exc:
+            raise FaultError(str(exc)) from None
+
+    def undo_record(self) -> dict[str, Any]:
+        return {"endpoint_file": self.endpoint_file, "links": self.links}
+
+    @classmethod
+    def heal_from(cls, undo: dict[str, Any]) -> None:
+        control = _control(undo["endpoint_file"])
+        if control is None:
+            return
+        links = list(undo["links"])
+        try:
+            control.set_state(links, PASS)
+            status = control.status()
+        except ProxyError as exc:
+            raise HealError(str(exc)) from None
+        still = [n for n in links if status.get(n, {}).get("state", {}).get("mode") != "pass"]
+        if still:
+            raise HealError(f"links {still} are not passing after heal")
