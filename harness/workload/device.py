@@ -90,14 +90,16 @@ class FileDevice:
         direct: bool = True,
         workers: int = 8,
         name: str | None = None,
+        readonly: bool = False,
     ) -> None:
         self.path = os.fspath(path)
+        self.readonly = readonly
         self.name = name or self.path
         self.created = False
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            if size is None:
+            if size is None or readonly:
                 raise DeviceError(
                     f"device {self.path} does not exist; create it or pass a size to create one"
                 ) from None
@@ -128,7 +130,8 @@ class FileDevice:
         self._buffers = _AlignedBuffers()
 
     def _open(self, direct: bool, *, create: bool) -> tuple[int, bool]:
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        flags = (os.O_RDONLY if self.readonly else os.O_RDWR) | (
+            os.O_CREAT | os.O_EXCL if create else 0)
         if direct and hasattr(os, "O_DIRECT"):
             try:
                 return os.open(self.path, flags | os.O_DIRECT, 0o644), True
@@ -173,7 +176,7 @@ class FileDevice:
 
     def _fall_back_to_buffered(self) -> None:
         """The filesystem accepted O_DIRECT at open but refuses this I/O: reopen buffered."""
-        fd = os.open(self.path, os.O_RDWR)
+        fd = os.open(self.path, os.O_RDONLY if self.readonly else os.O_RDWR)
         old, self.fd, self.direct = self.fd, fd, False
         os.close(old)
 

@@ -130,3 +130,28 @@ def plan(spec: WorkloadSpec, writer: int) -> Iterator[PlannedOp]:
             cursor += size
         yield PlannedOp(writer, seq, kind, base + off, size)
         seq += 1
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``4096``, ``4k``, ``64M``, ``1G`` (binary units) -> bytes."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b") if text else ""
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in _UNITS else (t, "")
+    try:
+        value = int(num) * _UNITS[unit]
+    except ValueError:
+        raise WorkloadConfigError(f"size {text!r} is not a number with an optional k/M/G/T "
+                                  "suffix") from None
+    if value < 0:
+        raise WorkloadConfigError(f"size {text!r} is negative")
+    return value
+
+
+def parse_region(text: str) -> tuple[int, int | None]:
+    """``OFFSET:LENGTH`` or ``OFFSET:`` (to the end) -> (offset, length or None)."""
+    offset, sep, length = text.partition(":")
+    if not sep:
+        raise WorkloadConfigError(f"region {text!r} is not OFFSET:LENGTH (e.g. 0:64M or 1G:)")
+    return parse_size(offset or "0"), (parse_size(length) if length else None)

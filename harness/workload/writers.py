@@ -67,6 +67,20 @@ def observe(data: bytes, offset: int, block_size: int, generation: int) -> list[
     return out
 
 
+RESERVATION_CONFLICT = 0x18
+
+
+def write_not_applied(exc: BaseException) -> bool:
+    """Whether an error proves the write never took effect (so it may be recorded ``fail``).
+
+    Only RESERVATION CONFLICT qualifies (SPC-4: the command is not executed), or an
+    error that says so itself (``not_applied = True``). Everything else (timeouts,
+    lost paths, other check conditions) leaves the write's fate unknown: ``info``.
+    """
+    return bool(getattr(exc, "not_applied", False)) or \
+        getattr(exc, "status", None) == RESERVATION_CONFLICT
+
+
 @dataclass(slots=True)
 class WorkloadResult:
     """Counts of what a workload run did."""
@@ -188,8 +202,7 @@ class Workload:
         except TimeoutError:
             return self._complete(oid, "info", invoke_ns, error="timeout")
         except SplitbrainError as exc:
-            # Only an error that proves the write was never applied may be "fail".
-            outcome = "fail" if getattr(exc, "not_applied", False) else "info"
+            outcome = "fail" if write_not_applied(exc) else "info"
             return self._complete(oid, outcome, invoke_ns, error=str(exc))
         except OSError as exc:
             return self._complete(oid, "info", invoke_ns, error=str(exc))

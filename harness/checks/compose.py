@@ -1,0 +1,70 @@
+"""All checkers over one run, composed (Jepsen's ``checker/compose``).
+
+``check_run`` judges one history: the reads recorded during the run (register),
+the timing against a budget, and, when devices are given, the data read back
+through every path (integrity) and the replicas compared with each other
+(divergence). The result is a ``RunVerdict``: one ``Verdict`` per checker that
+ran, valid only when all are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.checks.divergence import ChunkReader, compare_replicas
+from harness.checks.integrity import check_devices
+from harness.checks.model import WriteIndex
+from harness.checks.register import RegisterCheck
+from harness.checks.timing import check_timing
+from harness.checks.verdict import Problem, Verdict
+from harness.workload.device import BlockDevice
+from harness.workload.history import RecordedHistory
+
+
+@dataclass(slots=True)
+class RunVerdict:
+    history: str
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return all(v.valid for v in self.verdicts)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for v in self.verdicts for p in v.problems]
+
+    def verdict(self, checker: str) -> Verdict | None:
+        return next((v for v in self.verdicts if v.checker == checker), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "valid": self.valid,
+            "verdicts": [v.to_json() for v in self.verdicts],
+            "problems": [{"checker": v.checker, **p.to_json()}
+                         for v in self.verdicts for p in v.problems],
+        }
+
+
+async def check_run(
+    history: RecordedHistory,
+    *,
+    name: str = "history",
+    devices: dict[str, BlockDevice] | None = None,
+    replicas: dict[str, ChunkReader] | None = None,
+    budget: dict[str, float] | None = None,
+    bin_s: float = 1.0,
+) -> RunVerdict:
+    """Run every checker that has what it needs."""
+    index = WriteIndex(history)
+    result = RunVerdict(name)
+    result.verdicts.append(RegisterCheck(history, index).check())
+    result.verdicts.append(check_timing(history, budget, bin_s=bin_s))
+    if devices:
+        result.verdicts.append(await check_devices(history, devices))
+    if replicas:
+        h = history.header
+        result.verdicts.append(await compare_replicas(replicas, h.size, h.block_size, history))
+    return result
