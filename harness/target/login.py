@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.iscsi import codec, keys
 from harness.iscsi.codes import LoginStatus, Stage
-from harness.iscsi.errors import NegotiationError, ProtocolError
+from harness.iscsi.errors import AuthenticationError, NegotiationError, ProtocolError
 
 if TYPE_CHECKING:
     from harness.target.connection import Connection
@@ -90,6 +90,8 @@ class LoginNegotiation:
             return self._step(req)
         except LoginRefused as refusal:
             return self._refuse(req, refusal.status, str(refusal))
+        except AuthenticationError as exc:
+            return self._refuse(req, LoginStatus.AUTHENTICATION_FAILURE, str(exc))
         except (NegotiationError, ProtocolError) as exc:
             return self._refuse(req, LoginStatus.INITIATOR_ERROR, str(exc))
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from harness.errors import SplitbrainError
 from harness.iscsi import codec, keys
+from harness.iscsi.chap import ChapInitiator
 from harness.iscsi.codes import Opcode, Stage
 from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
 
@@ -137,20 +138,28 @@ class RawConnection:
 
     def login(self, initiator: str, target: str | None = None, *,
               extra: Iterable[tuple[str, str]] = (), isid: int | None = None,
-              tsih: int = 0, cid: int = 0, digests: bool = False) -> LoginResult:
-        """A one-round security + operational login without CHAP."""
+              tsih: int = 0, cid: int = 0, digests: bool = False,
+              chap: ChapInitiator | None = None) -> LoginResult:
+        """Security stage (CHAP when ``chap`` is given), then one operational round."""
         if isid is not None:
             self.isid = isid
         ident = [("InitiatorName", initiator),
                  ("SessionType", "Normal" if target else "Discovery")]
         if target:
             ident.append(("TargetName", target))
-        first = self._login_pdu(Stage.SECURITY_NEGOTIATION, Stage.LOGIN_OPERATIONAL_NEGOTIATION,
-                                [*ident, ("AuthMethod", "None")], tsih, cid)
-        result = self._login_exchange(first)
-        if not result.ok:
-            return result
-        security_keys = result.keys
+        if chap is None:
+            first = self._login_pdu(Stage.SECURITY_NEGOTIATION,
+                                    Stage.LOGIN_OPERATIONAL_NEGOTIATION,
+                                    [*ident, ("AuthMethod", "None")], tsih, cid)
+            result = self._login_exchange(first)
+            if not result.ok:
+                return result
+            security_keys = result.keys
+        else:
+            result = self._chap_exchange(ident, chap, tsih, cid)
+            if not result.ok or result.response.nsg != Stage.LOGIN_OPERATIONAL_NEGOTIATION:
+                return result
+            security_keys = result.keys
         op = [("HeaderDigest", "CRC32C" if digests else "None"),
               ("DataDigest", "CRC32C" if digests else "None"),
               ("MaxRecvDataSegmentLength", "262144"), ("InitialR2T", "No"),
@@ -169,6 +178,27 @@ class RawConnection:
             self.immediate_data = k.get("ImmediateData", "Yes") == "Yes"
             self.initial_r2t = k.get("InitialR2T", "Yes") == "Yes"
             self.max_cmd_sn = result.response.max_cmd_sn
+        return result
+
+    def _chap_exchange(self, ident: list[tuple[str, str]], chap: ChapInitiator, tsih: int,
+                       cid: int) -> LoginResult:
+        def step(pairs: list[tuple[str, str]], transit: bool) -> LoginResult:
+            pdu = self._login_pdu(Stage.SECURITY_NEGOTIATION,
+                                  Stage.LOGIN_OPERATIONAL_NEGOTIATION, pairs, tsih, cid)
+            pdu.transit = transit
+            return self._login_exchange(pdu)
+
+        result = step([*ident, ("AuthMethod", "CHAP,None")], False)
+        if not result.ok:
+            return result
+        if result.keys.get("AuthMethod") != "CHAP":
+            raise WireError(f"target chose AuthMethod={result.keys.get('AuthMethod')}")
+        result = step(chap.start(), False)
+        if not result.ok:
+            return result
+        result = step(chap.respond(result.keys), True)
+        if result.ok:
+            chap.verify(result.keys)
         return result
 
     def _login_pdu(self, csg: int, nsg: int, pairs: list[tuple[str, str]], tsih: int,

@@ -6,7 +6,9 @@ import pytest
 
 from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
 from harness.iscsi import codec
+from harness.iscsi.chap import ChapCredentials, ChapInitiator
 from harness.iscsi.codes import LoginStatus
+from harness.iscsi.errors import AuthenticationError
 from suites.protocol.wire import RawConnection
 
 INITIATOR = "iqn.2026-11.org.splitbrain.test:initiator-a"
@@ -75,3 +77,46 @@ def test_reinstatement_closes_the_old_session(reference_target: ReferenceTarget)
     finally:
         old.close()
         new.close()
+
+
+CHAP_ENV = {"T_CHAP_SECRET": "initiator-secret-1", "T_MUTUAL_SECRET": "target-secret-22"}
+
+
+def chap_node(factory: ReferenceTargetFactory, *, mutual: bool) -> ReferenceTarget:
+    chap = {"username": "hv-node", "secret": "${T_CHAP_SECRET}"}
+    if mutual:
+        chap |= {"mutual_username": "lun-target", "mutual_secret": "${T_MUTUAL_SECRET}"}
+    return factory.start(targets=(lun_target(chap=chap),), env=CHAP_ENV)
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["one-way", "mutual"])
+def test_chap_admits_the_right_secret(reference_target_factory: ReferenceTargetFactory,
+                                      mutual: bool) -> None:
+    node = chap_node(reference_target_factory, mutual=mutual)
+    target = ChapCredentials("lun-target", b"target-secret-22") if mutual else None
+    chap = ChapInitiator(ChapCredentials("hv-node", b"initiator-secret-1"), target=target)
+    with RawConnection(*node.portals[0]) as conn:
+        result = conn.login(INITIATOR, node.iqn, chap=chap)
+        assert result.ok, f"login status 0x{result.status:04x}"
+        assert conn.nop(b"after-chap").data == b"after-chap"
+
+
+def test_chap_refuses_a_wrong_secret_and_a_skipped_security_stage(
+        reference_target_factory: ReferenceTargetFactory) -> None:
+    node = chap_node(reference_target_factory, mutual=False)
+    chap = ChapInitiator(ChapCredentials("hv-node", b"not-the-secret"))
+    with RawConnection(*node.portals[0]) as conn:
+        assert conn.login(INITIATOR, node.iqn, chap=chap).status == \
+            LoginStatus.AUTHENTICATION_FAILURE
+        assert conn.closed_by_peer()
+    with RawConnection(*node.portals[0]) as conn:
+        assert conn.login(INITIATOR, node.iqn).status == LoginStatus.AUTHENTICATION_FAILURE
+
+
+def test_mutual_chap_detects_an_impostor_target(
+        reference_target_factory: ReferenceTargetFactory) -> None:
+    node = chap_node(reference_target_factory, mutual=True)
+    expected = ChapCredentials("lun-target", b"some-other-secret")
+    chap = ChapInitiator(ChapCredentials("hv-node", b"initiator-secret-1"), target=expected)
+    with RawConnection(*node.portals[0]) as conn, pytest.raises(AuthenticationError):
+        conn.login(INITIATOR, node.iqn, chap=chap)
