@@ -359,6 +359,11 @@ class MultipathDevice:
             await asyncio.wait_for(self._closing.wait(), seconds)
 
     def _on_event(self, event: PathEvent) -> None:
+        # PDORemovePeriod counts from the moment the last path went, I/O or not
+        if any(p.status.state.healthy for p in self._paths):
+            self._no_path_since_ns = None
+        elif self._no_path_since_ns is None:
+            self._no_path_since_ns = event.ns
         self._notify()
 
     def _notify(self) -> None:

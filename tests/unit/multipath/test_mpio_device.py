@@ -112,6 +112,10 @@ def _assert_state(dev, name, state):
     assert dev.path(name).state == state
 
 
+def _assert_all_down(dev):
+    assert not any(p.state.healthy for p in dev.paths)
+
+
 def _assert_reconnected(dev, name):
     assert dev.path(name).state == PathState.ACTIVE
     assert any(e.reason.startswith("reconnected") for e in dev.events.for_path(name))
@@ -386,4 +390,19 @@ def test_no_path_at_open_is_all_paths_down():
         san.down.update({A, B})
         with pytest.raises(AllPathsDown, match="refused"):
             await device(san).open()
+    run(body())
+
+
+def test_the_hold_time_counts_from_the_loss_of_the_last_path_not_from_the_next_io():
+    async def body():
+        san = FakeSan()
+        async with device(san) as dev:
+            san.kill(A)
+            san.kill(B)
+            await eventually(lambda: _assert_all_down(dev))
+            idle_s = FAST.pdo_remove_period_s + 0.3
+            await asyncio.sleep(idle_s)  # no I/O at all while the disk is without paths
+            with pytest.raises(AllPathsDown) as err:
+                await dev.read(0, 1)
+            assert err.value.held_s >= idle_s
     run(body())
