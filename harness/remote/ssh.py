@@ -162,6 +162,9 @@ def classify_connect_error(exc: BaseException, target: SshTarget) -> Exception:
     if isinstance(exc, TimeoutError | socket.timeout):
         return _Transient("timed out")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        causes = [e for e in exc.errors.values() if isinstance(e, OSError) and e.strerror]
+        if causes and not isinstance(causes[0], ConnectionRefusedError):
+            return _Transient(causes[0].strerror or "no route")
         return _Transient("connection refused")
     if isinstance(exc, ConnectionRefusedError):
         return _Transient("connection refused")
