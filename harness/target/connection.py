@@ -197,6 +197,7 @@ class Connection:
                         await self._flush_then_close(f"login refused: {negotiation.failure}")
                         return False
                     if negotiation.session is not None:
+                        self.header_digest, self.data_digest = negotiation.digests
                         self.session = negotiation.session
                         self.full_feature = True
                         return True

@@ -81,6 +81,7 @@ class LoginNegotiation:
         self.text = keys.TextAssembler()
         self.sent_target_info = False
         self.declared_mrdsl = False
+        self.digests = (False, False)
 
     # -- one step -------------------------------------------------------------------------
 
@@ -287,8 +288,9 @@ class LoginNegotiation:
         table = self.node.sessions
         conn = self.conn
         agreed = self.agreed
-        conn.header_digest = agreed.get("HeaderDigest") == "CRC32C"
-        conn.data_digest = agreed.get("DataDigest") == "CRC32C"
+        # Digests start with the first PDU after the final Login Response.
+        self.digests = (agreed.get("HeaderDigest") == "CRC32C",
+                        agreed.get("DataDigest") == "CRC32C")
         conn.max_send_dsl = keys.parse_number(agreed.get("MaxRecvDataSegmentLength", "8192"))
         conn.max_recv_dsl = self.limits.max_recv_data_segment_length if self.declared_mrdsl \
             else 8192

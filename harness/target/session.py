@@ -158,7 +158,7 @@ class Session:
         task = CommandTask(self, conn, cmd)
         if task.write and task.edtl > MAX_COMMAND_DATA:
             self.tasks[itt] = task
-            self._finish(task, *self.target.refuse_oversized(task.lun))
+            self._finish(task, *self.target.refuse_oversized(cmd.cdb))
             return
         self.tasks[itt] = task
         task.begin()

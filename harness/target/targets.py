@@ -159,10 +159,10 @@ class ExportedTarget:
             return
         exported.submit(scsi_task, done)
 
-    def refuse_oversized(self, lun: int) -> tuple[int, bytes, bytes]:
+    def refuse_oversized(self, cdb: bytes) -> tuple[int, bytes, bytes]:
         from harness.target import lu_binding
 
-        status, sense = lu_binding.invalid_field_in_cdb()
+        status, sense = lu_binding.refuse_transfer_length(cdb)
         return status, b"", sense
 
     async def quiesce(self, luns: set[int]) -> None:

@@ -1,0 +1,88 @@
+"""Sequencing and state errors: PDUs that are well formed but wrong for the moment.
+
+- a non-immediate command whose CmdSN is outside [ExpCmdSN, MaxCmdSN] is silently
+  ignored (RFC 7143 section 4.2.2.1): no answer, and the window does not move;
+- a Login Request in full feature phase is a protocol error: Reject (0x04);
+- a Data-Out for an Initiator Task Tag with no task: Reject (0x09, invalid PDU field);
+- a write announcing 4 GiB of data: CHECK CONDITION (ILLEGAL REQUEST, INVALID FIELD IN
+  CDB) at once; nothing of that size is ever allocated.
+
+After each one the node is alive, the bystander answers, and memory stayed bounded.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from harness.iscsi import codec
+from harness.iscsi.codes import RejectReason
+from harness.scsi.cdb import Write
+from harness.scsi.sense import SenseData, SenseKey
+from harness.scsi.status import ScsiStatus
+from suites.protocol.conftest import NodeHealth
+from suites.protocol.wire import RawConnection
+
+
+def test_cmdsn_outside_the_window_is_ignored(probe: RawConnection, health: NodeHealth) -> None:
+    far = (probe.max_cmd_sn + 1000) & 0xFFFFFFFF
+    probe.send(codec.NopOut(immediate=False, initiator_task_tag=probe.next_itt(), cmd_sn=far,
+                            exp_stat_sn=probe.exp_stat_sn, data=b"out-of-window"))
+    behind = (probe.cmd_sn - 5) & 0xFFFFFFFF
+    probe.send(codec.NopOut(immediate=False, initiator_task_tag=probe.next_itt(),
+                            cmd_sn=behind, exp_stat_sn=probe.exp_stat_sn, data=b"stale"))
+    # An in-window NOP-Out is answered; the two ignored ones never are.
+    itt = probe.next_itt()
+    probe.send(codec.NopOut(immediate=False, initiator_task_tag=itt,
+                            cmd_sn=probe.take_cmd_sn(), exp_stat_sn=probe.exp_stat_sn,
+                            data=b"in-window"))
+    reply = probe.recv()
+    assert isinstance(reply, codec.NopIn)
+    assert (reply.initiator_task_tag, reply.data) == (itt, b"in-window")
+    assert reply.exp_cmd_sn == probe.cmd_sn   # only the in-window command moved ExpCmdSN
+    health.assert_survived()
+
+
+def test_login_in_full_feature_phase_is_rejected(probe: RawConnection,
+                                                 health: NodeHealth) -> None:
+    login = codec.LoginRequest(transit=True, csg=1, nsg=3, isid=probe.isid, tsih=probe.tsih,
+                               initiator_task_tag=probe.next_itt(), cmd_sn=probe.cmd_sn,
+                               exp_stat_sn=probe.exp_stat_sn)
+    wire = codec.encode(login)
+    probe.send_bytes(wire)
+    reject = probe.recv()
+    assert isinstance(reject, codec.Reject)
+    assert reject.reason == RejectReason.PROTOCOL_ERROR
+    assert reject.data == wire[:48]
+    assert probe.nop(b"alive").data == b"alive"
+    health.assert_survived()
+
+
+def test_data_out_for_an_unknown_task_is_rejected(probe: RawConnection,
+                                                  health: NodeHealth) -> None:
+    probe.send(codec.DataOut(final=True, initiator_task_tag=0x0BADBEEF,
+                             target_transfer_tag=0x1234, exp_stat_sn=probe.exp_stat_sn,
+                             data=b"\xaa" * 512))
+    reject = probe.recv()
+    assert isinstance(reject, codec.Reject)
+    assert reject.reason == RejectReason.INVALID_PDU_FIELD
+    assert struct.unpack_from(">I", reject.data, 16)[0] == 0x0BADBEEF
+    assert probe.nop(b"alive").data == b"alive"
+    health.assert_survived()
+
+
+def test_four_gib_write_is_refused_without_allocating(probe: RawConnection,
+                                                     health: NodeHealth) -> None:
+    itt = probe.next_itt()
+    cdb = Write(lba=0, blocks=0x7FFFFF, size=16).encode()
+    probe.send(codec.ScsiCommand(write=True, final=True, initiator_task_tag=itt,
+                                 expected_data_transfer_length=0xFFFFFFFF,
+                                 cmd_sn=probe.take_cmd_sn(), exp_stat_sn=probe.exp_stat_sn,
+                                 cdb=cdb, data=b"\x00" * 4096))
+    response = probe.recv()
+    assert isinstance(response, codec.ScsiResponse)
+    assert response.initiator_task_tag == itt
+    assert response.status == ScsiStatus.CHECK_CONDITION
+    sense = SenseData.decode(response.data[2:])
+    assert sense.key == SenseKey.ILLEGAL_REQUEST
+    assert (sense.asc, sense.ascq) == (0x24, 0x00)   # INVALID FIELD IN CDB
+    health.assert_survived()
