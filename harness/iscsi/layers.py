@@ -1,0 +1,470 @@
+"""Every RFC 7143 PDU as a scapy layer, for dissecting captures and crafting probes.
+
+The model: :class:`ISCSI` is the generic 48-byte BHS; reading bytes through it
+dispatches on the opcode to one flat layer per PDU (``ISCSINopOut`` ...
+``ISCSIReject``), each declaring its whole BHS in ``fields_desc`` with the same
+snake_case names as :mod:`harness.iscsi.codec`, followed by the framing every PDU
+shares: AHS segments, an optional header digest, the data segment padded to 4
+bytes, and an optional data digest. Lengths are filled in at build time and
+CRC32C digests are computed in ``post_build`` only when left ``None``, so a probe
+can send a wrong one on purpose.
+
+Digests are not visible in the bytes: a layer learns whether they are present
+from the ``with_header_digest``/``with_data_digest`` keywords (the fields
+``header_digest``/``data_digest`` hold the values), from the layer below it, or
+in a capture from the login the :meth:`ISCSI.tcp_reassemble` hook has seen on the
+same TCP session. Several PDUs in one segment dissect as a chain of layers; an
+incomplete trailing PDU is left as padding for TCP reassembly.
+
+This module is for observation and probes; hot paths use the codec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from typing import Any, ClassVar
+
+from scapy.config import conf
+from scapy.fields import (
+    BitEnumField,
+    BitField,
+    BitFieldLenField,
+    ByteEnumField,
+    ByteField,
+    ConditionalField,
+    Field,
+    FieldLenField,
+    IntField,
+    PacketListField,
+    PadField,
+    ShortField,
+    StrFixedLenField,
+    StrLenField,
+    XBitField,
+    XByteField,
+    XIntField,
+    XLEIntField,
+    XLongField,
+    XShortField,
+)
+from scapy.layers.inet import TCP
+from scapy.packet import Packet, bind_layers
+
+from harness.iscsi.codes import (
+    AhsType,
+    AsyncEvent,
+    LoginStatusClass,
+    LogoutReason,
+    LogoutResponseCode,
+    Opcode,
+    RejectReason,
+    ScsiResponseCode,
+    SnackType,
+    TaskAttribute,
+    TaskManagementFunction,
+    TaskManagementResponseCode,
+)
+from harness.iscsi.digest import crc32c_value
+from harness.iscsi.errors import ProtocolError
+from harness.iscsi.keys import decode_keys
+from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
+
+ISCSI_PORT = 3260
+_OPCODES = {op.value: op.name for op in Opcode}
+
+
+def _names(enum: Any) -> dict[int, str]:
+    return {member.value: member.name for member in enum}
+
+
+class AdditionalHeaderSegment(Packet):
+    """One AHS: AHSLength, AHSType, a type-specific byte, and the content padded to 4."""
+
+    name = "iSCSI AHS"
+    fields_desc: ClassVar[list[Field[Any, Any]]] = [
+        FieldLenField("ahs_length", None, fmt="!H", length_of="ahs_data",
+                      adjust=lambda pkt, x: x + 1),
+        ByteEnumField("ahs_type", AhsType.EXTENDED_CDB, _names(AhsType)),
+        XByteField("ahs_specific", 0),
+        PadField(StrLenField("ahs_data", b"", length_from=lambda p: max(0, p.ahs_length - 1)),
+                 4, padwith=b"\x00"),
+    ]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+def _data_length(pkt: ISCSI) -> int:
+    length = pkt.data_segment_length
+    return len(pkt.data or b"") if length is None else length
+
+
+def _framing(opcode: Opcode, byte1: list[Field[Any, Any]], bytes2_3: list[Field[Any, Any]],
+             rest: list[Field[Any, Any]]) -> list[Field[Any, Any]]:
+    """A whole PDU: byte 0, the opcode-specific bytes 1-3, the lengths, bytes 8-47,
+    then AHS, header digest, padded data and data digest."""
+    return [
+        BitField("reserved", 0, 1),
+        BitField("immediate", 1 if opcode == Opcode.LOGIN_REQUEST else 0, 1),
+        BitEnumField("opcode", int(opcode), 6, _OPCODES),
+        *byte1,
+        *bytes2_3,
+        FieldLenField("total_ahs_length", None, fmt="B", length_of="ahs",
+                      adjust=lambda pkt, x: x // 4),
+        BitFieldLenField("data_segment_length", None, 24, length_of="data"),
+        *rest,
+        PacketListField("ahs", [], AdditionalHeaderSegment,
+                        length_from=lambda p: p.total_ahs_length * 4),
+        ConditionalField(XLEIntField("header_digest", None),
+                         lambda p: p.with_header_digest),
+        PadField(StrLenField("data", b"", length_from=lambda p: p.data_segment_length),
+                 4, padwith=b"\x00"),
+        ConditionalField(XLEIntField("data_digest", None),
+                         lambda p: p.with_data_digest and _data_length(p) > 0),
+    ]
+
+
+def _final_only(name: str = "final") -> list[Field[Any, Any]]:
+    return [BitField(name, 1, 1), BitField("reserved_flags", 0, 7)]
+
+
+def _reserved(name: str, length: int) -> Field[Any, Any]:
+    return StrFixedLenField(name, bytes(length), length)
+
+
+def _tag(name: str, default: int = 0) -> Field[Any, Any]:
+    return XIntField(name, default)
+
+
+_LUN = XLongField("lun", 0)
+_RESERVED_2_3 = [XShortField("reserved_2", 0)]
+_STATUS_NUMBERS = ["stat_sn", "exp_cmd_sn", "max_cmd_sn"]
+
+
+def _sns(*names: str) -> list[Field[Any, Any]]:
+    return [IntField(name, 0) for name in names]
+
+
+class ISCSI(Packet):
+    """The generic BHS: what an unknown opcode dissects as; dispatches known ones."""
+
+    name = "iSCSI"
+    match_subclass = True  # packet[ISCSI] finds any PDU layer
+    header_digest_default: ClassVar[bool] = False
+    data_digest_default: ClassVar[bool] = False
+    fields_desc: ClassVar[list[Field[Any, Any]]] = _framing(
+        Opcode.NOP_OUT, [XByteField("opcode_specific_1", 0)],
+        [XShortField("opcode_specific_2", 0)], [_reserved("opcode_specific_8", 40)])
+
+    def __init__(self, _pkt: bytes = b"", *args: Any, with_header_digest: bool | None = None,
+                 with_data_digest: bool | None = None, **kwargs: Any) -> None:
+        below = kwargs.get("_underlayer")
+        inherit = below if isinstance(below, ISCSI) else None
+        if with_header_digest is None:
+            with_header_digest = (inherit.with_header_digest if inherit
+                                  else self.header_digest_default)
+        if with_data_digest is None:
+            with_data_digest = inherit.with_data_digest if inherit else self.data_digest_default
+        object.__setattr__(self, "with_header_digest", bool(with_header_digest))
+        object.__setattr__(self, "with_data_digest", bool(with_data_digest))
+        super().__init__(_pkt, *args, **kwargs)
+
+    @classmethod
+    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kwargs: Any) -> type[Packet]:
+        if cls is ISCSI and _pkt:
+            return PDU_LAYERS.get(_pkt[0] & 0x3F, ISCSI)
+        return cls
+
+    def _keep_digests(self, clone: ISCSI) -> ISCSI:
+        object.__setattr__(clone, "with_header_digest", self.with_header_digest)
+        object.__setattr__(clone, "with_data_digest", self.with_data_digest)
+        return clone
+
+    def copy(self) -> ISCSI:
+        return self._keep_digests(super().copy())
+
+    def clone_with(self, *args: Any, **kwargs: Any) -> ISCSI:
+        return self._keep_digests(super().clone_with(*args, **kwargs))
+
+    def pdu_length(self, s: bytes) -> int | None:
+        """Length of the PDU at the start of ``s`` with this layer's digests, or None."""
+        if len(s) < BHS_LENGTH:
+            return None
+        lengths = struct.unpack_from(">I", s, 4)[0]
+        data_length = lengths & 0xFFFFFF
+        total = BHS_LENGTH + (lengths >> 24) * 4 + ((data_length + 3) & ~3)
+        total += 4 if self.with_header_digest else 0
+        total += 4 if self.with_data_digest and data_length else 0
+        return total
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        """Complete PDUs after this one are its payload; an incomplete tail is padding."""
+        whole = 0
+        while (length := self.pdu_length(s[whole:])) is not None and whole + length <= len(s):
+            whole += length
+        return s[:whole], s[whole:]
+
+    def guess_payload_class(self, payload: bytes) -> type[Packet]:
+        return ISCSI if len(payload) >= BHS_LENGTH else conf.raw_layer
+
+    def post_build(self, p: bytes, pay: bytes) -> bytes:
+        header_end = BHS_LENGTH + p[4] * 4
+        if self.with_header_digest:
+            if self.header_digest is None:
+                p = (p[:header_end] + struct.pack("<I", crc32c_value(p[:header_end]))
+                     + p[header_end + 4 :])
+            header_end += 4
+        data_length = int.from_bytes(p[5:8], "big")
+        if self.with_data_digest and data_length and self.data_digest is None:
+            p = p[:-4] + struct.pack("<I", crc32c_value(p[header_end:-4]))
+        return p + pay
+
+    def mysummary(self) -> str:
+        return self.sprintf("iSCSI %opcode% itt=%initiator_task_tag%") if hasattr(
+            self, "initiator_task_tag") else self.sprintf("iSCSI %opcode%")
+
+    @classmethod
+    def tcp_reassemble(cls, data: bytes, metadata: dict[str, Any],
+                       session: dict[str, Any]) -> Packet | None:
+        """Scapy ``TCPSession`` hook: one whole PDU at a time, digests as negotiated."""
+        header_digest = session.get("iscsi_header_digest", False)
+        data_digest = session.get("iscsi_data_digest", False)
+        probe = ISCSI(with_header_digest=header_digest, with_data_digest=data_digest)
+        length = probe.pdu_length(data)
+        if length is None or len(data) < length:
+            metadata["tcp_min_len"] = length or BHS_LENGTH
+            return None
+        pdu = ISCSI(data[:length], with_header_digest=header_digest,
+                    with_data_digest=data_digest)
+        _observe_login(pdu, session)
+        if len(data) > length:
+            pdu.add_payload(conf.padding_layer(data[length:]))
+        return pdu
+
+
+def _observe_login(pdu: Packet, session: dict[str, Any]) -> None:
+    """Follow login text on a TCP session; after the final successful Login Response
+    switch the session to the negotiated digests."""
+    if not isinstance(pdu, ISCSILoginRequest | ISCSILoginResponse):
+        return
+    buffers = session.setdefault("iscsi_text", {})
+    text = buffers.get(pdu.opcode, b"") + bytes(pdu.data or b"")
+    if pdu.continue_:
+        buffers[pdu.opcode] = text
+        return
+    buffers.pop(pdu.opcode, None)
+    keys = session.setdefault("iscsi_keys", {})
+    with contextlib.suppress(ProtocolError):  # malformed text must not stop dissection
+        keys.update(decode_keys(text))
+    if (isinstance(pdu, ISCSILoginResponse) and pdu.transit and pdu.nsg == 3
+            and pdu.status_class == 0):
+        session["iscsi_header_digest"] = keys.get("HeaderDigest") == "CRC32C"
+        session["iscsi_data_digest"] = keys.get("DataDigest") == "CRC32C"
+
+
+# --------------------------------------------------------------------- initiator PDUs
+
+
+class ISCSINopOut(ISCSI):
+    name = "iSCSI NOP-Out"
+    fields_desc = _framing(Opcode.NOP_OUT, _final_only(), _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
+        *_sns("cmd_sn", "exp_stat_sn"), _reserved("reserved_32", 16)])
+
+
+class ISCSIScsiCommand(ISCSI):
+    name = "iSCSI SCSI Command"
+    fields_desc = _framing(Opcode.SCSI_COMMAND, [
+        BitField("final", 1, 1), BitField("read", 0, 1), BitField("write", 0, 1),
+        BitField("reserved_flags", 0, 2),
+        BitEnumField("attr", TaskAttribute.SIMPLE, 3, _names(TaskAttribute))], _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), IntField("expected_data_transfer_length", 0),
+        *_sns("cmd_sn", "exp_stat_sn"), StrFixedLenField("cdb", bytes(16), 16)])
+
+
+class ISCSITaskManagementRequest(ISCSI):
+    name = "iSCSI Task Management Function Request"
+    fields_desc = _framing(Opcode.TASK_MANAGEMENT_REQUEST, [
+        BitField("final", 1, 1),
+        BitEnumField("function", 1, 7, _names(TaskManagementFunction))], _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("referenced_task_tag", NO_TAG),
+        *_sns("cmd_sn", "exp_stat_sn", "ref_cmd_sn", "exp_data_sn"), _reserved("reserved_40", 8)])
+
+
+def _login_flags() -> list[Field[Any, Any]]:
+    stages = {0: "SecurityNegotiation", 1: "LoginOperationalNegotiation", 3: "FullFeaturePhase"}
+    return [BitField("transit", 0, 1), BitField("continue_", 0, 1),
+            BitField("reserved_flags", 0, 2), BitEnumField("csg", 0, 2, stages),
+            BitEnumField("nsg", 0, 2, stages)]
+
+
+class ISCSILoginRequest(ISCSI):
+    name = "iSCSI Login Request"
+    fields_desc = _framing(Opcode.LOGIN_REQUEST, _login_flags(),
+                           [ByteField("version_max", 0), ByteField("version_min", 0)], [
+        XBitField("isid", 0, 48), ShortField("tsih", 0), _tag("initiator_task_tag"),
+        ShortField("cid", 0), XShortField("reserved_22", 0), *_sns("cmd_sn", "exp_stat_sn"),
+        _reserved("reserved_32", 16)])
+
+
+class ISCSITextRequest(ISCSI):
+    name = "iSCSI Text Request"
+    fields_desc = _framing(Opcode.TEXT_REQUEST, [
+        BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],
+        _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
+        *_sns("cmd_sn", "exp_stat_sn"), _reserved("reserved_32", 16)])
+
+
+class ISCSIDataOut(ISCSI):
+    name = "iSCSI SCSI Data-Out"
+    fields_desc = _framing(Opcode.DATA_OUT, _final_only(), _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
+        XIntField("reserved_24", 0), IntField("exp_stat_sn", 0), XIntField("reserved_32", 0),
+        *_sns("data_sn", "buffer_offset"), XIntField("reserved_44", 0)])
+
+
+class ISCSILogoutRequest(ISCSI):
+    name = "iSCSI Logout Request"
+    fields_desc = _framing(Opcode.LOGOUT_REQUEST, [
+        BitField("final", 1, 1), BitEnumField("reason_code", 0, 7, _names(LogoutReason))],
+        _RESERVED_2_3, [
+        _reserved("reserved_8", 8), _tag("initiator_task_tag"), ShortField("cid", 0),
+        XShortField("reserved_22", 0), *_sns("cmd_sn", "exp_stat_sn"),
+        _reserved("reserved_32", 16)])
+
+
+class ISCSISnack(ISCSI):
+    name = "iSCSI SNACK Request"
+    fields_desc = _framing(Opcode.SNACK, [
+        BitField("final", 1, 1), BitField("reserved_flags", 0, 3),
+        BitEnumField("type", 0, 4, _names(SnackType))], _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag", NO_TAG), _tag("target_transfer_tag", NO_TAG),
+        XIntField("reserved_24", 0), IntField("exp_stat_sn", 0), _reserved("reserved_32", 8),
+        *_sns("beg_run", "run_length")])
+
+
+# --------------------------------------------------------------------- target PDUs
+
+
+class ISCSINopIn(ISCSI):
+    name = "iSCSI NOP-In"
+    fields_desc = _framing(Opcode.NOP_IN, _final_only(), _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag", NO_TAG), _tag("target_transfer_tag", NO_TAG),
+        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+
+
+class ISCSIScsiResponse(ISCSI):
+    name = "iSCSI SCSI Response"
+    fields_desc = _framing(Opcode.SCSI_RESPONSE, [
+        BitField("final", 1, 1), BitField("reserved_flags", 0, 2),
+        BitField("bidirectional_overflow", 0, 1), BitField("bidirectional_underflow", 0, 1),
+        BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
+        BitField("reserved_flag0", 0, 1)], [
+        ByteEnumField("response", 0, _names(ScsiResponseCode)), XByteField("status", 0)], [
+        _reserved("reserved_8", 8), _tag("initiator_task_tag"), _tag("snack_tag"),
+        *_sns(*_STATUS_NUMBERS, "exp_data_sn", "bidirectional_read_residual_count",
+              "residual_count")])
+
+
+class ISCSITaskManagementResponse(ISCSI):
+    name = "iSCSI Task Management Function Response"
+    fields_desc = _framing(Opcode.TASK_MANAGEMENT_RESPONSE, _final_only(), [
+        ByteEnumField("response", 0, _names(TaskManagementResponseCode)),
+        XByteField("reserved_3", 0)], [
+        _reserved("reserved_8", 8), _tag("initiator_task_tag"), XIntField("reserved_20", 0),
+        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+
+
+class ISCSILoginResponse(ISCSI):
+    name = "iSCSI Login Response"
+    fields_desc = _framing(Opcode.LOGIN_RESPONSE, _login_flags(),
+                           [ByteField("version_max", 0), ByteField("version_active", 0)], [
+        XBitField("isid", 0, 48), ShortField("tsih", 0), _tag("initiator_task_tag"),
+        XIntField("reserved_20", 0), *_sns(*_STATUS_NUMBERS),
+        ByteEnumField("status_class", 0, _names(LoginStatusClass)), XByteField("status_detail", 0),
+        _reserved("reserved_38", 10)])
+
+
+class ISCSITextResponse(ISCSI):
+    name = "iSCSI Text Response"
+    fields_desc = _framing(Opcode.TEXT_RESPONSE, [
+        BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],
+        _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
+        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+
+
+class ISCSIDataIn(ISCSI):
+    name = "iSCSI SCSI Data-In"
+    fields_desc = _framing(Opcode.DATA_IN, [
+        BitField("final", 1, 1), BitField("acknowledge", 0, 1), BitField("reserved_flags", 0, 3),
+        BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
+        BitField("status_present", 0, 1)], [XByteField("reserved_2", 0), XByteField("status", 0)], [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
+        *_sns(*_STATUS_NUMBERS, "data_sn", "buffer_offset", "residual_count")])
+
+
+class ISCSILogoutResponse(ISCSI):
+    name = "iSCSI Logout Response"
+    fields_desc = _framing(Opcode.LOGOUT_RESPONSE, _final_only(), [
+        ByteEnumField("response", 0, _names(LogoutResponseCode)), XByteField("reserved_3", 0)], [
+        _reserved("reserved_8", 8), _tag("initiator_task_tag"), XIntField("reserved_20", 0),
+        *_sns(*_STATUS_NUMBERS), XIntField("reserved_36", 0), ShortField("time2wait", 0),
+        ShortField("time2retain", 0), XIntField("reserved_44", 0)])
+
+
+class ISCSIR2T(ISCSI):
+    name = "iSCSI Ready To Transfer"
+    fields_desc = _framing(Opcode.R2T, _final_only(), _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag"),
+        *_sns(*_STATUS_NUMBERS, "r2t_sn", "buffer_offset", "desired_data_transfer_length")])
+
+
+class ISCSIAsyncMessage(ISCSI):
+    name = "iSCSI Asynchronous Message"
+    fields_desc = _framing(Opcode.ASYNC_MESSAGE, _final_only(), _RESERVED_2_3, [
+        _LUN, _tag("initiator_task_tag", NO_TAG), XIntField("reserved_20", 0),
+        *_sns(*_STATUS_NUMBERS), ByteEnumField("async_event", 0, _names(AsyncEvent)),
+        ByteField("async_vcode", 0), ShortField("parameter1", 0), ShortField("parameter2", 0),
+        ShortField("parameter3", 0), XIntField("reserved_44", 0)])
+
+
+class ISCSIReject(ISCSI):
+    name = "iSCSI Reject"
+    fields_desc = _framing(Opcode.REJECT, _final_only(), [
+        ByteEnumField("reason", 0, _names(RejectReason)), XByteField("reserved_3", 0)], [
+        _reserved("reserved_8", 8), _tag("initiator_task_tag", NO_TAG),
+        XIntField("reserved_20", 0), *_sns(*_STATUS_NUMBERS, "data_sn"),
+        _reserved("reserved_40", 8)])
+
+
+PDU_LAYERS: dict[int, type[ISCSI]] = {
+    int(layer.fields_desc[2].default): layer
+    for layer in (ISCSINopOut, ISCSIScsiCommand, ISCSITaskManagementRequest, ISCSILoginRequest,
+                  ISCSITextRequest, ISCSIDataOut, ISCSILogoutRequest, ISCSISnack, ISCSINopIn,
+                  ISCSIScsiResponse, ISCSITaskManagementResponse, ISCSILoginResponse,
+                  ISCSITextResponse, ISCSIDataIn, ISCSILogoutResponse, ISCSIR2T,
+                  ISCSIAsyncMessage, ISCSIReject)
+}
+"""Opcode -> scapy layer."""
+
+
+def iter_pdus(packet: Packet) -> list[ISCSI]:
+    """Every iSCSI PDU layer in ``packet`` (several PDUs may share one segment)."""
+    found = []
+    layer = packet.getlayer(ISCSI)
+    while isinstance(layer, ISCSI):
+        found.append(layer)
+        layer = layer.payload
+    return found
+
+
+def bind_port(port: int) -> None:
+    """Dissect TCP traffic to or from ``port`` as iSCSI (3260 is bound already)."""
+    bind_layers(TCP, ISCSI, dport=port)
+    bind_layers(TCP, ISCSI, sport=port)
+
+
+bind_port(ISCSI_PORT)
