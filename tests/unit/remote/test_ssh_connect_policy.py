@@ -114,3 +114,14 @@ def test_a_closed_loopback_port_through_paramikos_own_connect():
                       retry=RetryPolicy(attempts=2, deadline_s=10, wait_initial_s=0.01))
     with pytest.raises(HostUnreachable, match=r"after 2 attempts \(connection refused\)"):
         host.connect()
+
+
+def test_open_host_picks_the_driver_by_the_inventorys_os():
+    from harness.remote import open_host
+    from harness.remote.windows import WindowsHost
+
+    site = load(INVENTORIES / "example-site.toml")
+    host = open_host(site.hosts["Demo1"], connect_timeout=3.0)
+    assert isinstance(host, WindowsHost)
+    assert (host.target.address, host.target.connect_timeout) == ("192.0.2.21", 3.0)
+    assert host.connection is None  # nothing was contacted
