@@ -143,10 +143,24 @@ class IntegrityCheck:
                  flags: dict[str, np.ndarray], scan: Any) -> list[_Run]:
         k = self.sectors_per_block
         runs: list[_Run] = []
+        nb = len(ident) // k
+        by_block = ident.reshape(nb, k)
+        flagged = (flags["corrupt"] | flags["garbage"] | flags["misplaced"]
+                   | flags["phantom"]).reshape(nb, k).any(axis=1)
+        simple = (~flagged & ~unit_mixed & (by_block == by_block[:, :1]).all(axis=1)).tolist()
+        first_ident = by_block[:, 0].tolist()
+        latest_ok = self.index.latest_ok[first_block:first_block + nb].tolist()
         for rel in blocks.tolist():
-            sl = slice(rel * k, (rel + 1) * k)
             b = first_block + rel
-            expected = int(self.index.latest_ok[b])
+            expected = latest_ok[rel]
+            if simple[rel]:  # one value, nothing damaged: lost or stale, merged cheaply
+                v = first_ident[rel]
+                last = runs[-1] if runs else None
+                if (last is not None and last.last == b - 1 and last.observed == (v,)
+                        and last.expected == expected):
+                    last.last = b
+                    continue
+            sl = slice(rel * k, (rel + 1) * k)
             ids = ident[sl]
             observed = tuple(sorted(set(ids.tolist())))
             note = ""

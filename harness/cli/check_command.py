@@ -1,0 +1,170 @@
+"""``splitbrain check``: judge a recorded history (and the device it was recorded on).
+
+Always checks the reads recorded during the run (register semantics) and the
+timing (against ``--budget`` limits when given). With ``--device`` it reads
+the whole device back through every path given (each ``iscsi://`` URL is read
+on its own) and checks every block; with two or more ``--replica`` (image files
+or device paths) it compares the replicas and reports divergence or split
+brain. Exits 1 when any problem is found, 0 when the run is clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+HELP = "check a workload history: lost, stale, torn, misplaced, corrupt blocks, timing"
+
+KIND_WIDTH = 14
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("history", metavar="FILE", help="history written by `workload`")
+    parser.add_argument("--device", action="append", default=[], metavar="PATH|URL",
+                        help="read the device back and check every block; repeat for every "
+                             "path (each iscsi:// URL is read on its own)")
+    parser.add_argument("--replica", action="append", default=[], metavar="PATH",
+                        help="a replica's image file or device; give two or more to compare")
+    parser.add_argument("--budget", action="append", default=[], metavar="NAME=LIMIT",
+                        help="timing budget: io_pause, failover, heal_to_all_paths (seconds), "
+                             "caller_errors (count)")
+    parser.add_argument("--bin", type=float, default=1.0, metavar="S",
+                        help="timing bin width in seconds (default 1)")
+    parser.add_argument("--json", action="store_true",
+                        help="print every problem with kind, offset, length and history "
+                             "records as JSON")
+    parser.add_argument("--limit", type=int, default=20, metavar="N",
+                        help="problems listed per checker in the text output (default 20)")
+
+
+def _budget(items: list[str]) -> dict[str, float]:
+    from harness.workload.errors import WorkloadConfigError
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise WorkloadConfigError(f"--budget {item!r} is not NAME=NUMBER "
+                                      "(e.g. failover=30)") from None
+    return out
+
+
+async def _open_paths(specs: list[str], size_hint: int) -> dict[str, Any]:
+    from harness.workload.device import FileDevice, is_iscsi_url, parse_iscsi_url
+    from harness.workload.errors import DeviceUrlError
+    from harness.workload.iscsi_device import open_iscsi_paths
+
+    urls = [s for s in specs if is_iscsi_url(s)]
+    if urls and len(urls) != len(specs):
+        raise DeviceUrlError("cannot mix iscsi:// URLs and local paths in one --device list")
+    if urls:
+        return await open_iscsi_paths([parse_iscsi_url(u) for u in urls])
+    return {s: FileDevice(s, readonly=True) for s in specs}
+
+
+def _replica_readers(specs: list[str]) -> dict[str, Any]:
+    from harness.checks.divergence import image_reader
+    from harness.workload.errors import DeviceError
+
+    for s in specs:
+        if not os.path.exists(s):
+            raise DeviceError(f"replica {s} does not exist; pass each replica's image file")
+    return {s: image_reader(s) for s in specs}
+
+
+async def _check(args: argparse.Namespace) -> Any:
+    from harness.checks.compose import check_run
+    from harness.workload.errors import DeviceUrlError
+    from harness.workload.history import load_history
+
+    history = load_history(args.history)
+    budget = _budget(args.budget)
+    if len(args.replica) == 1:
+        raise DeviceUrlError("one --replica given; give every replica (two or more) to compare")
+    devices: dict[str, Any] = {}
+    try:
+        if args.device:
+            devices = await _open_paths(args.device, history.header.size)
+        replicas = _replica_readers(args.replica) if args.replica else None
+        result = await check_run(history, name=args.history, devices=devices or None,
+                                 replicas=replicas, budget=budget, bin_s=args.bin)
+    finally:
+        for dev in devices.values():
+            await dev.close()
+    return history, result
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def _print_text(history: Any, result: Any, limit: int) -> None:
+    h = history.header
+    ops = history.ops
+    writes = sum(1 for o in ops if o.f == "write")
+    reads = sum(1 for o in ops if o.f == "read")
+    print(f"history    {result.history}: {len(ops)} operations ({writes} writes, {reads} reads), "
+          f"{len(history.faults)} faults, seed {h.seed}, generation {h.generation:08x}, "
+          f"{_fmt_bytes(h.size)} device, {h.block_size}-byte blocks"
+          + (" (torn last line ignored)" if history.torn_tail else ""))
+    for v in result.verdicts:
+        status = "ok" if v.valid else f"{len(v.problems)} problems"
+        if v.checker == "integrity":
+            for name, st in v.stats["devices"].items():
+                rate = st.get("verify_bytes_per_s")
+                speed = f" at {rate / 1e9:.2f} GB/s" if rate else ""
+                print(f"integrity  {name}: {st['blocks']} blocks ({_fmt_bytes(st['bytes'])}) "
+                      f"checked{speed}, {st['written_blocks']} written by runs")
+            print(f"integrity  {status}")
+        elif v.checker == "register":
+            print(f"reads      {v.stats['reads']} reads, {v.stats['blocks']} blocks: {status}")
+        elif v.checker == "timing":
+            s = v.stats
+            faults = "; ".join(
+                f"{f['name']}: failover "
+                + (f"{f['failover_s']:.3f} s" if f["failover_s"] is not None else "never")
+                + (f", all paths back {f['heal_to_all_paths_s']:.3f} s after heal"
+                   if f["heal_to_all_paths_s"] is not None else "")
+                for f in s["faults"])
+            print(f"timing     longest I/O pause {s['longest_pause_s']:.3f} s, "
+                  f"{s['caller_errors']} caller errors"
+                  + (f"; {faults}" if faults else "") + f": {status}")
+        elif v.checker == "divergence":
+            word = "SPLIT BRAIN" if v.stats.get("split_brain") else status
+            print(f"replicas   {', '.join(v.stats['replicas'])}: "
+                  f"{_fmt_bytes(v.stats['differing_bytes'])} differ: {word}")
+        for p in v.problems[:limit]:
+            print(f"  {p.kind:<{KIND_WIDTH}} {p.message}")
+        if len(v.problems) > limit:
+            print(f"  ... {len(v.problems) - limit} more (use --json for all)")
+    problems = result.problems
+    if not problems:
+        print("RESULT     ok: no problems")
+        return
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    print(f"RESULT     FAILED: {len(problems)} problems ({parts})")
+
+
+def run(args: argparse.Namespace) -> int:
+    history, result = asyncio.run(_check(args))
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_text(history, result, args.limit)
+    return 0 if result.valid else 1
