@@ -94,6 +94,12 @@ async def _run(args: argparse.Namespace) -> int:
     size = parse_size(args.size) if args.size else None
     device = await open_device(args.device, size=size, direct=not args.no_direct)
     try:
+        try:
+            spec = spec.validate(device.num_blocks * device.block_size, device.block_size)
+        except WorkloadConfigError:
+            if isinstance(device, FileDevice) and device.created:
+                os.unlink(device.path)  # refused: leave nothing behind
+            raise
         created = isinstance(device, FileDevice) and device.created
         header = HistoryHeader(
             seed=spec.seed, generation=generation & 0xFFFFFFFF, block_size=spec.check_block,
