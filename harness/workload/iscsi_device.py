@@ -16,6 +16,8 @@ the integrity checker reads the data back through every path.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ from harness.workload.errors import DeviceError
 from harness.workload.history import History
 
 WORKLOAD_INITIATOR = "iqn.2026-11.org.splitbrain:workload"
+_ISIDS = itertools.count(1)
 
 
 class ScsiIoError(DeviceError):
@@ -35,12 +38,17 @@ class ScsiIoError(DeviceError):
         self.status = status
 
 
-def path_spec(url: IscsiUrl, *, initiator: str = WORKLOAD_INITIATOR) -> Any:
+def path_spec(url: IscsiUrl, *, initiator: str = WORKLOAD_INITIATOR,
+              isid: int | None = None) -> Any:
+    """The initiator's PathSpec for a URL; each gets its own ISID (a random-format one)."""
     from harness.initiator.pathlink import Chap, PathSpec
 
+    if isid is None:
+        isid = 0x80 << 40 | 0x5B << 32 | (os.getpid() & 0xFFFF) << 16 | next(_ISIDS) & 0xFFFF
     chap = Chap(url.user, url.secret) if url.user and url.secret else None
     return PathSpec(host=url.host, port=url.port, target=url.target, lun=url.lun,
-                    initiator=initiator, chap=chap, name=str(url).removeprefix("iscsi://"))
+                    initiator=initiator, isid=isid, chap=chap,
+                    name=str(url).removeprefix("iscsi://"))
 
 
 def default_connector() -> Callable[[Any], Any]:
