@@ -28,9 +28,9 @@ from harness.workload.iscsi_device import (
 from harness.workload.writers import Workload, write_not_applied
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "multipath"))
-from fakesan import FakeDisk, FakeSan  # noqa: E402
+from fakesan import FakeDisk, FakeSan
 
-from harness.initiator.timers import MpioTimers  # noqa: E402
+from harness.initiator.timers import MpioTimers
 
 
 def run(coro):
