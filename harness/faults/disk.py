@@ -38,7 +38,7 @@ def _client(state_dir: str, host: str) -> Any | None:
     if node is None or not node.alive:
         return None
     ready = node.ready() or {}
-    url = ready.get("management_url") or ready.get("management", {}).get("url")
+    url = ready.get("management")
     if not url:
         raise HealError(f"lab node {host} does not publish its management URL in {node.ready_file}")
     token = (LabState(state_dir).root / "token").read_text().strip()

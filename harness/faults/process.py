@@ -86,20 +86,10 @@ class ProcessFault(Fault):
             state.update_node(self.host, node.start())
 
     def undo_record(self) -> dict[str, Any]:
-        pid, ticks = self._frozen
-        return {
-            "state_dir": self.state_dir,
-            "host": self.host,
-            "action": self.action,
-            "pid": pid,
-            "start_ticks": ticks,
-        }
+        return {"state_dir": self.state_dir, "host": self.host, "action": self.action}
 
     @classmethod
     def heal_from(cls, undo: dict[str, Any]) -> None:
-        if undo["action"] == "freeze" and undo.get("pid"):
-            frozen = NodeProcess(
-                undo["host"], (), "", "", "", pid=undo["pid"], start_ticks=undo["start_ticks"]
-            )
-            frozen.signal(signal.SIGCONT)
-        ensure_running(undo["state_dir"], undo["host"])
+        node = ensure_running(undo["state_dir"], undo["host"])  # thaws a frozen node too
+        if node.pid is not None and not wait_until(lambda: not node.frozen, 5.0):
+            raise HealError(f"lab node {undo['host']} (pid {node.pid}) is still stopped")

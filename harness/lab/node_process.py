@@ -67,6 +67,15 @@ def wait_until(check: Any, deadline_s: float) -> bool:
     return bool(retrying(lambda: bool(check())))
 
 
+def last_line(path: str) -> str:
+    """The last non-empty line of a log (what a dying process said last)."""
+    try:
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
 @dataclass(frozen=True)
 class NodeProcess:
     """One lab node: its command and, while it runs, its identity."""
@@ -77,6 +86,7 @@ class NodeProcess:
     log: str
     ready_file: str
     env: dict[str, str] = field(default_factory=dict)
+    env_files: dict[str, str] = field(default_factory=dict)  # VAR -> file holding its secret
     pid: int | None = None
     start_ticks: int | None = None
 
@@ -113,9 +123,17 @@ class NodeProcess:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.ready_file)
         env = {**os.environ, **self.env}
+        for var, path in self.env_files.items():
+            try:
+                env[var] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise NodeProcessError(
+                    f"cannot read {var} for lab node {self.host} from {path}: "
+                    f"{exc.strerror}; is the lab state intact?"
+                ) from None
         # sh starts the node in the background and exits: the node is re-parented, never
         # our zombie, and lives in its own session so our signals do not reach it.
-        script = 'cd "$1" && log="$2" && shift 2 && "$@" </dev/null >>"$log" 2>&1 & echo $!'
+        script = 'cd "$1" || exit 1; log="$2"; shift 2; "$@" </dev/null >>"$log" 2>&1 & echo $!'
         try:
             out = subprocess.run(
                 ["/bin/sh", "-c", script, "sh", self.cwd, self.log, *self.argv],
@@ -133,17 +151,16 @@ class NodeProcess:
         pid = int(out.stdout.strip())
         ticks = process_start_ticks(pid)
         running = replace(self, pid=pid, start_ticks=ticks)
-        if (
-            ticks is None
-            or not wait_until(lambda: running.ready() or not running.alive, deadline_s)
-            or not running.alive
-        ):
-            running.kill()
-            raise NodeProcessError(
-                f"lab node {self.host} did not become ready within "
-                f"{deadline_s:.0f}s; see its log {self.log}"
-            )
-        return running
+        if ticks is not None:
+            wait_until(lambda: running.ready() or not running.alive, deadline_s)
+        if running.alive and running.ready():
+            return running
+        died = not running.alive
+        running.kill()
+        what = "exited before it was ready" if died else f"was not ready within {deadline_s:.0f}s"
+        raise NodeProcessError(
+            f"lab node {self.host} {what}: {last_line(self.log)!r}; see {self.log}"
+        )
 
     def signal(self, sig: signal.Signals) -> bool:
         """Send ``sig`` if this exact process still runs; False if it is gone."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import secrets
@@ -428,6 +429,14 @@ class FaultProxy:
             if op == "set":
                 self.set_state(list(request["links"]), LinkState.from_json(request["state"]))
                 return {"ok": True}
+            if op == "upstream":
+                link = self.link(str(request["link"]))
+                link.spec = dataclasses.replace(
+                    link.spec,
+                    upstream_host=str(request["host"]),
+                    upstream_port=int(request["port"]),
+                )
+                return {"ok": True}
             if op == "reset":
                 self.set_state(list(self.links), PASS)
                 return {"ok": True}
@@ -435,7 +444,7 @@ class FaultProxy:
             return {"ok": False, "error": str(exc)}
         except (KeyError, TypeError) as exc:
             return {"ok": False, "error": f"malformed request: {exc}"}
-        return {"ok": False, "error": f"unknown op {op!r}; use status, set or reset"}
+        return {"ok": False, "error": f"unknown op {op!r}; use status, set, upstream or reset"}
 
     async def _serve_control(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -492,6 +501,10 @@ class ProxyControl:
 
     def reset(self) -> None:
         self.request("reset")
+
+    def set_upstream(self, link: str, host: str, port: int) -> None:
+        """Point a link at another upstream (new connections only)."""
+        self.request("upstream", link=link, host=host, port=port)
 
     def status(self) -> dict[str, Any]:
         return self.request("status")["links"]

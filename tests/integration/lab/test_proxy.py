@@ -16,8 +16,12 @@ from tests.integration.lab.conftest import EchoServer, free_port
 
 def eventually(check: Callable[[], bool], deadline_s: float = 5.0) -> None:
     """Wait until ``check()`` holds, or fail after the deadline."""
-    for attempt in Retrying(stop=stop_after_delay(deadline_s), wait=wait_fixed(0.02),
-                            retry=retry_if_exception_type(AssertionError), reraise=True):
+    for attempt in Retrying(
+        stop=stop_after_delay(deadline_s),
+        wait=wait_fixed(0.02),
+        retry=retry_if_exception_type(AssertionError),
+        reraise=True,
+    ):
         with attempt:
             assert check()
 
@@ -59,7 +63,9 @@ def test_pass_forwards_and_counts(lab: Lab) -> None:
     with lab.connect() as s:
         assert roundtrip(s, b"x" * 100_000) == b"x" * 100_000
     stats = lab.stats()
-    assert stats["accepted"] == 1 and stats["bytes_up"] == 100_000 and stats["bytes_down"] == 100_000
+    assert (
+        stats["accepted"] == 1 and stats["bytes_up"] == 100_000 and stats["bytes_down"] == 100_000
+    )
 
 
 def test_cut_resets_both_sides_and_new_connections_then_heals(lab: Lab, echo: EchoServer) -> None:
@@ -80,7 +86,8 @@ def test_cut_resets_both_sides_and_new_connections_then_heals(lab: Lab, echo: Ec
 
 
 def test_blackhole_is_silent_holds_bytes_and_resumes_the_stream_intact(
-        lab: Lab, echo: EchoServer) -> None:
+    lab: Lab, echo: EchoServer
+) -> None:
     s = lab.connect(timeout=0.3)
     assert roundtrip(s, b"one") == b"one"
     lab.set(mode="blackhole")
@@ -139,11 +146,15 @@ def test_upstream_gone_resets_the_peer(echo: EchoServer) -> None:
     spec = LinkSpec("l", "127.0.0.1", 0, "127.0.0.1", free_port())
     with running_proxy([spec]) as proxy:
         port = proxy.endpoint()["links"]["l"]["port"]
-        with pytest.raises(ConnectionResetError), \
-                socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with (
+            pytest.raises(ConnectionResetError),
+            socket.create_connection(("127.0.0.1", port), timeout=5) as s,
+        ):
             s.recv(10)
-        assert ProxyControl.from_endpoint(proxy.endpoint()).status()["l"]["stats"][
-            "refused_upstream"] == 1
+        assert (
+            ProxyControl.from_endpoint(proxy.endpoint()).status()["l"]["stats"]["refused_upstream"]
+            == 1
+        )
 
 
 def test_half_close_is_passed_on(lab: Lab, echo: EchoServer) -> None:

@@ -1,0 +1,462 @@
+"""The loopback lab backend: the site of an inventory, on this machine, without root.
+
+The topology, from the inventory:
+
+- every *storage host* is a reference target node process (``python -m
+  harness.target serve``) whose portals bind that host's addresses on its iSCSI
+  networks (127.x in lab.toml, port chosen by the kernel). Each HA device with a
+  replica on the host is a target there (the replica's target name, alias
+  ``HA1`` for the primary and ``HA1Partner`` for the others, as the seed's wizard
+  names them) with one LUN on a sparse image, and every replica of a device shows
+  the same serial and NAA identity;
+- every *link* that leads to a storage host (one per network the host is on,
+  except public-only networks) is a listener of the fault proxy daemon on that
+  host's address, named ``<network>/<host>``: ``iscsi1/SWS-Store1`` forwards to
+  the node's portal on iscsi1; ``sync/SWS-Store1`` and ``heartbeat/SWS-Store1``
+  are the ways into the node's sync and heartbeat endpoints. Until the node
+  publishes those endpoints (the HA layer's ``sync`` / ``heartbeat`` entries in
+  its ready record) such a link points at nothing, and connecting to it is
+  refused; ``LoopbackLab.retarget`` re-points a link once they exist;
+- cluster nodes, the domain controller and witnesses run no process: the
+  harness's initiators act for the cluster nodes, binding their addresses.
+
+Everything lives in the lab's state directory (``harness.lab.state``), so
+``lab down`` and ``lab status`` work from any process, and ``lab down`` leaves
+no process and no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SplitbrainError
+from harness.lab.inventory import HaDevice, Host, Inventory, NetworkRole
+from harness.lab.node_process import NodeProcess, NodeProcessError
+from harness.lab.proxy import ProxyControl, ProxyError
+from harness.lab.proxy_daemon import write_private_json
+from harness.lab.state import LabRecord, LabState, LinkRecord, default_state_dir
+
+TOKEN_ENV = "SPLITBRAIN_LAB_NODE_TOKEN"
+PROXY = "fault-proxy"
+
+
+class LabError(SplitbrainError):
+    """The lab cannot be brought up, reached or taken down."""
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def replica_alias(device: HaDevice, host: str) -> str:
+    """``HA1`` on the primary replica, ``HA1Partner`` on the others (the wizard's names)."""
+    return device.alias if device.primary.host == host else f"{device.alias}Partner"
+
+
+def device_identity(inventory: Inventory, device: HaDevice) -> tuple[str, str]:
+    """(serial, NAA) shared by every replica of a device: one disk on every path."""
+    from harness.target.config import default_naa
+
+    serial = f"{inventory.site.name}-{device.alias}"[:64]
+    return serial, default_naa(f"iqn.2026-11.org.splitbrain:{serial.lower()}", device.lun)
+
+
+def node_config(
+    inventory: Inventory,
+    host: Host,
+    data_dir: Path,
+    ports: dict[str, int] | None = None,
+    management: str = "127.0.0.1:0",
+) -> str:
+    """The reference target node TOML for one storage host of the lab.
+
+    ``ports`` pins each portal address to a port (0 or absent: any free port), so a
+    node restarted by a fault listens where it listened before, as a real server does.
+    """
+    ports = ports or {}
+    lines = ["[node]", f"name = {_toml(host.name)}", f"data_dir = {_toml(str(data_dir))}", ""]
+    for net in sorted(host.addresses):
+        if inventory.network(net).has_role(NetworkRole.ISCSI):
+            address = str(host.addresses[net])
+            lines += [
+                "[[portal]]",
+                f"address = {_toml(address)}",
+                f"port = {int(ports.get(address, 0))}",
+                "",
+            ]
+    lines += [
+        "[management]",
+        f"listen = {_toml(management)}",
+        f"token_env = {_toml(TOKEN_ENV)}",
+        "",
+    ]
+    for device in inventory.devices.values():
+        replica = next((r for r in device.replicas if r.host == host.name), None)
+        if replica is None:
+            continue
+        alias = replica_alias(device, host.name)
+        serial, naa = device_identity(inventory, device)
+        lines += [
+            "[[target]]",
+            f"iqn = {_toml(replica.target)}",
+            f"alias = {_toml(alias)}",
+            "",
+            "[[target.lun]]",
+            f"lun = {device.lun}",
+            f"image = {_toml(alias + '.img')}",
+            f"size = {device.size}",
+            f"serial = {_toml(serial)}",
+            f"naa = {_toml(naa)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _link_purpose(roles: frozenset[NetworkRole]) -> str | None:
+    for role, purpose in (
+        (NetworkRole.ISCSI, "portal"),
+        (NetworkRole.SYNC, "sync"),
+        (NetworkRole.HEARTBEAT, "heartbeat"),
+    ):
+        if role in roles:
+            return purpose
+    return None  # public only: nothing listens there
+
+
+NodeCommand = Callable[[Path, Path], tuple[str, ...]]
+
+
+def reference_target_command(config: Path, ready_file: Path) -> tuple[str, ...]:
+    """How a storage node starts: the bundled reference target, as its own process."""
+    return (
+        sys.executable,
+        "-m",
+        "harness.target",
+        "serve",
+        "--config",
+        str(config),
+        "--ready-file",
+        str(ready_file),
+    )
+
+
+class LoopbackLab:
+    """Brings the lab of an inventory up and down; reads its state.
+
+    ``node_command`` builds a storage node's command line from its config and ready
+    file; the default is the reference target. (Tests of the lab's own mechanics may
+    pass a smaller node that speaks the same config and ready-file contract.)
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        node_command: NodeCommand = reference_target_command,
+    ) -> None:
+        self.state = LabState(state_dir)
+        self.node_command = node_command
+
+    @classmethod
+    def for_inventory(
+        cls,
+        inventory: Inventory,
+        state_dir: Path | None = None,
+        *,
+        node_command: NodeCommand = reference_target_command,
+    ) -> LoopbackLab:
+        lab = inventory.lab
+        root = state_dir or (lab.state_dir if lab and lab.state_dir else None)
+        return cls(root or default_state_dir(inventory.site.name), node_command=node_command)
+
+    # -- up ----------------------------------------------------------------------------------
+
+    def up(self, inventory: Inventory) -> LabRecord:
+        if inventory.lab is not None and inventory.lab.backend != "loopback":
+            raise LabError(
+                f"{inventory.path}: lab.backend is {inventory.lab.backend!r}; "
+                "this is the loopback backend"
+            )
+        if not inventory.hosts_with_role("storage"):
+            raise LabError(f"{inventory.path}: no storage host; a lab needs at least one")
+        if self.state.exists():
+            if self.running():
+                raise LabError(
+                    f"a lab is already up at {self.state.root}; run `splitbrain lab down` first"
+                )
+            self.down()  # the leftovers of a crashed lab
+        self.state.create()
+        token_file = self.state.root / "token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24))
+        record = LabRecord(str(Path(inventory.path).resolve()), "loopback", inventory.site.name)
+        try:
+            for host in inventory.hosts_with_role("storage"):
+                record.nodes[host.name] = self._start_node(inventory, host, token_file)
+                self.state.save(record)
+            self._start_proxy(inventory, record)
+            self.state.save(record)
+        except (SplitbrainError, OSError) as exc:
+            with contextlib.suppress(SplitbrainError, OSError):
+                self.state.save(record)
+                self.down()
+            if isinstance(exc, SplitbrainError):
+                raise
+            raise LabError(f"cannot bring the lab up in {self.state.root}: {exc}") from None
+        return record
+
+    def _start_node(self, inventory: Inventory, host: Host, token_file: Path) -> NodeProcess:
+        home = self.state.node_dir(host.name)
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "node.toml"
+        config.write_text(node_config(inventory, host, home / "data"), encoding="utf-8")
+        node = NodeProcess(
+            host=host.name,
+            argv=self.node_command(config, home / "ready.json"),
+            cwd=str(home),
+            log=str(self.state.root / "logs" / f"{host.name}.log"),
+            ready_file=str(home / "ready.json"),
+            env_files={TOKEN_ENV: str(token_file)},
+        )
+        try:
+            running = node.start()
+        except NodeProcessError as exc:
+            raise LabError(f"storage node {host.name} did not start: {exc}") from None
+        # pin the ports the kernel chose, so a restart (a fault's heal) listens there again
+        ready = running.ready() or {}
+        ports = {p["address"]: int(p["port"]) for p in ready.get("portals", [])}
+        management = str(ready.get("management") or "http://127.0.0.1:0").split("//", 1)[-1]
+        config.write_text(
+            node_config(inventory, host, home / "data", ports, management.rstrip("/")),
+            encoding="utf-8",
+        )
+        return running
+
+    def _start_proxy(self, inventory: Inventory, record: LabRecord) -> None:
+        specs: list[dict[str, Any]] = []
+        links: dict[str, LinkRecord] = {}
+        for host_name, node in record.nodes.items():
+            host = inventory.host(host_name)
+            ready = node.ready() or {}
+            portals = {p["address"]: p["port"] for p in ready.get("portals", [])}
+            for net_name, address in sorted(host.addresses.items()):
+                net = inventory.network(net_name)
+                purpose = _link_purpose(net.roles)
+                if purpose is None:
+                    continue
+                if purpose == "portal":
+                    upstream = (str(address), int(portals.get(str(address), 0)))
+                else:
+                    endpoint = ready.get(purpose) or {}
+                    upstream = (str(endpoint.get("address", address)), int(endpoint.get("port", 0)))
+                name = f"{net_name}/{host_name}"
+                specs.append(
+                    {
+                        "name": name,
+                        "listen_host": str(address),
+                        "listen_port": 0,
+                        "upstream_host": upstream[0],
+                        "upstream_port": upstream[1],
+                    }
+                )
+                links[name] = LinkRecord(
+                    name,
+                    net_name,
+                    host_name,
+                    tuple(sorted(r.value for r in net.roles)),
+                    (str(address), 0),
+                    upstream,
+                    purpose,
+                )
+        links_file = self.state.root / "proxy-links.json"
+        write_private_json(links_file, specs)
+        proxy = NodeProcess(
+            host=PROXY,
+            argv=(
+                sys.executable,
+                "-m",
+                "harness.lab.proxy_daemon",
+                "--links",
+                str(links_file),
+                "--endpoint",
+                str(self.state.endpoint_file),
+            ),
+            cwd=str(self.state.root),
+            log=str(self.state.root / "logs" / "proxy.log"),
+            ready_file=str(self.state.endpoint_file),
+        )
+        try:
+            record.proxy = proxy.start()
+        except NodeProcessError as exc:
+            raise LabError(f"the fault proxy did not start: {exc}") from None
+        ports = (record.proxy.ready() or {}).get("links", {})
+        for name, link in links.items():
+            listen = (link.listen[0], int(ports[name]["port"]))
+            links[name] = LinkRecord(
+                link.name, link.network, link.host, link.roles, listen, link.upstream, link.purpose
+            )
+        record.links = links
+
+    # -- running lab -------------------------------------------------------------------------
+
+    def record(self) -> LabRecord:
+        return self.state.load()
+
+    def running(self) -> bool:
+        try:
+            record = self.state.load()
+        except SplitbrainError:
+            return False
+        return any(n.alive for n in record.nodes.values()) or bool(
+            record.proxy and record.proxy.alive
+        )
+
+    def proxy(self) -> ProxyControl:
+        endpoint = self.state.endpoint()
+        if endpoint is None:
+            raise LabError(f"no fault proxy endpoint in {self.state.root}; is the lab up?")
+        return ProxyControl.from_endpoint(endpoint)
+
+    def retarget(self, link: str, host: str, port: int) -> None:
+        """Point a link at a new upstream (e.g. a node's sync listener once HA created it)."""
+        with self.state.locked():
+            record = self.state.load()
+            if link not in record.links:
+                raise LabError(f"no lab link {link!r}; links: {', '.join(record.links)}")
+            self.proxy().set_upstream(link, host, port)
+            old = record.links[link]
+            record.links[link] = LinkRecord(
+                old.name, old.network, old.host, old.roles, old.listen, (host, port), old.purpose
+            )
+            self.state.save(record)
+
+    def token(self) -> str:
+        return (self.state.root / "token").read_text().strip()
+
+    def management_url(self, host: str) -> str:
+        node = self.record().nodes.get(host)
+        ready = node.ready() if node and node.alive else None
+        if not ready:
+            raise LabError(f"lab node {host} is not running")
+        if not ready.get("management"):
+            raise LabError(f"lab node {host} publishes no management API in {node.ready_file}")
+        return str(ready["management"])
+
+    # -- down --------------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Stop every process of the lab and remove its state directory; return what stopped."""
+        stopped: list[str] = []
+        if not self.state.root.exists():
+            return stopped
+        try:
+            record: LabRecord | None = self.state.load()
+        except SplitbrainError:
+            record = None
+        if record is not None:
+            processes = [*record.nodes.values(), *([record.proxy] if record.proxy else [])]
+            for process in processes:
+                if process.alive:
+                    process.stop()  # SIGCONT (a frozen node), SIGTERM, SIGKILL at the deadline
+                    stopped.append(f"{process.host} (pid {process.pid})")
+            survivors = [p.host for p in processes if p.alive]
+            if survivors:
+                raise LabError(
+                    f"lab processes {survivors} survived SIGKILL; state kept in {self.state.root}"
+                )
+        shutil.rmtree(self.state.root)
+        with contextlib.suppress(OSError):
+            if self.state.root.parent.name.startswith("splitbrain-"):
+                self.state.root.parent.rmdir()  # only if no other lab lives there
+        return stopped
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Hosts, links, devices and sessions of the running lab (JSON-ready)."""
+        from harness.lab.inventory import load
+
+        record = self.record()
+        inventory = load(record.inventory)
+        try:
+            links = self.proxy().status()
+        except (LabError, ProxyError) as exc:
+            links = {"error": str(exc)}
+        nodes: dict[str, Any] = {}
+        for host, node in record.nodes.items():
+            state = "frozen" if node.frozen else ("running" if node.alive else "down")
+            nodes[host] = {"state": state, "pid": node.pid, "sessions": [], "devices": []}
+            if state == "running":
+                nodes[host] |= self._node_status(host)
+        return {
+            "state_dir": str(self.state.root),
+            "site": record.site,
+            "inventory": record.inventory,
+            "nodes": nodes,
+            "proxy": {
+                "pid": record.proxy.pid if record.proxy else None,
+                "alive": bool(record.proxy and record.proxy.alive),
+            },
+            "links": {
+                n: link.to_json() | {"proxy": links.get(n) if isinstance(links, dict) else None}
+                for n, link in record.links.items()
+            },
+            "hosts": {
+                h.name: {
+                    "roles": sorted(r.value for r in h.roles),
+                    "addresses": {n: str(a) for n, a in h.addresses.items()},
+                }
+                for h in inventory.hosts.values()
+            },
+            "networks": {
+                n.name: {"roles": sorted(r.value for r in n.roles), "cidr": str(n.cidr)}
+                for n in inventory.networks.values()
+            },
+            "devices": {
+                d.alias: {
+                    "purpose": d.purpose.value,
+                    "size": d.size,
+                    "lun": d.lun,
+                    "strategy": d.strategy.value,
+                    "replicas": [
+                        {"host": r.host, "target": r.target, "priority": r.priority}
+                        for r in d.replicas
+                    ],
+                }
+                for d in inventory.devices.values()
+            },
+        }
+
+    def _node_status(self, host: str) -> dict[str, Any]:
+        from harness.target.management import ManagementClient
+
+        try:
+            client = ManagementClient(self.management_url(host), self.token(), timeout=5.0)
+            return {
+                "sessions": client.sessions(),
+                "devices": client.targets(),
+                "replicas": self._replicas(client),
+            }
+        except SplitbrainError as exc:
+            return {"error": str(exc)}
+
+    @staticmethod
+    def _replicas(client: Any) -> Any:
+        """HA replica states once the HA layer serves them; None until then."""
+        try:
+            return client.request("GET", "/v1/ha/devices")
+        except SplitbrainError:
+            return None
