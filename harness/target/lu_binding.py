@@ -2,22 +2,47 @@
 
 Everything the sessions need from the SCSI side goes through this module: opening
 a logical unit on its image file, naming an I_T nexus, building a ``ScsiTask``,
-reading a ``TaskResult``, answering commands for a LUN that does not exist, and
-the reset and unit-attention hooks of task management. Keeping the seam in one
-place means a change of the device contract touches one file.
+answering commands for a LUN that does not exist (SPC-4: INQUIRY with peripheral
+qualifier 011b, REPORT LUNS of the target, REQUEST SENSE and every other command
+LOGICAL UNIT NOT SUPPORTED), and the reset and unit-attention hooks of task
+management. Keeping the seam in one place means a change of the device contract
+touches one file.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from harness.scsi.sense import invalid_field_in_cdb
+from harness.scsi.inquiry import PeripheralDeviceType, PeripheralQualifier, StandardInquiry
+from harness.scsi.report_luns import ReportLunsData
+from harness.scsi.sense import Asc, illegal_request, invalid_field_in_cdb
 from harness.scsi.status import ScsiStatus
+from harness.target.blockstore import ImageFile
+from harness.target.config import LunConfig, NodeConfig, TargetConfig
+from harness.target.device import LogicalUnit, ScsiTask, TaskResult
+from harness.target.identity import BlockLimitsConfig, LuIdentity
 from harness.target.nexus import ItNexus, initiator_port_name, target_port_name
+from harness.target.reservations import AptplFile, PersistentReservations
 
 # Byte of the TRANSFER LENGTH field per write opcode (for the sense field pointer).
 _TRANSFER_LENGTH_BYTE = {0x0A: 4, 0x2A: 7, 0xAA: 6, 0x8A: 10, 0x2E: 7, 0xAE: 6, 0x8E: 10,
                          0x89: 13, 0x41: 7, 0x93: 10}
+_INQUIRY, _REPORT_LUNS, _REQUEST_SENSE = 0x12, 0xA0, 0x03
+MAX_TRANSFER_BLOCKS = BlockLimitsConfig().max_transfer_blocks
+
+
+def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
+                      luns: Callable[[ItNexus], Sequence[int]],
+                      abort_tasks: Callable[[Sequence[ItNexus]], None]) -> LogicalUnit:
+    """The logical unit of ``lun``: its image (created sparse on first use), identity,
+    persistent reservations persisted beside the image (APTPL) and ALUA group."""
+    store = ImageFile.open(lun.image, lun.size, block_size=lun.block_size,
+                           write_through=node.write_through)
+    identity = LuIdentity(serial=lun.serial, naa=lun.naa, vendor=lun.vendor,
+                          product=lun.product)
+    aptpl = AptplFile(lun.image.with_name(lun.image.name + ".pr.json"))
+    return LogicalUnit(store, identity, reservations=PersistentReservations(aptpl_file=aptpl),
+                       luns=luns, abort_tasks=abort_tasks)
 
 
 def make_nexus(initiator_name: str, isid: int, target_iqn: str, tpgt: int) -> ItNexus:
@@ -26,8 +51,39 @@ def make_nexus(initiator_name: str, isid: int, target_iqn: str, tpgt: int) -> It
                    relative_target_port_id=tpgt, target_port_group=tpgt)
 
 
-def lun_map_changed(target: Any) -> None:
-    """The target's LUN map changed (a LUN added or removed)."""
+def make_task(nexus: ItNexus, lun: int, cdb: bytes, data_out: bytes | bytearray,
+              expected_in_length: int) -> ScsiTask:
+    return ScsiTask(nexus, lun, cdb, data_out, expected_in_length)
+
+
+def result_fields(result: TaskResult) -> tuple[int, bytes, bytes]:
+    """(status, data-in, sense bytes) of a task result."""
+    return int(result.status), result.data_in, result.sense_bytes
+
+
+def execute_without_lu(existing_luns: Sequence[int], task: ScsiTask) -> TaskResult:
+    """The answer for a LUN the target does not have (SPC-4 section 4.6.20)."""
+    op = task.cdb[0] if task.cdb else 0
+    if op == _INQUIRY:
+        if task.cdb[1] & 0x01:  # EVPD for an absent LU: no pages to give
+            return TaskResult(ScsiStatus.CHECK_CONDITION,
+                              sense=invalid_field_in_cdb(1, 0))
+        data = StandardInquiry(qualifier=PeripheralQualifier.NOT_SUPPORTED,
+                               device_type=PeripheralDeviceType.UNKNOWN).encode()
+        return TaskResult(ScsiStatus.GOOD, data[: _allocation(task.cdb, 3, 2)])
+    if op == _REPORT_LUNS:
+        data = ReportLunsData(tuple(sorted(existing_luns))).encode()
+        return TaskResult(ScsiStatus.GOOD, data[: _allocation(task.cdb, 6, 4)])
+    if op == _REQUEST_SENSE:
+        sense = illegal_request(Asc.LOGICAL_UNIT_NOT_SUPPORTED).encode()
+        return TaskResult(ScsiStatus.GOOD, sense[: _allocation(task.cdb, 4, 1)])
+    return TaskResult(ScsiStatus.CHECK_CONDITION,
+                      sense=illegal_request(Asc.LOGICAL_UNIT_NOT_SUPPORTED))
+
+
+def _allocation(cdb: bytes, offset: int, width: int) -> int:
+    return int.from_bytes(cdb[offset : offset + width], "big") if len(cdb) >= offset + width \
+        else 0
 
 
 def refuse_transfer_length(cdb: bytes) -> tuple[int, bytes]:
@@ -35,3 +91,26 @@ def refuse_transfer_length(cdb: bytes) -> tuple[int, bytes]:
     data-out exceeds what the node accepts (the Block Limits VPD says the same)."""
     byte = _TRANSFER_LENGTH_BYTE.get(cdb[0] if cdb else 0, 0)
     return ScsiStatus.CHECK_CONDITION, invalid_field_in_cdb(byte).encode()
+
+
+def reset(unit: LogicalUnit, nexus: ItNexus | None) -> None:
+    """LOGICAL UNIT RESET (and each LU of a TARGET WARM/COLD RESET)."""
+    unit.reset(requester=nexus)
+
+
+def tasks_cleared(unit: LogicalUnit, nexus: ItNexus) -> None:
+    """CLEAR TASK SET: the other nexuses learn their commands were cleared."""
+    unit.post_attention(Asc.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, exclude=nexus)
+
+
+def luns_changed(unit: LogicalUnit, nexus: ItNexus) -> None:
+    unit.post_attention(Asc.REPORTED_LUNS_DATA_HAS_CHANGED, to=[nexus])
+
+
+def nexus_lost(unit: LogicalUnit, nexus: ItNexus) -> None:
+    unit.nexus_lost(nexus)
+
+
+def close(unit: LogicalUnit) -> None:
+    unit.close()
+

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
-from harness.target.config import NodeConfig, PortalConfig, parse_lun, parse_target
+from harness.target.config import NodeConfig, parse_lun, parse_target
 from harness.target.management import ApiError, ManagementApi
 from harness.target.portal import Portal
 from harness.target.session import SessionTable
@@ -56,8 +56,8 @@ class Node:
             raise NodeError(f"{config.source}: management token variable "
                             f"{config.management.token_env} is not set; export it with a secret "
                             "value (the node has no default token)")
-        self.targets = TargetTable(config)
         self.sessions = SessionTable()
+        self.targets = TargetTable(config, self.sessions)
         self.portals: list[Portal] = []
         self.management = ManagementApi(self, token=self.token, host=config.management.host,
                                         port=config.management.port)
@@ -206,10 +206,6 @@ class Node:
         if target is None:
             raise ApiError(404, f"no target {iqn} on node {self.config.name}")
         return target
-
-
-def portal_key(p: PortalConfig) -> str:
-    return f"{p.address}:{p.port},{p.tpgt}"
 
 
 def install_event_loop_policy() -> str:

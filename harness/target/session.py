@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 SN_MASK = 0xFFFFFFFF
 _SN_HALF = 1 << 31
-MAX_COMMAND_DATA = 64 * 1024 * 1024   # a write's data-out must fit this (Block Limits agree)
+MAX_COMMAND_DATA = 16 * 1024 * 1024   # a write's data-out must fit this (Block Limits agree)
 
 
 def sn_lt(a: int, b: int) -> bool:
@@ -183,14 +183,13 @@ class Session:
         task.running = True
         self.target.submit(self, task, self._finish)
 
-    def _finish(self, task: CommandTask, status: int, data_in: Any, sense: bytes,
-                residual: tuple[int, bool, bool] | None = None) -> None:
+    def _finish(self, task: CommandTask, status: int, data_in: Any, sense: bytes) -> None:
         """The logical unit's answer: forget the task, then answer unless aborted."""
         if self.tasks.get(task.itt) is task:
             del self.tasks[task.itt]
         if task.aborted or task.conn.closing:
             return
-        task.respond(status, data_in, sense, residual)
+        task.respond(status, data_in, sense)
 
     def has_tasks_on(self, lun: int) -> bool:
         return any(t.lun == lun for t in self.tasks.values())
@@ -333,6 +332,8 @@ class Session:
         self.abort_tasks()
         self._pending.clear()
         self.table.remove(self)
+        if self._nexus is not None and self.target is not None:
+            self.target.nexus_lost(self._nexus)
 
     async def close(self, reason: str) -> None:
         for c in list(self.connections):

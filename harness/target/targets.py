@@ -4,104 +4,67 @@ Model: an ``ExportedTarget`` is one iSCSI target name with its LUN map; each
 ``ExportedLun`` wraps a ``harness.target.device.LogicalUnit`` on its image file
 (``harness.target.blockstore.ImageFile``). The network side never interprets
 SCSI beyond this: it hands ``LogicalUnit.execute`` a complete ``ScsiTask`` and
-sends back the ``TaskResult``.
+sends back the ``TaskResult``; ``harness.target.lu_binding`` is the one seam.
 
-Execution policy: a command that cannot block (a read or write served by the page
-cache) runs inline on the event loop, the fastest path; one that may wait on the
-disk (FUA writes, SYNCHRONIZE CACHE, UNMAP, WRITE SAME, PR OUT that persists) runs
-on the LU's single worker thread so other sessions keep moving. A per-LU FIFO
-lock keeps the two paths in arrival order and the LU single-threaded.
+Each command runs as its own asyncio task on the loop, started in arrival
+order; the logical unit keeps its own ordering rules (COMPARE AND WRITE gate,
+group commit of fdatasync), so one slow FUA write never stalls a read. Task
+management waits for the commands it aborts (``quiesce``) before it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.target import lu_binding
 from harness.target.config import LunConfig, NodeConfig, TargetConfig
 
 if TYPE_CHECKING:
-    from harness.target.session import Session
+    from harness.target.nexus import ItNexus
+    from harness.target.session import Session, SessionTable
     from harness.target.task import CommandTask
 
 Finish = Callable[..., None]
 
-# Opcodes whose execution may wait on the disk (the FUA bit is checked for writes).
-_WRITES_WITH_FUA = frozenset({0x2A, 0xAA, 0x8A, 0x2E, 0xAE, 0x8E, 0x89})
-_MAY_BLOCK = frozenset({0x35, 0x91, 0x41, 0x93, 0x42, 0x04, 0x5F})
-INLINE_LIMIT = 1 << 20   # bigger transfers go to the worker thread too
-
-
-def may_block(cdb: bytes, length: int) -> bool:
-    op = cdb[0]
-    if op in _MAY_BLOCK or length > INLINE_LIMIT:
-        return True
-    return op in _WRITES_WITH_FUA and bool(cdb[1] & 0x08)
-
-
-def _sense_bytes(sense: Any) -> bytes:
-    if not sense:
-        return b""
-    if isinstance(sense, bytes | bytearray):
-        return bytes(sense)
-    return sense.encode()
-
 
 class ExportedLun:
-    """One LUN of a target: the logical unit and its execution queue."""
+    """One LUN of a target: the logical unit and the commands running on it."""
 
     def __init__(self, config: LunConfig, unit: Any) -> None:
         self.config = config
         self.unit = unit
-        self._order = asyncio.Lock()
-        self._worker = ThreadPoolExecutor(max_workers=1,
-                                          thread_name_prefix=f"lun{config.lun}")
-        self.in_flight = 0
+        self.running: set[asyncio.Task[None]] = set()
 
     def submit(self, task: Any, done: Callable[[Any], None]) -> None:
-        """Run ``task``; ``done(result)`` is called on the event loop."""
-        if not self._order.locked() and not may_block(task.cdb, len(task.data_out)
-                                                      or task.expected_in_length):
-            done(self.unit.execute(task))
-            return
-        self.in_flight += 1
-        asyncio.get_running_loop().create_task(self._run_ordered(task, done))
+        """Start ``task`` now; ``done(result)`` runs on the loop when it completes."""
+        job = asyncio.get_running_loop().create_task(self._run(task, done))
+        self.running.add(job)
+        job.add_done_callback(self.running.discard)
 
-    async def _run_ordered(self, task: Any, done: Callable[[Any], None]) -> None:
-        try:
-            async with self._order:
-                loop = asyncio.get_running_loop()
-                if may_block(task.cdb, len(task.data_out) or task.expected_in_length):
-                    result = await loop.run_in_executor(self._worker, self.unit.execute, task)
-                else:
-                    result = self.unit.execute(task)
-        finally:
-            self.in_flight -= 1
-        done(result)
+    async def _run(self, task: Any, done: Callable[[Any], None]) -> None:
+        done(await self.unit.execute(task))
 
     async def quiesce(self) -> None:
-        """Wait until every command submitted so far has finished."""
-        async with self._order:
-            pass
+        """Wait until every command started so far has finished."""
+        if self.running:
+            await asyncio.wait(list(self.running))
 
     async def close(self) -> None:
         await self.quiesce()
-        loop = asyncio.get_running_loop()
-        close = getattr(self.unit, "close", None)
-        if close is not None:
-            await loop.run_in_executor(self._worker, close)
-        self._worker.shutdown(wait=True)
+        lu_binding.close(self.unit)
 
 
 class ExportedTarget:
     """One iSCSI target of the node and its LUN map."""
 
-    def __init__(self, config: TargetConfig, node_config: NodeConfig) -> None:
+    def __init__(self, config: TargetConfig, node_config: NodeConfig,
+                 sessions: SessionTable | None = None) -> None:
         self.config = config
         self.node_config = node_config
+        self.sessions = sessions
         self.luns: dict[int, ExportedLun] = {}
 
     # -- building -------------------------------------------------------------------------
@@ -111,57 +74,49 @@ class ExportedTarget:
             await self.add_lun(lun_cfg)
 
     async def add_lun(self, lun_cfg: LunConfig) -> ExportedLun:
-        from harness.target import lu_binding
-
         loop = asyncio.get_running_loop()
-        unit = await loop.run_in_executor(None, lu_binding.open_logical_unit, lun_cfg,
-                                          self.config, self.node_config)
+
+        def luns(_nexus: ItNexus) -> Sequence[int]:
+            return sorted(self.luns)
+
+        def abort_tasks(nexuses: Sequence[ItNexus]) -> None:
+            self.abort_tasks_of(nexuses, lun_cfg.lun)
+
+        unit = await loop.run_in_executor(
+            None, lambda: lu_binding.open_logical_unit(lun_cfg, self.config, self.node_config,
+                                                       luns=luns, abort_tasks=abort_tasks))
         exported = ExportedLun(lun_cfg, unit)
         self.luns[lun_cfg.lun] = exported
-        self._refresh_lun_maps()
         return exported
 
     async def remove_lun(self, lun: int) -> None:
         exported = self.luns.pop(lun)
-        self._refresh_lun_maps()
         await exported.close()
 
     async def close(self) -> None:
         for lun in list(self.luns):
             await self.remove_lun(lun)
 
-    def _refresh_lun_maps(self) -> None:
-        from harness.target import lu_binding
-
-        lu_binding.lun_map_changed(self)
-
     # -- used by sessions -----------------------------------------------------------------
 
-    def nexus_for(self, initiator_name: str, isid: int, tpgt: int) -> Any:
-        from harness.target import lu_binding
-
+    def nexus_for(self, initiator_name: str, isid: int, tpgt: int) -> ItNexus:
         return lu_binding.make_nexus(initiator_name, isid, self.config.iqn, tpgt)
 
     def submit(self, session: Session, ctask: CommandTask, finish: Finish) -> None:
-        from harness.target import lu_binding
-
         read_len = ctask.edtl if ctask.cmd.read else 0
         scsi_task = lu_binding.make_task(session.nexus, ctask.lun, ctask.cmd.cdb,
                                          ctask.data_buffer(), read_len)
-        exported = self.luns.get(ctask.lun)
 
         def done(result: Any) -> None:
-            finish(ctask, int(result.status), result.data_in or b"",
-                   _sense_bytes(result.sense), lu_binding.residual_of(result))
+            finish(ctask, *lu_binding.result_fields(result))
 
+        exported = self.luns.get(ctask.lun)
         if exported is None:
-            done(lu_binding.execute_without_lu(self, scsi_task))
+            done(lu_binding.execute_without_lu(sorted(self.luns), scsi_task))
             return
         exported.submit(scsi_task, done)
 
     def refuse_oversized(self, cdb: bytes) -> tuple[int, bytes, bytes]:
-        from harness.target import lu_binding
-
         status, sense = lu_binding.refuse_transfer_length(cdb)
         return status, b"", sense
 
@@ -171,25 +126,32 @@ class ExportedTarget:
             if exported is not None:
                 await exported.quiesce()
 
-    def reset_lun(self, lun: int, nexus: Any, *, target_reset: bool = False) -> None:
-        from harness.target import lu_binding
+    def abort_tasks_of(self, nexuses: Sequence[ItNexus], lun: int) -> None:
+        """PREEMPT AND ABORT: the preempted nexuses' tasks on ``lun`` end unanswered."""
+        if self.sessions is None:
+            return
+        keys = {n.key for n in nexuses}
+        for s in self.sessions.of_target(self.config.iqn):
+            if s.nexus is not None and s.nexus.key in keys:
+                s.abort_tasks(lambda t: t.lun == lun)
 
+    def reset_lun(self, lun: int, nexus: ItNexus | None, *, target_reset: bool = False) -> None:
         exported = self.luns.get(lun)
         if exported is not None:
-            lu_binding.reset(exported.unit, nexus, target_reset=target_reset)
+            lu_binding.reset(exported.unit, nexus)
 
-    def tasks_cleared(self, lun: int, nexus: Any) -> None:
-        from harness.target import lu_binding
-
+    def tasks_cleared(self, lun: int, nexus: ItNexus) -> None:
         exported = self.luns.get(lun)
         if exported is not None:
             lu_binding.tasks_cleared(exported.unit, nexus)
 
-    def luns_changed(self, nexus: Any) -> None:
-        from harness.target import lu_binding
-
+    def luns_changed(self, nexus: ItNexus) -> None:
         for exported in self.luns.values():
             lu_binding.luns_changed(exported.unit, nexus)
+
+    def nexus_lost(self, nexus: ItNexus) -> None:
+        for exported in self.luns.values():
+            lu_binding.nexus_lost(exported.unit, nexus)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -208,8 +170,9 @@ class ExportedTarget:
 class TargetTable:
     """The node's targets by IQN (case-insensitive)."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, sessions: SessionTable | None = None) -> None:
         self.config = config
+        self.sessions = sessions
         self._targets: dict[str, ExportedTarget] = {}
 
     def __iter__(self) -> Iterator[ExportedTarget]:
@@ -226,7 +189,7 @@ class TargetTable:
             await self.add(target_cfg)
 
     async def add(self, target_cfg: TargetConfig) -> ExportedTarget:
-        target = ExportedTarget(target_cfg, self.config)
+        target = ExportedTarget(target_cfg, self.config, self.sessions)
         try:
             await target.open()
         except BaseException:

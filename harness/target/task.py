@@ -160,8 +160,8 @@ class CommandTask:
 
     # -- answer -----------------------------------------------------------------------------
 
-    def respond(self, status: int, data_in: bytes | bytearray | memoryview, sense: bytes,
-                residual_override: tuple[int, bool, bool] | None = None) -> None:
+    def respond(self, status: int, data_in: bytes | bytearray | memoryview,
+                sense: bytes) -> None:
         """Send Data-In (if any) and the status, with residuals against the EDTL."""
         conn, session = self.conn, self.session
         edtl = self.edtl
@@ -175,8 +175,6 @@ class CommandTask:
                 underflow, residual = True, edtl - n
         elif self.write and self.received < edtl:
             underflow, residual = True, edtl - self.received
-        if residual_override is not None:
-            residual, overflow, underflow = residual_override
         collapse = status == 0 and not sense and n > 0
         if n:
             view = memoryview(data_in)[:n]

@@ -43,7 +43,7 @@ class NodeHealth:
 @pytest.fixture
 def probe_node(reference_target_factory: ReferenceTargetFactory) -> ReferenceTarget:
     return reference_target_factory.start(
-        name="probed", targets=(lun_target(luns=0, size="16MiB"),),
+        name="probed", targets=(lun_target(luns=1, size="16MiB"),),
         limits={"max_connections": MAX_CONNECTIONS, "login_timeout_s": LOGIN_TIMEOUT_S,
                 "max_recv_data_segment_length": 65536})
 
