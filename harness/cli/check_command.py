@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print every problem with kind, offset, length and history "
                              "records as JSON")
+    parser.add_argument("--timeline", metavar="FILE",
+                        help="also draw the timeline plot to FILE.png and FILE.svg")
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="problems listed per checker in the text output (default 20)")
 
@@ -162,6 +164,12 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     history, result = asyncio.run(_check(args))
+    if args.timeline:
+        from harness.report.timeline import plot_timeline
+
+        files = plot_timeline(history, args.timeline, bin_s=args.bin)
+        print("timeline   " + ", ".join(str(f) for f in files),
+              file=sys.stderr if args.json else sys.stdout)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -22,9 +22,11 @@ def test_workload_then_check_clean_then_damaged(tmp_path):
     assert "300 ops" in run.stdout and "300 ok, 0 fail, 0 info" in run.stdout
     assert "splitbrain check h.jsonl --device disk.img" in run.stdout
 
-    clean = splitbrain("check", "h.jsonl", "--device", "disk.img", cwd=tmp_path)
+    clean = splitbrain("check", "h.jsonl", "--device", "disk.img", "--timeline", "tl",
+                       cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "RESULT     ok: no problems" in clean.stdout
+    assert (tmp_path / "tl.png").stat().st_size > 0 and (tmp_path / "tl.svg").exists()
 
     lines = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
     written = next(r for r in lines if r["type"] == "invoke" and r["f"] == "write")
