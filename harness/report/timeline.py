@@ -18,11 +18,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from harness.checks.timing import measure  # noqa: E402
-from harness.workload.history import RecordedHistory  # noqa: E402
+from harness.checks.timing import measure
+from harness.workload.history import RecordedHistory
 
 OK_PATH_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2",
                    "#7f7f7f", "#bcbd22")
