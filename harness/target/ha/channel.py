@@ -80,13 +80,13 @@ class PartnerLink:
     async def close(self, reason: str = "closed") -> None:
         self.fail(reason)
         current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        others = [t for t in self._tasks if t is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            # asyncio.wait, not ``await task`` under suppress(CancelledError): a
+            # cancellation aimed at *our* caller must not be swallowed here.
+            await asyncio.wait(others)
 
     async def _receive(self) -> None:
         try:
@@ -213,8 +213,7 @@ class LinkKeeper:
     async def close(self) -> None:
         if self._dialer is not None:
             self._dialer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dialer
+            await asyncio.wait([self._dialer])
         if self._listener is not None:
             await self._listener.close()
         if self.link is not None:
