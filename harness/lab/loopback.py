@@ -39,7 +39,7 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.lab.inventory import HaDevice, Host, Inventory, NetworkRole
-from harness.lab.node_process import NodeProcess, NodeProcessError
+from harness.lab.node_process import NodeProcess, NodeProcessError, process_start_ticks
 from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
 from harness.lab.state import LabRecord, LabState, LinkRecord, default_state_dir
@@ -183,7 +183,8 @@ class LoopbackLab:
 
     # -- up ----------------------------------------------------------------------------------
 
-    def up(self, inventory: Inventory) -> LabRecord:
+    def up(self, inventory: Inventory, *, owner_pid: int | None = None) -> LabRecord:
+        """Start the lab; ``owner_pid``: the lab dies with that process (a test session)."""
         if inventory.lab is not None and inventory.lab.backend != "loopback":
             raise LabError(
                 f"{inventory.path}: lab.backend is {inventory.lab.backend!r}; "
@@ -203,6 +204,11 @@ class LoopbackLab:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(24))
         record = LabRecord(str(Path(inventory.path).resolve()), "loopback", inventory.site.name)
+        if owner_pid is not None:
+            record.extra["owner"] = {
+                "pid": owner_pid,
+                "start_ticks": process_start_ticks(owner_pid),
+            }
         try:
             for host in inventory.hosts_with_role("storage"):
                 record.nodes[host.name] = self._start_node(inventory, host, token_file)
@@ -460,3 +466,19 @@ class LoopbackLab:
             return client.request("GET", "/v1/ha/devices")
         except SplitbrainError:
             return None
+
+
+def reap_orphan_labs(base: Path | None = None) -> list[Path]:
+    """Take down labs whose owning process (a killed test session) is gone; return them."""
+    base = base or default_state_dir("_").parent
+    reaped = []
+    for record_file in sorted(base.glob("*/lab.json")) if base.is_dir() else []:
+        try:
+            owner = json.loads(record_file.read_text()).get("extra", {}).get("owner")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if owner and process_start_ticks(int(owner["pid"])) != owner.get("start_ticks"):
+            with contextlib.suppress(SplitbrainError, OSError):
+                LoopbackLab(record_file.parent).down()
+                reaped.append(record_file.parent)
+    return reaped

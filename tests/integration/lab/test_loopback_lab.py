@@ -179,3 +179,22 @@ def test_selectors_and_hosts_are_checked(standin_lab: LoopbackLab) -> None:
         faults.cut("hartbeat")
     with pytest.raises(Exception, match="no lab node 'Demo1'"):
         faults.kill("Demo1")
+
+
+def test_sut_on_the_lab_sends_every_path_through_the_proxy(
+    standin_lab: LoopbackLab, lab_inventory: Inventory
+) -> None:
+    from fixtures.sut import SystemUnderTest
+
+    sut = SystemUnderTest(lab_inventory, standin_lab)
+    links = standin_lab.record().links
+    paths = sut.device("HA2").paths
+    assert len(paths) == 4  # two replicas, two iSCSI networks each
+    for replica, portal in paths:
+        link = links[f"{portal.network}/{replica.host}"]
+        assert (portal.address, portal.port) == link.listen != link.upstream
+    specs = sut.initiator("Demo2").path_specs("HA2")
+    assert len(specs) == 4 and {s.initiator for s in specs} == {"iqn.1991-05.com.microsoft:demo2"}
+    with sut.faults.cut("iscsi2/SWS-Store2"):
+        assert not echoes(link(standin_lab, "iscsi2/SWS-Store2"))
+    assert echoes(link(standin_lab, "iscsi2/SWS-Store2"))
