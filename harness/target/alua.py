@@ -97,11 +97,14 @@ class AluaGroups:
     explicit: bool = True            # SET TARGET PORT GROUPS accepted
     implicit: bool = True            # the target changes states itself (failover)
     implicit_transition_time: int = 0
+    auto_groups: bool = True         # a port of an unconfigured group joins it, active/optimized
 
     @classmethod
     def single(cls, relative_ports: set[int] | None = None) -> AluaGroups:
-        """One active/optimized group 1 (the shape of a target without ALUA choices)."""
-        return cls({1: TargetPortGroup(1, relative_ports=set(relative_ports or {1}))})
+        """Active/optimized groups made as ports appear (a target without ALUA choices)."""
+        if not relative_ports:
+            return cls()
+        return cls({1: TargetPortGroup(1, relative_ports=set(relative_ports))})
 
     def group(self, group_id: int) -> TargetPortGroup:
         try:
@@ -113,6 +116,15 @@ class AluaGroups:
     def state_of(self, group_id: int) -> AccessState:
         grp = self.groups.get(group_id)
         return AccessState.UNAVAILABLE if grp is None else grp.state
+
+    def admit_port(self, group_id: int, relative_port: int) -> None:
+        """A nexus arrived through ``relative_port`` of ``group_id``: make RTPG show it."""
+        grp = self.groups.get(group_id)
+        if grp is not None and relative_port in grp.relative_ports:
+            return
+        if grp is None and not self.auto_groups:
+            return  # an unconfigured group stays unavailable
+        self.add_port(group_id, relative_port)
 
     def add_port(self, group_id: int, relative_port: int) -> None:
         for grp in self.groups.values():

@@ -210,6 +210,7 @@ class LogicalUnit(BlockCommands):
     def _admit_nexus(self, nexus: ItNexus) -> None:
         self._nexuses[nexus.key] = nexus
         self._ports.setdefault(nexus.relative_target_port_id, nexus.target_port)
+        self.alua.admit_port(nexus.target_port_group, nexus.relative_target_port_id)
         self._ua[nexus.key] = [Asc.POWER_ON_RESET]
 
     @property
