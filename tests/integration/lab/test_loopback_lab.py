@@ -191,8 +191,8 @@ def test_sut_on_the_lab_sends_every_path_through_the_proxy(
     paths = sut.device("HA2").paths
     assert len(paths) == 4  # two replicas, two iSCSI networks each
     for replica, portal in paths:
-        link = links[f"{portal.network}/{replica.host}"]
-        assert (portal.address, portal.port) == link.listen != link.upstream
+        proxied = links[f"{portal.network}/{replica.host}"]
+        assert (portal.address, portal.port) == proxied.listen != proxied.upstream
     specs = sut.initiator("Demo2").path_specs("HA2")
     assert len(specs) == 4 and {s.initiator for s in specs} == {"iqn.1991-05.com.microsoft:demo2"}
     with sut.faults.cut("iscsi2/SWS-Store2"):
