@@ -56,12 +56,23 @@ async def check_run(
     replicas: dict[str, ChunkReader] | None = None,
     budget: dict[str, float] | None = None,
     bin_s: float = 1.0,
+    pcap: str | None = None,
+    iscsi_ports: tuple[int, ...] = (3260,),
+    wire_tolerance_s: float = 0.005,
 ) -> RunVerdict:
     """Run every checker that has what it needs."""
     index = WriteIndex(history)
     result = RunVerdict(name)
     result.verdicts.append(RegisterCheck(history, index).check())
-    result.verdicts.append(check_timing(history, budget, bin_s=bin_s))
+    timing = check_timing(history, budget, bin_s=bin_s)
+    result.verdicts.append(timing)
+    if pcap is not None:
+        from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
+        from harness.checks.timing import measure
+
+        wire = wire_timing(read_pdus(pcap, ports=iscsi_ports), history)
+        result.verdicts.append(compare_with_history(wire, measure(history, bin_s=bin_s),
+                                                    tolerance_s=wire_tolerance_s))
     if devices:
         result.verdicts.append(await check_devices(history, devices))
     if replicas:

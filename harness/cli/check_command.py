@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print every problem with kind, offset, length and history "
                              "records as JSON")
+    parser.add_argument("--pcap", metavar="FILE",
+                        help="iSCSI capture of the run: compute failover times from the PDUs "
+                             "and compare them with the history's")
+    parser.add_argument("--iscsi-port", type=int, action="append", default=[], metavar="PORT",
+                        help="TCP port(s) the capture's iSCSI portals listen on (default 3260)")
+    parser.add_argument("--wire-tolerance", type=float, default=0.005, metavar="S",
+                        help="allowed difference between capture and history times "
+                             "(default 0.005)")
     parser.add_argument("--timeline", metavar="FILE",
                         help="also draw the timeline plot to FILE.png and FILE.svg")
     parser.add_argument("--limit", type=int, default=20, metavar="N",
@@ -97,7 +105,9 @@ async def _check(args: argparse.Namespace) -> Any:
             devices = await _open_paths(args.device, history.header.size)
         replicas = _replica_readers(args.replica) if args.replica else None
         result = await check_run(history, name=args.history, devices=devices or None,
-                                 replicas=replicas, budget=budget, bin_s=args.bin)
+                                 replicas=replicas, budget=budget, bin_s=args.bin,
+                                 pcap=args.pcap, iscsi_ports=tuple(args.iscsi_port or [3260]),
+                                 wire_tolerance_s=args.wire_tolerance)
     finally:
         for dev in devices.values():
             await dev.close()
@@ -143,6 +153,14 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
             print(f"timing     longest I/O pause {s['longest_pause_s']:.3f} s, "
                   f"{s['caller_errors']} caller errors"
                   + (f"; {faults}" if faults else "") + f": {status}")
+        elif v.checker == "packet_timing":
+            rows = "; ".join(
+                f"{r['fault']} {r['measure']}: wire "
+                + ("never" if r["wire_s"] is None else f"{r['wire_s']:.4f} s")
+                + ", history " + ("never" if r["history_s"] is None else f"{r['history_s']:.4f} s")
+                for r in v.stats["comparison"])
+            print(f"wire       {len(v.stats['paths'])} paths in the capture"
+                  + (f"; {rows}" if rows else "") + f": {status}")
         elif v.checker == "divergence":
             word = "SPLIT BRAIN" if v.stats.get("split_brain") else status
             print(f"replicas   {', '.join(v.stats['replicas'])}: "
