@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,12 @@ from harness.target.reservations import Access, PersistentReservations, PrOutcom
 log = logging.getLogger(__name__)
 
 MAX_PENDING_UA = 16
+_ACTIVE = frozenset({AccessState.ACTIVE_OPTIMIZED, AccessState.ACTIVE_NON_OPTIMIZED})
+_R10 = struct.Struct(">BBIBHB")   # opcode, flags, lba, group, blocks, control
+_R16 = struct.Struct(">BBQIBB")   # opcode, flags, lba, blocks, group, control
+# opcode -> (is a write, layout, index of the transfer length in the unpacked fields)
+_FAST_RW = {Opcode.READ_10: (False, _R10, 4), Opcode.WRITE_10: (True, _R10, 4),
+            Opcode.READ_16: (False, _R16, 3), Opcode.WRITE_16: (True, _R16, 3)}
 _UA_EXEMPT = frozenset({Opcode.INQUIRY, Opcode.REPORT_LUNS, Opcode.REQUEST_SENSE})
 
 
@@ -172,6 +179,15 @@ class LogicalUnit(BlockCommands):
         if pending and cdb and cdb[0] not in _UA_EXEMPT:
             code = pending.pop(0)
             return self._check(SenseData.of(SenseKey.UNIT_ATTENTION, code))
+        fast = _FAST_RW.get(cdb[0]) if cdb else None
+        if fast is not None and len(cdb) == fast[1].size:
+            f = fast[1].unpack(cdb)
+            try:
+                done = await self._fast_read_write(task, fast[0], f[1], f[2], f[fast[2]], f[5])
+            except Exception as exc:  # mapped to sense exactly like the general path
+                return self._failure(exc, "READ/WRITE")
+            if done is not None:
+                return done
         try:
             cmd = c.parse_cdb(cdb)
         except UnsupportedOpcode:
@@ -190,20 +206,53 @@ class LogicalUnit(BlockCommands):
             return self._check(illegal_request(Asc.INVALID_COMMAND_OPERATION_CODE))
         try:
             return await handler(task, cmd)  # type: ignore[no-any-return]
-        except BlockStoreError as exc:
+        except Exception as exc:  # a failure here must not take the connection down
+            return self._failure(exc, type(cmd).__name__)
+
+    def _failure(self, exc: Exception, command: str) -> TaskResult:
+        """The sense for a command that raised: medium errors, a replica not serving,
+        and (logged) internal failures."""
+        if isinstance(exc, BlockStoreError):
             return self._check(_store_sense(exc))
-        except SplitbrainError as exc:
-            if hasattr(exc, "transitioning"):  # a replica that may not serve (HA devices)
-                code = (Asc.NOT_READY_ASYMMETRIC_ACCESS_TRANSITION if exc.transitioning
-                        else Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
-                return self._check(SenseData.of(SenseKey.NOT_READY, code))
-            log.error("LU %s: %s failed: %s", self.identity.serial, type(cmd).__name__, exc)
-            return self._check(SenseData.of(SenseKey.HARDWARE_ERROR,
-                                            Asc.INTERNAL_TARGET_FAILURE))
-        except Exception:  # a defect here must not take the connection down
-            log.exception("LU %s: %s raised", self.identity.serial, type(cmd).__name__)
-            return self._check(SenseData.of(SenseKey.HARDWARE_ERROR,
-                                            Asc.INTERNAL_TARGET_FAILURE))
+        if isinstance(exc, SplitbrainError) and hasattr(exc, "transitioning"):
+            code = (Asc.NOT_READY_ASYMMETRIC_ACCESS_TRANSITION if exc.transitioning
+                    else Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)  # an HA replica not serving
+            return self._check(SenseData.of(SenseKey.NOT_READY, code))
+        if isinstance(exc, SplitbrainError):
+            log.error("LU %s: %s failed: %s", self.identity.serial, command, exc)
+        else:
+            log.error("LU %s: %s raised", self.identity.serial, command, exc_info=exc)
+        return self._check(SenseData.of(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE))
+
+    async def _fast_read_write(self, task: ScsiTask, write: bool, flags: int, lba: int,
+                               blocks: int, control: int) -> TaskResult | None:
+        """READ/WRITE(10/16) that pass every check, without building a command object.
+
+        Returns None for anything unusual (protection bits, NACA, empty or oversized
+        transfer, out of range, refused by ALUA or reservations, read-only): the general
+        path then produces exactly the sense the standard asks for.
+        """
+        store = self.store
+        if (flags & 0xE0 or control & 0x04 or not 0 < blocks <= self.limits.max_transfer_blocks
+                or lba + blocks > store.num_blocks
+                or self.alua.state_of(task.nexus.target_port_group) not in _ACTIVE):
+            return None
+        if write:
+            if self.read_only or self.reservations.conflicts(task.nexus, Access.WRITE):
+                return None
+            data = task.data_out
+            size = blocks * store.block_size
+            if len(data) != size:
+                return None
+            token = await self._gate.enter(lba, blocks, exclusive=False)
+            try:
+                await store.write(lba, data, fua=bool(flags & 0x08))  # type: ignore[arg-type]
+            finally:
+                self._gate.leave(token)
+            return GOOD
+        if self.reservations.conflicts(task.nexus, Access.READ):
+            return None
+        return TaskResult(ScsiStatus.GOOD, await store.read(lba, blocks))
 
     # -- nexuses and unit attentions --------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import SplitbrainError
 from harness.scsi import cdb as c
 from harness.scsi import vpd
 from harness.scsi.alua import AccessState, RtpgData, SetTargetPortGroupsList
@@ -342,3 +343,46 @@ async def test_medium_errors_become_sense(lu: LogicalUnit) -> None:
     lu.store.close()
     assert sense_of(await run(lu, c.Read(lba=0, blocks=1))).is_(Asc.UNRECOVERED_READ_ERROR)
     assert sense_of(await run(lu, c.Write(lba=0, blocks=1), bytes(BS))).is_(Asc.WRITE_ERROR)
+
+
+class _NotServing(SplitbrainError):
+    def __init__(self, transitioning: bool) -> None:
+        super().__init__("replica not serving")
+        self.transitioning = transitioning
+
+
+class _FencedStore:
+    """A block store shaped like an HA replica that has stopped serving."""
+
+    block_size, num_blocks, write_through = BS, BLOCKS, True
+
+    def __init__(self, transitioning: bool) -> None:
+        self.transitioning = transitioning
+
+    async def read(self, lba: int, count: int) -> bytes:
+        raise _NotServing(self.transitioning)
+
+    async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None:
+        raise _NotServing(self.transitioning)
+
+    async def flush(self) -> None:
+        raise RuntimeError("defect")
+
+    async def unmap(self, lba: int, count: int) -> None:
+        raise _NotServing(self.transitioning)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("transitioning", [True, False])
+async def test_replica_not_serving_is_not_ready(transitioning: bool) -> None:
+    lu = LogicalUnit(_FencedStore(transitioning), LuIdentity.derive("ha"))
+    want = (Asc.NOT_READY_ASYMMETRIC_ACCESS_TRANSITION if transitioning
+            else Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
+    for cmd, data in ((c.Read(lba=0, blocks=1), b""), (c.Read(lba=0, blocks=1, size=12), b""),
+                      (c.Write(lba=0, blocks=1, size=16), bytes(BS))):
+        sense = sense_of(await run(lu, cmd, data))
+        assert sense.key == SenseKey.NOT_READY and sense.is_(want)
+    internal = sense_of(await run(lu, c.SynchronizeCache()))
+    assert internal.key == SenseKey.HARDWARE_ERROR
