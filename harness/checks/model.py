@@ -112,17 +112,42 @@ class WriteIndex:
         hits = (self.first <= block) & (block < self.stop)
         return np.flatnonzero(hits).tolist()
 
+    def prepare_blocks(self, blocks: set[int]) -> None:
+        """Index the ok writes of many blocks in one pass (before many ``block_writes``)."""
+        todo = {b for b in blocks if b not in self._block_writes}
+        if not todo:
+            return
+        found: dict[int, list[int]] = {b: [] for b in todo}
+        ok = np.flatnonzero(self.outcome == 0)
+        order = ok[np.argsort(self.invoke[ok], kind="stable")]
+        for i, s, e in zip(order.tolist(), self.first[order].tolist(),
+                           self.stop[order].tolist(), strict=True):
+            if e - s > len(found):
+                for b in found:
+                    if s <= b < e:
+                        found[b].append(i)
+            else:
+                for b in range(s, e):
+                    hit = found.get(b)
+                    if hit is not None:
+                        hit.append(i)
+        for b, idx in found.items():
+            self._block_writes[b] = self._make_block_writes(idx)
+
+    def _make_block_writes(self, idx: list[int]) -> BlockWrites:
+        complete = [int(self.end[i]) for i in idx]
+        suffix: list[int] = complete[:]
+        for k in range(len(suffix) - 2, -1, -1):
+            suffix[k] = min(suffix[k], suffix[k + 1])
+        return BlockWrites([int(self.invoke[i]) for i in idx], complete, suffix, idx)
+
     def block_writes(self, block: int) -> BlockWrites:
-        """The ok writes of one block with suffix minima of their completion times."""
+        """The ok writes of one block, by invoke time, with suffix minima of completion."""
         bw = self._block_writes.get(block)
         if bw is None:
             idx = [i for i in self.writes_covering(block) if self.outcome[i] == 0]
             idx.sort(key=lambda i: int(self.invoke[i]))
-            complete = [int(self.end[i]) for i in idx]
-            suffix: list[int] = complete[:]
-            for k in range(len(suffix) - 2, -1, -1):
-                suffix[k] = min(suffix[k], suffix[k + 1])
-            bw = BlockWrites([int(self.invoke[i]) for i in idx], complete, suffix, idx)
+            bw = self._make_block_writes(idx)
             self._block_writes[block] = bw
         return bw
 

@@ -47,9 +47,15 @@ class RegisterCheck:
 
     def check(self) -> Verdict:
         problems: list[Problem] = []
-        for read in self.history.reads:
-            if read.outcome != "ok" or not isinstance(read.value, list):
-                continue
+        h = self.header
+        reads = [r for r in self.history.reads
+                 if r.outcome == "ok" and isinstance(r.value, list)]
+        blocks: set[int] = set()
+        for r in reads:
+            first = r.lba * h.logical_block_size // h.block_size
+            blocks.update(range(first, first + len(r.value)))
+        self.index.prepare_blocks(blocks)
+        for read in reads:
             self.reads_checked += 1
             problems.extend(self._check_read(read))
         return Verdict("register", problems,
