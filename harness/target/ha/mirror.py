@@ -96,8 +96,10 @@ class HaDevice:
         self.dirty = DirtyMap(self.num_blocks, self.block_size, config.region_bytes)
         self.dirty_map_trusted = False
         self.locks = RangeLocks()
-        self.state = ReplicaState.NOT_SYNCHRONIZED  # what this node serves as, now
-        self.partner_state: ReplicaState | None = None
+        #: called after this node's or the partner's state changed (the LU moves ALUA states)
+        self.on_state_change: Callable[[], None] | None = None
+        self._state = ReplicaState.NOT_SYNCHRONIZED  # what this node serves as, now
+        self._partner_state: ReplicaState | None = None
         self.partner_summary: ReplicaSummary | None = None
         self.mirroring = False  # the partner receives our ORDERs
         self.resync: Resync | None = None
@@ -119,6 +121,8 @@ class HaDevice:
         # requests forwarded by the partner, and the partner applies shipped state.
         self.pr_handler: PrHandler | None = None
         self.pr_apply: Callable[[dict[str, Any]], None] | None = None
+        #: the PR state to ship to a partner at the start of a resync
+        self.pr_snapshot: Callable[[], dict[str, Any]] | None = None
         timeouts = config.timeouts
         self.sync = LinkKeeper(
             name=f"{config.alias}-sync", timeout_s=timeouts.sync_s, handler=self._on_message,
@@ -132,6 +136,29 @@ class HaDevice:
             self.heartbeat = LinkKeeper(
                 name=f"{config.alias}-heartbeat", timeout_s=max(timeouts.heartbeat_s * 2, 0.2),
                 handler=lambda msg: None, dial_to=hb_dial, listen_on=hb_listen)
+
+    @property
+    def state(self) -> ReplicaState:
+        """What this replica serves as now (its persisted state is ``meta.state``)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: ReplicaState) -> None:
+        changed = value is not self._state
+        self._state = value
+        if changed and self.on_state_change is not None:
+            self.on_state_change()
+
+    @property
+    def partner_state(self) -> ReplicaState | None:
+        return self._partner_state
+
+    @partner_state.setter
+    def partner_state(self, value: ReplicaState | None) -> None:
+        changed = value is not self._partner_state
+        self._partner_state = value
+        if changed and self.on_state_change is not None:
+            self.on_state_change()
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -51,6 +51,8 @@ class Resync:
 
     async def run(self) -> None:
         dev = self.device
+        if dev.pr_snapshot is not None:  # reservations travel first, in sequence
+            await dev.replicate(dev.pr_snapshot())
         window = asyncio.Semaphore(WINDOW)
         copies = []
         for region in dev.dirty.dirty_regions():
