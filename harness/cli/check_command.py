@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", action="append", default=[], metavar="PATH|URL",
                         help="read the device back and check every block; repeat for every "
                              "path (each iscsi:// URL is read on its own)")
-    parser.add_argument("--replica", action="append", default=[], metavar="PATH",
-                        help="a replica's image file or device; give two or more to compare")
+    parser.add_argument("--replica", action="append", default=[], metavar="PATH|URL",
+                        help="a replica's image file, or an iscsi:// URL of a path to that "
+                             "replica; give two or more to compare")
     parser.add_argument("--budget", action="append", default=[], metavar="NAME=LIMIT",
                         help="timing budget: io_pause, failover, heal_to_all_paths (seconds), "
                              "caller_errors (count)")
@@ -80,14 +81,25 @@ async def _open_paths(specs: list[str], size_hint: int) -> dict[str, Any]:
     return {s: FileDevice(s, readonly=True) for s in specs}
 
 
-def _replica_readers(specs: list[str]) -> dict[str, Any]:
-    from harness.checks.divergence import image_reader
+async def _replica_readers(specs: list[str], opened: dict[str, Any]) -> dict[str, Any]:
+    """A chunk reader per replica: an image file read-only, or an iscsi:// path of it."""
+    from harness.checks.divergence import device_reader, image_reader
+    from harness.workload.device import is_iscsi_url, parse_iscsi_url
     from harness.workload.errors import DeviceError
+    from harness.workload.iscsi_device import open_iscsi_paths
 
+    readers: dict[str, Any] = {}
     for s in specs:
-        if not os.path.exists(s):
-            raise DeviceError(f"replica {s} does not exist; pass each replica's image file")
-    return {s: image_reader(s) for s in specs}
+        if is_iscsi_url(s):
+            (name, dev), = (await open_iscsi_paths([parse_iscsi_url(s)])).items()
+            opened[f"replica {name}"] = dev
+            readers[name] = device_reader(dev)
+        elif os.path.exists(s):
+            readers[s] = image_reader(s)
+        else:
+            raise DeviceError(f"replica {s} does not exist; pass each replica's image file "
+                              "or an iscsi:// URL of a path to it")
+    return readers
 
 
 async def _check(args: argparse.Namespace) -> Any:
@@ -103,8 +115,9 @@ async def _check(args: argparse.Namespace) -> Any:
     try:
         if args.device:
             devices = await _open_paths(args.device, history.header.size)
-        replicas = _replica_readers(args.replica) if args.replica else None
-        result = await check_run(history, name=args.history, devices=devices or None,
+        replicas = await _replica_readers(args.replica, devices) if args.replica else None
+        paths = {k: v for k, v in devices.items() if not k.startswith("replica ")}
+        result = await check_run(history, name=args.history, devices=paths or None,
                                  replicas=replicas, budget=budget, bin_s=args.bin,
                                  pcap=args.pcap, iscsi_ports=tuple(args.iscsi_port or [3260]),
                                  wire_tolerance_s=args.wire_tolerance)

@@ -72,3 +72,28 @@ def test_user_errors_are_one_line(tmp_path):
          "logical_block_size": 512, "num_blocks": 8, "device": "x"}) + "\n")
     budget = splitbrain("check", "h.jsonl", "--budget", "failover", cwd=tmp_path)
     assert budget.returncode == 1 and "NAME=NUMBER" in budget.stderr
+
+
+def test_check_compares_replicas(tmp_path):
+    run = splitbrain("workload", "--device", "a.img", "--size", "2M", "--duration", "0",
+                     "--ops", "60", "--seed", "9", "--history", "h.jsonl", "--writers", "2",
+                     "--read-ratio", "0", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    a = (tmp_path / "a.img").read_bytes()
+    (tmp_path / "b.img").write_bytes(a)
+    same = splitbrain("check", "h.jsonl", "--replica", "a.img", "--replica", "b.img",
+                      cwd=tmp_path)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "replicas   a.img, b.img: 0 B differ: ok" in same.stdout
+    lines = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    last = [r for r in lines if r["type"] == "invoke" and r["f"] == "write"][-1]
+    behind = bytearray(a)
+    off = last["lba"] * 512
+    behind[off:off + last["count"] * 512] = bytes(last["count"] * 512)
+    (tmp_path / "b.img").write_bytes(bytes(behind))
+    diverged = splitbrain("check", "h.jsonl", "--replica", "a.img", "--replica", "b.img",
+                          cwd=tmp_path)
+    assert diverged.returncode == 1
+    assert "replicas diverged" in diverged.stdout and "split brain" not in diverged.stdout
+    one = splitbrain("check", "h.jsonl", "--replica", "a.img", cwd=tmp_path)
+    assert one.returncode == 1 and "two or more" in one.stderr
