@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from harness.scsi.cdb import Direction, parse_cdb
+from harness.scsi.errors import CdbError, UnsupportedOpcode
 from harness.scsi.inquiry import PeripheralDeviceType, PeripheralQualifier, StandardInquiry
 from harness.scsi.report_luns import ReportLunsData
 from harness.scsi.sense import Asc, illegal_request, invalid_field_in_cdb
@@ -84,6 +86,18 @@ def execute_without_lu(existing_luns: Sequence[int], task: ScsiTask) -> TaskResu
 def _allocation(cdb: bytes, offset: int, width: int) -> int:
     return int.from_bytes(cdb[offset : offset + width], "big") if len(cdb) >= offset + width \
         else 0
+
+
+def write_length(cdb: bytes, block_size: int) -> int | None:
+    """Bytes of data-out the CDB asks for (None when it cannot be parsed; the LU will
+    report that)."""
+    try:
+        command = parse_cdb(cdb)
+    except (CdbError, UnsupportedOpcode):
+        return None
+    if command.direction is not Direction.OUT:
+        return None
+    return int(command.transfer_length(block_size))
 
 
 def refuse_transfer_length(cdb: bytes) -> tuple[int, bytes]:

@@ -33,7 +33,9 @@ from harness.iscsi.codes import (
     TaskManagementResponseCode,
 )
 from harness.iscsi.pdu import NO_TAG
-from harness.target.task import CommandTask, DataOutError
+from harness.scsi.sense import SenseData, SenseKey
+from harness.scsi.status import ScsiStatus
+from harness.target.task import CommandTask, DataOutError, DataSequenceError
 
 if TYPE_CHECKING:
     from harness.target.connection import Connection
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
 SN_MASK = 0xFFFFFFFF
 _SN_HALF = 1 << 31
 MAX_COMMAND_DATA = 16 * 1024 * 1024   # a write's data-out must fit this (Block Limits agree)
+
+
+DATA_PHASE_ERROR = SenseData(SenseKey.ABORTED_COMMAND, 0x4B, 0x00).encode()
 
 
 def sn_lt(a: int, b: int) -> bool:
@@ -174,6 +179,11 @@ class Session:
             task.data_out(pdu)
         except DataOutError as exc:
             conn.reject(exc.reason, header_of(pdu))
+            return
+        except DataSequenceError:
+            # ErrorRecoveryLevel 0 cannot ask for the data again: the command fails.
+            task.r2ts.clear()
+            self._finish(task, ScsiStatus.CHECK_CONDITION, b"", DATA_PHASE_ERROR)
             return
         if task.complete:
             self._submit(task)

@@ -104,13 +104,16 @@ class ExportedTarget:
 
     def submit(self, session: Session, ctask: CommandTask, finish: Finish) -> None:
         read_len = ctask.edtl if ctask.cmd.read else 0
+        exported = self.luns.get(ctask.lun)
+        if ctask.cmd.write and exported is not None:
+            ctask.write_length = lu_binding.write_length(ctask.cmd.cdb,
+                                                         exported.config.block_size)
         scsi_task = lu_binding.make_task(session.nexus, ctask.lun, ctask.cmd.cdb,
                                          ctask.data_buffer(), read_len)
 
         def done(result: Any) -> None:
             finish(ctask, *lu_binding.result_fields(result))
 
-        exported = self.luns.get(ctask.lun)
         if exported is None:
             done(lu_binding.execute_without_lu(sorted(self.luns), scsi_task))
             return

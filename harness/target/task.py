@@ -34,11 +34,16 @@ class DataOutError(Exception):
         self.reason = reason
 
 
+class DataSequenceError(Exception):
+    """Data-Out PDUs out of DataSN order: the command fails with a data phase error."""
+
+
 class R2tBurst:
-    __slots__ = ("length", "offset", "received", "ttt")
+    __slots__ = ("data_sn", "length", "offset", "received", "ttt")
 
     def __init__(self, ttt: int, offset: int, length: int) -> None:
         self.ttt, self.offset, self.length, self.received = ttt, offset, length, 0
+        self.data_sn = 0
 
 
 class CommandTask:
@@ -46,7 +51,8 @@ class CommandTask:
 
     __slots__ = ("aborted", "cmd", "cmd_sn", "conn", "data_sn", "edtl", "fragments", "itt",
                  "lun", "lun_field", "next_r2t_offset", "r2t_sn", "r2ts", "received", "running",
-                 "session", "unsolicited_end", "unsolicited_received", "write")
+                 "session", "unsolicited_data_sn", "unsolicited_end", "unsolicited_received",
+                 "write", "write_length")
 
     def __init__(self, session: Session, conn: Connection, cmd: codec.ScsiCommand) -> None:
         self.session, self.conn, self.cmd = session, conn, cmd
@@ -59,7 +65,9 @@ class CommandTask:
         self.fragments: list[tuple[int, bytes]] = []
         self.received = 0
         self.unsolicited_received = 0
+        self.unsolicited_data_sn = 0
         self.unsolicited_end = 0
+        self.write_length: int | None = None   # what the CDB asks to write (for residuals)
         self.next_r2t_offset = 0
         self.r2t_sn = 0
         self.data_sn = 0
@@ -126,6 +134,10 @@ class CommandTask:
             if end > self.unsolicited_end:
                 raise DataOutError(RejectReason.PROTOCOL_ERROR,
                                    "unsolicited Data-Out beyond FirstBurstLength or InitialR2T")
+            if pdu.data_sn != self.unsolicited_data_sn:
+                raise DataSequenceError(f"unsolicited DataSN {pdu.data_sn}, expected "
+                                        f"{self.unsolicited_data_sn}")
+            self.unsolicited_data_sn += 1
             self.unsolicited_received += len(data)
         else:
             burst = self.r2ts.get(pdu.target_transfer_tag)
@@ -135,6 +147,10 @@ class CommandTask:
             if offset < burst.offset or end > burst.offset + burst.length:
                 raise DataOutError(RejectReason.PROTOCOL_ERROR,
                                    "Data-Out outside the burst its R2T asked for")
+            if pdu.data_sn != burst.data_sn:
+                raise DataSequenceError(f"DataSN {pdu.data_sn} in the burst of R2T "
+                                        f"0x{burst.ttt:08x}, expected {burst.data_sn}")
+            burst.data_sn += 1
             burst.received += len(data)
             if burst.received >= burst.length or pdu.final:
                 del self.r2ts[burst.ttt]
@@ -173,8 +189,12 @@ class CommandTask:
                 overflow, residual, n = True, n - edtl, edtl
             elif n < edtl:
                 underflow, residual = True, edtl - n
-        elif self.write and self.received < edtl:
-            underflow, residual = True, edtl - self.received
+        elif self.cmd.write and self.write_length is not None:
+            # SCSI residual of a write: what the CDB asks for against what was expected.
+            if self.write_length > edtl:
+                overflow, residual = True, self.write_length - edtl
+            elif self.write_length < edtl:
+                underflow, residual = True, edtl - self.write_length
         collapse = status == 0 and not sense and n > 0
         if n:
             view = memoryview(data_in)[:n]

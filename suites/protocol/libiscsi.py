@@ -39,6 +39,7 @@ OUTCOMES = ("passed", "skipped", "failed", "missing")
 
 _TEST = re.compile(r"^\s*Test: (\S+) \.\.\.(.*)$")
 _SUITE = re.compile(r"^Suite: (\S+)")
+_VERDICT = re.compile(r"(?:^|\.\.\.)(passed|FAILED)\b", re.M)
 
 
 class ConformanceError(SplitbrainError):
@@ -84,12 +85,15 @@ def parse_output(text: str) -> dict[str, str]:
         if current is None:
             return
         body = "\n".join(block)
-        if re.search(r"(^|\.\.\.)FAILED\s*$", body, re.M):
-            outcomes[current] = "failed"
-        elif re.search(r"(^|\.\.\.)passed\s*$", body, re.M):
-            outcomes[current] = "skipped" if "[SKIPPED]" in body else "passed"
-        else:
+        # The verdict follows the "..." of the test line or starts a line of its own;
+        # "[FAILED] ..." message lines are not verdicts.
+        verdict = _VERDICT.search(body)
+        if verdict is None:
             outcomes[current] = "missing"
+        elif verdict.group(1) == "FAILED":
+            outcomes[current] = "failed"
+        else:
+            outcomes[current] = "skipped" if "[SKIPPED]" in body else "passed"
 
     for line in text.splitlines():
         m = _SUITE.match(line)
