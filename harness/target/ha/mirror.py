@@ -19,31 +19,24 @@ ordering, the states and the failure handling this module implements:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from harness.errors import SplitbrainError
-from harness.target.ha import protocol, witness
+from harness.target.ha import failover, protocol, resync
 from harness.target.ha.channel import LinkKeeper, PartnerLink
 from harness.target.ha.config import HaDeviceConfig
 from harness.target.ha.dirtymap import DirtyMap
 from harness.target.ha.ordering import RangeLocks
 from harness.target.ha.protocol import Message, MessageKind, OrderKind
 from harness.target.ha.replica import (
-    FailoverStrategy,
     InitialSync,
     ReplicaMetadata,
+    ReplicaNotServing,
     ReplicaState,
     ReplicaSummary,
-    ResyncMode,
-    SyncLossDecision,
-    decide_on_sync_loss,
-    plan_reconnect,
     startup_state,
 )
-from harness.target.ha.resync import Resync
 
 
 class LocalStore(Protocol):
@@ -54,21 +47,6 @@ class LocalStore(Protocol):
     async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None: ...
     async def flush(self) -> None: ...
     async def unmap(self, lba: int, count: int) -> None: ...
-
-
-class ReplicaNotServing(SplitbrainError):
-    """This replica may not serve I/O now; MPIO should use another path.
-
-    ``asc``/``ascq`` are the NOT READY additional sense the LU reports:
-    04h/0Ah (asymmetric access state transition) while synchronizing or while a
-    sync-loss decision is pending, 04h/0Ch (target port in unavailable state)
-    when Not synchronized.
-    """
-
-    def __init__(self, message: str, *, transitioning: bool) -> None:
-        super().__init__(message)
-        self.sense_key = 0x02
-        self.asc, self.ascq = (0x04, 0x0A) if transitioning else (0x04, 0x0C)
 
 
 @dataclass
@@ -102,7 +80,7 @@ class HaDevice:
         self._partner_state: ReplicaState | None = None
         self.partner_summary: ReplicaSummary | None = None
         self.mirroring = False  # the partner receives our ORDERs
-        self.resync: Resync | None = None
+        self.resync: resync.Resync | None = None
         self.last_plan = ""
         self._gate = asyncio.Event()  # cleared while a sync-loss decision is pending
         self._gate.set()
@@ -354,7 +332,7 @@ class HaDevice:
         self._seq = 0
         link.send(protocol.control(MessageKind.HELLO, self.summary().to_json()))
         await link.drain()
-        self._spawn(self._watch_link(link))
+        self._spawn(failover.watch_link(self, link))
 
     def summary(self) -> ReplicaSummary:
         s = ReplicaSummary.of(self.meta, self.config.priority)
@@ -391,9 +369,9 @@ class HaDevice:
         elif kind is MessageKind.PR_REQ:
             self._spawn(self._serve_pr_request(msg))
         elif kind is MessageKind.HELLO:
-            self._spawn(self._on_hello(ReplicaSummary.from_json(msg.json())))
+            self._spawn(resync.on_hello(self, ReplicaSummary.from_json(msg.json())))
         elif kind is MessageKind.RESYNC_DONE:
-            self._on_resync_done(msg.json())
+            resync.on_resync_done(self, msg.json())
         elif kind is MessageKind.GOODBYE:
             link = self.sync.link
             if link is not None:
@@ -479,163 +457,6 @@ class HaDevice:
         if link is not None:
             link.send(Message(MessageKind.ACK, seq=msg.seq))
             await link.drain()
-
-    # ------------------------------------------------------- (re)connection
-
-    async def _on_hello(self, partner: ReplicaSummary) -> None:
-        self.partner_summary = partner
-        plan = plan_reconnect(self.summary(), partner)
-        self.last_plan = plan.reason
-        me = self.config.node
-        if plan.split_brain:
-            self._save(self.meta.with_event(f"split brain detected: {plan.reason}"))
-        if plan.source is None:
-            both_synced = (self.meta.state is ReplicaState.SYNCHRONIZED
-                           and partner.state is ReplicaState.SYNCHRONIZED)
-            if both_synced:
-                self.partner_state = ReplicaState.SYNCHRONIZED
-                self.state = ReplicaState.SYNCHRONIZED
-                self.mirroring = True
-                self._save(self.meta.with_event("partner connected: in sync", alone=False))
-            return
-        if plan.source == me:
-            self.state = ReplicaState.SYNCHRONIZED
-            self.partner_state = ReplicaState.SYNCHRONIZING
-            if plan.mode is ResyncMode.FULL:
-                self.dirty.mark_all()
-            self.resync = Resync(self, plan.mode)
-            self._save(self.meta.with_event(f"resync {plan.mode.value} to {plan.target}: "
-                                            f"{plan.reason}"))
-            self.mirroring = True
-            self._spawn(self.resync.run())
-        else:
-            self.state = ReplicaState.SYNCHRONIZING
-            self.partner_state = ReplicaState.SYNCHRONIZED
-            self.mirroring = False
-            self.resync = Resync(self, plan.mode, receiving=True)
-            self._save(self.meta.with_event(f"resync {plan.mode.value} from {plan.source}: "
-                                            f"{plan.reason}", state=ReplicaState.SYNCHRONIZING,
-                                            alone=False, forced=False))
-
-    def _on_resync_done(self, body: dict[str, Any]) -> None:
-        generation = int(body["generation"])
-        self.state = ReplicaState.SYNCHRONIZED
-        self.mirroring = True
-        self.resync = None
-        self.dirty = DirtyMap(self.num_blocks, self.block_size, self.config.region_bytes)
-        self.dirty_map_trusted = True
-        self._save(self.meta.with_event(
-            "resync complete: synchronized", state=ReplicaState.SYNCHRONIZED,
-            generation=generation, alone=False, partner_left_at=generation, forced=False))
-
-    def resync_finished(self) -> None:
-        """Called by the source's ``Resync`` once every region is acknowledged."""
-        self.partner_state = ReplicaState.SYNCHRONIZED
-        self.resync = None
-        self.dirty_map_trusted = True
-        self._save(self.meta.with_event("resync complete: partner synchronized", alone=False,
-                                        forced=False, partner_left_at=self.meta.generation))
-        link = self.sync.link
-        if link is not None:
-            link.send(protocol.control(MessageKind.RESYNC_DONE,
-                                       {"generation": self.meta.generation}))
-
-    # ------------------------------------------------------------- sync loss
-
-    async def _watch_link(self, link: PartnerLink) -> None:
-        await link.lost.wait()
-        if id(link) in self._loss_handled:
-            return
-        self._loss_handled.add(id(link))
-        await self._on_sync_lost(link)
-
-    async def _on_sync_lost(self, link: PartnerLink) -> None:
-        lost_at = time.monotonic_ns()
-        partner_leaving = link.loss_reason == "partner shut down cleanly"
-        self.mirroring = False
-        was_mirroring = self.partner_state in (ReplicaState.SYNCHRONIZED,
-                                               ReplicaState.SYNCHRONIZING)
-        self.partner_state = ReplicaState.NOT_SYNCHRONIZED
-        if self.resync is not None:
-            self.resync.abort()
-            self.resync = None
-        if self.state is not ReplicaState.SYNCHRONIZED or not was_mirroring:
-            self._fail_pending(transitioning=False)
-            if self.state is ReplicaState.SYNCHRONIZING:
-                self.state = ReplicaState.NOT_SYNCHRONIZED
-                self._save(self.meta.with_event(f"resync interrupted: {link.loss_reason}",
-                                                state=ReplicaState.NOT_SYNCHRONIZED))
-            return
-        self._gate.clear()
-        try:
-            decision = await self._decide(lost_at, partner_leaving)
-            if decision is SyncLossDecision.CARRY_ON_ALONE:
-                if not partner_leaving:
-                    await self._fence(lost_at)
-                self._carry_on_alone(link.loss_reason)
-            else:
-                self.state = ReplicaState.NOT_SYNCHRONIZED
-                self._save(self.meta.with_event(
-                    f"sync lost ({link.loss_reason}): stopped serving",
-                    state=ReplicaState.NOT_SYNCHRONIZED))
-                self._fail_pending(transitioning=False)
-        finally:
-            self._gate.set()
-
-    async def _decide(self, lost_at: int, partner_leaving: bool) -> SyncLossDecision:
-        cfg = self.config
-        if partner_leaving:
-            return SyncLossDecision.CARRY_ON_ALONE
-        witness_granted = None
-        if cfg.strategy is FailoverStrategy.NODE_MAJORITY and cfg.witness is not None:
-            witness_granted = await witness.claim_generation(
-                cfg.witness, device=cfg.alias, node=cfg.node,
-                generation=self.meta.generation + 1, timeout_s=cfg.timeouts.witness_s)
-        hb = self.heartbeat.link if self.heartbeat is not None else None
-        partner_alive = hb is not None and await hb.fresh_sign_of_life(
-            lost_at, cfg.timeouts.heartbeat_s)
-        return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
-                                   partner_priority=cfg.partner_priority,
-                                   partner_alive=partner_alive, witness_granted=witness_granted)
-
-    async def _fence(self, lost_at: int) -> None:
-        """Wait until the partner has certainly noticed the loss and stopped serving."""
-        remaining = lost_at / 1e9 + self.config.timeouts.sync_s - time.monotonic()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-
-    def _carry_on_alone(self, reason: str) -> None:
-        for lba, count in self._unacked.values():
-            self.dirty.mark(lba, count)
-        self._unacked.clear()
-        for ack in self._acks.values():
-            if not ack.done():
-                ack.set_result(None)
-        self._acks.clear()
-        gen = self.meta.generation
-        alone_already = self.meta.alone
-        self._save(self.meta.with_event(
-            f"sync lost ({reason}): carrying on alone", alone=True,
-            generation=gen if alone_already else gen + 1,
-            partner_left_at=self.meta.partner_left_at if alone_already else gen))
-        self._fail_pending(transitioning=True, forwarded_only=True)
-
-    def _fail_pending(self, *, transitioning: bool, forwarded_only: bool = False) -> None:
-        error = ReplicaNotServing(f"HA device {self.config.alias}: sync link lost",
-                                  transitioning=transitioning)
-        for fw in self._forwarded.values():
-            if not fw.done.done():
-                fw.done.set_exception(error)
-        self._forwarded_by_seq.clear()
-        for fut in self._requests.values():
-            if not fut.done():
-                fut.set_exception(error)
-        if not forwarded_only:
-            for ack in self._acks.values():
-                if not ack.done():
-                    ack.set_exception(error)
-            self._acks.clear()
-            self._unacked.clear()
 
     # ----------------------------------------------------------- management
 

@@ -44,6 +44,21 @@ class MetadataError(SplitbrainError):
     """A replica's metadata file is unreadable."""
 
 
+class ReplicaNotServing(SplitbrainError):
+    """This replica may not serve I/O now; MPIO should use another path.
+
+    ``asc``/``ascq`` are the NOT READY additional sense the LU reports:
+    04h/0Ah (asymmetric access state transition) while synchronizing or while a
+    sync-loss decision is pending, 04h/0Ch (target port in unavailable state)
+    when Not synchronized.
+    """
+
+    def __init__(self, message: str, *, transitioning: bool) -> None:
+        super().__init__(message)
+        self.sense_key = 0x02
+        self.asc, self.ascq = (0x04, 0x0A) if transitioning else (0x04, 0x0C)
+
+
 @dataclass(frozen=True)
 class ReplicaMetadata:
     """What a replica must remember across restarts."""

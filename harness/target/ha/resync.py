@@ -16,8 +16,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from harness.target.ha import protocol
+from harness.target.ha.dirtymap import DirtyMap
 from harness.target.ha.protocol import Message, MessageKind, OrderKind
-from harness.target.ha.replica import ResyncMode
+from harness.target.ha.replica import ReplicaState, ReplicaSummary, ResyncMode, plan_reconnect
 
 if TYPE_CHECKING:
     from harness.target.ha.mirror import HaDevice
@@ -63,7 +65,7 @@ class Resync:
         results = await asyncio.gather(*copies, return_exceptions=True)
         if self._aborted or any(isinstance(r, BaseException) for r in results):
             return
-        dev.resync_finished()
+        finish(dev)
 
     async def _copy(self, region: int, window: asyncio.Semaphore) -> None:
         dev = self.device
@@ -89,3 +91,67 @@ class Resync:
                 self.copied += 1
         finally:
             window.release()
+
+
+# -- (re)connection: who copies to whom, and when it is over --------------------
+
+async def on_hello(dev: HaDevice, partner: ReplicaSummary) -> None:
+    dev.partner_summary = partner
+    plan = plan_reconnect(dev.summary(), partner)
+    dev.last_plan = plan.reason
+    me = dev.config.node
+    if plan.split_brain:
+        dev._save(dev.meta.with_event(f"split brain detected: {plan.reason}"))
+    if plan.source is None:
+        both_synced = (dev.meta.state is ReplicaState.SYNCHRONIZED
+                       and partner.state is ReplicaState.SYNCHRONIZED)
+        if both_synced:
+            dev.partner_state = ReplicaState.SYNCHRONIZED
+            dev.state = ReplicaState.SYNCHRONIZED
+            dev.mirroring = True
+            dev._save(dev.meta.with_event("partner connected: in sync", alone=False))
+        return
+    if plan.source == me:
+        dev.state = ReplicaState.SYNCHRONIZED
+        dev.partner_state = ReplicaState.SYNCHRONIZING
+        if plan.mode is ResyncMode.FULL:
+            dev.dirty.mark_all()
+        dev.resync = Resync(dev, plan.mode)
+        dev._save(dev.meta.with_event(f"resync {plan.mode.value} to {plan.target}: "
+                                        f"{plan.reason}"))
+        dev.mirroring = True
+        dev._spawn(dev.resync.run())
+    else:
+        dev.state = ReplicaState.SYNCHRONIZING
+        dev.partner_state = ReplicaState.SYNCHRONIZED
+        dev.mirroring = False
+        dev.resync = Resync(dev, plan.mode, receiving=True)
+        dev._save(dev.meta.with_event(f"resync {plan.mode.value} from {plan.source}: "
+                                        f"{plan.reason}", state=ReplicaState.SYNCHRONIZING,
+                                        alone=False, forced=False))
+
+
+def on_resync_done(dev: HaDevice, body: dict[str, Any]) -> None:
+    generation = int(body["generation"])
+    dev.state = ReplicaState.SYNCHRONIZED
+    dev.mirroring = True
+    dev.resync = None
+    dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
+    dev.dirty_map_trusted = True
+    dev._save(dev.meta.with_event(
+        "resync complete: synchronized", state=ReplicaState.SYNCHRONIZED,
+        generation=generation, alone=False, partner_left_at=generation, forced=False))
+
+
+def finish(dev: HaDevice) -> None:
+    """Called by the source's ``Resync`` once every region is acknowledged."""
+    dev.partner_state = ReplicaState.SYNCHRONIZED
+    dev.resync = None
+    dev.dirty_map_trusted = True
+    dev._save(dev.meta.with_event("resync complete: partner synchronized", alone=False,
+                                    forced=False, partner_left_at=dev.meta.generation))
+    link = dev.sync.link
+    if link is not None:
+        link.send(protocol.control(MessageKind.RESYNC_DONE,
+                                   {"generation": dev.meta.generation}))
+

@@ -1,0 +1,133 @@
+"""What a replica does when its sync link to the partner is lost.
+
+The model (docs/ha.md, "Failure handling"): the loss is handled once per link.
+A replica that was not serving, or whose partner was already away, just fails
+what was waiting on the partner. A serving replica closes its I/O gate, decides
+from the heartbeat (or the witness) whether to carry on alone or stop, and, if
+it carries on, first waits out the fence: one sync timeout after the loss, by
+which time the partner has certainly noticed and stopped serving, so no read on
+the partner can miss a write acknowledged here. Carrying on alone marks every
+unacknowledged order's range dirty, bumps the generation and persists it before
+the gate opens again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from harness.target.ha import witness
+from harness.target.ha.replica import (
+    FailoverStrategy,
+    ReplicaNotServing,
+    ReplicaState,
+    SyncLossDecision,
+    decide_on_sync_loss,
+)
+
+if TYPE_CHECKING:
+    from harness.target.ha.channel import PartnerLink
+    from harness.target.ha.mirror import HaDevice
+
+
+async def watch_link(dev: HaDevice, link: PartnerLink) -> None:
+    await link.lost.wait()
+    if id(link) in dev._loss_handled:
+        return
+    dev._loss_handled.add(id(link))
+    await on_sync_lost(dev, link)
+
+
+async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
+    lost_at = time.monotonic_ns()
+    partner_leaving = link.loss_reason == "partner shut down cleanly"
+    dev.mirroring = False
+    was_mirroring = dev.partner_state in (ReplicaState.SYNCHRONIZED,
+                                           ReplicaState.SYNCHRONIZING)
+    dev.partner_state = ReplicaState.NOT_SYNCHRONIZED
+    if dev.resync is not None:
+        dev.resync.abort()
+        dev.resync = None
+    if dev.state is not ReplicaState.SYNCHRONIZED or not was_mirroring:
+        fail_pending(dev, transitioning=False)
+        if dev.state is ReplicaState.SYNCHRONIZING:
+            dev.state = ReplicaState.NOT_SYNCHRONIZED
+            dev._save(dev.meta.with_event(f"resync interrupted: {link.loss_reason}",
+                                            state=ReplicaState.NOT_SYNCHRONIZED))
+        return
+    dev._gate.clear()
+    try:
+        decision = await _decide(dev, lost_at, partner_leaving)
+        if decision is SyncLossDecision.CARRY_ON_ALONE:
+            if not partner_leaving:
+                await _fence(dev, lost_at)
+            _carry_on_alone(dev, link.loss_reason)
+        else:
+            dev.state = ReplicaState.NOT_SYNCHRONIZED
+            dev._save(dev.meta.with_event(
+                f"sync lost ({link.loss_reason}): stopped serving",
+                state=ReplicaState.NOT_SYNCHRONIZED))
+            fail_pending(dev, transitioning=False)
+    finally:
+        dev._gate.set()
+
+
+async def _decide(dev: HaDevice, lost_at: int, partner_leaving: bool) -> SyncLossDecision:
+    cfg = dev.config
+    if partner_leaving:
+        return SyncLossDecision.CARRY_ON_ALONE
+    witness_granted = None
+    if cfg.strategy is FailoverStrategy.NODE_MAJORITY and cfg.witness is not None:
+        witness_granted = await witness.claim_generation(
+            cfg.witness, device=cfg.alias, node=cfg.node,
+            generation=dev.meta.generation + 1, timeout_s=cfg.timeouts.witness_s)
+    hb = dev.heartbeat.link if dev.heartbeat is not None else None
+    partner_alive = hb is not None and await hb.fresh_sign_of_life(
+        lost_at, cfg.timeouts.heartbeat_s)
+    return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
+                               partner_priority=cfg.partner_priority,
+                               partner_alive=partner_alive, witness_granted=witness_granted)
+
+
+async def _fence(dev: HaDevice, lost_at: int) -> None:
+    """Wait until the partner has certainly noticed the loss and stopped serving."""
+    remaining = lost_at / 1e9 + dev.config.timeouts.sync_s - time.monotonic()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
+def _carry_on_alone(dev: HaDevice, reason: str) -> None:
+    for lba, count in dev._unacked.values():
+        dev.dirty.mark(lba, count)
+    dev._unacked.clear()
+    for ack in dev._acks.values():
+        if not ack.done():
+            ack.set_result(None)
+    dev._acks.clear()
+    gen = dev.meta.generation
+    alone_already = dev.meta.alone
+    dev._save(dev.meta.with_event(
+        f"sync lost ({reason}): carrying on alone", alone=True,
+        generation=gen if alone_already else gen + 1,
+        partner_left_at=dev.meta.partner_left_at if alone_already else gen))
+    fail_pending(dev, transitioning=True, forwarded_only=True)
+
+
+def fail_pending(dev: HaDevice, *, transitioning: bool, forwarded_only: bool = False) -> None:
+    error = ReplicaNotServing(f"HA device {dev.config.alias}: sync link lost",
+                              transitioning=transitioning)
+    for fw in dev._forwarded.values():
+        if not fw.done.done():
+            fw.done.set_exception(error)
+    dev._forwarded_by_seq.clear()
+    for fut in dev._requests.values():
+        if not fut.done():
+            fut.set_exception(error)
+    if not forwarded_only:
+        for ack in dev._acks.values():
+            if not ack.done():
+                ack.set_exception(error)
+        dev._acks.clear()
+        dev._unacked.clear()
+
