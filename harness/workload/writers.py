@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.workload.device import BlockDevice
+from harness.workload.errors import WorkloadConfigError
 from harness.workload.generator import PlannedOp, WorkloadSpec, plan
 from harness.workload.history import History
 from harness.workload.stamp import (
@@ -125,6 +126,14 @@ class Workload:
         self.device = device
         self.history = history
         self.spec = spec.validate(device.num_blocks * device.block_size, device.block_size)
+        h = history.header
+        if (h.block_size, h.logical_block_size, h.num_blocks) != (
+                self.spec.check_block, device.block_size, device.num_blocks):
+            raise WorkloadConfigError(
+                f"history header says {h.block_size}-byte checker blocks on {h.num_blocks} x "
+                f"{h.logical_block_size} bytes, but the workload uses {self.spec.check_block} "
+                f"on {device.num_blocks} x {device.block_size}; build the header from both"
+            )
         self.generation = history.header.generation
         self.result = WorkloadResult()
         self._on_op = on_op
