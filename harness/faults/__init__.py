@@ -19,7 +19,7 @@ fault's start and stop in the run's history, so checkers can relate each
 anomaly to the fault that was active.
 
 Modules: ``journal`` (the ledger), ``fault`` (base class, live registry),
-``link`` / ``process`` / ``disk`` / ``node`` (the fault kinds), ``lab_faults``
+``link`` / ``netns_link`` / ``process`` / ``disk`` / ``node`` (the fault kinds), ``lab_faults``
 (the loopback lab's injector, ``sut.faults``), ``guard`` (signals and the
 journal sweep), ``nemesis`` (schedules).
 """
@@ -38,6 +38,7 @@ from harness.faults.guard import HealOutcome, heal_journal, heal_on_signals
 from harness.faults.journal import FaultJournal, JournalError, OpenFault, default_journal_path
 from harness.faults.link import LinkFault
 from harness.faults.nemesis import FaultRecorder, FaultSpec, Nemesis, Schedule, Step
+from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash
 from harness.faults.process import ProcessFault
 
@@ -55,6 +56,7 @@ __all__ = [
     "JournalError",
     "LinkFault",
     "Nemesis",
+    "NetnsLinkFault",
     "NodeCrash",
     "OpenFault",
     "ProcessFault",

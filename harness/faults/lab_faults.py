@@ -7,6 +7,10 @@ Link selectors name what to break in the site's own words:
 - a role, ``role:iscsi`` (every link on every network with that role);
 - a host, ``SWS-Store2`` (every link that leads to it).
 
+In the loopback lab links are proxy listeners (every mode); in the netns lab they
+are interfaces in the hosts' namespaces (black hole by tagged nftables rules, or
+``down``).
+
 Each method returns a ``Fault`` that is not yet injected: use it as a context
 manager (``with sut.faults.blackhole("sync"): ...``) or hand specs to a
 ``Nemesis`` through ``build``. Every fault writes to the lab's journal.
@@ -21,13 +25,14 @@ from harness.faults.fault import Fault, FaultError
 from harness.faults.journal import FaultJournal
 from harness.faults.link import LinkFault
 from harness.faults.nemesis import FaultSpec
+from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash
 from harness.faults.process import ProcessFault
 from harness.lab.proxy import LinkMode, LinkState
 from harness.lab.state import LabState
 from harness.lab.toml_source import did_you_mean
 
-LINK_ACTIONS = ("cut", "blackhole", "delay", "throttle", "flap")
+LINK_ACTIONS = ("cut", "blackhole", "delay", "throttle", "flap", "down")
 PROCESS_ACTIONS = ("kill", "freeze", "stop", "restart")
 
 
@@ -57,14 +62,39 @@ class LabFaults:
             raise FaultError(f"no lab link matches {selector!r} ({did_you_mean(selector, words)})")
         return sorted(found)
 
-    def link(self, selector: str, state: LinkState) -> LinkFault:
+    def link(self, selector: str, state: LinkState) -> Fault:
+        """A link fault on every link the selector designates, in this lab's backend."""
+        record = self.state.load()
+        names = self.links(selector)
+        if record.backend == "netns":
+            if state.mode is not LinkMode.BLACKHOLE:
+                raise FaultError(
+                    f"the netns lab black-holes links (or sets them down); "
+                    f"{state.mode.value} needs the loopback lab's proxy"
+                )
+            return self._netns(names, "blackhole", selector)
         return LinkFault(
-            self.links(selector),
+            names,
             state,
             endpoint_file=self.state.endpoint_file,
             label=selector,
             journal=self.journal,
         )
+
+    def _netns(self, names: list[str], action: str, label: str) -> NetnsLinkFault:
+        record = self.state.load()
+        spaces, ifaces = record.extra["namespaces"], record.extra["interfaces"]
+        targets = [(spaces[record.links[n].host], ifaces[record.links[n].network]) for n in names]
+        return NetnsLinkFault(targets, action, label=label, journal=self.journal)
+
+    def down(self, selector: str) -> NetnsLinkFault:
+        """The host side of each selected link set down (netns lab only)."""
+        if self.state.load().backend != "netns":
+            raise FaultError(
+                "setting interfaces down needs the netns lab; "
+                "in the loopback lab use cut or blackhole"
+            )
+        return self._netns(self.links(selector), "down", selector)
 
     def cut(self, selector: str) -> LinkFault:
         return self.link(selector, LinkState(LinkMode.CUT))
@@ -107,7 +137,10 @@ class LabFaults:
         return self.process(host, "restart")
 
     def crash(self, host: str) -> NodeCrash:
-        return NodeCrash(self._host(host), state_dir=str(self.state.root), journal=self.journal)
+        silence = self.link(self._host(host), LinkState(LinkMode.BLACKHOLE))
+        return NodeCrash(
+            host, silence=silence, state_dir=str(self.state.root), journal=self.journal
+        )
 
     def disk(self, host: str, target_iqn: str, lun: int, action: str, **params: float) -> DiskFault:
         return DiskFault(

@@ -1,0 +1,210 @@
+"""The netns lab backend: the inventory's topology as real, separated networks (root, Linux).
+
+The topology, built from ``harness.lab.netns`` primitives:
+
+- one network namespace per host (``sb-<run>-<host>``), whatever its role, so a
+  cluster node is a place the initiator can run from;
+- one Linux bridge per network, all in a *switch* namespace (``sb-<run>-switch``),
+  so nothing is created in the machine's own namespace;
+- a veth per (host, network): ``eth<i>`` in the host (``i`` is the network's index
+  in the inventory) with the host's address and the network's prefix, its peer a
+  port of that network's bridge.
+
+Networks are separated the way the seed separates them: a host reaches a network
+only if it has an address on it, and no namespace routes between its interfaces,
+so the heartbeat network cannot be reached from the iSCSI or public networks.
+Storage nodes are reference target processes started inside their host's
+namespace (``ip netns exec``), with portals on port ``site.iscsi_port`` of each
+of the host's iSCSI addresses; every namespace has its own port space.
+
+Link faults here are kernel faults, not proxy states (``harness.faults.netns_link``):
+nftables drop rules tagged with the fault id in the host's ``table inet
+splitbrain`` (a black hole), or the interface set down. ``down`` sweeps the run's
+prefix: namespaces, bridges, veths, rules and every process inside them.
+
+Lab addresses must not be loopback addresses (127/8 is martian on a veth); the
+netns inventory (``lab-netns.toml``) uses documentation ranges that exist only
+inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SplitbrainError
+from harness.lab import netns
+from harness.lab.inventory import Inventory, NetworkRole
+from harness.lab.loopback import (
+    TOKEN_ENV,
+    LabError,
+    NodeCommand,
+    _link_purpose,
+    node_config,
+    reference_target_command,
+)
+from harness.lab.node_process import NodeProcess, NodeProcessError
+from harness.lab.state import LabRecord, LabState, LinkRecord
+
+
+def interface_name(inventory: Inventory, network: str) -> str:
+    """``eth<i>``: the host-side interface of ``network`` (its index in the inventory)."""
+    return f"eth{list(inventory.networks).index(network)}"
+
+
+class NetnsLab:
+    """Brings a namespace lab up and down (root only)."""
+
+    def __init__(
+        self, state_dir: str | Path, *, node_command: NodeCommand = reference_target_command
+    ) -> None:
+        self.state = LabState(state_dir)
+        self.node_command = node_command
+
+    def up(self, inventory: Inventory) -> LabRecord:
+        netns.require_root()
+        netns.require_tools(nft=True)
+        for host in inventory.hosts.values():
+            for net, address in host.addresses.items():
+                if address.is_loopback:
+                    raise LabError(
+                        f"{inventory.path}: hosts.{host.name}.addresses.{net} is a "
+                        f"loopback address ({address}), which cannot travel on a veth;"
+                        " use a netns inventory such as lab-netns.toml"
+                    )
+        if self.state.exists():
+            self.down()
+        self.state.create()
+        run = netns.new_run_id()
+        record = LabRecord(str(Path(inventory.path).resolve()), "netns", inventory.site.name)
+        record.extra = {"run": run, "prefix": f"{netns.PREFIX}{run}-", "namespaces": {}}
+        self.state.save(record)
+        try:
+            self._build(inventory, record, run)
+            self.state.save(record)
+            token_file = self.state.root / "token"
+            token_file.write_text(secrets.token_urlsafe(24))
+            token_file.chmod(0o600)
+            for host in inventory.hosts_with_role("storage"):
+                record.nodes[host.name] = self._start_node(inventory, host.name, record, token_file)
+                self.state.save(record)
+        except (SplitbrainError, OSError) as exc:
+            with contextlib.suppress(SplitbrainError, OSError):
+                self.state.save(record)
+                self.down()
+            if isinstance(exc, SplitbrainError):
+                raise
+            raise LabError(f"cannot bring the netns lab up: {exc}") from None
+        return record
+
+    def _build(self, inventory: Inventory, record: LabRecord, run: str) -> None:
+        switch = netns.add_namespace(netns.namespace_name(run, "switch"))
+        record.extra["namespaces"]["switch"] = switch.name
+        for h, host in enumerate(inventory.hosts.values()):
+            ns = netns.add_namespace(netns.namespace_name(run, host.name))
+            record.extra["namespaces"][host.name] = ns.name
+            for net_name, address in sorted(host.addresses.items()):
+                network = inventory.network(net_name)
+                i = list(inventory.networks).index(net_name)
+                ifname = interface_name(inventory, net_name)
+                netns.attach(
+                    ns, ifname, switch, f"br{i}", f"h{h}n{i}", f"{address}/{network.cidr.prefixlen}"
+                )
+                purpose = _link_purpose(network.roles)
+                if purpose is None or not host.has_role("storage"):
+                    continue
+                port = inventory.site.iscsi_port if purpose == "portal" else 0
+                name = f"{net_name}/{host.name}"
+                record.links[name] = LinkRecord(
+                    name,
+                    net_name,
+                    host.name,
+                    tuple(sorted(r.value for r in network.roles)),
+                    (str(address), port),
+                    (str(address), port),
+                    purpose,
+                )
+        record.extra["interfaces"] = {n: interface_name(inventory, n) for n in inventory.networks}
+
+    def _start_node(
+        self, inventory: Inventory, host_name: str, record: LabRecord, token_file: Path
+    ) -> NodeProcess:
+        host = inventory.host(host_name)
+        home = self.state.node_dir(host.name)
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "node.toml"
+        ports = {
+            str(a): inventory.site.iscsi_port
+            for n, a in host.addresses.items()
+            if inventory.network(n).has_role(NetworkRole.ISCSI)
+        }
+        config.write_text(node_config(inventory, host, home / "data", ports), encoding="utf-8")
+        namespace = record.extra["namespaces"][host.name]
+        node = NodeProcess(
+            host=host.name,
+            argv=(
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                *self.node_command(config, home / "ready.json"),
+            ),
+            cwd=str(home),
+            log=str(self.state.root / "logs" / f"{host.name}.log"),
+            ready_file=str(home / "ready.json"),
+            env_files={TOKEN_ENV: str(token_file)},
+        )
+        try:
+            return node.start()
+        except NodeProcessError as exc:
+            raise LabError(
+                f"storage node {host.name} did not start in {namespace}: {exc}"
+            ) from None
+
+    def namespace(self, host: str) -> netns.Namespace:
+        names = self.state.load().extra.get("namespaces", {})
+        if host not in names:
+            raise LabError(f"netns lab at {self.state.root} has no namespace for {host!r}")
+        return netns.Namespace(names[host])
+
+    def down(self) -> list[str]:
+        """Stop the nodes, sweep the run's namespaces (with their links, rules and
+        processes) and remove the state directory."""
+        stopped: list[str] = []
+        if not self.state.root.exists():
+            return stopped
+        try:
+            record: LabRecord | None = self.state.load()
+        except SplitbrainError:
+            record = None
+        if record is not None:
+            for node in record.nodes.values():
+                if node.alive:
+                    node.stop()
+                    stopped.append(f"{node.host} (pid {node.pid})")
+            prefix = record.extra.get("prefix")
+            if prefix:
+                report = netns.sweep(prefix)
+                stopped += [f"namespace {n}" for n in report.namespaces]
+        shutil.rmtree(self.state.root)
+        return stopped
+
+    def status(self) -> dict[str, Any]:
+        record = self.state.load()
+        return {
+            "state_dir": str(self.state.root),
+            "site": record.site,
+            "backend": "netns",
+            "namespaces": record.extra.get("namespaces", {}),
+            "nodes": {
+                h: {
+                    "state": "frozen" if n.frozen else ("running" if n.alive else "down"),
+                    "pid": n.pid,
+                }
+                for h, n in record.nodes.items()
+            },
+            "links": {n: link.to_json() for n, link in record.links.items()},
+        }
