@@ -13,11 +13,13 @@ completions and the fault records of a history this computes
 - per healed fault: **heal to all paths**, from the fault's stop to the
   completion of the first ``ok`` operation invoked after it on every path that
   carried I/O before the fault;
+- per healed fault: **heal to synchronized**, from the fault's stop until every
+  HA replica of the history's ``replica`` records reports ``synchronized``;
 - the errors the caller saw (``fail`` and ``info`` completions): with MPIO in
   front, a failover should show none.
 
 Each is compared with a budget (name -> limit, from the inventory):
-``io_pause``, ``failover`` and ``heal_to_all_paths`` in seconds,
+``io_pause``, ``failover``, ``heal_to_all_paths`` and ``heal_to_synchronized`` in seconds,
 ``caller_errors`` as a count. A measure over its budget, a fault after which no
 I/O ever succeeded, or a path that never came back is a problem.
 """
@@ -32,7 +34,8 @@ import numpy as np
 from harness.checks.verdict import Problem, Verdict
 from harness.workload.history import FaultWindow, Operation, RecordedHistory
 
-BUDGET_NAMES = ("io_pause", "failover", "heal_to_all_paths", "caller_errors")
+BUDGET_NAMES = ("io_pause", "failover", "heal_to_all_paths", "heal_to_synchronized",
+                "caller_errors")
 MAX_RECORDS = 50  # records attached to one problem
 
 
@@ -58,6 +61,7 @@ class FaultTiming:
     failover_path: str | None
     heal_to_all_paths_s: float | None  # None: not healed, or some path never came back
     heal_per_path_s: dict[str, float | None] = field(default_factory=dict)
+    heal_to_synchronized_s: float | None = None  # None: no replica records, or never
 
 
 @dataclass(slots=True)
@@ -92,6 +96,8 @@ def measure(history: RecordedHistory, *, bin_s: float = 1.0) -> TimingReport:
                     if pause_start is not None else [])
     before = {o.path for o in ok if o.path is not None}
     faults = [_fault_timing(f, ok, t0, before) for f in history.faults]
+    for f, ft in zip(history.faults, faults, strict=True):
+        ft.heal_to_synchronized_s = _heal_to_synchronized(history, f)
     errors = sum(1 for o in history.ops if o.outcome in ("fail", "info"))
     return TimingReport(
         t0_ns=t0,
@@ -174,6 +180,27 @@ def _fault_timing(fault: FaultWindow, ok: list[Operation], t0: int,
     return ft
 
 
+def _heal_to_synchronized(history: RecordedHistory, fault: FaultWindow) -> float | None:
+    """Seconds from the fault's stop until every replica last said ``synchronized``."""
+    if fault.stop_ns is None or not history.replicas:
+        return None
+    events = sorted(history.replicas, key=lambda e: e.time_ns)
+    state = {e.replica: "unknown" for e in events}
+    for e in events:
+        if e.time_ns > fault.stop_ns:
+            break
+        state[e.replica] = e.state
+    if all(s == "synchronized" for s in state.values()):
+        return 0.0
+    for e in events:
+        if e.time_ns <= fault.stop_ns:
+            continue
+        state[e.replica] = e.state
+        if all(s == "synchronized" for s in state.values()):
+            return (e.time_ns - fault.stop_ns) / 1e9
+    return None
+
+
 def check_timing(history: RecordedHistory, budget: dict[str, float] | None = None,
                  *, bin_s: float = 1.0) -> Verdict:
     """Measure a history and judge every measure that has a budget."""
@@ -207,6 +234,18 @@ def check_timing(history: RecordedHistory, budget: dict[str, float] | None = Non
             problems.append(_over("failover", ft.failover_s, budget["failover"],
                                   f"failover after {ft.name!r} took {ft.failover_s:.3f} s "
                                   f"(first I/O on {ft.failover_path})", recs, ft.name))
+        if ft.stop_s is not None and "heal_to_synchronized" in budget:
+            limit = budget["heal_to_synchronized"]
+            if ft.heal_to_synchronized_s is None:
+                problems.append(Problem(
+                    "not_resynchronized", f"after healing {ft.name!r} the replicas never all "
+                    "reported synchronized" + ("" if history.replicas else
+                                               " (the history has no replica states)"),
+                    records=recs, detail={"fault": ft.name}))
+            elif ft.heal_to_synchronized_s > limit:
+                problems.append(_over("heal_to_synchronized", ft.heal_to_synchronized_s, limit,
+                                      f"replicas synchronized {ft.heal_to_synchronized_s:.3f} s "
+                                      f"after healing {ft.name!r}", recs, ft.name))
         if ft.stop_s is None or "heal_to_all_paths" not in budget:
             continue
         missing = [p for p, v in ft.heal_per_path_s.items() if v is None]

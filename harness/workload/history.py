@@ -10,7 +10,8 @@ written *before* the I/O is issued, then exactly one completion:
 
 An operation with an ``invoke`` and no completion (the run crashed) loads as
 ``info``. Faults live in the same history as ``fault`` records (``start`` and
-``stop`` with a name) and path changes as ``path`` records, so checkers can say
+``stop`` with a name), path changes as ``path`` records and HA replica
+synchronization states as ``replica`` records, so checkers can say
 which fault was active when something went wrong and plots can shade the fault
 windows. The first record is a ``header`` describing the run (seed,
 generation, device geometry, checker block size, initial content).
@@ -150,6 +151,13 @@ class PathEvent:
     state: str  # "up" or "down" (or any state word the multipath layer uses)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    time_ns: int
+    replica: str
+    state: str  # "synchronized", "synchronizing", "not synchronized"
+
+
 class History:
     """A history being recorded: append-only JSON lines, safe from any thread."""
 
@@ -247,6 +255,12 @@ class History:
         self._append({"type": "fault", "f": "stop", "fault": fid, "name": name,
                       "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
 
+    def replica_state(self, replica: str, state: str, *, time_ns: int | None = None,
+                      **attrs: Any) -> None:
+        """Record an HA replica's synchronization state as the storage reports it."""
+        self._append({"type": "replica", "replica": replica, "state": state,
+                      "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
+
     def path_event(self, path: str, state: str, *, time_ns: int | None = None,
                    **attrs: Any) -> None:
         """Record a path state change reported by the multipath layer."""
@@ -264,6 +278,7 @@ class RecordedHistory:
     paths: list[PathEvent]
     records: list[dict[str, Any]]
     torn_tail: bool = False
+    replicas: list[ReplicaState] = field(default_factory=list)
 
     @property
     def writes(self) -> list[Operation]:
@@ -323,6 +338,7 @@ def load_history(path: str | os.PathLike[str]) -> RecordedHistory:
     ops: dict[int, Operation] = {}
     faults: dict[int, FaultWindow] = {}
     paths: list[PathEvent] = []
+    replicas: list[ReplicaState] = []
     for rec in records[1:]:
         kind = rec["type"]
         try:
@@ -355,10 +371,13 @@ def load_history(path: str | os.PathLike[str]) -> RecordedHistory:
                     faults[fid].records.append(rec)
             elif kind == "path":
                 paths.append(PathEvent(int(rec["time"]), str(rec["path"]), str(rec["state"])))
+            elif kind == "replica":
+                replicas.append(ReplicaState(int(rec["time"]), str(rec["replica"]),
+                                             str(rec["state"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise HistoryError(
                 f"{path}: record {rec.get('index', '?')} ({kind}) is malformed: {exc}"
             ) from exc
     ordered = sorted(ops.values(), key=lambda o: (o.invoke_ns, o.op))
     return RecordedHistory(header, ordered, sorted(faults.values(), key=lambda f: f.start_ns),
-                           paths, records, torn)
+                           paths, records, torn, replicas)

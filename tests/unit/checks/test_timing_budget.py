@@ -92,3 +92,25 @@ def test_fault_with_no_recovery(scenario):
 def test_unknown_budget_name_is_a_user_error(scenario):
     with pytest.raises(WorkloadConfigError, match="unknown timing budget"):
         check_timing(scenario.load(), {"failover_time": 1})
+
+
+def test_heal_to_synchronized_from_replica_states(failover):
+    h = failover.history
+    h.replica_state("node1", "synchronized", time_ns=0)
+    h.replica_state("node2", "synchronized", time_ns=0)
+    h.replica_state("node2", "not synchronized", time_ns=1000 * MS)
+    h.replica_state("node2", "synchronizing", time_ns=2100 * MS)
+    h.replica_state("node2", "synchronized", time_ns=2400 * MS)
+    (ft,) = measure(failover.load()).faults
+    assert ft.heal_to_synchronized_s == pytest.approx(0.4)
+    verdict = check_timing(failover.load(), {"heal_to_synchronized": 0.3})
+    assert [p.detail["measure"] for p in verdict.problems] == ["heal_to_synchronized"]
+    assert check_timing(failover.load(), {"heal_to_synchronized": 0.5}).valid
+
+
+def test_replicas_that_never_resynchronize(failover):
+    h = failover.history
+    h.replica_state("node1", "synchronized", time_ns=0)
+    h.replica_state("node2", "not synchronized", time_ns=1000 * MS)
+    verdict = check_timing(failover.load(), {"heal_to_synchronized": 10})
+    assert [p.kind for p in verdict.problems] == ["not_resynchronized"]
