@@ -162,6 +162,8 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
                 + (f"{f['failover_s']:.3f} s" if f["failover_s"] is not None else "never")
                 + (f", all paths back {f['heal_to_all_paths_s']:.3f} s after heal"
                    if f["heal_to_all_paths_s"] is not None else "")
+                + (f", replicas synchronized {f['heal_to_synchronized_s']:.3f} s after heal"
+                   if f["heal_to_synchronized_s"] is not None else "")
                 for f in s["faults"])
             print(f"timing     longest I/O pause {s['longest_pause_s']:.3f} s, "
                   f"{s['caller_errors']} caller errors"

@@ -6,7 +6,8 @@ points coloured by the path that served them, so a failover shows as a change
 of colour; ``info`` orange and ``fail`` pink, as Jepsen draws them), and
 throughput per time bin (MiB/s and operations/s). Every fault window from the
 history is shaded over both panels and labelled with its name; every path
-state change is a dashed vertical line. Written as PNG and SVG with
+state change is a dashed vertical line, every HA replica state change a
+dotted one on the throughput panel. Written as PNG and SVG with
 matplotlib's Agg backend (no display needed).
 """
 
@@ -112,6 +113,14 @@ def plot_timeline(history: RecordedHistory, out: str | Path, *,
         lat_ax.annotate(f"{e.path}: {e.state}", xy=(x, 0.0), xycoords=("data", "axes fraction"),
                         xytext=(2, 2), textcoords="offset points", fontsize=7, rotation=90,
                         va="bottom", color=style["color"])
+    for e in history.replicas:
+        x = (e.time_ns - t0) / 1e9
+        col = "#2ca02c" if e.state == "synchronized" else "#9467bd"
+        tput_ax.axvline(x, color=col, linestyle=":", linewidth=0.8)
+        tput_ax.annotate(f"{e.replica}: {e.state}", xy=(x, 1.0),
+                         xycoords=("data", "axes fraction"), xytext=(2, -2),
+                         textcoords="offset points", fontsize=7, rotation=90, va="top",
+                         color=col)
     h = history.header
     lat_ax.set_title(title or f"{h.device}: seed {h.seed}, generation {h.generation:08x}, "
                      f"longest I/O pause {report.longest_pause_s:.3f} s"

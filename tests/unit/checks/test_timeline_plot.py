@@ -21,11 +21,13 @@ def test_timeline_shades_faults_and_marks_path_changes(scenario, tmp_path):
     h.fault_start("cut sync link", time_ns=800 * MS)
     h.path_event("p0", "failed", time_ns=805 * MS)
     h.fault_stop("cut sync link", time_ns=1500 * MS)
+    h.replica_state("node2", "synchronized", time_ns=1800 * MS)
     files = plot_timeline(scenario.load(), tmp_path / "timeline")
     png, svg = files
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg.read_text()
     assert "cut sync link" in text and "p0: failed" in text
+    assert "node2: synchronized" in text
     assert "ok via p0" in text and "ok via p1" in text and "info" in text
 
 
