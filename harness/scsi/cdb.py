@@ -21,7 +21,13 @@ from enum import Enum
 from typing import ClassVar, Self
 
 from harness.scsi.errors import CdbError, UnsupportedOpcode
-from harness.scsi.opcodes import MaintenanceIn, MaintenanceOut, Opcode, ServiceActionIn16
+from harness.scsi.opcodes import (
+    MaintenanceIn,
+    MaintenanceOut,
+    Opcode,
+    ServiceActionIn16,
+    cdb_length,
+)
 
 
 class Direction(Enum):
@@ -677,6 +683,15 @@ _SERVICE_ACTIONS: dict[tuple[int, int], type] = {
         ReportSupportedOpcodes,
     (Opcode.MAINTENANCE_OUT, MaintenanceOut.SET_TARGET_PORT_GROUPS): SetTargetPortGroups,
 }
+
+
+def known_commands() -> list[tuple[int, int | None, type[Command], int]]:
+    """Every (opcode, service action or None, command class, CDB size) this module parses."""
+    out: list[tuple[int, int | None, type[Command], int]] = [
+        (op, None, cls, _BLOCK_SIZES[op]) for op, cls in _BLOCK_CLASSES.items()]
+    out += [(op, None, cls, cdb_length(op)) for op, cls in _SIMPLE.items()]
+    out += [(op, sa, cls, cdb_length(op)) for (op, sa), cls in _SERVICE_ACTIONS.items()]
+    return sorted(out, key=lambda t: (t[0], t[1] or 0))
 
 
 def parse_cdb(cdb: bytes) -> Command:

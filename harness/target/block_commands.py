@@ -218,8 +218,9 @@ class BlockCommands:
         bad = self._write_protected()
         if bad is not None:
             return bad
-        if not cmd.blocks:
-            return self._result(ScsiStatus.GOOD)
+        if not cmd.blocks:  # nothing to do, unless data came with it (a 256-block request)
+            return self._check(invalid_field_in_cdb(13)) if len(task.data_out) else \
+                self._result(ScsiStatus.GOOD)
         size = cmd.blocks * self.store.block_size
         if len(task.data_out) < 2 * size:
             return self._check(invalid_field_in_cdb(13))

@@ -23,6 +23,7 @@ network side can abort the preempted nexuses' tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import struct
@@ -54,7 +55,9 @@ from harness.scsi.sense import (
     invalid_field_in_parameter_list,
 )
 from harness.scsi.status import ScsiStatus
+from harness.scsi.supported_opcodes import AllCommandsData, CommandSupport, OneCommandData
 from harness.target import alua as alua_rules
+from harness.target import opcode_support
 from harness.target.alua import AluaError, AluaGroups
 from harness.target.block_commands import BlockCommands, OverlapGate
 from harness.target.blockstore import BlockStore, BlockStoreError
@@ -134,7 +137,7 @@ class LogicalUnit(BlockCommands):
         self.identity = identity
         self.alua = alua or AluaGroups.single()
         self.reservations = reservations or PersistentReservations()
-        self.limits = limits or BlockLimitsConfig()
+        self.limits = limits or BlockLimitsConfig.for_block_size(store.block_size)
         self.read_only = read_only
         self.modes = ModePages(write_back=not getattr(store, "write_through", True))
         self.luns = luns
@@ -156,6 +159,7 @@ class LogicalUnit(BlockCommands):
             c.PersistentReserveIn: self._pr_in, c.PersistentReserveOut: self._pr_out,
             c.Reserve6: self._reserve6, c.Release6: self._release6,
             c.ReportTargetPortGroups: self._rtpg, c.SetTargetPortGroups: self._stpg,
+            c.ReportSupportedOpcodes: self._report_supported_opcodes,
         }
 
     # -- results ----------------------------------------------------------------------
@@ -493,6 +497,26 @@ class LogicalUnit(BlockCommands):
         if changed:
             self.post_attention(Asc.ASYMMETRIC_ACCESS_STATE_CHANGED, exclude=task.nexus)
         return GOOD
+
+    async def _report_supported_opcodes(self, task: ScsiTask,
+                                        cmd: c.ReportSupportedOpcodes) -> TaskResult:
+        table = opcode_support.supported()
+        timeouts = opcode_support.TIMEOUTS if cmd.rctd else None
+        if cmd.options == 0:
+            data = AllCommandsData(tuple(
+                dataclasses.replace(d, timeouts=timeouts) for d, _ in table.values())).encode()
+        elif cmd.options in (1, 2, 3):
+            op = cmd.requested_opcode
+            with_sa = opcode_support.has_service_actions(op)
+            if (cmd.options == 1 and with_sa) or (cmd.options == 2 and not with_sa):
+                return self._check(invalid_field_in_cdb(2, 2))
+            entry = table.get((op, cmd.requested_service_action if with_sa else None))
+            one = OneCommandData(CommandSupport.NOT_SUPPORTED) if entry is None else \
+                OneCommandData(CommandSupport.SUPPORTED, entry[1], timeouts)
+            data = one.encode()
+        else:
+            return self._check(invalid_field_in_cdb(2, 2))
+        return self._result(ScsiStatus.GOOD, data[: cmd.allocation_length])
 
     def close(self) -> None:
         self.store.close()

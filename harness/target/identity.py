@@ -61,14 +61,25 @@ class LuIdentity:
         return Designator.naa_from_hex(self.naa)
 
 
+MAX_TRANSFER_BYTES = 64 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class BlockLimitsConfig:
-    max_transfer_blocks: int = 32768
+    """What the Block Limits VPD page promises and the logical unit enforces (in blocks)."""
+
+    max_transfer_blocks: int = MAX_TRANSFER_BYTES // 512
     optimal_transfer_blocks: int = 128
     max_compare_and_write_blocks: int = 64
-    max_unmap_blocks: int = 0x400000
+    max_unmap_blocks: int = 1 << 20
     max_unmap_descriptors: int = 256
-    max_write_same_blocks: int = 0x400000
+    max_write_same_blocks: int = 1 << 22
+
+    @classmethod
+    def for_block_size(cls, block_size: int) -> BlockLimitsConfig:
+        """Limits whose transfers stay within ``MAX_TRANSFER_BYTES`` whatever the block size."""
+        return cls(max_transfer_blocks=MAX_TRANSFER_BYTES // block_size,
+                   optimal_transfer_blocks=max(1, 65536 // block_size))
 
 
 SUPPORTED_VPD = (VpdPage.SUPPORTED_PAGES, VpdPage.UNIT_SERIAL_NUMBER,

@@ -16,6 +16,7 @@ from harness.scsi.alua import AccessState, RtpgData, SetTargetPortGroupsList
 from harness.scsi.capacity import ReadCapacity10Data, ReadCapacity16Data
 from harness.scsi.inquiry import StandardInquiry
 from harness.scsi.mode import CachingPage, ControlPage, ModeParameters
+from harness.scsi.opcodes import cdb_length
 from harness.scsi.report_luns import ReportLunsData
 from harness.scsi.reservations import (
     PrInAction,
@@ -386,3 +387,42 @@ async def test_replica_not_serving_is_not_ready(transitioning: bool) -> None:
         assert sense.key == SenseKey.NOT_READY and sense.is_(want)
     internal = sense_of(await run(lu, c.SynchronizeCache()))
     assert internal.key == SenseKey.HARDWARE_ERROR
+
+
+async def test_compare_and_write_of_256_blocks_is_an_invalid_field(lu: LogicalUnit) -> None:
+    # NUMBER OF LOGICAL BLOCKS is one byte: 256 encodes as 0 but data still arrives
+    raw = bytearray(c.CompareAndWrite(lba=0, blocks=0).encode())
+    res = await run(lu, c.UnknownCommand(bytes(raw)), bytes(512 * BS))
+    assert sense_of(res).field_pointer.byte == 13
+    assert (await run(lu, c.CompareAndWrite(lba=0, blocks=0))).status == GOOD
+
+
+async def test_report_supported_opcodes(lu: LogicalUnit) -> None:
+    from harness.scsi.supported_opcodes import AllCommandsData, CommandSupport, OneCommandData
+
+    every = AllCommandsData.decode((await run(lu, c.ReportSupportedOpcodes())).data_in)
+    listed = {(d.opcode, d.service_action) for d in every.commands}
+    assert (0x28, None) in listed and (0x9E, 0x10) in listed and (0x5F, 7) in listed
+    # every listed command is really served: none answers INVALID COMMAND OPERATION CODE
+    for opcode, sa in listed:
+        cdb = bytearray(16)
+        cdb[0] = opcode
+        if sa is not None:
+            cdb[1] = sa
+        res = await lu.execute(ScsiTask(A, 0, bytes(cdb[: cdb_length(opcode)])))
+        if res.sense is not None:
+            assert not res.sense.is_(Asc.INVALID_COMMAND_OPERATION_CODE), hex(opcode)
+    timed = AllCommandsData.decode((await run(lu, c.ReportSupportedOpcodes(rctd=True))).data_in)
+    assert all(d.timeouts is not None for d in timed.commands)
+    one = OneCommandData.decode((await run(lu, c.ReportSupportedOpcodes(
+        options=1, requested_opcode=0x2A))).data_in)
+    assert one.support == CommandSupport.SUPPORTED and one.usage[:2] == bytes.fromhex("2af8")
+    assert len(one.usage) == 10 and one.usage[-1] == 0x04
+    sa = OneCommandData.decode((await run(lu, c.ReportSupportedOpcodes(
+        options=2, requested_opcode=0xA3, requested_service_action=0x0A))).data_in)
+    assert sa.usage[:2] == bytes.fromhex("a32a")  # SA 0Ah plus the PARAMETER DATA FORMAT bit
+    missing = OneCommandData.decode((await run(lu, c.ReportSupportedOpcodes(
+        options=1, requested_opcode=0xC1))).data_in)
+    assert missing.support == CommandSupport.NOT_SUPPORTED
+    assert sense_of(await run(lu, c.ReportSupportedOpcodes(
+        options=1, requested_opcode=0x9E))).is_(Asc.INVALID_FIELD_IN_CDB)
