@@ -374,7 +374,7 @@ class MultipathDevice:
     # -- path life -------------------------------------------------------------
 
     async def _login(self, path: _Path) -> None:
-        """Log one path in and read its identity; sets ``path.link`` on success."""
+        """Log one path in, read its identity, check it is ready; sets ``path.link``."""
         try:
             link = await asyncio.wait_for(self._connector(path.spec),
                                           self.timers.login_timeout_s)
@@ -387,6 +387,8 @@ class MultipathDevice:
         try:
             path.identity = await asyncio.wait_for(pathprobe.identify(link),
                                                    self.timers.disk_timeout_s)
+            # the unit must be ready (this also consumes the new nexus's unit attentions)
+            await asyncio.wait_for(pathprobe.ready(link), self.timers.disk_timeout_s)
         except BaseException as exc:
             await link.abort()
             if isinstance(exc, TimeoutError):
@@ -442,7 +444,6 @@ class MultipathDevice:
                     if path.identity.designators != self.identity:
                         self._refuse(path)
                         return
-                    await asyncio.wait_for(pathprobe.ready(path.link), t.disk_timeout_s)
                     await self.pr.reinstate(path.name, path.link)
                     await self._refresh_alua(path)
                 except (PathLost, TimeoutError) as exc:

@@ -9,9 +9,10 @@ reset, protocol error, a session that logged out under us) is raised as
 :class:`PathLost`; a SCSI status, good or bad, is *never* an exception here: the
 device decides what a status means (:mod:`harness.initiator.redrive`).
 
-The device never builds PDUs: :func:`session_connector` adapts the harness's own
-``harness.initiator.session.Session`` to this interface, and unit tests plug in
-an in-memory disk with the same interface.
+The device never builds PDUs: ``session_connector``
+(:mod:`harness.initiator.session_link`, also importable from here) adapts the
+harness's own ``harness.initiator.session.Session`` to this interface, and unit
+tests plug in an in-memory disk with the same interface.
 """
 
 from __future__ import annotations
@@ -124,3 +125,13 @@ class PathLink(Protocol):
 
 PathConnector = Callable[[PathSpec], Awaitable[PathLink]]
 """Logs in one path; raises :class:`PathLost` (or a login error) when it cannot."""
+
+
+
+def __getattr__(name: str) -> object:
+    """``session_connector`` and friends live in :mod:`harness.initiator.session_link`."""
+    if name in ("session_connector", "SessionConnector", "SessionLink"):
+        from harness.initiator import session_link
+
+        return getattr(session_link, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,11 +46,19 @@ def _describe(outcome: ScsiOutcome) -> str:
     return f"status 0x{outcome.status:02x}{f' ({outcome.sense})' if outcome.sense else ''}"
 
 
+UNIT_ATTENTION_RETRIES = 4
+"""A new I_T nexus may have several unit attentions queued (power on, ALUA, PR)."""
+
+
 async def _ask(link: PathLink, cdb: bytes, expected_in: int, what: str) -> bytes:
-    outcome = await link.execute(cdb, expected_in=expected_in)
-    if not outcome.good:
-        raise PathLost(f"{what} answered {_describe(outcome)}")
-    return outcome.data
+    """One question; unit attentions are consumed and the question asked again."""
+    for _ in range(UNIT_ATTENTION_RETRIES + 1):
+        outcome = await link.execute(cdb, expected_in=expected_in)
+        if outcome.good:
+            return outcome.data
+        if outcome.sense is None or outcome.sense.key != SenseKey.UNIT_ATTENTION:
+            break
+    raise PathLost(f"{what} answered {_describe(outcome)}")
 
 
 async def identify(link: PathLink) -> PathIdentity:
@@ -106,13 +114,6 @@ async def capacity(link: PathLink) -> tuple[int, int]:
     return data.block_length, data.num_blocks
 
 
-async def ready(link: PathLink, *, attempts: int = 3) -> None:
+async def ready(link: PathLink) -> None:
     """TEST UNIT READY until GOOD; unit attentions are consumed, NOT READY fails the path."""
-    outcome = ScsiOutcome(status=0)
-    for _ in range(max(1, attempts)):
-        outcome = await link.execute(TestUnitReady().encode())
-        if outcome.good:
-            return
-        if outcome.sense is None or outcome.sense.key != SenseKey.UNIT_ATTENTION:
-            break
-    raise PathLost(f"TEST UNIT READY answered {_describe(outcome)}")
+    await _ask(link, TestUnitReady().encode(), 0, "TEST UNIT READY")
