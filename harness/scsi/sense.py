@@ -42,6 +42,7 @@ class SenseKey(IntEnum):
     VENDOR_SPECIFIC = 0x9
     COPY_ABORTED = 0xA
     ABORTED_COMMAND = 0xB
+    OBSOLETE_EQUAL = 0xC  # SCSI-2 EQUAL; obsolete, decoded so old targets parse
     VOLUME_OVERFLOW = 0xD
     MISCOMPARE = 0xE
     COMPLETED = 0xF
