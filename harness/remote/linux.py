@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.remote import deadman
 from harness.remote.errors import OutputFormatError, RemoteError, UnsafeArgument
 from harness.remote.nftables import NftTable, TaggedRule, check_interface, check_tag
 from harness.remote.result import CommandResult
@@ -169,14 +170,31 @@ class LinuxHost(RemoteHost):
         return NftTable(self)
 
     def black_hole(self, tag: str, *, peer: str | None = None, port: int | None = None,
-                   protocol: str = "tcp", interface: str | None = None) -> list[TaggedRule]:
-        """Silently drop traffic to/from ``peer`` (and/or ``port``, ``interface``), tagged."""
-        return self.nft.black_hole(tag, peer=peer, port=port, protocol=protocol,
-                                   interface=interface)
+                   protocol: str = "tcp", interface: str | None = None,
+                   ttl_s: float | None = None) -> list[TaggedRule]:
+        """Silently drop traffic to/from ``peer`` (and/or ``port``, ``interface``), tagged.
+
+        With ``ttl_s``, the host also arms its own timer that removes these rules
+        after that long even if the harness dies (``harness.remote.deadman``).
+        """
+        if ttl_s is not None:
+            deadman.timer_name(tag)  # validate both before anything changes on the host
+            deadman.check_ttl(ttl_s)
+        rules = self.nft.black_hole(tag, peer=peer, port=port, protocol=protocol,
+                                    interface=interface)
+        if ttl_s is not None:
+            try:
+                deadman.arm(self, tag, ttl_s)
+            except BaseException:
+                self.nft.remove(tag)  # a fault without its safety net is not left behind
+                raise
+        return rules
 
     def heal(self, tag: str) -> int:
-        """Remove the rules of fault ``tag``; returns how many were removed."""
-        return self.nft.remove(check_tag(tag))
+        """Remove the rules of fault ``tag`` and cancel its timer; returns how many rules."""
+        removed = self.nft.remove(check_tag(tag))
+        deadman.disarm(self, tag)
+        return removed
 
     def faults(self) -> dict[str, int]:
         """Tags of our rules in place -> how many rules each."""

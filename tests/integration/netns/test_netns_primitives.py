@@ -11,6 +11,7 @@ from tenacity import Retrying, retry, retry_if_exception_type, stop_after_delay,
 
 from fixtures.netns import NetnsRun, skip_unless_netns
 from harness.lab import netns
+from harness.remote import deadman
 from harness.remote.errors import ForeignState, UnsafeArgument
 
 pytestmark = pytest.mark.needs_root
@@ -195,3 +196,14 @@ def test_without_root_the_error_says_so(monkeypatch):
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
     with pytest.raises(netns.NotRoot, match="need root"):
         netns.add_namespace("sb-x-y")
+
+
+def test_the_node_side_heal_script_deletes_exactly_one_tag(netns_run):
+    skip_unless_netns(nft=True)
+    ns = netns_run.namespace("dm")
+    ns.nft.black_hole("a.b", peer="192.0.2.1", port=3260)
+    ns.nft.black_hole("axb", peer="192.0.2.1")  # would match an unescaped 'a.b'
+    ns.nft.black_hole("a.b2", peer="192.0.2.3")  # shares the prefix
+    ns.run_argv(["sh", "-c", deadman.heal_script("a.b")])
+    assert sorted({r.tag for r in ns.nft.rules()}) == ["a.b2", "axb"]
+    assert len(ns.nft.rules("axb")) == 2

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
+from harness.remote import deadman
 from harness.remote.errors import (
     AuthenticationFailed,
     CommandFailed,
@@ -209,3 +211,33 @@ def test_inline_or_unset_secrets_are_refused_before_connecting(sshd_host, monkey
                          sock_factory=sshd_host.sock_factory)
         with pytest.raises(MissingSecret, match=message):
             host.connect()
+
+
+def test_a_black_hole_with_a_ttl_heals_itself_on_the_host(linux, sshd_host):
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables (nft)")
+    rules = linux.black_hole("dead-man.1", peer=sshd_host.pair.client_address, port=9,
+                             ttl_s=1)
+    assert len(rules) == 4
+    # Nobody calls heal: the host's own timer removes exactly these rules.
+    for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.25), reraise=True):
+        with attempt:
+            assert sshd_host.pair.host.nft.rules() == []
+    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.25), reraise=True):
+        with attempt:
+            assert deadman.pending(linux, "dead-man.1") == []
+
+
+def test_heal_cancels_the_pending_timer(linux, sshd_host):
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables (nft)")
+    # (port 9: a black hole of the whole peer would cut this very ssh session)
+    linux.black_hole("dead-man.2", peer=sshd_host.pair.client_address, port=9, ttl_s=600)
+    assert len(deadman.pending(linux, "dead-man.2")) == 1
+    assert linux.heal("dead-man.2") == 4
+    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1), reraise=True):
+        with attempt:
+            assert deadman.pending(linux, "dead-man.2") == []
+    with pytest.raises(UnsafeArgument):
+        linux.black_hole("dead-man.3", peer=sshd_host.pair.client_address, port=9, ttl_s=0)
+    assert linux.faults() == {}
