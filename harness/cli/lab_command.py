@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
+from harness.lab.backends import lab_for, open_lab
 from harness.lab.inventory import load
-from harness.lab.loopback import LoopbackLab
 from harness.lab.state import default_state_dir
 
 HELP = "start, stop or show the bundled lab (storage nodes and fault proxy on loopback)"
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _lab(args: argparse.Namespace) -> tuple[LoopbackLab, Any]:
+def _lab(args: argparse.Namespace) -> tuple[Any, Any]:
     inventory = load(args.inventory or lab_inventory())
     if inventory.lab is None:
         raise SplitbrainError(
@@ -64,17 +64,15 @@ def _lab(args: argparse.Namespace) -> tuple[LoopbackLab, Any]:
         )
     if args.state_dir is None and inventory.lab.state_dir is None:
         args.state_dir = default_state_dir(inventory.site.name)
-    return LoopbackLab.for_inventory(inventory, args.state_dir), inventory
+    root = args.state_dir or inventory.lab.state_dir
+    if args.lab_action == "up":
+        return lab_for(inventory, root), inventory
+    return open_lab(root), inventory
 
 
 def run(args: argparse.Namespace) -> int:
     lab, inventory = _lab(args)
     if args.lab_action == "up":
-        if inventory.lab.backend != "loopback":
-            raise SplitbrainError(
-                f"{inventory.path}: lab.backend {inventory.lab.backend!r} is "
-                'not available from this command yet; use "loopback"'
-            )
         record = lab.up(inventory)
         if args.json:
             print(json.dumps(record.to_json(), indent=1))
@@ -118,11 +116,13 @@ def _size(n: int) -> str:
 
 
 def render_status(s: dict[str, Any]) -> str:
-    out = [
-        f"lab {s['site']!r} at {s['state_dir']} (inventory {s['inventory']})",
-        f"fault proxy: pid {s['proxy']['pid']} {'running' if s['proxy']['alive'] else 'DOWN'}",
-        "hosts:",
-    ]
+    out = [f"lab {s['site']!r} at {s['state_dir']} (inventory {s['inventory']})"]
+    if s.get("backend") == "netns":
+        out.append("backend netns: namespaces " + ", ".join(s["namespaces"].values()))
+    else:
+        alive = "running" if s["proxy"]["alive"] else "DOWN"
+        out.append(f"fault proxy: pid {s['proxy']['pid']} {alive}")
+    out.append("hosts:")
     for name, host in s["hosts"].items():
         node = s["nodes"].get(name)
         state = f"node {node['state']} (pid {node['pid']})" if node else "no process"

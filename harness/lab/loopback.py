@@ -124,6 +124,35 @@ def node_config(
     return "\n".join(lines)
 
 
+def inventory_summary(inventory: Inventory) -> dict[str, Any]:
+    """Hosts, networks and devices of an inventory, JSON-ready (for ``lab status``)."""
+    return {
+        "hosts": {
+            h.name: {
+                "roles": sorted(r.value for r in h.roles),
+                "addresses": {n: str(a) for n, a in h.addresses.items()},
+            }
+            for h in inventory.hosts.values()
+        },
+        "networks": {
+            n.name: {"roles": sorted(r.value for r in n.roles), "cidr": str(n.cidr)}
+            for n in inventory.networks.values()
+        },
+        "devices": {
+            d.alias: {
+                "purpose": d.purpose.value,
+                "size": d.size,
+                "lun": d.lun,
+                "strategy": d.strategy.value,
+                "replicas": [
+                    {"host": r.host, "target": r.target, "priority": r.priority} for r in d.replicas
+                ],
+            }
+            for d in inventory.devices.values()
+        },
+    }
+
+
 def _link_purpose(roles: frozenset[NetworkRole]) -> str | None:
     for role, purpose in (
         (NetworkRole.ISCSI, "portal"),
@@ -420,30 +449,7 @@ class LoopbackLab:
                 n: link.to_json() | {"proxy": links.get(n) if isinstance(links, dict) else None}
                 for n, link in record.links.items()
             },
-            "hosts": {
-                h.name: {
-                    "roles": sorted(r.value for r in h.roles),
-                    "addresses": {n: str(a) for n, a in h.addresses.items()},
-                }
-                for h in inventory.hosts.values()
-            },
-            "networks": {
-                n.name: {"roles": sorted(r.value for r in n.roles), "cidr": str(n.cidr)}
-                for n in inventory.networks.values()
-            },
-            "devices": {
-                d.alias: {
-                    "purpose": d.purpose.value,
-                    "size": d.size,
-                    "lun": d.lun,
-                    "strategy": d.strategy.value,
-                    "replicas": [
-                        {"host": r.host, "target": r.target, "priority": r.priority}
-                        for r in d.replicas
-                    ],
-                }
-                for d in inventory.devices.values()
-            },
+            **inventory_summary(inventory),
         }
 
     def _node_status(self, host: str) -> dict[str, Any]:
@@ -466,19 +472,3 @@ class LoopbackLab:
             return client.request("GET", "/v1/ha/devices")
         except SplitbrainError:
             return None
-
-
-def reap_orphan_labs(base: Path | None = None) -> list[Path]:
-    """Take down labs whose owning process (a killed test session) is gone; return them."""
-    base = base or default_state_dir("_").parent
-    reaped = []
-    for record_file in sorted(base.glob("*/lab.json")) if base.is_dir() else []:
-        try:
-            owner = json.loads(record_file.read_text()).get("extra", {}).get("owner")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if owner and process_start_ticks(int(owner["pid"])) != owner.get("start_ticks"):
-            with contextlib.suppress(SplitbrainError, OSError):
-                LoopbackLab(record_file.parent).down()
-                reaped.append(record_file.parent)
-    return reaped

@@ -43,10 +43,11 @@ from harness.lab.loopback import (
     LabError,
     NodeCommand,
     _link_purpose,
+    inventory_summary,
     node_config,
     reference_target_command,
 )
-from harness.lab.node_process import NodeProcess, NodeProcessError
+from harness.lab.node_process import NodeProcess, NodeProcessError, process_start_ticks
 from harness.lab.state import LabRecord, LabState, LinkRecord
 
 
@@ -64,7 +65,8 @@ class NetnsLab:
         self.state = LabState(state_dir)
         self.node_command = node_command
 
-    def up(self, inventory: Inventory) -> LabRecord:
+    def up(self, inventory: Inventory, *, owner_pid: int | None = None) -> LabRecord:
+        """Build and start the lab; ``owner_pid``: the lab dies with that process."""
         netns.require_root()
         netns.require_tools(nft=True)
         for host in inventory.hosts.values():
@@ -81,6 +83,11 @@ class NetnsLab:
         run = netns.new_run_id()
         record = LabRecord(str(Path(inventory.path).resolve()), "netns", inventory.site.name)
         record.extra = {"run": run, "prefix": f"{netns.PREFIX}{run}-", "namespaces": {}}
+        if owner_pid is not None:
+            record.extra["owner"] = {
+                "pid": owner_pid,
+                "start_ticks": process_start_ticks(owner_pid),
+            }
         self.state.save(record)
         try:
             self._build(inventory, record, run)
@@ -193,18 +200,25 @@ class NetnsLab:
         return stopped
 
     def status(self) -> dict[str, Any]:
+        """The same shape as the loopback lab's status; links have no proxy here."""
+        from harness.lab.inventory import load
+
         record = self.state.load()
         return {
             "state_dir": str(self.state.root),
             "site": record.site,
             "backend": "netns",
+            "inventory": record.inventory,
             "namespaces": record.extra.get("namespaces", {}),
+            "proxy": {"pid": None, "alive": False},
             "nodes": {
                 h: {
                     "state": "frozen" if n.frozen else ("running" if n.alive else "down"),
                     "pid": n.pid,
+                    "sessions": [],
                 }
                 for h, n in record.nodes.items()
             },
-            "links": {n: link.to_json() for n, link in record.links.items()},
+            "links": {n: link.to_json() | {"proxy": None} for n, link in record.links.items()},
+            **inventory_summary(load(record.inventory)),
         }
