@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.remote import powershell as ps
+from harness.remote import scheduled_heal
 from harness.remote.errors import HostUnreachable, OutputFormatError, UnsafeArgument
 from harness.remote.nftables import check_tag, parse_address
 from harness.remote.result import CommandResult
@@ -223,19 +224,39 @@ class WindowsHost(RemoteHost):
                 "if ($a.Count -ne 1) { throw ('no network adapter named ' + "
                 + ps.literal(name) + ") }")
 
-    def disable_adapter(self, name: str) -> None:
-        """``Disable-NetAdapter`` on exactly the adapter named ``name`` (no wildcards)."""
+    def _armed(self, tag: str | None, ttl_s: float | None, heal_body: str) -> None:
+        """Arm the node-side heal task before a fault is applied (when a TTL is asked)."""
+        if ttl_s is None:
+            return
+        if tag is None:
+            raise UnsafeArgument("a fault with a TTL needs its tag (the fault id) to name the "
+                                 "heal task")
+        scheduled_heal.arm(self, check_tag(tag), ttl_s, heal_body)
+
+    def _disarmed(self, tag: str | None) -> None:
+        if tag is not None:
+            scheduled_heal.disarm(self, check_tag(tag))
+
+    def disable_adapter(self, name: str, *, tag: str | None = None,
+                        ttl_s: float | None = None) -> None:
+        """``Disable-NetAdapter`` on exactly the adapter named ``name`` (no wildcards).
+
+        With ``ttl_s`` (and the fault's ``tag``) the host re-enables it by itself
+        after that long, even if the harness is gone.
+        """
+        self._armed(tag, ttl_s, scheduled_heal.heal_adapter_body(name))
         self.powershell(self._adapter(name) + "\n$a | Disable-NetAdapter -Confirm:$false",
                         operation=f"Disable-NetAdapter {name!r}",
                         hint="check the adapter name with Get-NetAdapter")
 
-    def enable_adapter(self, name: str) -> None:
+    def enable_adapter(self, name: str, *, tag: str | None = None) -> None:
         self.powershell(self._adapter(name) + "\n$a | Enable-NetAdapter -Confirm:$false",
                         operation=f"Enable-NetAdapter {name!r}",
                         hint="check the adapter name with Get-NetAdapter")
+        self._disarmed(tag)
 
     def block(self, tag: str, *, peer: str | None = None, port: int | None = None,
-              protocol: str = "TCP") -> list[FirewallRule]:
+              protocol: str = "TCP", ttl_s: float | None = None) -> list[FirewallRule]:
         """Add blocking firewall rules (group ``splitbrain``) for traffic with ``peer``/``port``.
 
         Windows Firewall applies rules to new connections; to cut an established
@@ -245,6 +266,7 @@ class WindowsHost(RemoteHost):
         if peer is None and port is None:
             raise UnsafeArgument("a firewall block needs a peer address, a port or both")
         proto = ps.choice(protocol.upper(), ("TCP", "UDP"))
+        self._armed(tag, ttl_s, scheduled_heal.heal_firewall_body(tag))
         lines = []
         for direction in ("Inbound", "Outbound"):
             ends = [("Local", "-LocalPort"), ("Remote", "-RemotePort")] if port else [("Any", "")]
@@ -290,6 +312,7 @@ class WindowsHost(RemoteHost):
             f"SilentlyContinue | Where-Object {{ $_.Name.StartsWith({prefix}) }})\n"
             "$r | Remove-NetFirewallRule\n[pscustomobject]@{ Removed = $r.Count }",
             operation=f"Remove-NetFirewallRule (fault {tag})")
+        self._disarmed(tag)
         return int(rows[0]["Removed"]) if rows else 0
 
     def sweep_firewall(self) -> int:
@@ -323,11 +346,16 @@ class WindowsHost(RemoteHost):
     def service(self, name: str) -> ServiceState:
         return self._service_state("Get-Service", name, "")
 
-    def stop_service(self, name: str) -> ServiceState:
+    def stop_service(self, name: str, *, tag: str | None = None,
+                     ttl_s: float | None = None) -> ServiceState:
+        """``Stop-Service -Force``; with ``ttl_s`` the host restarts it by itself later."""
+        self._armed(tag, ttl_s, scheduled_heal.heal_service_body(name))
         return self._service_state("Stop-Service", name, "\n$s | Stop-Service -Force")
 
-    def start_service(self, name: str) -> ServiceState:
-        return self._service_state("Start-Service", name, "\n$s | Start-Service")
+    def start_service(self, name: str, *, tag: str | None = None) -> ServiceState:
+        state = self._service_state("Start-Service", name, "\n$s | Start-Service")
+        self._disarmed(tag)
+        return state
 
     def _power(self, cmdlet: str) -> None:
         try:

@@ -16,6 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.remote import powershell as ps
+from harness.remote import scheduled_heal
+from harness.remote.deadman import timer_name
 from harness.remote.errors import (
     HostUnreachable,
     OutputFormatError,
@@ -255,10 +257,64 @@ def test_block_refuses_hostile_tags_and_addresses_without_sending():
 
 
 def test_heal_removes_only_the_tagged_rules_and_counts_them():
-    host, replay = windows(("Remove-NetFirewallRule", "remove-netfirewallrule"))
+    host, replay = windows(("Unregister-ScheduledTask", "register-scheduledtask"),
+                           ("Remove-NetFirewallRule", "remove-netfirewallrule"))
     assert host.heal("sync-7") == 4
     assert "Get-NetFirewallRule -Group 'splitbrain'" in replay.scripts[0]
     assert "StartsWith('splitbrain-sync-7-')" in replay.scripts[0]
+    # then its pending heal task, if any, is cancelled
+    assert f"$_.TaskName -eq '{timer_name('sync-7')}'" in replay.scripts[1]
+
+
+def task_of(script: str) -> str:
+    """The script a Register-ScheduledTask call would have the task run."""
+    match = re.search(r"-Argument '([^']*)'", script)
+    assert match, script
+    return ps.decode_command_line(match.group(1))
+
+
+def test_a_ttl_arms_a_heal_task_before_the_adapter_goes_down():
+    host, replay = windows(("Register-ScheduledTask", "register-scheduledtask"),
+                           ("Disable-NetAdapter", "disable-netadapter"))
+    host.disable_adapter("iSCSI '1'", tag="path-3", ttl_s=90)
+    register, disable = replay.scripts
+    assert "Disable-NetAdapter" in disable and "Disable-NetAdapter" not in register
+    assert f"-TaskPath '\\splitbrain\\' -TaskName '{timer_name('path-3')}'" in register
+    assert "-At ((Get-Date).AddSeconds(90))" in register
+    assert "New-ScheduledTaskPrincipal -UserId 'SYSTEM'" in register
+    task = task_of(register)
+    assert "Where-Object { $_.Name -eq 'iSCSI ''1''' } | Enable-NetAdapter -Confirm:$false" in task
+    assert task.rstrip().endswith(f"-TaskName '{timer_name('path-3')}' -Confirm:$false")
+
+
+def test_a_ttl_on_firewall_and_service_faults_heals_exactly_that_fault():
+    host, replay = windows(("Register-ScheduledTask", "register-scheduledtask"),
+                           ("New-NetFirewallRule", "new-netfirewallrule"),
+                           ("Get-NetFirewallRule", "get-netfirewallrule"),
+                           ("Stop-Service", "stop-service"))
+    host.block("sync-7", peer="203.0.113.12", ttl_s=120)
+    host.stop_service("StarWindService", tag="svc-1", ttl_s=60)
+    firewall_task = task_of(replay.scripts[0])
+    assert "StartsWith('splitbrain-sync-7-') } | Remove-NetFirewallRule" in firewall_task
+    service_task = task_of(replay.scripts[3])
+    assert "Where-Object { $_.Name -eq 'StarWindService' } | Start-Service" in service_task
+
+
+def test_a_ttl_without_a_tag_or_out_of_range_sends_nothing():
+    host, replay = windows()
+    with pytest.raises(UnsafeArgument, match="needs its tag"):
+        host.disable_adapter("Sync", ttl_s=30)
+    with pytest.raises(UnsafeArgument, match="TTL"):
+        host.stop_service("StarWindService", tag="svc-1", ttl_s=0)
+    assert replay.scripts == []
+
+
+def test_pending_heal_tasks_and_sweep():
+    host, replay = windows(("Unregister-ScheduledTask", "sweep-scheduledtask"),
+                           ("Get-ScheduledTask", "get-scheduledtask"))
+    assert scheduled_heal.pending(host) == [timer_name("sync-7")]
+    assert scheduled_heal.sweep(host) == 1
+    assert "Get-ScheduledTask -TaskPath '\\splitbrain\\'" in replay.scripts[1]
 
 
 def test_services_are_matched_exactly_and_report_their_state():
