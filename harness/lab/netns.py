@@ -66,6 +66,10 @@ class BadName(NetnsError):
     """A namespace, bridge or interface name cannot be used."""
 
 
+class NamespaceMissing(NetnsError):
+    """The namespace is gone (swept, or its lab torn down); so is everything in it."""
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRoot(
@@ -109,13 +113,23 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
-def _run(argv: Sequence[str], *, host: str = "localhost", check: bool = True,
-         timeout: float | None = 30.0, stdin: str | None = None) -> CommandResult:
+def _run(
+    argv: Sequence[str],
+    *,
+    host: str = "localhost",
+    check: bool = True,
+    timeout: float | None = 30.0,
+    stdin: str | None = None,
+) -> CommandResult:
     started = time.monotonic_ns()
     try:
         proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout,
-            input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         raise CommandTimedOut(
@@ -127,8 +141,12 @@ def _run(argv: Sequence[str], *, host: str = "localhost", check: bool = True,
             f"'{argv[0]}' is not installed: install the package that provides it"
         ) from None
     result = CommandResult(
-        host=host, command=shlex.join(argv), exit_status=proc.returncode,
-        stdout=proc.stdout, stderr=proc.stderr, duration_ns=time.monotonic_ns() - started,
+        host=host,
+        command=shlex.join(argv),
+        exit_status=proc.returncode,
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+        duration_ns=time.monotonic_ns() - started,
     )
     return result.check() if check else result
 
@@ -147,11 +165,23 @@ class Namespace:
 
     name: str
 
-    def run_argv(self, argv: Sequence[str], *, check: bool = True,
-                 timeout: float | None = 30.0, stdin: str | None = None) -> CommandResult:
+    def run_argv(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 30.0,
+        stdin: str | None = None,
+    ) -> CommandResult:
         """Run ``argv`` inside this namespace (``ip netns exec``); no shell is involved."""
-        return _run(["ip", "netns", "exec", self.name, *argv], host=self.name, check=check,
-                    timeout=timeout, stdin=stdin)
+        self.require()
+        return _run(
+            ["ip", "netns", "exec", self.name, *argv],
+            host=self.name,
+            check=check,
+            timeout=timeout,
+            stdin=stdin,
+        )
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen:
         """Start a long-running process inside this namespace (caller owns it)."""
@@ -165,6 +195,17 @@ class Namespace:
     def exists(self) -> bool:
         return os.path.exists(os.path.join(NETNS_DIR, self.name))
 
+    def require(self) -> None:
+        """Raise ``NamespaceMissing`` unless this namespace exists.
+
+        Heal code can catch it: a fault inside a namespace that is gone is gone too.
+        """
+        if not self.exists():
+            raise NamespaceMissing(
+                f"network namespace {self.name} does not exist (swept or torn down): "
+                "recreate the lab with 'splitbrain lab up'"
+            )
+
     def pids(self) -> list[int]:
         out = _run(["ip", "netns", "pids", self.name], check=False).stdout
         return [int(p) for p in out.split() if p.isdigit()]
@@ -175,9 +216,11 @@ class Namespace:
     def set_link(self, ifname: str, *, up: bool) -> None:
         """``ip link set dev <ifname> up|down`` in this namespace (idempotent by nature)."""
         check_interface(ifname)
+        self.require()
         _run(["ip", "-n", self.name, "link", "set", "dev", ifname, "up" if up else "down"])
 
     def link_is_up(self, ifname: str) -> bool:
+        self.require()
         out = _run(["ip", "-n", self.name, "-o", "link", "show", "dev", ifname]).stdout
         flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
         return "UP" in flags
@@ -185,10 +228,10 @@ class Namespace:
     def add_address(self, ifname: str, cidr: str) -> None:
         """Give ``ifname`` the address ``cidr`` (``ip addr replace``: idempotent)."""
         check_interface(ifname)
+        self.require()
         _run(["ip", "-n", self.name, "addr", "replace", cidr, "dev", ifname])
 
-    def socket(self, family: int = socket.AF_INET,
-               kind: int = socket.SOCK_STREAM) -> socket.socket:
+    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
         """A socket that belongs to this namespace (created by a thread that entered it)."""
         return socket_in(self.name, family, kind)
 
@@ -214,8 +257,9 @@ class Namespace:
         return sock
 
 
-def socket_in(namespace: str, family: int = socket.AF_INET,
-              kind: int = socket.SOCK_STREAM) -> socket.socket:
+def socket_in(
+    namespace: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM
+) -> socket.socket:
     """Create a socket in ``namespace`` without moving this process.
 
     A helper thread enters the namespace with setns(2) (network namespaces are
@@ -230,14 +274,16 @@ def socket_in(namespace: str, family: int = socket.AF_INET,
         try:
             fd = os.open(os.path.join(NETNS_DIR, namespace), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            outcome["error"] = BadName(f"network namespace {namespace!r} does not exist: "
-                                       "create it first (add_namespace)")
+            outcome["error"] = BadName(
+                f"network namespace {namespace!r} does not exist: create it first (add_namespace)"
+            )
             return
         try:
             if libc.setns(fd, _CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
                 outcome["error"] = NetnsError(
-                    f"cannot enter network namespace {namespace!r}: {os.strerror(err)}")
+                    f"cannot enter network namespace {namespace!r}: {os.strerror(err)}"
+                )
                 return
             outcome["socket"] = socket.socket(family, kind)
         finally:
@@ -310,16 +356,38 @@ def add_veth(a: Namespace, a_if: str, b: Namespace, b_if: str) -> None:
     check_interface(a_if)
     check_interface(b_if)
     if not a.has_link(a_if):
-        _run(["ip", "-n", a.name, "link", "add", "name", a_if, "type", "veth",
-              "peer", "name", b_if, "netns", b.name])
+        _run(
+            [
+                "ip",
+                "-n",
+                a.name,
+                "link",
+                "add",
+                "name",
+                a_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b_if,
+                "netns",
+                b.name,
+            ]
+        )
         _mark(a, a_if)
         _mark(b, b_if)
     a.set_link(a_if, up=True)
     b.set_link(b_if, up=True)
 
 
-def attach(host: Namespace, host_if: str, switch: Namespace, bridge: str, port_if: str,
-           cidr: str | None = None) -> None:
+def attach(
+    host: Namespace,
+    host_if: str,
+    switch: Namespace,
+    bridge: str,
+    port_if: str,
+    cidr: str | None = None,
+) -> None:
     """Plug ``host`` into ``bridge``: a veth whose ``port_if`` end is a bridge port."""
     add_bridge(switch, bridge)
     add_veth(host, host_if, switch, port_if)

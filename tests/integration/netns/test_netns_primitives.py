@@ -207,3 +207,12 @@ def test_the_node_side_heal_script_deletes_exactly_one_tag(netns_run):
     ns.run_argv(["sh", "-c", deadman.heal_script("a.b")])
     assert sorted({r.tag for r in ns.nft.rules()}) == ["a.b2", "axb"]
     assert len(ns.nft.rules("axb")) == 2
+
+
+def test_a_missing_namespace_is_a_typed_error_heal_code_can_catch(netns_run):
+    ns = netns_run.namespace("gone")
+    netns.delete_namespace(ns.name)
+    for action in (lambda: ns.run_argv(["true"]), lambda: ns.set_link("lo", up=True),
+                   lambda: ns.nft.remove("f1"), lambda: ns.link_is_up("lo")):
+        with pytest.raises(netns.NamespaceMissing, match="does not exist"):
+            action()
