@@ -12,6 +12,10 @@ class MultipathError(SplitbrainError):
     """Base of the errors a multipath device raises to its caller."""
 
 
+class MultipathConfigError(MultipathError):
+    """A multipath device asked for something impossible (no paths, duplicate names, ...)."""
+
+
 class PathIdentityMismatch(MultipathError):
     """Two paths of one device report different VPD 0x83 logical-unit designators."""
 

@@ -35,7 +35,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
@@ -45,6 +45,7 @@ from harness.initiator.mpio_errors import (
     AllPathsDown,
     DeviceClosed,
     MultipathCommandFailed,
+    MultipathConfigError,
     PathIdentityMismatch,
     PathIdentityMissing,
 )
@@ -101,10 +102,13 @@ class MultipathDevice:
         name: str = "",
     ) -> None:
         if not specs:
-            raise ValueError("a multipath device needs at least one path spec")
+            raise MultipathConfigError("a multipath device needs at least one path; list the "
+                                       "portals of the disk")
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"path names must be unique, got {labels}")
+            raise MultipathConfigError(
+                f"multipath paths need unique names, got {labels}; give each PathSpec a name "
+                "(two paths to one portal are two sessions: name them)")
         self.name = name or f"mpath{next(_DEVICE_NUMBERS)}"
         self.timers = timers or MpioTimers()
         self.policy = policy_named(policy) if isinstance(policy, str) else policy
@@ -152,9 +156,18 @@ class MultipathDevice:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def open(self) -> None:
-        """Log in every path, prove they are one disk, read its capacity, start the tasks."""
-        results = await asyncio.gather(*(self._login(p) for p in self._paths),
+    async def open(self, *, links: Mapping[str, PathLink] | None = None) -> None:
+        """Log in every path, prove they are one disk, read its capacity, start the tasks.
+
+        ``links`` adopts sessions that are already logged in, by path name; the
+        connector is still used to log those paths back in after a failure.
+        """
+        links = dict(links or {})
+        unknown = set(links) - {p.name for p in self._paths}
+        if unknown:
+            raise MultipathConfigError(
+                f"multipath device {self.name}: links given for unknown paths {sorted(unknown)}")
+        results = await asyncio.gather(*(self._login(p, links.get(p.name)) for p in self._paths),
                                        return_exceptions=True)
         up = [p for p, r in zip(self._paths, results, strict=True) if r is None]
         try:
@@ -217,8 +230,9 @@ class MultipathDevice:
         """WRITE(16) of ``data`` (whole blocks) at ``lba``."""
         blocks = len(data) // self.block_size if self.block_size else 0
         if not data or blocks * self.block_size != len(data):
-            raise ValueError(f"write of {len(data)} bytes is not whole {self.block_size}-byte "
-                             "blocks")
+            raise MultipathConfigError(
+                f"multipath device {self.name}: a write of {len(data)} bytes is not a whole "
+                f"number of {self.block_size}-byte blocks; pad or split it")
         return await self.execute(Write(lba=lba, blocks=blocks, size=16, fua=fua).encode(),
                                   data_out=data, op="write")
 
@@ -373,11 +387,12 @@ class MultipathDevice:
 
     # -- path life -------------------------------------------------------------
 
-    async def _login(self, path: _Path) -> None:
-        """Log one path in, read its identity, check it is ready; sets ``path.link``."""
+    async def _login(self, path: _Path, adopted: PathLink | None = None) -> None:
+        """Log one path in (or adopt a logged-in link), read its identity, check it is
+        ready; sets ``path.link``."""
         try:
-            link = await asyncio.wait_for(self._connector(path.spec),
-                                          self.timers.login_timeout_s)
+            link = adopted or await asyncio.wait_for(self._connector(path.spec),
+                                                     self.timers.login_timeout_s)
         except TimeoutError:
             raise PathLost(f"login timed out after {self.timers.login_timeout_s:g} s") from None
         except PathLost:
@@ -526,7 +541,9 @@ class MultipathDevice:
         for p in self._paths:
             if p.name == name:
                 return p
-        raise KeyError(f"multipath device {self.name} has no path {name!r}")
+        raise MultipathConfigError(
+            f"multipath device {self.name} has no path {name!r}; its paths are "
+            f"{', '.join(p.name for p in self._paths)}")
 
     def healthy_links(self) -> list[tuple[str, PathLink]]:
         """(name, link) of every path that can carry a command now."""

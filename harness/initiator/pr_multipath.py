@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.initiator.mpio_errors import MultipathCommandFailed
+from harness.initiator.mpio_errors import MultipathCommandFailed, MultipathConfigError
 from harness.initiator.pathlink import PathLink, PathLost, ScsiOutcome
 from harness.initiator.redrive import Action, classify
 from harness.scsi.cdb import PersistentReserveIn, PersistentReserveOut
@@ -74,7 +74,9 @@ class PersistentReservationPaths:
         recover. Raises the target's answer (e.g. RESERVATION CONFLICT) as is.
         """
         if key == 0:
-            raise ValueError("a PR key of 0 unregisters; use unregister()")
+            raise MultipathConfigError(
+                f"multipath device {self._device.name}: PR key 0 means unregister; "
+                "use pr.unregister() or a non-zero key")
         self.key, self.aptpl = key, aptpl
         return await self._fan_out(key, aptpl)
 
@@ -157,7 +159,9 @@ class PersistentReservationPaths:
     def _key(self, key: int | None) -> int:
         chosen = self.key if key is None else key
         if chosen is None:
-            raise ValueError("no PR key: register() first or pass key=")
+            raise MultipathConfigError(
+                f"multipath device {self._device.name} has no PR key; call pr.register(key) "
+                "first or pass key=")
         return chosen
 
     async def reserve(self, pr_type: PrType, *, key: int | None = None) -> str:
