@@ -74,6 +74,7 @@ from harness.target.reservations import Access, PersistentReservations, PrOutcom
 log = logging.getLogger(__name__)
 
 MAX_PENDING_UA = 16
+MAX_NEXUSES = 4096   # nexuses remembered (with their unit attentions) beyond their loss
 _ACTIVE = frozenset({AccessState.ACTIVE_OPTIMIZED, AccessState.ACTIVE_NON_OPTIMIZED})
 _R10 = struct.Struct(">BBIBHB")   # opcode, flags, lba, group, blocks, control
 _R16 = struct.Struct(">BBQIBB")   # opcode, flags, lba, blocks, group, control
@@ -145,6 +146,7 @@ class LogicalUnit(BlockCommands):
         self._gate = OverlapGate()
         self._nexuses: dict[tuple[str, str], ItNexus] = {}
         self._ua: dict[tuple[str, str], list[AdditionalSense]] = {}
+        self._lost: dict[tuple[str, str], None] = {}  # lost nexuses, longest lost first
         self._ports: dict[int, str] = {}
         self._handlers: dict[type, Callable[[ScsiTask, Any], Any]] = {
             c.Read: self._read, c.Write: self._write, c.Verify: self._verify,
@@ -261,6 +263,13 @@ class LogicalUnit(BlockCommands):
     # -- nexuses and unit attentions --------------------------------------------------
 
     def _admit_nexus(self, nexus: ItNexus) -> None:
+        while len(self._nexuses) >= MAX_NEXUSES and self._lost:
+            # forget the longest-lost nexus; if it ever returns it starts with POWER ON
+            gone = next(iter(self._lost))
+            del self._lost[gone]
+            self._nexuses.pop(gone, None)
+            self._ua.pop(gone, None)
+        self._lost.pop(nexus.key, None)
         self._nexuses[nexus.key] = nexus
         self._ports.setdefault(nexus.relative_target_port_id, nexus.target_port)
         self.alua.admit_port(nexus.target_port_group, nexus.relative_target_port_id)
@@ -310,6 +319,8 @@ class LogicalUnit(BlockCommands):
         self.reservations.nexus_lost(nexus)
         if nexus.key in self._nexuses:
             self._ua[nexus.key] = [Asc.I_T_NEXUS_LOSS_OCCURRED]
+            self._lost.pop(nexus.key, None)
+            self._lost[nexus.key] = None
 
     def set_access_state(self, group_id: int, state: AccessState) -> None:
         """Implicit ALUA transition (failover): UA ASYMMETRIC ACCESS STATE CHANGED to all."""
