@@ -13,6 +13,7 @@ from harness.initiator.mpio_errors import (
     AllPathsDown,
     DeviceClosed,
     MultipathCommandFailed,
+    MultipathConfigError,
     PathIdentityMismatch,
 )
 from harness.initiator.multipath import MultipathDevice
@@ -405,4 +406,46 @@ def test_the_hold_time_counts_from_the_loss_of_the_last_path_not_from_the_next_i
             with pytest.raises(AllPathsDown) as err:
                 await dev.read(0, 1)
             assert err.value.held_s >= idle_s
+    run(body())
+
+
+def test_paths_need_unique_names_and_at_least_one_path():
+    san = FakeSan()
+    with pytest.raises(MultipathConfigError, match="unique names"):
+        device(san, specs=[spec(3261), spec(3261)])
+    with pytest.raises(MultipathConfigError, match="at least one path"):
+        MultipathDevice([], connector=san.connect)
+
+
+def test_links_already_logged_in_are_adopted_and_the_connector_only_reconnects():
+    async def body():
+        san = FakeSan()
+        specs = [spec(3261, isid=0x800000000001), spec(3262, isid=0x800000000002)]
+        adopted = {s.label: await san.connect(s) for s in specs}
+        assert san.logins == {A: 1, B: 1}
+        dev = device(san, specs=specs)
+        with pytest.raises(MultipathConfigError, match="unknown paths"):
+            await dev.open(links={"nope": adopted[specs[0].label]})
+        await dev.open(links=adopted)
+        try:
+            assert san.logins == {A: 1, B: 1}  # nothing logged in twice
+            assert {(await dev.read(0, 1)).path for _ in range(2)} == set(adopted)
+            san.kill(A, stay_down=False)
+            await eventually(lambda: _assert_reconnected(dev, specs[0].label))
+            assert san.logins[A] == 2
+            assert san.links[-1].spec.isid == 0x800000000001  # the same I_T nexus again
+        finally:
+            await dev.close()
+    run(body())
+
+
+def test_a_partial_block_write_and_an_unknown_path_are_refused():
+    async def body():
+        async with device(FakeSan()) as dev:
+            with pytest.raises(MultipathConfigError, match="whole number"):
+                await dev.write(0, b"x" * 100)
+            with pytest.raises(MultipathConfigError, match="no path"):
+                dev.path("nope")
+            with pytest.raises(MultipathConfigError, match="key 0"):
+                await dev.pr.register(0)
     run(body())
