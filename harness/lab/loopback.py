@@ -28,6 +28,7 @@ no process and no file behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
-from harness.lab.inventory import HaDevice, Host, Inventory, NetworkRole
+from harness.lab.ha_wiring import HaPair, ha_device_tables, link_name, node_supports_ha, plan_pairs
+from harness.lab.inventory import HaDevice, Host, Inventory, Network, NetworkRole
 from harness.lab.node_process import NodeProcess, NodeProcessError, process_start_ticks
 from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
@@ -79,6 +81,7 @@ def node_config(
     data_dir: Path,
     ports: dict[str, int] | None = None,
     management: str = "127.0.0.1:0",
+    extra: list[str] | None = None,
 ) -> str:
     """The reference target node TOML for one storage host of the lab.
 
@@ -121,7 +124,7 @@ def node_config(
             f"naa = {_toml(naa)}",
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + (extra or []))
 
 
 def inventory_summary(inventory: Inventory) -> dict[str, Any]:
@@ -194,9 +197,11 @@ class LoopbackLab:
         state_dir: str | os.PathLike[str],
         *,
         node_command: NodeCommand = reference_target_command,
+        ha: bool | None = None,
     ) -> None:
         self.state = LabState(state_dir)
         self.node_command = node_command
+        self.ha = ha  # wire HA devices into the nodes? None: if the nodes can read the tables
 
     @classmethod
     def for_inventory(
@@ -239,10 +244,16 @@ class LoopbackLab:
                 "start_ticks": process_start_ticks(owner_pid),
             }
         try:
+            wire_ha = node_supports_ha() if self.ha is None else self.ha
+            pairs = plan_pairs(inventory) if wire_ha else []
+            self._start_proxy(inventory, record, pairs)
+            self.state.save(record)
+            ports = {name: link.listen[1] for name, link in record.links.items()}
             for host in inventory.hosts_with_role("storage"):
-                record.nodes[host.name] = self._start_node(inventory, host, token_file)
+                ha = ha_device_tables(inventory, host.name, pairs, ports)
+                record.nodes[host.name] = self._start_node(inventory, host, token_file, ha)
                 self.state.save(record)
-            self._start_proxy(inventory, record)
+            self._point_portals(record)
             self.state.save(record)
         except (SplitbrainError, OSError) as exc:
             with contextlib.suppress(SplitbrainError, OSError):
@@ -253,11 +264,14 @@ class LoopbackLab:
             raise LabError(f"cannot bring the lab up in {self.state.root}: {exc}") from None
         return record
 
-    def _start_node(self, inventory: Inventory, host: Host, token_file: Path) -> NodeProcess:
+    def _start_node(
+        self, inventory: Inventory, host: Host, token_file: Path, ha: list[str]
+    ) -> NodeProcess:
         home = self.state.node_dir(host.name)
         home.mkdir(parents=True, exist_ok=True)
         config = home / "node.toml"
-        config.write_text(node_config(inventory, host, home / "data"), encoding="utf-8")
+        data = home / "data"
+        config.write_text(node_config(inventory, host, data, extra=ha), encoding="utf-8")
         node = NodeProcess(
             host=host.name,
             argv=self.node_command(config, home / "ready.json"),
@@ -274,48 +288,54 @@ class LoopbackLab:
         ready = running.ready() or {}
         ports = {p["address"]: int(p["port"]) for p in ready.get("portals", [])}
         management = str(ready.get("management") or "http://127.0.0.1:0").split("//", 1)[-1]
-        config.write_text(
-            node_config(inventory, host, home / "data", ports, management.rstrip("/")),
-            encoding="utf-8",
-        )
+        pinned = node_config(inventory, host, data, ports, management.rstrip("/"), ha)
+        config.write_text(pinned, encoding="utf-8")
         return running
 
-    def _start_proxy(self, inventory: Inventory, record: LabRecord) -> None:
-        specs: list[dict[str, Any]] = []
+    def _start_proxy(self, inventory: Inventory, record: LabRecord, pairs: list[HaPair]) -> None:
+        """Start the proxy with every link; portals point at their nodes once those run."""
         links: dict[str, LinkRecord] = {}
-        for host_name, node in record.nodes.items():
-            host = inventory.host(host_name)
-            ready = node.ready() or {}
-            portals = {p["address"]: p["port"] for p in ready.get("portals", [])}
+
+        def add(
+            name: str, net: Network, host: str, address: str, upstream_port: int, purpose: str
+        ) -> None:
+            roles = tuple(sorted(r.value for r in net.roles))
+            links[name] = LinkRecord(
+                name, net.name, host, roles, (address, 0), (address, upstream_port), purpose
+            )
+
+        for host in inventory.hosts_with_role("storage"):
             for net_name, address in sorted(host.addresses.items()):
                 net = inventory.network(net_name)
                 purpose = _link_purpose(net.roles)
-                if purpose is None:
+                if purpose == "portal" or (purpose and not pairs):
+                    add(f"{net_name}/{host.name}", net, host.name, str(address), 0, purpose)
+        for pair in pairs:
+            listener = inventory.host(pair.listener)
+            for purpose, net_name, port in (
+                ("sync", pair.sync_network, pair.sync_port),
+                ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
+            ):
+                if net_name is None or port is None:
                     continue
-                if purpose == "portal":
-                    upstream = (str(address), int(portals.get(str(address), 0)))
-                else:
-                    endpoint = ready.get(purpose) or {}
-                    upstream = (str(endpoint.get("address", address)), int(endpoint.get("port", 0)))
-                name = f"{net_name}/{host_name}"
-                specs.append(
-                    {
-                        "name": name,
-                        "listen_host": str(address),
-                        "listen_port": 0,
-                        "upstream_host": upstream[0],
-                        "upstream_port": upstream[1],
-                    }
-                )
-                links[name] = LinkRecord(
-                    name,
-                    net_name,
-                    host_name,
-                    tuple(sorted(r.value for r in net.roles)),
-                    (str(address), 0),
-                    upstream,
+                add(
+                    link_name(net_name, pair.listener, pair.alias),
+                    inventory.network(net_name),
+                    pair.listener,
+                    str(listener.addresses[net_name]),
+                    port,
                     purpose,
                 )
+        specs = [
+            {
+                "name": n,
+                "listen_host": link.listen[0],
+                "listen_port": 0,
+                "upstream_host": link.upstream[0],
+                "upstream_port": link.upstream[1],
+            }
+            for n, link in links.items()
+        ]
         links_file = self.state.root / "proxy-links.json"
         write_private_json(links_file, specs)
         proxy = NodeProcess(
@@ -338,12 +358,33 @@ class LoopbackLab:
         except NodeProcessError as exc:
             raise LabError(f"the fault proxy did not start: {exc}") from None
         ports = (record.proxy.ready() or {}).get("links", {})
-        for name, link in links.items():
-            listen = (link.listen[0], int(ports[name]["port"]))
-            links[name] = LinkRecord(
-                link.name, link.network, link.host, link.roles, listen, link.upstream, link.purpose
+        record.links = {
+            n: dataclasses.replace(link, listen=(link.listen[0], int(ports[n]["port"])))
+            for n, link in links.items()
+        }
+
+    def _point_portals(self, record: LabRecord) -> None:
+        """Point each portal link at the port its node's portal listens on."""
+        control = self.proxy()
+        for name, link in record.links.items():
+            if link.purpose != "portal":
+                continue
+            ready = record.nodes[link.host].ready() or {}
+            port = next(
+                (
+                    int(p["port"])
+                    for p in ready.get("portals", [])
+                    if p["address"] == link.listen[0]
+                ),
+                0,
             )
-        record.links = links
+            if not port:
+                raise LabError(
+                    f"node {link.host} serves no portal on {link.listen[0]}; "
+                    f"see {record.nodes[link.host].log}"
+                )
+            control.set_upstream(name, link.upstream[0], port)
+            record.links[name] = dataclasses.replace(link, upstream=(link.upstream[0], port))
 
     # -- running lab -------------------------------------------------------------------------
 

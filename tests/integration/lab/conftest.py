@@ -103,7 +103,7 @@ def lab_inventory() -> Inventory:
 
 @pytest.fixture
 def standin_lab(tmp_path: Path, lab_inventory: Inventory) -> Iterator[LoopbackLab]:
-    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command)
+    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=False)
     lab.up(lab_inventory)
     try:
         yield lab

@@ -36,7 +36,7 @@ def link(lab: LoopbackLab, name: str) -> tuple[str, int]:
 def test_up_builds_the_topology_and_down_leaves_nothing(
     tmp_path: Path, lab_inventory: Inventory
 ) -> None:
-    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command)
+    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=False)
     record = lab.up(lab_inventory)
     try:
         assert set(record.nodes) == {"SWS-Store1", "SWS-Store2"}
@@ -67,7 +67,7 @@ def test_status_and_down_work_from_another_process(
     tmp_path: Path, lab_inventory: Inventory
 ) -> None:
     state = tmp_path / "lab"
-    LoopbackLab(state, node_command=standin_command).up(lab_inventory)
+    LoopbackLab(state, node_command=standin_command, ha=False).up(lab_inventory)
     cli = [sys.executable, "-m", "harness", "lab"]
     common = ["--inventory", str(lab_inventory.path), "--state-dir", str(state)]
     try:
@@ -94,7 +94,7 @@ def test_status_and_down_work_from_another_process(
 
 
 def test_up_cleans_the_leftovers_of_a_crashed_lab(tmp_path: Path, lab_inventory: Inventory) -> None:
-    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command)
+    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=False)
     first = lab.up(lab_inventory)
     for node in first.nodes.values():
         node.kill()  # the lab "crashed": processes gone, state left behind
@@ -198,3 +198,28 @@ def test_sut_on_the_lab_sends_every_path_through_the_proxy(
     with sut.faults.cut("iscsi2/SWS-Store2"):
         assert not echoes(link(standin_lab, "iscsi2/SWS-Store2"))
     assert echoes(link(standin_lab, "iscsi2/SWS-Store2"))
+
+
+def test_ha_channels_pass_through_per_device_links(
+    tmp_path: Path, lab_inventory: Inventory
+) -> None:
+    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=True)
+    record = lab.up(lab_inventory)
+    try:
+        channels = sorted(n for n, x in record.links.items() if x.purpose != "portal")
+        assert channels == [
+            f"{net}/SWS-Store1/{alias}" for net in ("heartbeat", "sync") for alias in ("HA1", "HA2")
+        ]  # the priority-1 replica listens
+        dialer = (lab.state.node_dir("SWS-Store2") / "node.toml").read_text()
+        sync = record.links["sync/SWS-Store1/HA1"]
+        assert f'partner_sync = "{sync.listen[0]}:{sync.listen[1]}"' in dialer  # via the proxy
+        listener = (lab.state.node_dir("SWS-Store1") / "node.toml").read_text()
+        assert f'sync_listen = "{sync.upstream[0]}:{sync.upstream[1]}"' in listener
+        assert echoes(sync.listen)
+        faults = LabFaults(lab.state.root)
+        with faults.blackhole("sync"):
+            assert not echoes(sync.listen, timeout=0.3)
+            assert echoes(record.links["heartbeat/SWS-Store1/HA1"].listen)  # heartbeat survives
+        assert echoes(sync.listen)
+    finally:
+        lab.down()

@@ -1,0 +1,168 @@
+"""How the lab wires HA devices: which replica listens, which dials, and through which link.
+
+For every device with two replicas, the higher-priority replica (priority 1) is
+the *listener*: its node accepts the device's sync and heartbeat channels on its
+addresses on the sync and heartbeat networks, on ports chosen for it (the
+*backend* ports). The other replica *dials* them, but never directly: it dials
+the fault proxy's link ``<network>/<listener>/<alias>`` (``sync/SWS-Store1/HA1``),
+which forwards to the backend port. So cutting or black-holing ``sync`` (the
+network) or ``SWS-Store1`` (the host) breaks the device's sync channel exactly as
+a switch or cable would, and the nemesis needs no knowledge of HA internals.
+
+The node config gets one ``[[ha_device]]`` table per replica (the reference
+target's HA format: alias, target, lun, priority and partner priority, listen or
+partner addresses, strategy, ALUA groups). ``node_supports_ha()`` says whether
+the installed reference target reads those tables yet; until it does, the lab
+serves every replica as a plain LUN and leaves the sync and heartbeat links
+pointing at nothing (connections are refused), ready to be re-pointed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+
+from harness.errors import SplitbrainError
+from harness.lab.inventory import FailoverStrategy, HaDevice, Inventory, NetworkRole
+
+
+class HaWiringError(SplitbrainError):
+    """An HA device of a lab inventory cannot be wired in the lab."""
+
+
+@dataclass(frozen=True)
+class HaPair:
+    """One HA device's two replicas and the channels between them."""
+
+    alias: str
+    listener: str  # host of the priority-1 replica
+    dialer: str
+    listener_priority: int
+    dialer_priority: int
+    sync_network: str
+    heartbeat_network: str | None
+    sync_port: int  # the listener's backend ports
+    heartbeat_port: int | None
+    strategy: str
+
+
+def node_supports_ha() -> bool:
+    """Whether the reference target's node configuration accepts ``[[ha_device]]`` tables."""
+    from harness.target.config import ConfigError, parse_config
+
+    probe = {
+        "node": {"name": "probe", "data_dir": "/nonexistent"},
+        "portal": [{"address": "127.0.0.1", "port": 0}],
+        "ha_device": [],
+    }
+    try:
+        parse_config(probe, source="probe", env={})
+    except ConfigError as exc:
+        return "ha_device" not in str(exc)
+    return True
+
+
+def free_port(address: str) -> int:
+    """A port the kernel says is free on ``address`` now (bound, then released)."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def _shared(inventory: Inventory, device: HaDevice, role: NetworkRole) -> str | None:
+    hosts = [inventory.host(r.host) for r in device.replicas]
+    for name, net in inventory.networks.items():
+        if net.has_role(role) and all(name in h.addresses for h in hosts):
+            return name
+    return None
+
+
+def plan_pairs(inventory: Inventory) -> list[HaPair]:
+    """The HA pairs of a lab inventory, with backend ports allocated for the listeners."""
+    pairs = []
+    for device in inventory.devices.values():
+        if len(device.replicas) != 2:
+            continue  # one replica: a plain LUN; three or more: not a pair
+        if device.strategy is FailoverStrategy.NODE_MAJORITY:
+            raise HaWiringError(
+                f"{inventory.path}: devices.{device.alias} uses node-majority, "
+                "but the lab runs no witness process yet; use "
+                'strategy = "heartbeat" in a lab inventory'
+            )
+        first, second = sorted(device.replicas, key=lambda r: r.priority)
+        sync = _shared(inventory, device, NetworkRole.SYNC)
+        heartbeat = _shared(inventory, device, NetworkRole.HEARTBEAT)
+        if sync is None:
+            raise HaWiringError(
+                f"{inventory.path}: devices.{device.alias}: replicas share no sync network"
+            )
+        listener = inventory.host(first.host)
+        pairs.append(
+            HaPair(
+                device.alias,
+                first.host,
+                second.host,
+                first.priority,
+                second.priority,
+                sync,
+                heartbeat,
+                free_port(str(listener.addresses[sync])),
+                free_port(str(listener.addresses[heartbeat])) if heartbeat else None,
+                device.strategy.value,
+            )
+        )
+    return pairs
+
+
+def link_name(network: str, host: str, alias: str) -> str:
+    return f"{network}/{host}/{alias}"
+
+
+def ha_device_tables(
+    inventory: Inventory, host: str, pairs: list[HaPair], proxy_ports: dict[str, int]
+) -> list[str]:
+    """The ``[[ha_device]]`` TOML lines of ``host``'s node (``proxy_ports``: link -> port)."""
+    lines: list[str] = []
+    for pair in pairs:
+        if host not in (pair.listener, pair.dialer):
+            continue
+        device = inventory.device(pair.alias)
+        replica = device.replica_on(host)
+        listens = host == pair.listener
+        listener = inventory.host(pair.listener)
+        mine, theirs = (
+            (pair.listener_priority, pair.dialer_priority)
+            if listens
+            else (pair.dialer_priority, pair.listener_priority)
+        )
+        table = {
+            "alias": pair.alias,
+            "target": replica.target,
+            "lun": device.lun,
+            "priority": mine,
+            "partner_priority": theirs,
+            "partner": pair.dialer if listens else pair.listener,
+            "strategy": pair.strategy,
+            "initial_sync": "none",
+            "group": mine,
+            "partner_group": theirs,
+        }
+        channels = [
+            ("sync", pair.sync_network, pair.sync_port),
+            ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
+        ]
+        for channel, network, port in channels:
+            if network is None or port is None:
+                continue
+            address = str(listener.addresses[network])
+            if listens:
+                table[f"{channel}_listen"] = f"{address}:{port}"
+            else:  # dial through the proxy's link into the listener
+                table[f"partner_{channel}"] = (
+                    f"{address}:{proxy_ports[link_name(network, pair.listener, pair.alias)]}"
+                )
+        lines.append("[[ha_device]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+        lines.append("")
+    return lines

@@ -1,0 +1,52 @@
+"""How the lab wires HA pairs: the priority-1 replica listens, the other dials through the
+proxy's per-device link; the node tables say so."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.lab.ha_wiring import HaWiringError, ha_device_tables, link_name, plan_pairs
+from harness.lab.inventory import load, loads
+
+LAB = Path(__file__).parents[3] / "fixtures" / "inventories" / "lab.toml"
+
+
+def test_pairs_listener_is_the_highest_priority() -> None:
+    pairs = plan_pairs(load(LAB))
+    assert [(p.alias, p.listener, p.dialer) for p in pairs] == [
+        ("HA1", "SWS-Store1", "SWS-Store2"),
+        ("HA2", "SWS-Store1", "SWS-Store2"),
+    ]
+    assert all(p.sync_network == "sync" and p.heartbeat_network == "heartbeat" for p in pairs)
+    assert len({p.sync_port for p in pairs} | {p.heartbeat_port for p in pairs}) == 4
+
+
+def test_tables_listen_on_one_side_and_dial_the_proxy_on_the_other() -> None:
+    inventory = load(LAB)
+    pairs = plan_pairs(inventory)
+    ports = {
+        link_name(n, "SWS-Store1", a): 40000 + i
+        for i, (n, a) in enumerate((n, a) for n in ("sync", "heartbeat") for a in ("HA1", "HA2"))
+    }
+    listener = tomllib.loads("\n".join(ha_device_tables(inventory, "SWS-Store1", pairs, ports)))
+    dialer = tomllib.loads("\n".join(ha_device_tables(inventory, "SWS-Store2", pairs, ports)))
+    ha1 = listener["ha_device"][0]
+    assert ha1["priority"] == 1 and ha1["partner_priority"] == 2 and ha1["partner"] == "SWS-Store2"
+    assert ha1["sync_listen"] == f"127.10.3.11:{pairs[0].sync_port}"
+    assert "partner_sync" not in ha1
+    partner = dialer["ha_device"][0]
+    assert partner["target"].endswith("ha1partner") and partner["priority"] == 2
+    assert partner["partner_sync"] == "127.10.3.11:40000"
+    assert partner["partner_heartbeat"] == "127.10.4.11:40002"
+    assert ha_device_tables(inventory, "Demo1", pairs, ports) == []
+
+
+def test_node_majority_is_refused_in_the_lab() -> None:
+    text = LAB.read_text().replace('strategy = "heartbeat"', 'strategy = "node-majority"', 1)
+    text = text.replace('roles = ["domain-controller"]', 'roles = ["domain-controller", "witness"]')
+    text = text.replace('size = "64MiB"', 'size = "64MiB"\nwitness = "SWS-DC"')
+    with pytest.raises(HaWiringError, match="no witness process"):
+        plan_pairs(loads(text, "lab.toml"))
