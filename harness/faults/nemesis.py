@@ -166,6 +166,20 @@ class Nemesis:
                 raise failures[0]
         return injected
 
+    async def run_async(self) -> list[str]:
+        """``run`` on a worker thread, for an asyncio workload running beside it.
+
+        Cancelling the awaiting task stops the schedule; every injected fault is still
+        healed before this returns or raises.
+        """
+        import asyncio
+
+        try:
+            return await asyncio.shield(asyncio.to_thread(self.run))
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+
     def _start(self, i: int) -> str:
         step = self.schedule.steps[i]
         fault = self.build(step.spec)

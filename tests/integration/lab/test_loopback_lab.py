@@ -223,3 +223,32 @@ def test_ha_channels_pass_through_per_device_links(
         assert echoes(sync.listen)
     finally:
         lab.down()
+
+
+def test_seeded_nemesis_on_the_lab_records_and_heals_everything(
+    standin_lab: LoopbackLab, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from harness.faults import Nemesis, Schedule
+    from harness.workload.history import History, HistoryHeader, load_history
+
+    faults = LabFaults(standin_lab.state.root)
+    catalogue = [s for s in faults.catalogue() if s.action in ("cut", "blackhole", "freeze")]
+    schedule = Schedule.random(11, catalogue, duration_s=1.5, fault_s=(0.1, 0.3), gap_s=(0.05, 0.1))
+    assert schedule == Schedule.random(
+        11, catalogue, duration_s=1.5, fault_s=(0.1, 0.3), gap_s=(0.05, 0.1)
+    )
+    header = HistoryHeader(
+        seed=11, generation=0, block_size=4096, logical_block_size=512, num_blocks=8, device="lab"
+    )
+    path = tmp_path / "history.jsonl"
+    with History(path, header) as history:
+        names = asyncio.run(Nemesis(schedule, faults.build, history).run_async())
+    recorded = load_history(path)
+    assert [f.name for f in recorded.faults] == names and len(names) == len(schedule.steps)
+    assert all(f.stop_ns is not None for f in recorded.faults)
+    assert faults.open_faults() == []
+    status = standin_lab.proxy().status()
+    assert {s["state"]["mode"] for s in status.values()} == {"pass"}
+    assert all(n.alive and not n.frozen for n in standin_lab.record().nodes.values())
