@@ -54,9 +54,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import SplitbrainError
+
+if TYPE_CHECKING:
+    from harness.target.ha.node_config import HaDeviceBinding
 
 BLOCK_SIZE = 512
 _IQN = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[^\s]+)?$", re.IGNORECASE)
@@ -177,9 +180,16 @@ class NodeConfig:
     write_through: bool = True
     defects: tuple[str, ...] = ()
     source: str = "<config>"
+    #: LUNs that are replicas of HA devices (``[[ha_device]]``, harness.target.ha)
+    ha_devices: tuple[HaDeviceBinding, ...] = ()
 
     def target(self, iqn: str) -> TargetConfig | None:
         return next((t for t in self.targets if t.iqn.lower() == iqn.lower()), None)
+
+    def ha_binding(self, iqn: str, lun: int) -> HaDeviceBinding | None:
+        """The HA device that LUN ``lun`` of target ``iqn`` is a replica of, if any."""
+        return next((b for b in self.ha_devices
+                     if b.target.lower() == iqn.lower() and b.lun == lun), None)
 
     def with_targets(self, targets: tuple[TargetConfig, ...]) -> NodeConfig:
         return replace(self, targets=targets)
@@ -440,7 +450,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
                  env: Mapping[str, str] | None = None, base: Path | None = None) -> NodeConfig:
     """Build a NodeConfig from parsed TOML; relative paths resolve against ``base``."""
     reader = _Reader(source, os.environ if env is None else env, base or Path.cwd())
-    top = reader.table(dict(data), "", {"node", "portal", "management", "target", "limits"})
+    top = reader.table(dict(data), "",
+                       {"node", "portal", "management", "target", "limits", "ha_device"})
     node = reader.table(top.get("node", {}), "node",
                         {"name", "data_dir", "write_through", "defects"})
     name = reader.string(node, "node", "name", required=True)
@@ -478,8 +489,31 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
                               "give every target its own IQN")
         seen.add(t.iqn.lower())
     limits = _limits(reader, top.get("limits", {}))
+    ha_devices = _ha_devices(reader, top.get("ha_device", []), name, data_dir, targets)
     return NodeConfig(name, data_dir, portals, management, targets, limits, write_through,
-                      tuple(defects), source)
+                      tuple(defects), source, ha_devices)
+
+
+def _ha_devices(reader: _Reader, raw: Any, node: str, data_dir: Path,
+                targets: tuple[TargetConfig, ...]) -> tuple[HaDeviceBinding, ...]:
+    from harness.target.ha.node_config import parse_ha_device  # it builds on this module
+
+    if not isinstance(raw, list):
+        raise reader.fail("ha_device", "expected an array of tables",
+                          "write [[ha_device]] sections")
+    bindings = []
+    for i, table in enumerate(raw):
+        key = f"ha_device[{i}]"
+        b = parse_ha_device(reader, table, key, node=node, state_dir=data_dir)
+        target = next((t for t in targets if t.iqn.lower() == b.target.lower()), None)
+        if target is None or all(lun.lun != b.lun for lun in target.luns):
+            raise reader.fail(f"{key}.target", f"no LUN {b.lun} on a target {b.target} here",
+                              "name a [[target]] of this node and one of its [[target.lun]]")
+        if any(o.device.alias == b.device.alias for o in bindings):
+            raise reader.fail(f"{key}.alias", f"{b.device.alias} appears twice",
+                              "give every HA device its own alias")
+        bindings.append(b)
+    return tuple(bindings)
 
 
 def load_config(path: str | os.PathLike[str], *,

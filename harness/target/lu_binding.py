@@ -22,6 +22,8 @@ from harness.scsi.status import ScsiStatus
 from harness.target.blockstore import ImageFile
 from harness.target.config import LunConfig, NodeConfig, TargetConfig
 from harness.target.device import LogicalUnit, ScsiTask, TaskResult
+from harness.target.ha.mirror import HaDevice
+from harness.target.ha.unit import HaLogicalUnit
 from harness.target.identity import BlockLimitsConfig, LuIdentity
 from harness.target.nexus import ItNexus, initiator_port_name, target_port_name
 from harness.target.reservations import AptplFile, PersistentReservations
@@ -43,8 +45,20 @@ def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
     identity = LuIdentity(serial=lun.serial, naa=lun.naa, vendor=lun.vendor,
                           product=lun.product)
     aptpl = AptplFile(lun.image.with_name(lun.image.name + ".pr.json"))
-    return LogicalUnit(store, identity, reservations=PersistentReservations(aptpl_file=aptpl),
-                       luns=luns, abort_tasks=abort_tasks)
+    reservations = PersistentReservations(aptpl_file=aptpl)
+    binding = node.ha_binding(target.iqn, lun.lun)
+    if binding is not None:  # a replica of an HA device: mirrored blocks, shared PR state
+        return HaLogicalUnit(HaDevice(binding.device, store), identity, group=binding.group,
+                             partner_group=binding.partner_group, reservations=reservations,
+                             luns=luns, abort_tasks=abort_tasks)
+    return LogicalUnit(store, identity, reservations=reservations, luns=luns,
+                       abort_tasks=abort_tasks)
+
+
+async def start(unit: LogicalUnit) -> None:
+    """Bring up what the unit needs on the event loop (an HA replica's partner links)."""
+    if isinstance(unit, HaLogicalUnit):
+        await unit.ha.start()
 
 
 def make_nexus(initiator_name: str, isid: int, target_iqn: str, tpgt: int) -> ItNexus:
@@ -125,6 +139,9 @@ def nexus_lost(unit: LogicalUnit, nexus: ItNexus) -> None:
     unit.nexus_lost(nexus)
 
 
-def close(unit: LogicalUnit) -> None:
+async def stop(unit: LogicalUnit) -> None:
+    """Stop the unit: an HA replica shuts down cleanly first (flush, dirty map, partner)."""
+    if isinstance(unit, HaLogicalUnit):
+        await unit.ha.stop()
     unit.close()
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.target.config import NodeConfig, parse_lun, parse_target
+from harness.target.ha.service import ha_status, install_ha_routes
 from harness.target.management import ApiError, ManagementApi
 from harness.target.portal import Portal
 from harness.target.session import SessionTable
@@ -61,6 +62,7 @@ class Node:
         self.portals: list[Portal] = []
         self.management = ManagementApi(self, token=self.token, host=config.management.host,
                                         port=config.management.port)
+        install_ha_routes(self)
         self.connections: set[Any] = set()   # harness.target.connection.Connection
         self.refused_connections = 0
         self._stopped = asyncio.Event()
@@ -154,6 +156,7 @@ class Node:
             "refused_connections": self.refused_connections,
             "write_through": self.config.write_through,
             "defects": list(self.config.defects),
+            "ha": ha_status(self),
         }
 
     def list_targets(self) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ class ExportedLun:
 
     async def close(self) -> None:
         await self.quiesce()
-        lu_binding.close(self.unit)
+        await lu_binding.stop(self.unit)
 
 
 class ExportedTarget:
@@ -85,6 +85,7 @@ class ExportedTarget:
         unit = await loop.run_in_executor(
             None, lambda: lu_binding.open_logical_unit(lun_cfg, self.config, self.node_config,
                                                        luns=luns, abort_tasks=abort_tasks))
+        await lu_binding.start(unit)
         exported = ExportedLun(lun_cfg, unit)
         self.luns[lun_cfg.lun] = exported
         return exported
