@@ -53,6 +53,7 @@ class ServiceActionIn16(IntEnum):
     """Service actions of SERVICE ACTION IN(16) (opcode 9Eh)."""
 
     READ_CAPACITY_16 = 0x10
+    GET_LBA_STATUS = 0x12
 
 
 class MaintenanceIn(IntEnum):

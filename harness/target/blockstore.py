@@ -291,6 +291,52 @@ class ImageFile:
         await asyncio.get_running_loop().run_in_executor(None, self._fdatasync)
         self._durable = max(self._durable, covered)
 
+    def lba_status(self, lba: int, max_blocks: int,
+                   max_ranges: int = 1024) -> list[tuple[int, int, bool]]:
+        """(first LBA, blocks, mapped) ranges from ``lba``, from the file's data and holes.
+
+        A block counts as mapped if any byte of it is allocated; a file system
+        without SEEK_DATA/SEEK_HOLE reports everything mapped.
+        """
+        bs = self.block_size
+        end_lba = min(self.num_blocks, lba + max_blocks)
+        end = end_lba * bs
+        mapped: list[tuple[int, int]] = []
+        pos = lba * bs
+        try:
+            while pos < end and len(mapped) < max_ranges:
+                try:
+                    data = os.lseek(self._fd, pos, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # only a hole remains
+                        break
+                    raise
+                if data >= end:
+                    break
+                hole = min(os.lseek(self._fd, data, os.SEEK_HOLE), end)
+                first, last = data // bs, -(-hole // bs)
+                if mapped and first <= mapped[-1][1]:
+                    mapped[-1] = (mapped[-1][0], last)
+                else:
+                    mapped.append((first, last))
+                pos = last * bs
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise BlockStoreError(f"image {self.path}: cannot map extents at LBA {lba}: "
+                                      f"{exc.strerror}", errno_=exc.errno) from None
+            return [(lba, end_lba - lba, True)]
+        out: list[tuple[int, int, bool]] = []
+        cursor = lba
+        for first, last in mapped:
+            first = max(first, lba)
+            if first > cursor:
+                out.append((cursor, first - cursor, False))
+            out.append((first, min(last, end_lba) - first, True))
+            cursor = min(last, end_lba)
+        if cursor < end_lba and len(mapped) < max_ranges:
+            out.append((cursor, end_lba - cursor, False))
+        return out[:max_ranges]
+
     def allocated_bytes(self) -> int:
         """Bytes the file system has allocated for the image (sparse accounting)."""
         return os.fstat(self._fd).st_blocks * 512

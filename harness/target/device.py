@@ -38,6 +38,7 @@ from harness.scsi.capacity import ReadCapacity10Data, ReadCapacity16Data
 from harness.scsi.errors import CdbError, ParameterListError, UnsupportedOpcode
 from harness.scsi.mode import BlockDescriptor, ModeParameters
 from harness.scsi.opcodes import Opcode
+from harness.scsi.provisioning import LbaStatusData, LbaStatusDescriptor, ProvisioningStatus
 from harness.scsi.report_luns import ReportLunsData
 from harness.scsi.reservations import (
     PrInAction,
@@ -118,6 +119,7 @@ _ACCESS: dict[type, Access] = {
     c.ReportSupportedOpcodes: Access.NONE,
     c.TestUnitReady: Access.INFO, c.ReadCapacity10: Access.INFO, c.ReadCapacity16: Access.INFO,
     c.Read: Access.READ, c.Verify: Access.READ, c.PreFetch: Access.READ,
+    c.GetLbaStatus: Access.READ,
     c.PersistentReserveOut: Access.PR_OUT, c.Reserve6: Access.LEGACY, c.Release6: Access.LEGACY,
 }
 
@@ -162,6 +164,7 @@ class LogicalUnit(BlockCommands):
             c.Reserve6: self._reserve6, c.Release6: self._release6,
             c.ReportTargetPortGroups: self._rtpg, c.SetTargetPortGroups: self._stpg,
             c.ReportSupportedOpcodes: self._report_supported_opcodes,
+            c.GetLbaStatus: self._get_lba_status,
         }
 
     # -- results ----------------------------------------------------------------------
@@ -508,6 +511,20 @@ class LogicalUnit(BlockCommands):
         if changed:
             self.post_attention(Asc.ASYMMETRIC_ACCESS_STATE_CHANGED, exclude=task.nexus)
         return GOOD
+
+    async def _get_lba_status(self, task: ScsiTask, cmd: c.GetLbaStatus) -> TaskResult:
+        n = self.store.num_blocks
+        if cmd.lba >= n:
+            return self._check(illegal_request(Asc.LBA_OUT_OF_RANGE))
+        wanted = max(1, (cmd.allocation_length - 8) // 16)
+        span = min(n - cmd.lba, 0xFFFFFFFF)
+        status_of = getattr(self.store, "lba_status", None)
+        ranges = status_of(cmd.lba, span, wanted) if status_of else [(cmd.lba, span, True)]
+        data = LbaStatusData(tuple(
+            LbaStatusDescriptor(first, count, ProvisioningStatus.MAPPED if mapped
+                                else ProvisioningStatus.DEALLOCATED)
+            for first, count, mapped in ranges if count)).encode()
+        return self._result(ScsiStatus.GOOD, data[: cmd.allocation_length])
 
     async def _report_supported_opcodes(self, task: ScsiTask,
                                         cmd: c.ReportSupportedOpcodes) -> TaskResult:

@@ -162,6 +162,7 @@ commands = st.one_of(
               start=flag),
     st.builds(c.ReadCapacity10, lba=lba32, pmi=flag),
     st.builds(c.ReadCapacity16, allocation_length=u32, lba=lba64, pmi=flag),
+    st.builds(c.GetLbaStatus, lba=lba64, allocation_length=u32),
     st.builds(c.ReportLuns, allocation_length=u32, select_report=st.integers(0, 255)),
     st.builds(c.PersistentReserveIn, action=st.integers(0, 31), allocation_length=u16),
     st.builds(c.PersistentReserveOut, action=st.integers(0, 31), pr_type=st.integers(0, 15),

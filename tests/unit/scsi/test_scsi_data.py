@@ -155,3 +155,15 @@ def test_stpg_list() -> None:
 def test_rtpg_round_trip(groups: tuple, extended: bool, itt: int) -> None:
     data = alua.RtpgData(groups, extended, itt if extended else 0)
     assert alua.RtpgData.decode(data.encode()) == data
+
+
+def test_lba_status_known_bytes_and_round_trip() -> None:
+    from harness.scsi.provisioning import LbaStatusData, LbaStatusDescriptor, ProvisioningStatus
+
+    data = LbaStatusData((LbaStatusDescriptor(0, 8, ProvisioningStatus.MAPPED),
+                          LbaStatusDescriptor(8, 100, ProvisioningStatus.DEALLOCATED)))
+    raw = data.encode()
+    assert raw[:8] == bytes.fromhex("00000024 00000000")
+    assert raw[24:40] == bytes.fromhex("0000000000000008 00000064 01 000000")
+    assert LbaStatusData.decode(raw) == data
+    assert LbaStatusData.decode(raw[:24]).descriptors == data.descriptors[:1]

@@ -426,3 +426,22 @@ async def test_report_supported_opcodes(lu: LogicalUnit) -> None:
     assert missing.support == CommandSupport.NOT_SUPPORTED
     assert sense_of(await run(lu, c.ReportSupportedOpcodes(
         options=1, requested_opcode=0x9E))).is_(Asc.INVALID_FIELD_IN_CDB)
+
+
+async def test_get_lba_status_follows_the_sparse_file(lu: LogicalUnit) -> None:
+    from harness.scsi.provisioning import LbaStatusData, ProvisioningStatus
+
+    await run(lu, c.Write(lba=64, blocks=64), os.urandom(64 * BS))
+    status = LbaStatusData.decode((await run(lu, c.GetLbaStatus(lba=0))).data_in)
+    spans = [(d.lba, d.blocks, d.status) for d in status.descriptors]
+    assert spans[0] == (0, 64, ProvisioningStatus.DEALLOCATED)
+    assert spans[1][0] == 64 and spans[1][2] == ProvisioningStatus.MAPPED
+    assert spans[1][1] >= 64 and spans[-1][0] + spans[-1][1] == BLOCKS
+    assert sum(d.blocks for d in status.descriptors) == BLOCKS
+    await run(lu, c.Unmap(parameter_list_length=24), UnmapParameters(((64, 64),)).encode())
+    again = LbaStatusData.decode((await run(lu, c.GetLbaStatus(lba=64))).data_in)
+    assert again.descriptors[0].status == ProvisioningStatus.DEALLOCATED
+    one = LbaStatusData.decode((await run(lu, c.GetLbaStatus(lba=0, allocation_length=24))
+                                ).data_in)
+    assert len(one.descriptors) == 1
+    assert sense_of(await run(lu, c.GetLbaStatus(lba=BLOCKS))).is_(Asc.LBA_OUT_OF_RANGE)
