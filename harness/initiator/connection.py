@@ -1,0 +1,201 @@
+"""One iSCSI TCP connection: PDU framing on an asyncio protocol, with recording.
+
+The connection turns the byte stream into whole PDUs as bytes arrive (no reader
+task, no per-PDU task switch: ``data_received`` frames and decodes with
+:func:`harness.iscsi.codec.decode` and hands each PDU to the session's callback
+synchronously) and writes PDUs straight to the transport. Digests apply once the
+session switches them on after login. Every way the stream can go wrong
+(garbage, truncation, an oversized segment, a wrong digest, an unknown opcode, a
+closed socket) reaches the session exactly once, through ``on_lost``, as a
+typed exception; after that the connection is closed and ignores further bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Sequence
+
+from harness.initiator.errors import ConnectionLost, Timeout
+from harness.initiator.recorder import PcapRecorder, TcpStream
+from harness.iscsi import codec
+from harness.iscsi.errors import PduTooLarge, ProtocolError, TruncatedPdu
+from harness.iscsi.pdu import BHS_LENGTH, Pdu
+
+LOGIN_MAX_SEGMENT = 65536
+"""Data segment limit while logging in (RFC 7143 allows 8192; be lenient)."""
+
+
+class Connection(asyncio.Protocol):
+    """A connected iSCSI TCP connection delivering PDUs to callbacks."""
+
+    def __init__(self, where: str, on_pdu: Callable[[Pdu], None],
+                 on_lost: Callable[[BaseException], None],
+                 recorder: PcapRecorder | None = None) -> None:
+        self.where = where
+        self._on_pdu = on_pdu
+        self._on_lost = on_lost
+        self._recorder = recorder
+        self._stream: TcpStream | None = None
+        self.transport: asyncio.Transport | None = None
+        self.header_digest = False
+        self.data_digest = False
+        self.max_recv_data_segment_length = LOGIN_MAX_SEGMENT
+        self._buffer = bytearray()
+        self._closed = False
+        self._paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, timeout: float,
+                   on_pdu: Callable[[Pdu], None], on_lost: Callable[[BaseException], None],
+                   recorder: PcapRecorder | None = None) -> Connection:
+        where = f"{host}:{port}"
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: cls(where, on_pdu, on_lost, recorder), host, port)
+        except TimeoutError:
+            raise Timeout("TCP connect", timeout, where) from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectionLost(
+                f"cannot connect to iSCSI portal {where}: {reason}; check the address and "
+                "that the target is running"
+            ) from None
+        return conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._recorder is not None:
+            local = transport.get_extra_info("sockname")
+            remote = transport.get_extra_info("peername")
+            self._stream = self._recorder.stream(local[:2], remote[:2])
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self.bytes_received += len(data)
+        buf = self._buffer
+        if buf:
+            buf += data
+            source: bytes | bytearray = buf
+        else:
+            source = data
+        offset, end = 0, len(source)
+        hd, dd = self.header_digest, self.data_digest
+        try:
+            while end - offset >= BHS_LENGTH:
+                data_length = int.from_bytes(source[offset + 5 : offset + 8], "big")
+                if data_length > self.max_recv_data_segment_length:
+                    raise PduTooLarge(data_length, self.max_recv_data_segment_length,
+                                      bhs=bytes(source[offset : offset + BHS_LENGTH]))
+                total = codec.pdu_length(source[offset : offset + 8] if offset else source,
+                                         header_digest=hd, data_digest=dd)
+                if end - offset < total:
+                    break
+                raw = source[offset : offset + total] if (offset or total != end) else source
+                if not isinstance(raw, bytes):
+                    raw = bytes(raw)
+                offset += total
+                pdu = codec.decode(raw, header_digest=hd, data_digest=dd)
+                if self._stream is not None:
+                    self._stream.received(raw, pdu)
+                self._on_pdu(pdu)
+                if self._closed:
+                    return
+        except ProtocolError as exc:
+            self._lose(exc)
+            return
+        except Exception as exc:  # a bug in a handler must still end the session cleanly
+            self._lose(ProtocolError(
+                f"initiator failed handling a PDU from {self.where}: "
+                f"{type(exc).__name__}: {exc}; this is a bug, please report it"))
+            return
+        if source is buf:
+            del buf[:offset]
+        elif offset < end:
+            buf += source[offset:]
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        if self._closed:
+            return
+        if self._buffer:
+            self._lose(TruncatedPdu(
+                f"iSCSI connection to {self.where} ended {len(self._buffer)} bytes into a PDU; "
+                "the target dropped the connection mid-PDU", bhs=bytes(self._buffer[:48])))
+        else:
+            reason = f": {exc}" if exc else ""
+            self._lose(ConnectionLost(
+                f"iSCSI connection to {self.where} was closed by the target{reason}; "
+                "log in again"))
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, pdu: Pdu) -> None:
+        """Encode and write one PDU (raises ConnectionLost once the connection is gone)."""
+        if self._closed or self.transport is None:
+            raise ConnectionLost(f"iSCSI connection to {self.where} is closed; log in again")
+        raw = codec.encode(pdu, header_digest=self.header_digest, data_digest=self.data_digest)
+        self.transport.write(raw)
+        self.bytes_sent += len(raw)
+        if self._stream is not None:
+            self._stream.sent(raw, pdu)
+
+    def send_many(self, pdus: Sequence[Pdu]) -> None:
+        for pdu in pdus:
+            self.send(pdu)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if not self._paused or self._closed:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        await self._drain_waiter
+
+    # -- closing ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _lose(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        self.close()
+        self._on_lost(exc)
+
+    def close(self) -> None:
+        """Close now (abort, no FIN handshake wait); no callback is made."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.clear()
+        if self._stream is not None:
+            self._stream.close()
+        if self.transport is not None:
+            self.transport.abort()
