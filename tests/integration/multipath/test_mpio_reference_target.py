@@ -1,0 +1,233 @@
+"""MultipathDevice against real reference target nodes on loopback, through the fault proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+
+import pytest
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from fixtures.reference_target import lun_target
+from harness.initiator.mpio_errors import AllPathsDown, PathIdentityMismatch
+from harness.initiator.multipath import MultipathDevice
+from harness.initiator.pathlink import session_connector
+from harness.initiator.paths import PathState
+from harness.initiator.timers import MpioTimers
+
+TIMERS = MpioTimers(
+    noop_out_interval_s=0.5,
+    noop_out_timeout_s=1.0,
+    link_down_time_s=0.2,
+    replacement_timeout_s=None,
+    retry_interval_s=0.05,
+    delay_between_reconnect_s=0.2,
+    pdo_remove_period_s=1.0,
+    disk_timeout_s=5.0,
+    login_timeout_s=5.0,
+)
+
+
+def run(coro, timeout_s: float = 60.0):
+    """Run one test body on a fresh loop with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+async def eventually(check, timeout_s=15.0):
+    async for attempt in AsyncRetrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.02),
+                                       retry=retry_if_exception_type(AssertionError),
+                                       reraise=True):
+        with attempt:
+            check()
+
+
+def _back(dev, name):
+    assert dev.path(name).state == PathState.ACTIVE
+    assert any(e.reason.startswith("reconnected") for e in dev.events.for_path(name))
+
+
+class Writers:
+    """A closed loop of ``depth`` writers; records every completion (ns, path) and error."""
+
+    def __init__(self, dev: MultipathDevice, depth: int = 4) -> None:
+        self.dev, self.depth = dev, depth
+        self.completions: list[tuple[int, str, int]] = []
+        self.errors: list[BaseException] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _one(self, worker: int) -> None:
+        lba = worker
+        while not self._stop.is_set():
+            data = os.urandom(self.dev.block_size)
+            try:
+                c = await self.dev.write(lba, data)
+            except Exception as exc:  # the test asserts there are none
+                self.errors.append(exc)
+                return
+            self.completions.append((time.monotonic_ns(), c.path, lba))
+            lba = (lba + self.depth) % 1024
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._one(w)) for w in range(self.depth)]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    def paths_after(self, ns: int) -> Counter[str]:
+        return Counter(p for t, p, _ in self.completions if t > ns)
+
+
+def test_round_robin_spreads_io_over_every_path_and_reads_back(one_node_lab):
+    async def body():
+        await one_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                assert dev.identity and dev.block_size == 512
+                blocks = {lba: os.urandom(512) for lba in range(16)}
+                served = Counter()
+                for lba, data in blocks.items():
+                    served[(await dev.write(lba, data)).path] += 1
+                for lba, data in blocks.items():
+                    c = await dev.read(lba, 1)
+                    assert c.data == data
+                    served[c.path] += 1
+                assert served == Counter({"p0": 16, "p1": 16})
+                await dev.flush()
+        finally:
+            await one_node_lab.stop_proxy()
+    run(body())
+
+
+def test_a_cut_path_moves_io_to_the_survivor_without_error_and_comes_back(one_node_lab):
+    async def body():
+        await one_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                writers = Writers(dev)
+                writers.start()
+                await eventually(lambda: _assert(len(writers.paths_after(0)) == 2))
+                cut_ns = time.monotonic_ns()
+                one_node_lab.cut(0)
+                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                failed = next(e for e in dev.events.for_path("p0") if e.new == PathState.FAILED)
+                assert failed.ns >= cut_ns and failed.reason
+                after = failed.ns
+                await eventually(lambda: _assert(writers.paths_after(after)["p1"] >= 20))
+                assert writers.paths_after(after + int(TIMERS.path_hold_s * 2e9))["p0"] == 0
+                one_node_lab.heal(0)
+                await eventually(lambda: _back(dev, "p0"))
+                healed = dev.events.for_path("p0")[-1].ns
+                await eventually(lambda: _assert(writers.paths_after(healed)["p0"] >= 5))
+                await writers.stop()
+                assert writers.errors == []
+        finally:
+            await one_node_lab.stop_proxy()
+    run(body())
+
+
+def _assert(condition: bool) -> None:
+    assert condition
+
+
+def test_killing_a_node_moves_io_to_the_partner_node(two_node_lab):
+    async def body():
+        await two_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(two_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                writers = Writers(dev)
+                writers.start()
+                await eventually(lambda: _assert(len(writers.paths_after(0)) == 2))
+                await asyncio.to_thread(two_node_lab.nodes[0].kill9)
+                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                failed = next(e for e in dev.events.for_path("p0") if e.new == PathState.FAILED)
+                await eventually(lambda: _assert(writers.paths_after(failed.ns)["p1"] >= 20))
+                await writers.stop()
+                assert writers.errors == []
+        finally:
+            await two_node_lab.stop_proxy()
+    run(body())
+
+
+def test_all_paths_down_past_the_hold_time_fails_io_with_all_paths_down(one_node_lab):
+    async def body():
+        await one_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                await dev.write(0, bytes(512))
+                one_node_lab.cut(0)
+                one_node_lab.cut(1)
+                with pytest.raises(AllPathsDown) as err:
+                    for lba in range(1000):
+                        await dev.write(lba, bytes(512))
+                assert err.value.held_s >= TIMERS.pdo_remove_period_s
+                assert set(err.value.last_errors) == {"p0", "p1"}
+                one_node_lab.heal(1)
+                await eventually(lambda: _back(dev, "p1"))
+                assert (await dev.write(0, bytes(512))).path == "p1"
+        finally:
+            await one_node_lab.stop_proxy()
+    run(body())
+
+
+def test_a_blackholed_path_is_failed_by_the_nop_out_checker(one_node_lab):
+    async def body():
+        await one_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                one_node_lab.blackhole(0)
+                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                reasons = [e.reason for e in dev.events.for_path("p0")
+                           if e.new == PathState.FAILED]
+                assert "path checker" in reasons[0]
+                assert (await dev.write(0, bytes(512))).path == "p1"
+        finally:
+            await one_node_lab.stop_proxy()
+    run(body())
+
+
+def test_paths_to_different_luns_are_refused(reference_target_factory):
+    node = reference_target_factory.start(targets=(lun_target(luns=2),))
+    from harness.initiator.pathlink import PathSpec
+
+    (host, port), _ = node.portals
+    specs = [PathSpec(host, port, node.iqn, lun=0, name="lun0"),
+             PathSpec(host, port, node.iqn, lun=1, name="lun1")]
+
+    async def body():
+        dev = MultipathDevice(specs, connector=session_connector, timers=TIMERS)
+        with pytest.raises(PathIdentityMismatch) as err:
+            await dev.open()
+        assert "lun0" in str(err.value) and "lun1" in str(err.value)
+        a, b = err.value.identities
+        assert a != b and a and b
+    run(body())
+
+
+def test_pr_register_lands_on_every_nexus_and_is_reinstated_after_a_cut(one_node_lab):
+    async def body():
+        await one_node_lab.start_proxy()
+        try:
+            async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
+                                       timers=TIMERS) as dev:
+                assert sorted(await dev.pr.register(0x5B01)) == ["p0", "p1"]
+                assert (await dev.pr.read_keys()).keys == (0x5B01, 0x5B01)
+                one_node_lab.cut(0)
+                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                one_node_lab.heal(0)
+                await eventually(lambda: _back(dev, "p0"))
+                assert dev.pr.reinstatements[-1].registered
+                assert (await dev.pr.read_keys()).keys == (0x5B01, 0x5B01)
+                await dev.pr.unregister()
+                assert (await dev.pr.read_keys()).keys == ()
+        finally:
+            await one_node_lab.stop_proxy()
+    run(body())
