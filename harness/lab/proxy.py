@@ -225,6 +225,11 @@ class Link:
             self.stats.held -= 1
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the proxy is closing (close() cancels every connection): end quietly
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
         task = asyncio.current_task()
         if task is not None:
