@@ -116,7 +116,7 @@ CONFLICT = TaskResult(ScsiStatus.RESERVATION_CONFLICT)
 _ACCESS: dict[type, Access] = {
     c.Inquiry: Access.NONE, c.ReportLuns: Access.NONE, c.RequestSense: Access.NONE,
     c.PersistentReserveIn: Access.NONE, c.ReportTargetPortGroups: Access.NONE,
-    c.ReportSupportedOpcodes: Access.NONE,
+    c.ReportSupportedOpcodes: Access.SENSE, c.ModeSense: Access.SENSE,
     c.TestUnitReady: Access.INFO, c.ReadCapacity10: Access.INFO, c.ReadCapacity16: Access.INFO,
     c.Read: Access.READ, c.Verify: Access.READ, c.PreFetch: Access.READ,
     c.GetLbaStatus: Access.READ,

@@ -67,6 +67,7 @@ class Access(Enum):
 
     NONE = "none"          # never conflicts (INQUIRY, REPORT LUNS, REQUEST SENSE, PR IN, RTPG)
     INFO = "info"          # allowed under persistent reservations (TEST UNIT READY, READ CAPACITY)
+    SENSE = "sense"        # MODE SENSE, REPORT SUPPORTED OPCODES: registrants and WE types
     READ = "read"          # reads medium: allowed by write-exclusive types
     WRITE = "write"        # changes medium or state: only holders/registrants as the type says
     PR_OUT = "pr_out"      # PERSISTENT RESERVE OUT: its own rules
@@ -198,6 +199,8 @@ class PersistentReservations:
             return False
         if access is Access.READ:
             return res.pr_type.exclusive_access
+        if access is Access.SENSE:  # SPC-4 table 45: any registrant, or a WE type
+            return reg is None and res.pr_type.exclusive_access
         return True
 
     # -- PERSISTENT RESERVE IN --------------------------------------------------------

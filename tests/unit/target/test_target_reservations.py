@@ -111,6 +111,8 @@ def test_conflict_table() -> None:
         assert (pr.conflicts(C, Access.READ), pr.conflicts(C, Access.WRITE)) == stranger, t
         for n in (A, B, C):
             assert not pr.conflicts(n, Access.NONE) and not pr.conflicts(n, Access.INFO)
+        assert not pr.conflicts(B, Access.SENSE), t  # registrants may always MODE SENSE
+        assert pr.conflicts(C, Access.SENSE) is t.exclusive_access, t
 
 
 def test_reserve_rules() -> None:
