@@ -57,26 +57,39 @@ def check_ttl(ttl_s: float) -> int:
     return max(1, math.ceil(ttl_s))
 
 
-def has_systemd(host: CommandRunner) -> bool:
-    """Whether systemd is PID 1 there (``/run/systemd/system`` exists)."""
-    return host.run_argv(["test", "-d", "/run/systemd/system"], check=False).ok
+# Positional parameters: $1 timer name, $2 seconds, $3 heal script. Fixed text: no
+# value is ever interpolated into it.
+_ARM = """\
+if [ -d /run/systemd/system ]; then
+    exec systemd-run --quiet --collect --unit="$1" --on-active="$2" sh -c "$3"
+fi
+nohup setsid sh -c 'sleep "$0"; eval "$1"' "$2" "$3" "$1" >/dev/null 2>&1 </dev/null &
+echo sleep
+"""
+
+# $1 timer name. Stops the systemd timer, or ends the sleeper's process group (a
+# sleeper is 'sh -c sleep ... <name>'; this script's own 'sh -c if ...' never matches).
+_DISARM = """\
+if [ -d /run/systemd/system ]; then
+    systemctl stop "$1.timer" 2>/dev/null
+fi
+for pid in $(ps -e -o pid=,args= |
+        awk -v m="$1" '$2 == "sh" && $4 == "sleep" && $NF == m { print $1 }'); do
+    kill -s TERM -- "-$pid" 2>/dev/null
+done
+exit 0
+"""
 
 
 def arm(host: CommandRunner, tag: str, ttl_s: float) -> str:
-    """Make ``host`` heal fault ``tag`` by itself after ``ttl_s``; returns the mechanism."""
+    """Make ``host`` heal fault ``tag`` by itself after ``ttl_s`` (one round trip).
+
+    Returns the mechanism used: ``systemd-run`` or ``sleep``.
+    """
     seconds = check_ttl(ttl_s)
-    name = timer_name(tag)
-    script = heal_script(tag)
-    if has_systemd(host):
-        host.run_argv(["systemd-run", "--quiet", "--collect", f"--unit={name}",
-                       f"--on-active={seconds}", "sh", "-c", script])
-        return "systemd-run"
-    delayed = f"sleep {seconds}\n{script}"
-    # $0 is the script and $1 the marker: no second layer of quoting is needed.
-    host.run_argv(["sh", "-c",
-                   'nohup setsid sh -c "$0" "$1" >/dev/null 2>&1 </dev/null &',
-                   delayed, name])
-    return "sleep"
+    result = host.run_argv(["sh", "-c", _ARM, "splitbrain-arm", timer_name(tag), str(seconds),
+                            heal_script(tag)])
+    return "sleep" if result.stdout.strip() == "sleep" else "systemd-run"
 
 
 def pending(host: CommandRunner, tag: str) -> list[int]:
@@ -85,18 +98,13 @@ def pending(host: CommandRunner, tag: str) -> list[int]:
     out = host.run_argv(["ps", "-e", "-o", "pid=,args="], check=False).stdout
     pids = []
     for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if pid.isdigit() and args.split()[-1:] == [name] and args.startswith("sh -c"):
-            pids.append(int(pid))
+        fields = line.split()
+        if (len(fields) >= 5 and fields[0].isdigit() and fields[1:4] == ["sh", "-c", "sleep"]
+                and fields[-1] == name):
+            pids.append(int(fields[0]))
     return pids
 
 
 def disarm(host: CommandRunner, tag: str) -> None:
-    """Cancel the heal timer of ``tag`` if one is pending (no-op otherwise)."""
-    name = timer_name(tag)
-    if has_systemd(host):
-        host.run_argv(["systemctl", "stop", f"{name}.timer"], check=False)
-        return
-    pids = pending(host, tag)
-    if pids:  # each sleeper leads its own process group (setsid): end the group
-        host.run_argv(["kill", "-s", "TERM", "--", *(f"-{pid}" for pid in pids)], check=False)
+    """Cancel the heal timer of ``tag`` if one is pending (one round trip; no-op otherwise)."""
+    host.run_argv(["sh", "-c", _DISARM, "splitbrain-disarm", timer_name(tag)])

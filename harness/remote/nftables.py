@@ -176,21 +176,35 @@ class NftTable:
     def _nft(self, *args: str, check: bool = True):  # -> CommandResult
         return self.runner.run_argv([*self.nft, *args], check=check)
 
-    def ensure(self) -> None:
-        """Create the table and its base chains; a no-op when they exist."""
-        self._nft("add", "table", FAMILY, TABLE)
+    @staticmethod
+    def _ensure_commands() -> list[list[str]]:
+        commands = [["add", "table", FAMILY, TABLE]]
         for chain in CHAINS:
-            self._nft(
+            commands.append([
                 "add", "chain", FAMILY, TABLE, chain,
                 "{", "type", "filter", "hook", chain, "priority", "-10", ";",
                 "policy", "accept", ";", "}",
-            )
+            ])
+        return commands
+
+    def _transaction(self, commands: Sequence[Sequence[str]]) -> None:
+        """Run ``commands`` as one nft invocation: one round trip, applied atomically."""
+        if not commands:
+            return
+        words: list[str] = []
+        for command in commands:
+            words += [*command, ";"]
+        self._nft(*words[:-1])
+
+    def ensure(self) -> None:
+        """Create the table and its base chains; a no-op when they exist."""
+        self._transaction(self._ensure_commands())
 
     def add(self, rules: Sequence[DropRule]) -> list[TaggedRule]:
-        """Install ``rules`` (creating the table if needed); returns what is now tagged."""
-        self.ensure()
-        for rule in rules:
-            self._nft("add", "rule", FAMILY, TABLE, rule.chain, *rule.expression())
+        """Install ``rules`` (creating the table if needed) in one atomic transaction;
+        returns the rules now carrying their tags, read back from the host."""
+        adds = [["add", "rule", FAMILY, TABLE, r.chain, *r.expression()] for r in rules]
+        self._transaction([*self._ensure_commands(), *adds])
         tags = {r.tag for r in rules}
         return [r for r in self.rules() if r.tag in tags]
 
@@ -214,8 +228,10 @@ class NftTable:
     def remove(self, tag: str) -> int:
         """Delete the rules tagged ``tag``; returns how many. Deleting nothing is fine."""
         mine = self.rules(tag)
-        for rule in mine:
-            self._nft("delete", "rule", FAMILY, TABLE, rule.chain, "handle", str(rule.handle))
+        if not mine:
+            return 0
+        self._transaction([["delete", "rule", FAMILY, TABLE, r.chain, "handle", str(r.handle)]
+                           for r in mine])
         left = self.rules(tag)
         if left:
             raise ForeignState(
