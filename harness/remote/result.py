@@ -35,6 +35,8 @@ class CommandResult:
         """Return self if the command succeeded, else raise ``CommandFailed``."""
         if self.exit_status != 0:
             detail = (self.stderr.strip() or self.stdout.strip() or "no output").splitlines()
+            if self.exit_status == -1:  # ssh reports no status for a command killed by a signal
+                detail = ["killed by a signal or cut off before it reported an exit status"]
             raise CommandFailed(
                 f"{self.command!r} failed on {self.host} with exit status {self.exit_status}: "
                 f"{detail[-1][:300]}; run it by hand on {self.host} to see why",

@@ -19,6 +19,7 @@ Subclasses build those lines safely: ``LinuxHost`` from argument vectors with
 from __future__ import annotations
 
 import io
+import os
 import re
 import socket
 import time
@@ -59,8 +60,6 @@ def resolve_secret(ref: object, *, what: str, host: str) -> str | None:
     A plain string that is not exactly ``${NAME}`` is refused: secrets are never
     written inline.
     """
-    import os
-
     if ref is None:
         return None
     if hasattr(ref, "resolve"):
@@ -306,5 +305,8 @@ class RemoteHost:
         return outcome.check() if check else outcome
 
     def run_argv(self, argv: Sequence[str], *, check: bool = True,
-                 timeout: float | None = None) -> CommandResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+                 timeout: float | None = None) -> CommandResult:
+        """Run an argument vector; each platform's driver says how (shell or PowerShell)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not know how to quote commands: use LinuxHost or "
+            "WindowsHost")
