@@ -168,3 +168,16 @@ def test_unit_and_signal_commands():
 def test_long_process_names_match_the_kernels_15_bytes():
     host, _ = linux(answers={"ps -e": (0, "  7 starwind-servic\n  8 starwind-serv\n")})
     assert host.processes("starwind-service") == [7]
+
+
+def test_packages_via_rpm_when_there_is_no_dpkg():
+    host, rec = linux(answers={"command -v": (0, "/usr/bin/rpm\n"),
+                               "rpm -q": (1, "tgt\t1.0.85-1.el9\npackage nope is not installed\n")})
+    assert host.packages(["tgt", "nope"]) == {"tgt": "1.0.85-1.el9"}
+    assert rec.lines[-1] == "rpm -q tgt nope --qf '%{NAME}\\t%{VERSION}-%{RELEASE}\\n'"
+
+
+def test_packages_without_a_package_manager_is_a_clear_error():
+    host, _ = linux(answers={"command -v": (1, "")})
+    with pytest.raises(OutputFormatError, match="neither dpkg-query nor rpm"):
+        host.packages()

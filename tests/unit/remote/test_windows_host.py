@@ -374,3 +374,13 @@ def test_run_argv_passes_each_argument_as_a_literal():
     result = host.run_argv(["mpclaim", "-s", "-d"])
     assert result.ok and "MPIO Disk0" in result.stdout
     assert "& 'mpclaim' '-s' '-d' 2>&1" in replay.scripts[0]
+
+
+def test_every_transcript_is_well_formed_and_replayed_by_a_test():
+    source = Path(__file__).read_text()
+    for path in sorted(TRANSCRIPTS.glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert {"operation", "host", "exit_status", "stdout", "stderr"} <= set(doc), path.name
+        assert f'"{path.stem}"' in source, f"{path.name} is replayed by no test"
+        if doc["exit_status"] == 0:
+            ps.parse_output(doc["stdout"], operation=doc["operation"], host=doc["host"])
