@@ -241,3 +241,31 @@ def test_heal_cancels_the_pending_timer(linux, sshd_host):
     with pytest.raises(UnsafeArgument):
         linux.black_hole("dead-man.3", peer=sshd_host.pair.client_address, port=9, ttl_s=0)
     assert linux.faults() == {}
+
+
+def test_an_encrypted_key_needs_its_passphrase_from_the_environment(sshd_host, tmp_path,
+                                                                     monkeypatch):
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "it's $(secret)", "-f", str(key)],
+                   check=True, capture_output=True)
+    with sshd_host.authorized_keys.open("a") as keys:
+        keys.write(Path(f"{key}.pub").read_text())
+    locked = LinuxHost(sshd_host.target(key_filename=str(key)), retry=sshd_host.fast_retry(),
+                       sock_factory=sshd_host.sock_factory)
+    with pytest.raises(AuthenticationFailed, match="is encrypted"):
+        locked.connect()
+    assert locked.attempts == 1
+    monkeypatch.setenv("SPLITBRAIN_TEST_PASSPHRASE", "it's $(secret)")
+    unlocked = LinuxHost(sshd_host.target(key_filename=str(key),
+                                          passphrase="${SPLITBRAIN_TEST_PASSPHRASE}"),
+                         retry=sshd_host.fast_retry(), sock_factory=sshd_host.sock_factory)
+    with unlocked:
+        assert unlocked.run(["id", "-u"]).stdout.strip() == "0"
+
+
+def test_a_closed_connection_is_reopened_on_the_next_command(linux):
+    first = linux.run(["true"])
+    linux.close()
+    assert linux.connection is None
+    assert linux.run(["echo", "again"]).stdout == "again\n"
+    assert first.ok
