@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import Scenario
+from scenario_history import Scenario
 
 BLOCKS = 8
 BS = 4096
