@@ -350,7 +350,8 @@ class LogicalUnit(BlockCommands):
         if not cmd.evpd:
             if cmd.page_code:
                 return self._check(invalid_field_in_cdb(2))
-            data = standard_inquiry(self.identity, tpgs=self.alua.tpgs)
+            multiport = len(self._ports) > 1 or len(self.alua.groups) > 1
+            data = standard_inquiry(self.identity, tpgs=self.alua.tpgs, multiport=multiport)
         else:
             page = vpd_page(cmd.page_code, self.identity, task.nexus, self.limits)
             if page is None:

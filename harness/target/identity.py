@@ -87,9 +87,10 @@ SUPPORTED_VPD = (VpdPage.SUPPORTED_PAGES, VpdPage.UNIT_SERIAL_NUMBER,
                  VpdPage.BLOCK_DEVICE_CHARACTERISTICS, VpdPage.LOGICAL_BLOCK_PROVISIONING)
 
 
-def standard_inquiry(identity: LuIdentity, *, tpgs: int) -> bytes:
+def standard_inquiry(identity: LuIdentity, *, tpgs: int, multiport: bool = False) -> bytes:
+    """Standard INQUIRY data; ``multiport`` sets MULTIP (the LU is reachable by several ports)."""
     return StandardInquiry(vendor=identity.vendor, product=identity.product,
-                           revision=identity.revision, tpgs=tpgs).encode()
+                           revision=identity.revision, tpgs=tpgs, multip=multiport).encode()
 
 
 def vpd_page(page: int, identity: LuIdentity, nexus: ItNexus,

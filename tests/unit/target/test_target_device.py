@@ -187,6 +187,7 @@ async def test_write_same_and_unmap(lu: LogicalUnit) -> None:
 async def test_inquiry_vpd_and_identity(lu: LogicalUnit, tmp_path: Path) -> None:
     std = StandardInquiry.decode((await run(lu, c.Inquiry())).data_in)
     assert std.vendor == "SPLITBRN" and std.tpgs == 3 and std.version == 6
+    assert std.multip  # two target port groups: reachable through several ports
     pages = vpd.SupportedPages.decode((await run(lu, c.Inquiry(evpd=True, page_code=0))).data_in)
     assert pages.pages == (0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2)
     for page in pages.pages:
