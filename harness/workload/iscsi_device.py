@@ -52,15 +52,15 @@ def path_spec(url: IscsiUrl, *, initiator: str = WORKLOAD_INITIATOR,
 
 
 def default_connector() -> Callable[[Any], Any]:
-    """The initiator's Session-backed path connector."""
+    """The initiator's ``Session``-backed path connector."""
     try:
-        from harness.initiator.pathlink import session_connector  # type: ignore[attr-defined]
+        from harness.initiator.session_link import session_connector
     except ImportError as exc:
         raise DeviceError(
-            "this splitbrain has no iSCSI initiator session yet (harness.initiator.pathlink."
-            "session_connector); use a local device or a MultipathDevice directly"
+            "this splitbrain has no iSCSI initiator session (harness.initiator.session_link); "
+            "use a local device instead"
         ) from exc
-    return session_connector  # type: ignore[no-any-return]
+    return session_connector
 
 
 class LinkDevice:
@@ -177,7 +177,12 @@ async def open_iscsi_device(urls: Sequence[IscsiUrl], *,
                             connector: Callable[[Any], Any] | None = None,
                             **mpio_options: Any) -> BlockDevice:
     """One URL: a single-path device. Several: one MPIO device with a path per URL."""
-    connector = connector or default_connector()
+    if connector is None:
+        connector = default_connector()
+        if mpio_options.get("timers") is not None:  # session deadlines follow the MPIO timers
+            from harness.initiator.session_link import SessionConnector
+
+            connector = SessionConnector.for_timers(mpio_options["timers"])
     specs = [path_spec(u) for u in urls]
     if len(specs) == 1:
         return await LinkDevice.open(specs[0], connector)
