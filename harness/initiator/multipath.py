@@ -58,6 +58,12 @@ from harness.initiator.timers import MpioTimers
 from harness.scsi.cdb import Inquiry, Read, SynchronizeCache, TestUnitReady, Write
 
 _DEVICE_NUMBERS = itertools.count(1)
+_ACCESSIBLE = frozenset({AluaState.ACTIVE_OPTIMIZED, AluaState.ACTIVE_NON_OPTIMIZED,
+                         AluaState.LBA_DEPENDENT})
+
+
+class _StillInaccessible(Exception):
+    """The port is still not active (internal: drives the ALUA poll's back-off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class _Path:
     up: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     recovery: asyncio.Task[None] | None = None
+    alua_watch: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -419,6 +426,7 @@ class MultipathDevice:
         self._task(path, self._watch(path, link))
         if self.timers.probe_interval_s is not None:
             self._task(path, self._check(path, link))
+        self._ensure_alua_watch(path)
 
     def _fail_path(self, path: _Path, reason: str) -> None:
         """Take a path out of service now and start its recovery (idempotent)."""
@@ -534,6 +542,32 @@ class MultipathDevice:
             path.status.alua = state
             path.status.last_error = f"ALUA {state.name.lower()}: {reason}"
             self._notify()
+        self._ensure_alua_watch(path)
+
+    def _ensure_alua_watch(self, path: _Path) -> None:
+        if path.status.alua not in _ACCESSIBLE and path.status.state.healthy \
+                and not self.closed and (path.alua_watch is None or path.alua_watch.done()):
+            path.alua_watch = self._task(path, self._watch_alua(path))
+
+    async def _watch_alua(self, path: _Path) -> None:
+        """Re-read the port's access state, with back-off, until it serves I/O again.
+
+        A port that is standby, unavailable or transitioning gets no I/O, so no
+        command through it would ever tell us it is back; scsi_dh_alua polls the
+        same way. Ends when the path fails (recovery re-reads ALUA) or closes.
+        """
+        t = self.timers
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=t.reconnect_backoff_min_s,
+                                  min=t.reconnect_backoff_min_s, max=t.reconnect_backoff_max_s),
+            retry=retry_if_exception_type(_StillInaccessible), stop=stop_never, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                if not path.status.state.healthy or self.closed:
+                    return
+                await self._refresh_alua_quietly(path)
+                if path.status.alua not in _ACCESSIBLE:
+                    raise _StillInaccessible(path.name)
 
     # -- plumbing --------------------------------------------------------------
 
@@ -554,10 +588,11 @@ class MultipathDevice:
         """Take a path out of service (used by PR fan-out when a path breaks)."""
         self._fail_path(self._by_name(name), reason)
 
-    def _task(self, path: _Path, coro: object) -> None:
+    def _task(self, path: _Path, coro: object) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         path.tasks.add(task)
         task.add_done_callback(path.tasks.discard)
+        return task
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

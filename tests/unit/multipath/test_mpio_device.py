@@ -449,3 +449,22 @@ def test_a_partial_block_write_and_an_unknown_path_are_refused():
             with pytest.raises(MultipathConfigError, match="key 0"):
                 await dev.pr.register(0)
     run(body())
+
+
+def test_a_standby_port_is_polled_and_used_again_once_it_is_optimized():
+    async def body():
+        san = FakeSan(FakeDisk(alua=True, groups={1: AccessState.ACTIVE_OPTIMIZED,
+                                                  2: AccessState.STANDBY}))
+        san.group_of = {A: 1, B: 2}
+        async with device(san) as dev:
+            a, b = (p.name for p in dev.paths)
+            assert dev.path(b).alua == AluaState.STANDBY
+            assert {(await dev.read(0, 1)).path for _ in range(4)} == {a}
+            san.disk.groups[2] = AccessState.ACTIVE_OPTIMIZED  # no command tells us: poll
+            await eventually(lambda: _assert(dev.path(b).alua == AluaState.ACTIVE_OPTIMIZED))
+            assert {(await dev.read(0, 1)).path for _ in range(4)} == {a, b}
+    run(body())
+
+
+def _assert(condition):
+    assert condition
