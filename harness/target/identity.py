@@ -61,7 +61,7 @@ class LuIdentity:
         return Designator.naa_from_hex(self.naa)
 
 
-MAX_TRANSFER_BYTES = 64 << 20
+MAX_TRANSFER_BYTES = 32 << 20   # one command's data; the iSCSI layer should refuse beyond it too
 
 
 @dataclass(frozen=True, slots=True)
