@@ -31,6 +31,10 @@ def _control(endpoint_file: str) -> ProxyControl | None:
     except json.JSONDecodeError as exc:
         raise HealError(f"proxy endpoint {endpoint_file} is damaged: {exc}") from None
     pid = endpoint.get("pid")
+    if pid is not None and process_start_ticks(int(pid)) != endpoint.get(
+        "start_ticks", process_start_ticks(int(pid))
+    ):
+        return None  # that proxy is gone (its pid is free or reused): its links went with it
     if pid is not None and process_start_ticks(int(pid)) is None:
         return None
     return ProxyControl.from_endpoint(endpoint)

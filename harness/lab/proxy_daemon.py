@@ -86,7 +86,12 @@ async def serve(specs: list[LinkSpec], endpoint_file: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    write_private_json(endpoint_file, proxy.endpoint() | {"pid": os.getpid()})
+    from harness.lab.node_process import process_start_ticks
+
+    me = os.getpid()  # pid and start time: a reused pid is never taken for this proxy
+    write_private_json(
+        endpoint_file, proxy.endpoint() | {"pid": me, "start_ticks": process_start_ticks(me)}
+    )
     try:
         await stop.wait()
     finally:
