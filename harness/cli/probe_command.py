@@ -117,7 +117,6 @@ def _chap(url: ProbeUrl, args: argparse.Namespace) -> Any:
 
 
 async def probe(url: ProbeUrl, args: argparse.Namespace) -> dict[str, Any]:
-    from harness.initiator.discovery import send_targets
     from harness.initiator.recorder import PcapRecorder
     from harness.initiator.session import DEFAULT_INITIATOR, Session, SessionTimeouts
 
@@ -129,8 +128,7 @@ async def probe(url: ProbeUrl, args: argparse.Namespace) -> dict[str, Any]:
     recorder = PcapRecorder(args.pcap) if args.pcap else None
     portal = f"{url.host}:{url.port}"
     try:
-        discovered = await send_targets(url.host, url.port, initiator_name=initiator,
-                                        chap=chap, timeouts=timeouts, recorder=recorder)
+        discovered = await _discover(url, initiator, chap, timeouts, recorder)
         report: dict[str, Any] = {
             "portal": portal,
             "discovered": [{"name": d.name, "portals": [str(p) for p in d.portals]}
@@ -151,6 +149,23 @@ async def probe(url: ProbeUrl, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if recorder is not None:
             recorder.close()
+
+
+async def _discover(url: ProbeUrl, initiator: str, chap: Any, timeouts: Any,
+                    recorder: Any) -> Any:
+    """SendTargets; discovery sessions often need no CHAP even when the target does
+    (tgtd, open-iscsi keep separate discovery credentials), so try without first."""
+    from harness.initiator.discovery import send_targets
+    from harness.initiator.errors import LoginRejected
+
+    try:
+        return await send_targets(url.host, url.port, initiator_name=initiator,
+                                  timeouts=timeouts, recorder=recorder)
+    except LoginRejected as exc:
+        if chap is None or exc.status_class != 2:
+            raise
+    return await send_targets(url.host, url.port, initiator_name=initiator, chap=chap,
+                              timeouts=timeouts, recorder=recorder)
 
 
 async def _probe_target(session: Any, only_lun: int | None) -> dict[str, Any]:
