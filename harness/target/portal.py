@@ -1,8 +1,8 @@
 """A network portal: one listening address of the node (RFC 7143 section 4.4.2).
 
 Model: a ``Portal`` is an address, a TCP port and the target portal group tag it
-belongs to. Each accepted socket becomes a ``Connection`` counted by the node;
-beyond the node's connection cap a new socket is closed at once, so a flood of
+belongs to. Each accepted socket gets a ``Connection`` protocol counted by the
+node; beyond the node's connection cap a new socket is closed at once, so a flood of
 half-open connections costs a bounded amount of memory. Port 0 binds a free
 port, reported by ``describe()`` and in the node's ready line.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import TYPE_CHECKING, Any
 
 from harness.target.config import PortalConfig
@@ -19,8 +18,6 @@ from harness.target.connection import Connection
 
 if TYPE_CHECKING:
     from harness.target.node import Node
-
-_STREAM_LIMIT = 1 << 16
 
 
 class Portal:
@@ -40,8 +37,9 @@ class Portal:
         return f"{self.name},{self.tpgt}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, self.address, self.config.port, limit=_STREAM_LIMIT,
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self.node, self), self.address, self.config.port,
             reuse_address=True, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -51,21 +49,6 @@ class Portal:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 0.1)
             self._server = None
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.node.admit_connection():
-            writer.transport.abort()
-            return
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(self.node, self, reader, writer)
-        self.node.connections.add(conn)
-        try:
-            await conn.run()
-        finally:
-            self.node.connections.discard(conn)
 
     def describe(self) -> dict[str, Any]:
         return {"address": self.address, "port": self.port, "tpgt": self.tpgt}

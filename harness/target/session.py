@@ -254,7 +254,7 @@ class Session:
         if response == LogoutResponseCode.SUCCESS:
             victims = self.connections if reason == LogoutReason.CLOSE_SESSION else [conn]
             for c in list(victims):
-                asyncio.get_running_loop().create_task(c.finish("logout"))
+                c.finish("logout")
 
     # -- task management --------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ class Session:
                     s.abort_tasks(lambda t: t.lun == lun)
                 await target.quiesce({lun})
                 if fn == TaskManagementFunction.LOGICAL_UNIT_RESET:
-                    target.reset_lun(lun, self.nexus)
+                    await target.reset_lun(lun, self.nexus)
                 elif fn == TaskManagementFunction.CLEAR_TASK_SET:
                     target.tasks_cleared(lun, self.nexus)
         elif fn in (TaskManagementFunction.TARGET_WARM_RESET,
@@ -296,7 +296,7 @@ class Session:
                 s.abort_tasks()
             await target.quiesce(set(target.luns))
             for n in list(target.luns):
-                target.reset_lun(n, self.nexus, target_reset=True)
+                await target.reset_lun(n, self.nexus, target_reset=True)
         elif fn == TaskManagementFunction.TASK_REASSIGN:
             code = TaskManagementResponseCode.TASK_REASSIGNMENT_NOT_SUPPORTED
         elif fn == TaskManagementFunction.CLEAR_ACA:
@@ -314,7 +314,7 @@ class Session:
                 code == TaskManagementResponseCode.FUNCTION_COMPLETE:
             for s in self.table.of_target(target.config.iqn):
                 for c in list(s.connections):
-                    await c.finish("target cold reset")
+                    c.finish("target cold reset")
 
     # -- connections and lifetime -----------------------------------------------------------
 

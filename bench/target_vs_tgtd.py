@@ -1,0 +1,132 @@
+"""Benchmark: the reference target against Debian's tgtd with libiscsi's iscsi-perf.
+
+Both targets run on loopback on this machine with one 64 MiB LUN each (the
+reference target in its default write-through mode, tgtd file-backed). The load
+is ``iscsi-perf -r -m 32 -b 8``: 4 KiB random reads at queue depth 32, for
+``--seconds`` per round. Rounds alternate between the two targets (ours, tgtd,
+ours, tgtd, ...) so a noisy neighbour on the shared cores hits both alike; the
+median of the rounds is reported, with the ratio reference/tgtd (goal: >= 0.5).
+iscsi-perf 0.1 only reads, so there is no write row.
+
+    .venv/bin/python bench/target_vs_tgtd.py [--rounds 3] [--seconds 10] [--write]
+
+``--write`` replaces this benchmark's section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target  # noqa: E402
+from fixtures.tgtd import start_tgtd  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Reference target vs tgtd (`bench/target_vs_tgtd.py`)"
+_AVERAGE = re.compile(r"iops average (\d+)")
+
+
+def iscsi_perf(url: str, seconds: int, *, depth: int = 32, blocks: int = 8) -> int:
+    """Average IOPS of one iscsi-perf random-read run."""
+    proc = subprocess.run(
+        ["iscsi-perf", "-i", "iqn.2026-11.org.splitbrain.bench:iscsi-perf", "-m", str(depth),
+         "-b", str(blocks), "-r", "-t", str(seconds), url],
+        capture_output=True, text=True, timeout=seconds + 60, check=False)
+    found = _AVERAGE.findall(proc.stdout)
+    if not found:
+        raise RuntimeError(f"iscsi-perf against {url} printed no average: "
+                           f"{(proc.stdout + proc.stderr)[-400:]}")
+    return int(found[-1])
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    load = os.getloadavg()[0]
+    return (f"{platform.node()}: {cpus} cores ({platform.machine()}), Linux "
+            f"{platform.release()}, Python {platform.python_version()}, load average "
+            f"{load:.1f} at the start (the cores are shared with other work)")
+
+
+def run(rounds: int, seconds: int) -> dict[str, list[int]]:
+    results: dict[str, list[int]] = {"reference target": [], "tgtd": []}
+    with tempfile.TemporaryDirectory(prefix="splitbrain-bench-") as tmp:
+        node = ReferenceTarget(NodeSpec(name="bench", addresses=("127.0.0.1",),
+                                        targets=(lun_target(size="64MiB"),)),
+                               Path(tmp) / "node")
+        daemon = start_tgtd()
+        try:
+            node.start()
+            tgt = daemon.new_target()
+            urls = {"reference target": node.url(), "tgtd": tgt.url()}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    results[name].append(iscsi_perf(url, seconds))
+        finally:
+            node.stop()
+            daemon.stop()
+    return results
+
+
+def report(results: dict[str, list[int]], seconds: int, setting: str) -> str:
+    ours = statistics.median(results["reference target"])
+    theirs = statistics.median(results["tgtd"])
+    lines = [
+        SECTION, "",
+        "4 KiB random reads, queue depth 32 (`iscsi-perf -r -m 32 -b 8`), one 64 MiB LUN "
+        f"per target on loopback, {len(results['tgtd'])} alternating rounds of {seconds} s; "
+        "median IOPS. iscsi-perf 0.1 has no write mode, so there is no write row.",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {setting}.", "",
+        "| target | IOPS (median) | rounds |", "|---|---|---|",
+        f"| reference target (uvloop, write-through) | {ours:.0f} | "
+        f"{', '.join(map(str, results['reference target']))} |",
+        f"| tgtd 1.0.85 | {theirs:.0f} | {', '.join(map(str, results['tgtd']))} |",
+        f"| **ratio reference / tgtd** | **{ours / theirs:.2f}** (goal >= 0.5) | |", "",
+        "Reproduce: `.venv/bin/python bench/target_vs_tgtd.py --rounds 3 --seconds 10`.",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    doc = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    if SECTION in doc:
+        start = doc.index(SECTION)
+        nxt = doc.find("\n## ", start + len(SECTION))
+        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
+    RESULTS.write_text(doc, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    missing = [t for t in ("iscsi-perf", "tgtd", "tgtadm") if shutil.which(t) is None]
+    if missing:
+        print(f"needs {', '.join(missing)}: install Debian packages libiscsi-bin and tgt",
+              file=sys.stderr)
+        return 2
+    setting = machine()
+    text = report(run(args.rounds, args.seconds), args.seconds, setting)
+    print(text)
+    if args.write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
