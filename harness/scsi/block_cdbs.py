@@ -201,9 +201,21 @@ class WriteSame(BlockCommand):
         return 0 if self.ndob else block_size
 
 
+@dataclass(frozen=True, slots=True)
+class OrWrite(BlockCommand):
+    """ORWRITE(16): the medium becomes medium OR data-out, atomically."""
+
+    direction: ClassVar[Direction] = Direction.OUT
+    OPCODES: ClassVar[dict[int, int]] = {16: Opcode.ORWRITE_16}
+
+    def transfer_length(self, block_size: int) -> int:
+        return self.blocks * block_size
+
+
 _BLOCK_CLASSES: dict[int, type[BlockCommand]] = {}
 _BLOCK_SIZES: dict[int, int] = {}
-for _cls in (Read, Write, WriteAndVerify, Verify, SynchronizeCache, PreFetch, WriteSame):
+for _cls in (Read, Write, WriteAndVerify, Verify, SynchronizeCache, PreFetch, WriteSame,
+             OrWrite):
     for _size, _op in _cls.OPCODES.items():
         _BLOCK_CLASSES[_op] = _cls
         _BLOCK_SIZES[_op] = _size

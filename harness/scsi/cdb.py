@@ -24,6 +24,7 @@ from harness.scsi.block_cdbs import (
     BlockCommand,
     CompareAndWrite,
     GetLbaStatus,
+    OrWrite,
     PreFetch,
     Read,
     ReadCapacity10,
@@ -431,7 +432,7 @@ def parse_cdb(cdb: bytes) -> Command:
 
 __all__ = [
     "BlockCommand", "Command", "CompareAndWrite", "Direction", "GetLbaStatus", "Inquiry",
-    "ModeSelect", "ModeSense", "PersistentReserveIn", "PersistentReserveOut", "PreFetch",
+    "ModeSelect", "ModeSense", "OrWrite", "PersistentReserveIn", "PersistentReserveOut", "PreFetch",
     "Read", "ReadCapacity10", "ReadCapacity16", "Release6", "ReportLuns",
     "ReportSupportedOpcodes", "ReportTargetPortGroups", "RequestSense", "Reserve6",
     "SetTargetPortGroups", "StartStopUnit", "SynchronizeCache", "TestUnitReady",

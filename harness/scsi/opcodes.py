@@ -34,6 +34,7 @@ class Opcode(IntEnum):
     READ_16 = 0x88
     COMPARE_AND_WRITE = 0x89
     WRITE_16 = 0x8A
+    ORWRITE_16 = 0x8B
     WRITE_AND_VERIFY_16 = 0x8E
     VERIFY_16 = 0x8F
     PRE_FETCH_16 = 0x90

@@ -1,13 +1,14 @@
 """SBC-3 block commands of the logical unit: READ, WRITE, VERIFY, WRITE AND VERIFY,
-COMPARE AND WRITE, WRITE SAME, UNMAP, SYNCHRONIZE CACHE, PRE-FETCH.
+COMPARE AND WRITE, ORWRITE, WRITE SAME, UNMAP, SYNCHRONIZE CACHE, PRE-FETCH.
 
 ``BlockCommands`` is mixed into ``harness.target.device.LogicalUnit``; every
 handler takes the task and its parsed command and returns a ``TaskResult``.
-COMPARE AND WRITE is atomic with respect to every other write of the logical
-unit through ``OverlapGate``: writes register their LBA range, and a COMPARE AND
-WRITE waits until no write overlaps its range and keeps new overlapping writes
-out until it is done. A write whose data-out buffer carries fewer blocks than
-its CDB asks for (iSCSI residual underflow) writes only the whole blocks it got.
+COMPARE AND WRITE (and ORWRITE, WRITE AND VERIFY) is atomic with respect to every
+other write of the logical unit through ``OverlapGate``: writes register their
+LBA range, and an atomic command waits until no write overlaps its range and
+keeps new overlapping writes out until it is done. A write whose data-out buffer
+carries fewer blocks than its CDB asks for (iSCSI residual underflow) writes only
+the whole blocks it got.
 """
 
 from __future__ import annotations
@@ -231,6 +232,24 @@ class BlockCommands:
             if medium != data[:size]:
                 return self._check(miscompare(_first_difference(data[:size], medium)))
             await self.store.write(cmd.lba, bytes(data[size : 2 * size]), fua=cmd.fua)
+        finally:
+            self._gate.leave(token)
+        return self._result(ScsiStatus.GOOD)
+
+    async def _or_write(self, task: ScsiTask, cmd: c.OrWrite) -> TaskResult:
+        bad = self._range(cmd, limit=self.limits.max_transfer_blocks) or self._write_protected()
+        if bad is not None:
+            return bad
+        bs = self.store.block_size
+        blocks = min(cmd.blocks, len(task.data_out) // bs)
+        if not blocks:
+            return self._result(ScsiStatus.GOOD)
+        mask = int.from_bytes(task.data_out[: blocks * bs], "big")
+        token = await self._gate.enter(cmd.lba, blocks, exclusive=True)
+        try:
+            medium = int.from_bytes(await self.store.read(cmd.lba, blocks), "big")
+            await self.store.write(cmd.lba, (medium | mask).to_bytes(blocks * bs, "big"),
+                                   fua=cmd.fua)
         finally:
             self._gate.leave(token)
         return self._result(ScsiStatus.GOOD)

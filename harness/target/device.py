@@ -164,7 +164,7 @@ class LogicalUnit(BlockCommands):
             c.Reserve6: self._reserve6, c.Release6: self._release6,
             c.ReportTargetPortGroups: self._rtpg, c.SetTargetPortGroups: self._stpg,
             c.ReportSupportedOpcodes: self._report_supported_opcodes,
-            c.GetLbaStatus: self._get_lba_status,
+            c.GetLbaStatus: self._get_lba_status, c.OrWrite: self._or_write,
         }
 
     # -- results ----------------------------------------------------------------------

@@ -446,3 +446,14 @@ async def test_get_lba_status_follows_the_sparse_file(lu: LogicalUnit) -> None:
                                 ).data_in)
     assert len(one.descriptors) == 1
     assert sense_of(await run(lu, c.GetLbaStatus(lba=BLOCKS))).is_(Asc.LBA_OUT_OF_RANGE)
+
+
+async def test_orwrite_ors_data_into_the_medium(lu: LogicalUnit) -> None:
+    await run(lu, c.Write(lba=40, blocks=2), b"\x0f" * BS + b"\xf0" * BS)
+    res = await run(lu, c.OrWrite(lba=40, blocks=2, size=16), b"\x30" * 2 * BS)
+    assert res.status == GOOD
+    assert (await run(lu, c.Read(lba=40, blocks=2))).data_in == b"\x3f" * BS + b"\xf0" * BS
+    assert sense_of(await run(lu, c.OrWrite(lba=BLOCKS - 1, blocks=2, size=16),
+                              bytes(2 * BS))).is_(Asc.LBA_OUT_OF_RANGE)
+    assert sense_of(await run(lu, c.OrWrite(lba=0, blocks=1, size=16, protect=1),
+                              bytes(BS))).is_(Asc.INVALID_FIELD_IN_CDB)
