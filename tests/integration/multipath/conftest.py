@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target
 from harness.initiator.pathlink import PathSpec
-from harness.lab.proxy import FaultProxy, LinkSpec, LinkState
+from harness.lab.proxy import FaultProxy, LinkSpec, LinkState, ProxyControl
 
 SHARED_NAA = "6001405c0ffee0000000000000000001"
 INITIATOR = "iqn.2026-11.org.splitbrain.test:mpio-host"
@@ -28,6 +29,19 @@ class MpioLab:
     nodes: list[ReferenceTarget]
     routes: list[tuple[str, int, str, int]]  # (node iqn, lun, portal host, portal port)
     proxy: FaultProxy | None = None
+    partner_links: ProxyControl | None = None  # HA labs: the sync and heartbeat links
+
+    def ha_state(self, i: int) -> dict:
+        return self.nodes[i].management.request("GET", "/v1/ha")[0]
+
+    def wait_synchronized(self, timeout_s: float = 30.0) -> None:
+        for attempt in Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.05),
+                                retry=retry_if_exception_type(AssertionError), reraise=True):
+            with attempt:
+                for i in range(len(self.nodes)):
+                    state = self.ha_state(i)
+                    assert (state["state"], state["partner_state"]) == (
+                        "Synchronized", "Synchronized"), state
 
     async def start_proxy(self) -> None:
         self.proxy = FaultProxy([LinkSpec(f"p{i}", "127.0.0.1", 0, host, port)
@@ -75,3 +89,46 @@ def two_node_lab(reference_target_factory) -> Iterator[MpioLab]:
             NodeSpec(name=name, addresses=(address,), targets=(target,))))
     yield MpioLab(nodes, [(n.iqn, n.lun, *n.portals[0]) for n in nodes])
 
+
+
+HA_IQN = "iqn.2026-11.lab.splitbrain:{node}.{target}"
+HA_NAA = "6001405" + "0" * 20 + "c0de1"
+
+
+def _ha_node_spec(name: str, target: str, addresses: tuple[str, ...],
+                  ha: dict) -> NodeSpec:
+    iqn = HA_IQN.format(node=name, target=target.lower())
+    return NodeSpec(name=name, addresses=addresses, targets=({
+        "iqn": iqn, "alias": target,
+        "lun": [{"lun": 0, "image": "ha1.img", "size": 16 * 1024 * 1024,
+                 "serial": "HA1-MPIO-0001", "naa": HA_NAA}],
+    },), ha_devices=({"alias": "HA1", "target": iqn, "lun": 0, "sync_timeout": 0.6,
+                      "heartbeat_timeout": 0.3, **ha},))
+
+
+@pytest.fixture
+def ha_lab(reference_target_factory) -> Iterator[MpioLab]:
+    """An HA device on two node processes (HA1 on store1, HA1Partner on store2), two
+    portals each: four paths to one disk, as the seed's cluster nodes see it. The
+    partners' sync and heartbeat links pass through their own fault proxy."""
+    from fixtures.ha_pair import free_port
+    from harness.lab.proxy_daemon import running_proxy
+
+    sync_port, hb_port = free_port(), free_port()
+    links = [LinkSpec("sync", "127.0.0.1", 0, "127.0.0.1", sync_port),
+             LinkSpec("heartbeat", "127.0.0.1", 0, "127.0.0.1", hb_port)]
+    with running_proxy(links) as partner_links:
+        via = {n: f"127.0.0.1:{link.port}" for n, link in partner_links.links.items()}
+        store1 = reference_target_factory.start(_ha_node_spec(
+            "store1", "HA1", ("127.0.0.1", "127.0.0.2"),
+            {"priority": 1, "partner": "store2", "partner_priority": 2,
+             "sync_listen": f"127.0.0.1:{sync_port}", "heartbeat_listen": f"127.0.0.1:{hb_port}"}))
+        store2 = reference_target_factory.start(_ha_node_spec(
+            "store2", "HA1Partner", ("127.0.0.3", "127.0.0.4"),
+            {"priority": 2, "partner": "store1", "partner_priority": 1,
+             "partner_sync": via["sync"], "partner_heartbeat": via["heartbeat"]}))
+        lab = MpioLab([store1, store2],
+                      [(n.iqn, n.lun, h, p) for n in (store1, store2) for h, p in n.portals])
+        lab.partner_links = ProxyControl.from_endpoint(partner_links.endpoint())
+        lab.wait_synchronized()
+        yield lab

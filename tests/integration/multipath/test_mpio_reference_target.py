@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 import pytest
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from mpio_load import Writers, eventually, holds, run
 
 from fixtures.reference_target import lun_target
 from harness.initiator.mpio_errors import AllPathsDown, PathIdentityMismatch
@@ -30,55 +30,9 @@ TIMERS = MpioTimers(
 )
 
 
-def run(coro, timeout_s: float = 60.0):
-    """Run one test body on a fresh loop with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout_s))
-
-
-async def eventually(check, timeout_s=15.0):
-    async for attempt in AsyncRetrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.02),
-                                       retry=retry_if_exception_type(AssertionError),
-                                       reraise=True):
-        with attempt:
-            check()
-
-
 def _back(dev, name):
     assert dev.path(name).state == PathState.ACTIVE
     assert any(e.reason.startswith("reconnected") for e in dev.events.for_path(name))
-
-
-class Writers:
-    """A closed loop of ``depth`` writers; records every completion (ns, path) and error."""
-
-    def __init__(self, dev: MultipathDevice, depth: int = 4) -> None:
-        self.dev, self.depth = dev, depth
-        self.completions: list[tuple[int, str, int]] = []
-        self.errors: list[BaseException] = []
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def _one(self, worker: int) -> None:
-        lba = worker
-        while not self._stop.is_set():
-            data = os.urandom(self.dev.block_size)
-            try:
-                c = await self.dev.write(lba, data)
-            except Exception as exc:  # the test asserts there are none
-                self.errors.append(exc)
-                return
-            self.completions.append((time.monotonic_ns(), c.path, lba))
-            lba = (lba + self.depth) % 1024
-
-    def start(self) -> None:
-        self._tasks = [asyncio.ensure_future(self._one(w)) for w in range(self.depth)]
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-
-    def paths_after(self, ns: int) -> Counter[str]:
-        return Counter(p for t, p, _ in self.completions if t > ns)
 
 
 def test_round_robin_spreads_io_over_every_path_and_reads_back(one_node_lab):
@@ -111,28 +65,24 @@ def test_a_cut_path_moves_io_to_the_survivor_without_error_and_comes_back(one_no
                                        timers=TIMERS) as dev:
                 writers = Writers(dev)
                 writers.start()
-                await eventually(lambda: _assert(len(writers.paths_after(0)) == 2))
+                await eventually(lambda: holds(len(writers.paths_after(0)) == 2))
                 cut_ns = time.monotonic_ns()
                 one_node_lab.cut(0)
-                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                await eventually(lambda: holds(dev.path("p0").state != PathState.ACTIVE))
                 failed = next(e for e in dev.events.for_path("p0") if e.new == PathState.FAILED)
                 assert failed.ns >= cut_ns and failed.reason
                 after = failed.ns
-                await eventually(lambda: _assert(writers.paths_after(after)["p1"] >= 20))
+                await eventually(lambda: holds(writers.paths_after(after)["p1"] >= 20))
                 assert writers.paths_after(after + int(TIMERS.path_hold_s * 2e9))["p0"] == 0
                 one_node_lab.heal(0)
                 await eventually(lambda: _back(dev, "p0"))
                 healed = dev.events.for_path("p0")[-1].ns
-                await eventually(lambda: _assert(writers.paths_after(healed)["p0"] >= 5))
+                await eventually(lambda: holds(writers.paths_after(healed)["p0"] >= 5))
                 await writers.stop()
                 assert writers.errors == []
         finally:
             await one_node_lab.stop_proxy()
     run(body())
-
-
-def _assert(condition: bool) -> None:
-    assert condition
 
 
 def test_killing_a_node_moves_io_to_the_partner_node(two_node_lab):
@@ -143,11 +93,11 @@ def test_killing_a_node_moves_io_to_the_partner_node(two_node_lab):
                                        timers=TIMERS) as dev:
                 writers = Writers(dev)
                 writers.start()
-                await eventually(lambda: _assert(len(writers.paths_after(0)) == 2))
+                await eventually(lambda: holds(len(writers.paths_after(0)) == 2))
                 await asyncio.to_thread(two_node_lab.nodes[0].kill9)
-                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                await eventually(lambda: holds(dev.path("p0").state != PathState.ACTIVE))
                 failed = next(e for e in dev.events.for_path("p0") if e.new == PathState.FAILED)
-                await eventually(lambda: _assert(writers.paths_after(failed.ns)["p1"] >= 20))
+                await eventually(lambda: holds(writers.paths_after(failed.ns)["p1"] >= 20))
                 await writers.stop()
                 assert writers.errors == []
         finally:
@@ -184,7 +134,7 @@ def test_a_blackholed_path_is_failed_by_the_nop_out_checker(one_node_lab):
             async with MultipathDevice(one_node_lab.specs(), connector=session_connector,
                                        timers=TIMERS) as dev:
                 one_node_lab.blackhole(0)
-                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                await eventually(lambda: holds(dev.path("p0").state != PathState.ACTIVE))
                 reasons = [e.reason for e in dev.events.for_path("p0")
                            if e.new == PathState.FAILED]
                 assert "path checker" in reasons[0]
@@ -221,7 +171,7 @@ def test_pr_register_lands_on_every_nexus_and_is_reinstated_after_a_cut(one_node
                 assert sorted(await dev.pr.register(0x5B01)) == ["p0", "p1"]
                 assert (await dev.pr.read_keys()).keys == (0x5B01, 0x5B01)
                 one_node_lab.cut(0)
-                await eventually(lambda: _assert(dev.path("p0").state != PathState.ACTIVE))
+                await eventually(lambda: holds(dev.path("p0").state != PathState.ACTIVE))
                 one_node_lab.heal(0)
                 await eventually(lambda: _back(dev, "p0"))
                 assert dev.pr.reinstatements[-1].registered
