@@ -122,11 +122,11 @@ def _block(cls: type, size: int) -> st.SearchStrategy:
     kwargs: dict[str, st.SearchStrategy] = {"lba": lba, "blocks": blocks, "size": st.just(size)}
     if size != 6:
         kwargs["group"] = st.integers(0, 31)
-        if cls in (c.Read, c.Write, c.WriteAndVerify, c.Verify, c.WriteSame):
+        if cls in (c.Read, c.Write, c.WriteAndVerify, c.Verify, c.WriteSame, c.OrWrite):
             kwargs["protect"] = st.integers(0, 7)
-        if cls in (c.Read, c.Write, c.WriteAndVerify, c.Verify):
+        if cls in (c.Read, c.Write, c.WriteAndVerify, c.Verify, c.OrWrite):
             kwargs["dpo"] = flag
-        if cls in (c.Read, c.Write):
+        if cls in (c.Read, c.Write, c.OrWrite):
             kwargs["fua"] = flag
         if cls in (c.WriteAndVerify, c.Verify):
             kwargs["bytchk"] = st.integers(0, 3)
@@ -141,7 +141,7 @@ def _block(cls: type, size: int) -> st.SearchStrategy:
 
 commands = st.one_of(
     *[_block(cls, size) for cls in (c.Read, c.Write, c.WriteAndVerify, c.Verify,
-                                    c.SynchronizeCache, c.PreFetch, c.WriteSame)
+                                    c.SynchronizeCache, c.PreFetch, c.WriteSame, c.OrWrite)
       for size in cls.OPCODES],
     st.builds(c.CompareAndWrite, lba=lba64, blocks=st.integers(0, 255), fua=flag, dpo=flag,
               protect=st.integers(0, 7), group=st.integers(0, 31)),
