@@ -6,6 +6,9 @@ to remove that fault's rules after ``ttl_s`` seconds. This is the dead man's
 switch of Gremlin, or Pumba's ``--duration``: a dead control node cannot leave
 the SAN partitioned for longer than the TTL.
 
+The same mechanism serves every Linux fault: a link set down is set up again, a
+frozen (SIGSTOP) process is continued, a stopped unit is started.
+
 The timer is a transient systemd unit (``systemd-run --on-active``) where systemd
 runs, and otherwise a detached ``sleep`` in its own session. Both run the same
 fixed script, which deletes by handle exactly the rules whose comment is
@@ -20,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import shlex
 
 from harness.remote.errors import UnsafeArgument
-from harness.remote.nftables import CHAINS, FAMILY, TABLE, TAG_PREFIX, check_tag
+from harness.remote.nftables import CHAINS, FAMILY, TABLE, TAG_PREFIX, check_interface, check_tag
 from harness.remote.result import CommandRunner
 
 MAX_TTL_S = 7 * 24 * 3600
@@ -48,6 +52,21 @@ def heal_script(tag: str) -> str:
             f" | while read h; do nft delete rule {FAMILY} {TABLE} {chain} handle \"$h\"; done"
         )
     return "\n".join(lines) + "\n"
+
+
+def link_up_script(interface: str) -> str:
+    """Heal of a link-down fault: bring ``interface`` up again."""
+    return f"ip link set dev {shlex.quote(check_interface(interface))} up\n"
+
+
+def continue_script(pids: list[int]) -> str:
+    """Heal of a SIGSTOP freeze: SIGCONT to the frozen pids (gone ones are ignored)."""
+    return f"kill -s CONT -- {' '.join(str(int(p)) for p in pids)} 2>/dev/null\n"
+
+
+def unit_start_script(unit: str) -> str:
+    """Heal of a stopped systemd unit: start it again."""
+    return f"systemctl start -- {shlex.quote(unit)}\n"
 
 
 def check_ttl(ttl_s: float) -> int:
@@ -81,14 +100,17 @@ exit 0
 """
 
 
-def arm(host: CommandRunner, tag: str, ttl_s: float) -> str:
+def arm(host: CommandRunner, tag: str, ttl_s: float, script: str | None = None) -> str:
     """Make ``host`` heal fault ``tag`` by itself after ``ttl_s`` (one round trip).
 
-    Returns the mechanism used: ``systemd-run`` or ``sleep``.
+    ``script`` is the heal (default: delete the nft rules tagged ``tag``); build it
+    with the ``*_script`` functions here, which quote every value. Returns the
+    mechanism used: ``systemd-run`` or ``sleep``.
     """
     seconds = check_ttl(ttl_s)
+    heal = heal_script(tag) if script is None else script
     result = host.run_argv(["sh", "-c", _ARM, "splitbrain-arm", timer_name(tag), str(seconds),
-                            heal_script(tag)])
+                            heal])
     return "sleep" if result.stdout.strip() == "sleep" else "systemd-run"
 
 

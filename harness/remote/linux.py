@@ -169,26 +169,30 @@ class LinuxHost(RemoteHost):
         """``table inet splitbrain`` on this host."""
         return NftTable(self)
 
+    def _arm(self, tag: str | None, ttl_s: float | None, script: str | None) -> None:
+        """Arm the node-side heal timer *before* a fault is applied (when a TTL is asked)."""
+        if ttl_s is None:
+            return
+        if tag is None:
+            raise UnsafeArgument("a fault with a TTL needs its tag (the fault id) to name the "
+                                 "heal timer")
+        deadman.arm(self, check_tag(tag), ttl_s, script)
+
+    def _disarm(self, tag: str | None) -> None:
+        if tag is not None:
+            deadman.disarm(self, check_tag(tag))
+
     def black_hole(self, tag: str, *, peer: str | None = None, port: int | None = None,
                    protocol: str = "tcp", interface: str | None = None,
                    ttl_s: float | None = None) -> list[TaggedRule]:
         """Silently drop traffic to/from ``peer`` (and/or ``port``, ``interface``), tagged.
 
-        With ``ttl_s``, the host also arms its own timer that removes these rules
-        after that long even if the harness dies (``harness.remote.deadman``).
+        With ``ttl_s``, the host first arms its own timer that removes these rules
+        after that long, even if the harness dies (``harness.remote.deadman``).
         """
-        if ttl_s is not None:
-            deadman.timer_name(tag)  # validate both before anything changes on the host
-            deadman.check_ttl(ttl_s)
-        rules = self.nft.black_hole(tag, peer=peer, port=port, protocol=protocol,
-                                    interface=interface)
-        if ttl_s is not None:
-            try:
-                deadman.arm(self, tag, ttl_s)
-            except BaseException:
-                self.nft.remove(tag)  # a fault without its safety net is not left behind
-                raise
-        return rules
+        self._arm(tag, ttl_s, None)
+        return self.nft.black_hole(tag, peer=peer, port=port, protocol=protocol,
+                                   interface=interface)
 
     def heal(self, tag: str) -> int:
         """Remove the rules of fault ``tag`` and cancel its timer; returns how many rules."""
@@ -204,10 +208,19 @@ class LinuxHost(RemoteHost):
                 counts[rule.tag] = counts.get(rule.tag, 0) + 1
         return counts
 
-    def set_link(self, interface: str, *, up: bool) -> None:
-        """``ip link set dev <interface> up|down``."""
+    def set_link(self, interface: str, *, up: bool, tag: str | None = None,
+                 ttl_s: float | None = None) -> None:
+        """``ip link set dev <interface> up|down``.
+
+        Setting it down with ``tag`` and ``ttl_s`` arms the host to set it up again
+        by itself; setting it up with ``tag`` cancels that timer.
+        """
         check_interface(interface)
+        if not up:
+            self._arm(tag, ttl_s, deadman.link_up_script(interface))
         self.run_argv(["ip", "link", "set", "dev", interface, "up" if up else "down"])
+        if up:
+            self._disarm(tag)
 
     def link_is_up(self, interface: str) -> bool:
         out = self.run_argv(["ip", "-o", "link", "show", "dev", check_interface(interface)])
@@ -216,11 +229,21 @@ class LinuxHost(RemoteHost):
 
     # -- services and processes ----------------------------------------------------------
 
-    def unit(self, action: str, unit: str) -> CommandResult:
-        """``systemctl start|stop|restart -- <unit>``."""
+    def unit(self, action: str, unit: str, *, tag: str | None = None,
+             ttl_s: float | None = None) -> CommandResult:
+        """``systemctl start|stop|restart -- <unit>``.
+
+        ``stop`` with ``tag`` and ``ttl_s`` arms the host to start it again by itself;
+        ``start`` with ``tag`` cancels that timer.
+        """
         if action not in UNIT_ACTIONS:
             raise UnsafeArgument(f"systemctl action {action!r} is not one of {UNIT_ACTIONS}")
-        return self.run_argv(["systemctl", action, "--", unit])
+        if action == "stop":
+            self._arm(tag, ttl_s, deadman.unit_start_script(unit))
+        result = self.run_argv(["systemctl", action, "--", unit])
+        if action == "start":
+            self._disarm(tag)
+        return result
 
     def unit_state(self, unit: str) -> str:
         """``systemctl is-active -- <unit>``: active, inactive, failed, activating, ..."""
@@ -239,8 +262,13 @@ class LinuxHost(RemoteHost):
         out = self.run_argv(["ps", "-e", "-o", "pid=,comm="])
         return [pid for pid, comm in parse_ps(out.stdout) if comm == wanted]
 
-    def signal(self, process: int | str, sig: Signal) -> list[int]:
-        """Send ``sig`` to a pid or to every process named ``process``; returns the pids."""
+    def signal(self, process: int | str, sig: Signal, *, tag: str | None = None,
+               ttl_s: float | None = None) -> list[int]:
+        """Send ``sig`` to a pid or to every process named ``process``; returns the pids.
+
+        ``STOP`` with ``tag`` and ``ttl_s`` arms the host to ``CONT`` the same pids by
+        itself (a freeze that always thaws); ``CONT`` with ``tag`` cancels that timer.
+        """
         if sig not in SIGNALS:
             raise UnsafeArgument(f"signal {sig!r} is not one of {', '.join(SIGNALS)}")
         if isinstance(process, int):
@@ -252,10 +280,14 @@ class LinuxHost(RemoteHost):
                     f"no process named {process!r} runs on {self.name}: check the name with "
                     "'ps -e -o comm='"
                 )
+        if sig == "STOP":
+            self._arm(tag, ttl_s, deadman.continue_script(pids))
         result = self.run_argv(["kill", "-s", sig, "--", *map(str, pids)], check=False)
         if not result.ok:
             raise NoSuchProcess(
                 f"kill -s {sig} {' '.join(map(str, pids))} failed on {self.name}: "
                 f"{result.stderr.strip()[:200] or 'no such process'}"
             )
+        if sig == "CONT":
+            self._disarm(tag)
         return pids

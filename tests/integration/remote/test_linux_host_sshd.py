@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -213,12 +214,24 @@ def test_inline_or_unset_secrets_are_refused_before_connecting(sshd_host, monkey
             host.connect()
 
 
+def fire_now(linux: LinuxHost, tag: str) -> None:
+    """Let the TTL of ``tag`` elapse now: end the sleep of its pending timer, so the host
+    runs the heal exactly as it would when the time is up (no race with a short TTL)."""
+    (sleeper,) = deadman.pending(linux, tag)
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(sleeper)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, f"timer {sleeper} of {tag} has no sleep running"
+    for child in children:
+        os.kill(int(child), signal.SIGTERM)
+
+
 def test_a_black_hole_with_a_ttl_heals_itself_on_the_host(linux, sshd_host):
     if shutil.which("nft") is None:
         pytest.skip("needs the Debian package nftables (nft)")
     rules = linux.black_hole("dead-man.1", peer=sshd_host.pair.client_address, port=9,
-                             ttl_s=1)
+                             ttl_s=600)
     assert len(rules) == 4
+    fire_now(linux, "dead-man.1")
     # Nobody calls heal: the host's own timer removes exactly these rules.
     for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.25), reraise=True):
         with attempt:
@@ -269,3 +282,40 @@ def test_a_closed_connection_is_reopened_on_the_next_command(linux):
     assert linux.connection is None
     assert linux.run(["echo", "again"]).stdout == "again\n"
     assert first.ok
+
+
+def test_a_link_set_down_with_a_ttl_comes_back_by_itself(linux, sshd_host):
+    host_ns = sshd_host.pair.host
+    name = "ttl'$(x)"
+    host_ns.run_argv(["ip", "link", "add", "name", name, "type", "veth", "peer", "name", "p1"])
+    host_ns.set_link(name, up=True)
+    with pytest.raises(UnsafeArgument, match="needs its tag"):
+        linux.set_link(name, up=False, ttl_s=1)
+    assert host_ns.link_is_up(name)  # refused before anything changed
+    linux.set_link(name, up=False, tag="link-1", ttl_s=600)
+    assert not host_ns.link_is_up(name)
+    fire_now(linux, "link-1")
+    for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.25), reraise=True):
+        with attempt:
+            assert host_ns.link_is_up(name)
+
+
+def test_a_freeze_with_a_ttl_always_thaws(linux, sshd_host):
+    proc = sshd_host.pair.host.popen(["sleep", "300"])
+    try:
+        linux.signal(proc.pid, "STOP", tag="freeze-1", ttl_s=600)
+        assert _state(proc.pid) == "T"
+        fire_now(linux, "freeze-1")
+        for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.25), reraise=True):
+            with attempt:
+                assert _state(proc.pid) in {"S", "R"}
+        # and a thaw by hand cancels a pending timer
+        linux.signal(proc.pid, "STOP", tag="freeze-2", ttl_s=600)
+        assert len(deadman.pending(linux, "freeze-2")) == 1
+        linux.signal(proc.pid, "CONT", tag="freeze-2")
+        for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1), reraise=True):
+            with attempt:
+                assert deadman.pending(linux, "freeze-2") == []
+    finally:
+        proc.kill()
+        proc.wait()
