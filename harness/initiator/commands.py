@@ -155,7 +155,8 @@ class ScsiCommandSet:
     async def read(self, lba: int, blocks: int, lun: int | None = None, *,
                    fua: bool = False, timeout: float | None = None) -> bytes:
         """READ(16) of ``blocks`` blocks at ``lba``."""
-        size = await self.block_size(lun)
+        known = self._capacities.get(self.lun if lun is None else lun)
+        size = known.block_size if known is not None else await self.block_size(lun)
         return await self._run(scsi_cdb.Read(lba=lba, blocks=blocks, size=16, fua=fua), lun,
                                expected_in=blocks * size, timeout=timeout)
 

@@ -109,11 +109,14 @@ class AsyncEventRecord:
     timestamp_ns: int = field(default_factory=time.monotonic_ns)
 
 
+_OPERATIONS: dict[int, str] = {op.value: op.name.replace("_", " ") for op in ScsiOpcode}
+SWEEP_INTERVAL = 0.05
+"""Seconds between checks of command deadlines (one timer per session, not per command)."""
+
+
 def _operation(cdb: bytes) -> str:
-    try:
-        return ScsiOpcode(cdb[0]).name.replace("_", " ")
-    except ValueError:
-        return f"SCSI opcode 0x{cdb[0]:02x}"
+    name = _OPERATIONS.get(cdb[0])
+    return name if name is not None else f"SCSI opcode 0x{cdb[0]:02x}"
 
 
 class Session(ScsiCommandSet):
@@ -152,6 +155,7 @@ class Session(ScsiCommandSet):
         self._next_itt = secrets.randbelow(1 << 20)
         self._login_future: asyncio.Future[LoginResponse] | None = None
         self._failed: asyncio.Event | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._handlers: dict[type, Callable[[Pdu], None]] = {
             DataIn: self._on_data_in, ScsiResponse: self._on_scsi_response,  # type: ignore
@@ -309,6 +313,16 @@ class Session(ScsiCommandSet):
     async def submit(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
                      expected_in: int = 0, *, timeout: float | None = None) -> CommandHandle:
         """Send one SCSI command; returns once it is on the wire (or queued for the window)."""
+        return CommandHandle(await self._submit(cdb, lun, data_out, expected_in, timeout))
+
+    async def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
+                      expected_in: int = 0, *, timeout: float | None = None) -> ScsiResult:
+        """Run one SCSI command; returns its ScsiResult whatever the SCSI status."""
+        task = await self._submit(cdb, lun, data_out, expected_in, timeout)
+        return await task.future
+
+    async def _submit(self, cdb: bytes, lun: int | None, data_out: bytes | None,
+                      expected_in: int, timeout: float | None) -> ScsiTask:
         if data_out and expected_in:
             raise InitiatorError("bidirectional commands are not supported; send data out or "
                                  "expect data in, not both")
@@ -323,7 +337,7 @@ class Session(ScsiCommandSet):
         itt = self._itt()
         data = data_out or b""
         task = ScsiTask(itt, cmd_sn, lun, cdb, data, expected_in, loop.create_future(),
-                        time.monotonic_ns(), operation)
+                        time.monotonic_ns(), operation, deadline, seconds)
         params = self.params
         immediate_len = unsolicited_end = 0
         if data:
@@ -341,14 +355,22 @@ class Session(ScsiCommandSet):
             data=data[:immediate_len] if immediate_len < len(data) else data))
         if unsolicited_end > immediate_len:
             self._send_data_out(task, NO_TAG, immediate_len, unsolicited_end - immediate_len)
-        task.timer = loop.call_at(deadline, self._task_timed_out, task, seconds)
-        return CommandHandle(task)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
+        return task
 
-    async def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
-                      expected_in: int = 0, *, timeout: float | None = None) -> ScsiResult:
-        """Run one SCSI command; returns its ScsiResult whatever the SCSI status."""
-        handle = await self.submit(cdb, lun, data_out, expected_in, timeout=timeout)
-        return await handle.result()
+    def _sweep(self) -> None:
+        """Time out every command past its deadline; runs while commands are in flight."""
+        self._sweeper = None
+        if self.failure is not None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task in list(self._tasks.values()):
+            if task.deadline <= now and not task.future.done():
+                self._task_timed_out(task)
+        if self._tasks:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     def _send_data_out(self, task: ScsiTask, ttt: int, offset: int, length: int) -> None:
         conn = self._usable()
@@ -364,11 +386,8 @@ class Session(ScsiCommandSet):
             offset += n
             data_sn += 1
 
-    def _task_timed_out(self, task: ScsiTask, seconds: float) -> None:
-        task.timer = None
-        if task.future.done():
-            return
-        task.future.set_exception(Timeout(task.operation, seconds, self.where))
+    def _task_timed_out(self, task: ScsiTask) -> None:
+        task.future.set_exception(Timeout(task.operation, task.seconds, self.where))
         if self.failure is None:
             self._spawn(self._abort_timed_out(task))
 
@@ -534,9 +553,6 @@ class Session(ScsiCommandSet):
 
     def _finish(self, task: ScsiTask) -> None:
         self._tasks.pop(task.itt, None)
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
 
     def _on_data_in(self, pdu: DataIn) -> None:
         self._window(pdu.exp_cmd_sn, pdu.max_cmd_sn)
@@ -636,6 +652,9 @@ class Session(ScsiCommandSet):
         if self.failure is not None:
             return
         self.failure = exc
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._conn is not None:
             self._conn.close()
         for task in list(self._tasks.values()):
@@ -649,5 +668,6 @@ class Session(ScsiCommandSet):
                 future.exception()
         if self._login_future is not None and not self._login_future.done():
             self._login_future.set_exception(exc)
+            self._login_future.exception()
         if self._failed is not None:
             self._failed.set()

@@ -89,13 +89,13 @@ def decode_sense_segment(data: bytes, where: str) -> SenseData | None:
 class ScsiTask:
     """The initiator's state of one outstanding command (internal to the session)."""
 
-    __slots__ = ("_buffer", "_chunk", "aborted", "cdb", "cmd_sn", "data_out", "expected_in",
-                 "future", "itt", "lun", "next_data_sn", "operation", "received", "started_ns",
-                 "timer")
+    __slots__ = ("_buffer", "_chunk", "cdb", "cmd_sn", "data_out", "deadline", "expected_in",
+                 "future", "itt", "lun", "next_data_sn", "operation", "received", "seconds",
+                 "started_ns")
 
     def __init__(self, itt: int, cmd_sn: int, lun: int, cdb: bytes, data_out: bytes,
                  expected_in: int, future: asyncio.Future[ScsiResult], started_ns: int,
-                 operation: str) -> None:
+                 operation: str, deadline: float, seconds: float) -> None:
         self.itt = itt
         self.cmd_sn = cmd_sn
         self.lun = lun
@@ -107,8 +107,8 @@ class ScsiTask:
         self.operation = operation
         self.next_data_sn = 0
         self.received = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.aborted = False
+        self.deadline = deadline  # event loop time
+        self.seconds = seconds
         self._buffer: bytearray | None = None
         self._chunk: bytes | None = None
 
