@@ -9,6 +9,9 @@ healed and the path must come back.
 
 Reported per run (all from ``time.monotonic_ns()``):
 
+- ``base gap``: the longest interval without a completion during the warm-up,
+  before any fault: the noise floor of this machine and target (write-through
+  fdatasync on a shared disk), to read the pause against;
 - ``detect``: fault to the path's FAILED event;
 - ``pause``: the longest interval after the fault with no completion at all
   (what an application with nothing else to do would see);
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -69,6 +73,7 @@ class Run:
     timers: str
     policy: str
     fault: str
+    base_ms: float = float("nan")
     detect_ms: float = float("nan")
     pause_ms: float = float("nan")
     stall_ms: float = float("nan")
@@ -133,6 +138,7 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
     async with MultipathDevice(specs, connector=session_connector, policy=policy,
                                timers=timers, queue_depth=DEPTH) as dev:
         load = Load(dev)
+        start_ns = time.monotonic_ns()
         load.start()
         await asyncio.sleep(WARMUP_S)
         mode = "cut" if fault == "cut" else "blackhole"
@@ -158,9 +164,8 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
         if back:
             result.back_ms = (dev.events.for_path("p0")[-1].ns - heal_ns) / 1e6
         await load.stop()
-        done = sorted(c for _, c, _ in load.ops if c > fault_ns and c < heal_ns)
-        edges = [fault_ns, *done, heal_ns]
-        result.pause_ms = max(b - a for a, b in itertools.pairwise(edges)) / 1e6
+        result.pause_ms = _longest_gap(load, fault_ns, heal_ns)
+        result.base_ms = _longest_gap(load, start_ns + int(0.2e9), fault_ns)
         stalls = [c - i for i, c, _ in load.ops if i in caught.values()]
         result.stall_ms = max(stalls, default=0) / 1e6
         result.ops = len(load.ops)
@@ -168,16 +173,24 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
     return result
 
 
+def _longest_gap(load: Load, from_ns: int, to_ns: int) -> float:
+    """The longest interval in [from, to] without a completion, in ms."""
+    done = sorted(c for _, c, _ in load.ops if from_ns < c < to_ns)
+    edges = [from_ns, *done, to_ns]
+    return max(b - a for a, b in itertools.pairwise(edges)) / 1e6
+
+
 def _ms(v: float) -> str:
     return "-" if v != v else f"{v:,.0f}"
 
 
 def table(runs: list[Run]) -> str:
-    lines = ["| timers | policy | fault | detect ms | pause ms | stall ms | back ms | "
-             "caller errors |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| timers | policy | fault | base gap ms | detect ms | pause ms | stall ms | "
+             "back ms | caller errors |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        lines.append(f"| {r.timers} | {r.policy} | {r.fault} | {_ms(r.detect_ms)} | "
+        lines.append(f"| {r.timers} | {r.policy} | {r.fault} | {_ms(r.base_ms)} | "
+                     f"{_ms(r.detect_ms)} | "
                      f"{_ms(r.pause_ms)} | {_ms(r.stall_ms)} | {_ms(r.back_ms)} | "
                      f"{len(r.errors)} |")
     return "\n".join(lines)
@@ -213,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     args.timers = args.timers.split(",")
     args.policies = args.policies.split(",")
     args.faults = args.faults.split(",")
+    # SIGTERM unwinds like Ctrl-C, so the node process and temp dir are cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="mpio-bench-") as tmp:
         factory = ReferenceTargetFactory(Path(tmp))
         try:
