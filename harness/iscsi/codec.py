@@ -161,6 +161,13 @@ def decode(buf: bytes | bytearray | memoryview, *, header_digest: bool = False,
             f"buffer of {len(buf)} bytes is shorter than a 48-byte iSCSI BHS; "
             "pass one whole PDU"
         )
+    lengths = _LENGTHS.unpack_from(buf, 4)[0]
+    if not (lengths & 0xFF000000 or header_digest or data_digest):
+        # Fast path: no AHS, no digests; the common case on a hot path.
+        data_length = lengths & 0xFFFFFF
+        cls = PDU_CLASSES.get(buf[0] & 0x3F)
+        if cls is not None and len(buf) == BHS_LENGTH + ((data_length + 3) & ~3):
+            return cls.unpack(buf, b"", bytes(buf[BHS_LENGTH : BHS_LENGTH + data_length]))
     expected = pdu_length(buf, header_digest=header_digest, data_digest=data_digest)
     if len(buf) != expected:
         bhs = bytes(buf[:BHS_LENGTH])
