@@ -20,8 +20,10 @@ pointing at nothing (connections are refused), ready to be re-pointed.
 from __future__ import annotations
 
 import json
+import random
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import SplitbrainError
 from harness.lab.inventory import FailoverStrategy, HaDevice, Inventory, NetworkRole
@@ -63,11 +65,34 @@ def node_supports_ha() -> bool:
     return True
 
 
-def free_port(address: str) -> int:
-    """A port the kernel says is free on ``address`` now (bound, then released)."""
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(address: str, rng: random.Random | None = None) -> int:
+    """A free port on ``address`` *below* the kernel's ephemeral range.
+
+    The node binds it later; meanwhile the proxy and everyone else bind port 0, and
+    the kernel never hands out a port outside its ephemeral range, so nobody can
+    take this one in between (a port-0 probe would be released into that very pool).
+    """
+    rng = rng or random.SystemRandom()
+    low, _ = _ephemeral_range()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low))
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+            return port
+    raise HaWiringError(
+        f"no free port below the ephemeral range on {address}; free some ports or widen the range"
+    )
 
 
 def _shared(inventory: Inventory, device: HaDevice, role: NetworkRole) -> str | None:

@@ -41,7 +41,12 @@ from typing import Any
 from harness.errors import SplitbrainError
 from harness.lab.ha_wiring import HaPair, ha_device_tables, link_name, node_supports_ha, plan_pairs
 from harness.lab.inventory import HaDevice, Host, Inventory, Network, NetworkRole
-from harness.lab.node_process import NodeProcess, NodeProcessError, process_start_ticks
+from harness.lab.node_process import (
+    NodeProcess,
+    NodeProcessError,
+    process_start_ticks,
+    wait_until,
+)
 from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
 from harness.lab.state import LabRecord, LabState, LinkRecord, default_state_dir
@@ -198,10 +203,12 @@ class LoopbackLab:
         *,
         node_command: NodeCommand = reference_target_command,
         ha: bool | None = None,
+        wait_sync: bool = True,
     ) -> None:
         self.state = LabState(state_dir)
         self.node_command = node_command
         self.ha = ha  # wire HA devices into the nodes? None: if the nodes can read the tables
+        self.wait_sync = wait_sync  # up() returns only once every HA replica is Synchronized
 
     @classmethod
     def for_inventory(
@@ -255,6 +262,8 @@ class LoopbackLab:
                 self.state.save(record)
             self._point_portals(record)
             self.state.save(record)
+            if pairs and self.wait_sync:
+                self.wait_synchronized([p.alias for p in pairs])
         except (SplitbrainError, OSError) as exc:
             with contextlib.suppress(SplitbrainError, OSError):
                 self.state.save(record)
@@ -508,8 +517,37 @@ class LoopbackLab:
 
     @staticmethod
     def _replicas(client: Any) -> Any:
-        """HA replica states once the HA layer serves them; None until then."""
+        """The node's HA replicas (state, partner state, links, resync); None without HA."""
         try:
-            return client.request("GET", "/v1/ha/devices")
+            return client.request("GET", "/v1/ha")
         except SplitbrainError:
             return None
+
+    def ha_states(self) -> dict[str, dict[str, str]]:
+        """``{alias: {host: state}}`` of every HA replica on the running nodes."""
+        from harness.target.management import ManagementClient
+
+        states: dict[str, dict[str, str]] = {}
+        for host, node in self.record().nodes.items():
+            if not node.alive:
+                continue
+            client = ManagementClient(self.management_url(host), self.token(), timeout=5.0)
+            for replica in self._replicas(client) or []:
+                states.setdefault(replica["alias"], {})[host] = replica["state"]
+        return states
+
+    def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
+        """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
+
+        def synchronized() -> bool:
+            states = self.ha_states()
+            return all(
+                len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
+                for a in aliases
+            )
+
+        if not wait_until(synchronized, deadline_s):
+            raise LabError(
+                f"HA devices not Synchronized within {deadline_s:.0f}s: "
+                f"{self.ha_states()}; see the node logs in {self.state.root}/logs"
+            )

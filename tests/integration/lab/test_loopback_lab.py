@@ -203,7 +203,7 @@ def test_sut_on_the_lab_sends_every_path_through_the_proxy(
 def test_ha_channels_pass_through_per_device_links(
     tmp_path: Path, lab_inventory: Inventory
 ) -> None:
-    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=True)
+    lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=True, wait_sync=False)
     record = lab.up(lab_inventory)
     try:
         channels = sorted(n for n, x in record.links.items() if x.purpose != "portal")

@@ -79,3 +79,53 @@ def test_node_kill_and_heal_restarts_the_target_on_the_same_portals(
     with reference_lab.faults.kill("SWS-Store2"):
         assert inquiry(url).returncode != 0
     assert inquiry(url).returncode == 0
+
+
+def test_sut_multipath_reads_what_it_wrote_and_survives_a_black_holed_path(
+    reference_lab: SystemUnderTest,
+) -> None:
+    import asyncio
+
+    async def scenario() -> tuple[set[str], set[str], bytes]:
+        device = reference_lab.multipath("HA2", initiator="Demo2")
+        await device.open()
+        try:
+            block = bytes(range(256)) * (device.block_size // 256)
+            await device.write(8, block)
+            before = {(await device.read(8, 1)).path for _ in range(8)}
+            with reference_lab.faults.blackhole("iscsi1"):
+                during = set()
+                for _ in range(8):
+                    done = await device.read(8, 1)
+                    during.add(done.path)
+                    data = done.data
+            return before, during, data
+        finally:
+            await device.close()
+
+    before, during, data = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert data == bytes(range(256)) * (len(data) // 256)
+    assert len(before) >= 2  # round robin over the paths
+    assert during and all("iscsi2" in path for path in during)
+
+
+def test_cluster_node_logs_in_with_its_own_iqn(reference_lab: SystemUnderTest) -> None:
+    import asyncio
+
+    async def scenario() -> list[str]:
+        session = await reference_lab.initiator("Demo1").login("HA1")
+        try:
+            await session.ping()
+            return [s.get("initiator", "") for s in _sessions(reference_lab, "SWS-Store1")]
+        finally:
+            await session.logout()
+
+    initiators = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert any("iqn.1991-05.com.microsoft:demo1" in i for i in initiators), initiators
+
+
+def _sessions(sut: SystemUnderTest, host: str) -> list[dict]:
+    from harness.target.management import ManagementClient
+
+    assert sut.lab is not None
+    return ManagementClient(sut.lab.management_url(host), sut.lab.token()).sessions()
