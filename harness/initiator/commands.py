@@ -89,13 +89,22 @@ class ScsiCommandSet:
         """Run ``command``; a UNIT ATTENTION is recorded and the command retried (a unit
         attention reports each condition once per I_T nexus, so this ends)."""
         cdb = command.encode()
+        result = await self.execute(cdb, lun, data_out, expected_in, timeout=timeout)
+        if result.status == ScsiStatus.GOOD:
+            return result.data
+        return await self._settle(result, cdb, lun, data_out, expected_in, timeout)
+
+    async def _settle(self, result: ScsiResult, cdb: bytes, lun: int | None,
+                      data_out: bytes | None, expected_in: int, timeout: float | None) -> bytes:
+        """The data of a command that did not end GOOD: retried past unit attentions,
+        else the typed error of its status."""
         for _ in range(MAX_UNIT_ATTENTION_RETRIES):
-            result = await self.execute(cdb, lun, data_out, expected_in, timeout=timeout)
             sense = result.sense
             if (result.status != ScsiStatus.CHECK_CONDITION or sense is None
                     or sense.key != SenseKey.UNIT_ATTENTION):
                 return result.raise_for_status().data
             self.unit_attentions.append(sense)
+            result = await self.execute(cdb, lun, data_out, expected_in, timeout=timeout)
         return result.raise_for_status().data
 
     # -- identity ----------------------------------------------------------------------------
@@ -157,8 +166,11 @@ class ScsiCommandSet:
         """READ(16) of ``blocks`` blocks at ``lba``."""
         known = self._capacities.get(self.lun if lun is None else lun)
         size = known.block_size if known is not None else await self.block_size(lun)
-        return await self._run(scsi_cdb.Read(lba=lba, blocks=blocks, size=16, fua=fua), lun,
-                               expected_in=blocks * size, timeout=timeout)
+        cdb = scsi_cdb.Read(lba=lba, blocks=blocks, size=16, fua=fua).encode()
+        result = await self.execute(cdb, lun, None, blocks * size, timeout=timeout)
+        if result.status == ScsiStatus.GOOD:  # the hot path: no extra coroutine
+            return result.data
+        return await self._settle(result, cdb, lun, None, blocks * size, timeout)
 
     async def write(self, lba: int, data: bytes, lun: int | None = None, *,
                     fua: bool = False, timeout: float | None = None) -> None:

@@ -288,56 +288,62 @@ class Session(ScsiCommandSet):
     def _window_open(self) -> bool:
         return not serial_lt(self.max_cmd_sn, self.cmd_sn)
 
-    async def _take_cmd_sn(self, deadline: float, operation: str, seconds: float) -> int:
-        if self._window_waiters or not self._window_open():
-            loop = asyncio.get_running_loop()
-            while True:
-                waiter: asyncio.Future[None] = loop.create_future()
-                self._window_waiters.append(waiter)
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await waiter
-                except TimeoutError:
-                    raise Timeout(f"{operation} (waiting for the command window, MaxCmdSN "
-                                  f"{self.max_cmd_sn})", seconds, self.where) from None
-                finally:
-                    if waiter in self._window_waiters:
-                        self._window_waiters.remove(waiter)
-                if self._window_open():
-                    break
-        self._usable()
+    async def _wait_window(self, deadline: float, operation: str, seconds: float) -> None:
+        """Wait, behind earlier waiters, until CmdSN <= MaxCmdSN."""
+        loop = asyncio.get_running_loop()
+        while self._window_waiters or not self._window_open():
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._window_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise Timeout(f"{operation} (waiting for the command window, MaxCmdSN "
+                              f"{self.max_cmd_sn})", seconds, self.where) from None
+            finally:
+                if waiter in self._window_waiters:
+                    self._window_waiters.remove(waiter)
+            if self._window_open():
+                break
+
+    def _take_cmd_sn(self) -> int:
         sn = self.cmd_sn
         self.cmd_sn = (sn + 1) & _MASK
         return sn
 
     async def submit(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
                      expected_in: int = 0, *, timeout: float | None = None) -> CommandHandle:
-        """Send one SCSI command; returns once it is on the wire (or queued for the window)."""
-        return CommandHandle(await self._submit(cdb, lun, data_out, expected_in, timeout))
+        """Send one SCSI command; returns once it is on the wire (after waiting for the
+        command window if it is closed). Await ``result()`` on the handle."""
+        seconds = self.timeouts.command if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + seconds
+        if self._window_waiters or not self._window_open():
+            await self._wait_window(deadline, _operation(cdb), seconds)
+        return CommandHandle(self._start(cdb, lun, data_out, expected_in, deadline, seconds))
 
     async def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
                       expected_in: int = 0, *, timeout: float | None = None) -> ScsiResult:
         """Run one SCSI command; returns its ScsiResult whatever the SCSI status."""
-        task = await self._submit(cdb, lun, data_out, expected_in, timeout)
-        return await task.future
+        seconds = self.timeouts.command if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + seconds
+        if self._window_waiters or not self._window_open():
+            await self._wait_window(deadline, _operation(cdb), seconds)
+        return await self._start(cdb, lun, data_out, expected_in, deadline, seconds).future
 
-    async def _submit(self, cdb: bytes, lun: int | None, data_out: bytes | None,
-                      expected_in: int, timeout: float | None) -> ScsiTask:
+    def _start(self, cdb: bytes, lun: int | None, data_out: bytes | None, expected_in: int,
+               deadline: float, seconds: float) -> ScsiTask:
+        """Take a CmdSN and put the command (and its unsolicited data) on the wire."""
         if data_out and expected_in:
             raise InitiatorError("bidirectional commands are not supported; send data out or "
                                  "expect data in, not both")
-        self._usable()
-        loop = asyncio.get_running_loop()
-        seconds = self.timeouts.command if timeout is None else timeout
-        deadline = loop.time() + seconds
-        operation = _operation(cdb)
-        cmd_sn = await self._take_cmd_sn(deadline, operation, seconds)
         conn = self._usable()
+        loop = asyncio.get_running_loop()
+        cmd_sn = self._take_cmd_sn()
         lun = self.lun if lun is None else lun
         itt = self._itt()
         data = data_out or b""
         task = ScsiTask(itt, cmd_sn, lun, cdb, data, expected_in, loop.create_future(),
-                        time.monotonic_ns(), operation, deadline, seconds)
+                        time.monotonic_ns(), _operation(cdb), deadline, seconds)
         params = self.params
         immediate_len = unsolicited_end = 0
         if data:
@@ -503,7 +509,10 @@ class Session(ScsiCommandSet):
 
     async def _text_pdu(self, data: bytes, itt: int, ttt: int, final: bool, deadline: float,
                         seconds: float) -> Pdu:
-        cmd_sn = await self._take_cmd_sn(deadline, "Text Request", seconds)
+        if self._window_waiters or not self._window_open():
+            await self._wait_window(deadline, "Text Request", seconds)
+        self._usable()
+        cmd_sn = self._take_cmd_sn()
         request = TextRequest(final=final, continue_=not final, initiator_task_tag=itt,
                               target_transfer_tag=ttt, cmd_sn=cmd_sn,
                               exp_stat_sn=self.exp_stat_sn, data=data)

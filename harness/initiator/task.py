@@ -30,7 +30,7 @@ from harness.scsi.sense import SenseData
 from harness.scsi.status import ScsiStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScsiResult:
     """How one SCSI command completed at the target."""
 
