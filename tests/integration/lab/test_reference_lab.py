@@ -129,3 +129,21 @@ def _sessions(sut: SystemUnderTest, host: str) -> list[dict]:
 
     assert sut.lab is not None
     return ManagementClient(sut.lab.management_url(host), sut.lab.token()).sessions()
+
+
+def test_cutting_the_sync_network_is_the_ha_channel_breaking(
+    reference_lab: SystemUnderTest,
+) -> None:
+    """The lab's sync links carry the HA mirror: cut them and the lower-priority replica
+    stops being Synchronized; heal and the pair resynchronizes."""
+    from harness.lab.loopback import LoopbackLab
+    from harness.lab.node_process import wait_until
+
+    lab = reference_lab.lab
+    assert isinstance(lab, LoopbackLab)
+    if not lab.ha_states():
+        pytest.skip("the reference target serves no HA replicas here")
+    with reference_lab.faults.cut("sync"):
+        assert wait_until(lambda: lab.ha_states()["HA1"]["SWS-Store2"] != "Synchronized", 30)
+        assert lab.ha_states()["HA1"]["SWS-Store1"] == "Synchronized"  # priority 1 survives
+    lab.wait_synchronized(["HA1", "HA2"], deadline_s=60)
