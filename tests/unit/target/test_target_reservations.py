@@ -387,3 +387,19 @@ class PrMachine(RuleBasedStateMachine):
 PrMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30,
                                        deadline=None)
 TestPrMachine = PrMachine.TestCase
+
+
+def test_registration_resources_are_bounded() -> None:
+    pr = PersistentReservations(max_registrations=2)
+    register(pr, A, 1)
+    register(pr, B, 2)
+    res = out(pr, C, PrOutAction.REGISTER, sak=3)
+    assert res.sense.is_(Asc.INSUFFICIENT_REGISTRATION_RESOURCES)
+    assert pr.read_keys().keys == (1, 2) and pr.generation == 2
+
+
+def test_generation_wraps_at_32_bits() -> None:
+    pr = PersistentReservations()
+    pr.apply(PrState(generation=0xFFFFFFFF))
+    register(pr, A, 1)
+    assert pr.generation == 0
