@@ -224,6 +224,10 @@ class LinuxHost(RemoteHost):
 
     def link_is_up(self, interface: str) -> bool:
         out = self.run_argv(["ip", "-o", "link", "show", "dev", check_interface(interface)])
+        if "<" not in out.stdout or ">" not in out.stdout:
+            raise OutputFormatError(
+                f"'ip -o link show dev {interface}' on {self.name} printed no flags: "
+                f"{out.stdout.strip()[:80]!r}")
         flags = out.stdout.split("<", 1)[1].split(">", 1)[0].split(",")
         return "UP" in flags
 

@@ -181,3 +181,13 @@ def test_packages_without_a_package_manager_is_a_clear_error():
     host, _ = linux(answers={"command -v": (1, "")})
     with pytest.raises(OutputFormatError, match="neither dpkg-query nor rpm"):
         host.packages()
+
+
+def test_link_state_is_read_from_the_flags():
+    host, _ = linux(answers={"show dev sync0": (0, "4: sync0: <BROADCAST,MULTICAST,UP,LOWER_UP> "
+                                                   "mtu 9000 qdisc mq state UP\n"),
+                             "show dev iscsi0": (0, "5: iscsi0: <BROADCAST,MULTICAST> mtu 9000\n"),
+                             "show dev odd0": (0, "garbage\n")})
+    assert host.link_is_up("sync0") and not host.link_is_up("iscsi0")
+    with pytest.raises(OutputFormatError, match="no flags"):
+        host.link_is_up("odd0")
