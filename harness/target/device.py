@@ -75,6 +75,7 @@ from harness.target.reservations import Access, PersistentReservations, PrOutcom
 log = logging.getLogger(__name__)
 
 MAX_PENDING_UA = 16
+_TEST_UNIT_READY = bytes(6)
 MAX_NEXUSES = 4096   # nexuses remembered (with their unit attentions) beyond their loss
 _ACTIVE = frozenset({AccessState.ACTIVE_OPTIMIZED, AccessState.ACTIVE_NON_OPTIMIZED})
 _R10 = struct.Struct(">BBIBHB")   # opcode, flags, lba, group, blocks, control
@@ -363,8 +364,10 @@ class LogicalUnit(BlockCommands):
         pending = self._ua.get(task.nexus.key)
         if pending:
             sense = SenseData.of(SenseKey.UNIT_ATTENTION, pending.pop(0))
-        else:
-            sense = SenseData.of(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE)
+        else:  # a port that may not serve media access reports why (SPC-4 5.16.2.4)
+            state = self.alua.state_of(task.nexus.target_port_group)
+            sense = alua_rules.refusal(state, _TEST_UNIT_READY) or SenseData.of(
+                SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE)
         return self._result(ScsiStatus.GOOD,
                             sense.encode(descriptor=cmd.desc)[: cmd.allocation_length])
 

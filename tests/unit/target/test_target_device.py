@@ -322,6 +322,8 @@ async def test_alua_states_rtpg_and_stpg(lu: LogicalUnit) -> None:
     refused = sense_of(await run(lu, c.Read(lba=0, blocks=1), nexus=B))
     assert refused.key == SenseKey.NOT_READY and refused.is_(Asc.NOT_READY_TARGET_PORT_STANDBY)
     assert (await run(lu, c.Inquiry(), nexus=B)).status == GOOD
+    why = SenseData.decode((await run(lu, c.RequestSense(), nexus=B)).data_in)
+    assert why.key == SenseKey.NOT_READY and why.is_(Asc.NOT_READY_TARGET_PORT_STANDBY)
     rtpg = RtpgData.decode((await run(lu, c.ReportTargetPortGroups(), nexus=B)).data_in)
     assert [(g.group_id, g.state, g.relative_ports) for g in rtpg.groups] == [
         (1, AccessState.ACTIVE_OPTIMIZED, (1,)), (2, AccessState.STANDBY, (2,))]
