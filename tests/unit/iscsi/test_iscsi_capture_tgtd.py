@@ -8,7 +8,8 @@ committed in ``tests/data/iscsi/``. Both run the same checks:
 - every byte of every TCP payload belongs to a PDU of a known opcode;
 - scapy rebuilds each captured PDU to its exact bytes, and the codec decodes it
   (digests verified) and re-encodes it to the identical bytes;
-- login keys, the CHAP response (recomputed with :mod:`harness.iscsi.chap`),
+- login keys, the CHAP response (recomputed with :mod:`harness.iscsi.chap`), the
+  operational negotiation replayed through :class:`Negotiation` on both sides,
   header digests after login, SendTargets, INQUIRY data and status, and that every
   SCSI command got its status on the same Initiator Task Tag.
 """
@@ -29,6 +30,8 @@ from scapy.utils import rdpcap, wrpcap
 from harness.iscsi import codec, layers
 from harness.iscsi.chap import ChapAlgorithm, chap_response, decode_binary
 from harness.iscsi.codes import Opcode
+from harness.iscsi.keys import IRRELEVANT, OBSOLETE_KEYS, REJECT, SECURITY_KEYS, decode_keys
+from harness.iscsi.negotiation import Negotiation
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "iscsi"
 RECORDED = DATA / "tgtd-libiscsi.pcap"
@@ -97,6 +100,7 @@ def check_login(flow: list[CapturedPdu], facts: dict[str, object]) -> bool:
         keys.update(pdu.keys)
     if "CHAP_C" in keys:
         check_chap(keys, facts)
+    check_negotiation(login, facts)
     after = flow[len(login):]
     digests = keys.get("HeaderDigest") == "CRC32C"
     assert all(p.layer.with_header_digest == digests for p in after)
@@ -109,6 +113,53 @@ def check_chap(keys: dict[str, str], facts: dict[str, object]) -> None:
     expected = chap_response(ChapAlgorithm(int(keys["CHAP_A"])), int(keys["CHAP_I"]),
                              str(facts["chap_secret"]).encode(), decode_binary(keys["CHAP_C"]))
     assert decode_binary(keys["CHAP_R"]) == expected
+
+
+TGTD_DEFAULTS = {
+    "HeaderDigest": "None,CRC32C", "DataDigest": "None,CRC32C", "MaxConnections": "1",
+    "InitialR2T": "Yes", "ImmediateData": "Yes", "MaxBurstLength": "262144",
+    "FirstBurstLength": "65536", "DefaultTime2Wait": "2", "DefaultTime2Retain": "20",
+    "MaxOutstandingR2T": "1", "DataPDUInOrder": "Yes", "DataSequenceInOrder": "Yes",
+    "ErrorRecoveryLevel": "0",
+}
+"""tgtd's operational settings, as its answers show; HeaderDigest is forced to CRC32C
+on the CHAP target."""
+
+
+def check_negotiation(login: list[CapturedPdu], facts: dict[str, object]) -> None:
+    """Replay the operational stage through harness negotiations: as the initiator,
+    every answer of tgtd is legal and lands in the parameters; as a target with
+    tgtd's settings, the harness answers what tgtd answered (RFC 7143 differs only on
+    the obsolete marker keys and on keys irrelevant to a discovery session)."""
+    request = next(p for p in login if p.from_initiator and p.layer.csg == 1)
+    answer = next(p for p in login if not p.from_initiator and p.layer.csg == 1)
+    offered = [(k, v) for k, v in decode_keys(bytes(request.layer.data))
+               if k not in SECURITY_KEYS]
+    replies = decode_keys(bytes(answer.layer.data))
+
+    initiator = Negotiation(role="initiator", preferences=dict(offered))
+    assert initiator.offer([k for k, _ in offered]) == offered
+    assert initiator.receive(replies) == []
+    assert not initiator.pending
+    agreed = dict(replies)
+    params = initiator.parameters
+    assert params.header_digest == (agreed["HeaderDigest"] == "CRC32C")
+    assert params.initial_r2t == (agreed["InitialR2T"] == "Yes")
+    assert params.first_burst_length == int(agreed["FirstBurstLength"])
+    assert params.max_burst_length == int(agreed["MaxBurstLength"])
+    assert params.default_time2retain == int(agreed["DefaultTime2Retain"])
+
+    preferences = dict(TGTD_DEFAULTS)
+    chap_target = facts["targets"][0]  # type: ignore[index]
+    if login[0].keys.get("TargetName") == chap_target:
+        preferences["HeaderDigest"] = "CRC32C"
+    target = Negotiation(role="target", preferences=preferences)
+    ours = dict(target.receive(offered))
+    for key, value in ours.items():
+        if key in OBSOLETE_KEYS:
+            assert value == REJECT
+        elif value != IRRELEVANT:
+            assert value == agreed[key], key
 
 
 def check_commands(flow: list[CapturedPdu]) -> None:
