@@ -333,8 +333,8 @@ class WindowsHost(RemoteHost):
     def _service_state(self, verb: str, name: str, tail: str) -> ServiceState:
         op = f"{verb} {name!r}"
         rows = self.powershell(
-            self._service(name) + tail + "\n$s = Get-Service -Name $s[0].Name\n"
-            "$s | Select-Object Name, @{n='Status';e={[string]$_.Status}}, "
+            self._service(name) + tail + "\n$s[0].Refresh()\n"
+            "$s[0] | Select-Object Name, @{n='Status';e={[string]$_.Status}}, "
             "@{n='StartType';e={[string]$_.StartType}}", operation=op,
             hint="check the service name with Get-Service")
         if not rows:

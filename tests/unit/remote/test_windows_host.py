@@ -323,6 +323,7 @@ def test_services_are_matched_exactly_and_report_their_state():
     assert host.start_service("StarWindService").status == "Running"
     assert "Where-Object { $_.Name -eq 'StarWindService' }" in replay.scripts[0]
     assert "$s | Stop-Service -Force" in replay.scripts[0]
+    assert all("Get-Service -Name" not in script for script in replay.scripts)  # no wildcards
 
 
 def test_stop_computer_treats_the_dropped_connection_as_done():
