@@ -61,6 +61,12 @@ async def start(unit: LogicalUnit) -> None:
         await unit.ha.start()
 
 
+def runs_eagerly(unit: LogicalUnit) -> bool:
+    """Whether ``execute`` may start inside the caller's loop turn (no task of its own):
+    true for a logical unit on a local image file, whose code never needs a current task."""
+    return type(getattr(unit, "store", None)) is ImageFile
+
+
 def make_nexus(initiator_name: str, isid: int, target_iqn: str, tpgt: int) -> ItNexus:
     return ItNexus(initiator_port=initiator_port_name(initiator_name, isid),
                    target_port=target_port_name(target_iqn, tpgt),
@@ -121,9 +127,15 @@ def refuse_transfer_length(cdb: bytes) -> tuple[int, bytes]:
     return ScsiStatus.CHECK_CONDITION, invalid_field_in_cdb(byte).encode()
 
 
-def reset(unit: LogicalUnit, nexus: ItNexus | None) -> None:
-    """LOGICAL UNIT RESET (and each LU of a TARGET WARM/COLD RESET)."""
-    unit.reset(requester=nexus)
+async def reset(unit: LogicalUnit, nexus: ItNexus | None) -> None:
+    """LOGICAL UNIT RESET (and each LU of a TARGET WARM/COLD RESET).
+
+    An HA replica resets the whole device: its partner establishes the unit
+    attentions too, before the task management response is sent."""
+    if isinstance(unit, HaLogicalUnit):
+        await unit.reset_device(requester=nexus)
+    else:
+        unit.reset(requester=nexus)
 
 
 def tasks_cleared(unit: LogicalUnit, nexus: ItNexus) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import types
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.target import lu_binding
@@ -31,21 +32,37 @@ Finish = Callable[..., None]
 
 
 class ExportedLun:
-    """One LUN of a target: the logical unit and the commands running on it."""
+    """One LUN of a target: the logical unit and the commands running on it.
+
+    For a logical unit on a local image file the first step of ``execute`` runs
+    at once, in the caller's turn of the event loop: a page-cache read or write
+    completes right there, with no task to create or schedule. Only a command
+    that really waits (an fdatasync, a large transfer on the executor) becomes an
+    asyncio task for the rest of its life. Other block stores (an HA mirror, which
+    may use ``asyncio.timeout``) always start as a task of their own.
+    """
 
     def __init__(self, config: LunConfig, unit: Any) -> None:
         self.config = config
         self.unit = unit
+        self.eager = lu_binding.runs_eagerly(unit)
         self.running: set[asyncio.Task[None]] = set()
 
     def submit(self, task: Any, done: Callable[[Any], None]) -> None:
-        """Start ``task`` now; ``done(result)`` runs on the loop when it completes."""
-        job = asyncio.get_running_loop().create_task(self._run(task, done))
+        """Run ``task``; ``done(result)`` is called on the loop when it completes."""
+        loop = asyncio.get_running_loop()
+        if self.eager:
+            coro = self.unit.execute(task)
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration as finished:
+                done(finished.value)
+                return
+            job = loop.create_task(_finish_later(coro, waiting_on, done))
+        else:
+            job = loop.create_task(_run(self.unit, task, done))
         self.running.add(job)
         job.add_done_callback(self.running.discard)
-
-    async def _run(self, task: Any, done: Callable[[Any], None]) -> None:
-        done(await self.unit.execute(task))
 
     async def quiesce(self) -> None:
         """Wait until every command started so far has finished."""
@@ -55,6 +72,35 @@ class ExportedLun:
     async def close(self) -> None:
         await self.quiesce()
         await lu_binding.stop(self.unit)
+
+
+async def _run(unit: Any, task: Any, done: Callable[[Any], None]) -> None:
+    done(await unit.execute(task))
+
+
+async def _finish_later(coro: Coroutine[Any, Any, Any], waiting_on: Any,
+                        done: Callable[[Any], None]) -> None:
+    done(await _resume(coro, waiting_on))
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Drive a coroutine that already ran its first step, from inside a Task: every
+    future it waits on is handed to the Task unchanged, so it sleeps and wakes as if
+    the Task had started it."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except BaseException as exc:
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as finished:
+                return finished.value
+        else:
+            try:
+                waiting_on = coro.send(sent)
+            except StopIteration as finished:
+                return finished.value
 
 
 class ExportedTarget:
@@ -139,10 +185,11 @@ class ExportedTarget:
             if s.nexus is not None and s.nexus.key in keys:
                 s.abort_tasks(lambda t: t.lun == lun)
 
-    def reset_lun(self, lun: int, nexus: ItNexus | None, *, target_reset: bool = False) -> None:
+    async def reset_lun(self, lun: int, nexus: ItNexus | None, *,
+                        target_reset: bool = False) -> None:
         exported = self.luns.get(lun)
         if exported is not None:
-            lu_binding.reset(exported.unit, nexus)
+            await lu_binding.reset(exported.unit, nexus)
 
     def tasks_cleared(self, lun: int, nexus: ItNexus) -> None:
         exported = self.luns.get(lun)

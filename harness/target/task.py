@@ -197,31 +197,29 @@ class CommandTask:
                 underflow, residual = True, edtl - self.write_length
         collapse = status == 0 and not sense and n > 0
         if n:
-            view = memoryview(data_in)[:n]
             chunk = conn.max_send_dsl
             burst = session.params.max_burst_length
-            offset = 0
-            while offset < n:
-                size = min(chunk, n - offset, burst - offset % burst)
-                last = offset + size >= n
-                end_of_burst = last or (offset + size) % burst == 0
-                pdu = codec.DataIn(final=end_of_burst, lun=self.lun_field,
-                                   initiator_task_tag=self.itt, data_sn=self.data_sn,
-                                   buffer_offset=offset, data=bytes(view[offset:offset + size]))
+            if n <= chunk and n <= burst:
+                # One Data-In carries everything (the common case): no slicing, no copy.
+                data = data_in if len(data_in) == n and isinstance(data_in, bytes) \
+                    else bytes(memoryview(data_in)[:n])
+                exp, max_ = session.window()
+                conn.send(codec.DataIn(
+                    final=True, status_present=collapse, status=status if collapse else 0,
+                    residual_overflow=overflow and collapse,
+                    residual_underflow=underflow and collapse,
+                    residual_count=residual if collapse else 0, lun=self.lun_field,
+                    initiator_task_tag=self.itt, data_sn=self.data_sn,
+                    stat_sn=conn.take_stat_sn() if collapse else 0, exp_cmd_sn=exp,
+                    max_cmd_sn=max_, data=data))
                 self.data_sn += 1
-                if last and collapse:
-                    pdu.status_present = True
-                    pdu.status = status
-                    pdu.residual_overflow, pdu.residual_underflow = overflow, underflow
-                    pdu.residual_count = residual
-                    pdu.stat_sn = conn.take_stat_sn()
-                else:
-                    pdu.stat_sn = 0
-                pdu.exp_cmd_sn, pdu.max_cmd_sn = session.window()
-                conn.send(pdu)
-                offset += size
-            if collapse:
-                return
+                if collapse:
+                    return
+            else:
+                self._send_data_in(data_in, n, chunk, burst, status if collapse else None,
+                                   (residual, overflow, underflow))
+                if collapse:
+                    return
         data = (len(sense).to_bytes(2, "big") + sense) if sense else b""
         exp, max_ = session.window()
         conn.send(codec.ScsiResponse(status=status, initiator_task_tag=self.itt,
@@ -229,3 +227,28 @@ class CommandTask:
                                      max_cmd_sn=max_, exp_data_sn=self.data_sn,
                                      residual_overflow=overflow, residual_underflow=underflow,
                                      residual_count=residual, data=data))
+
+    def _send_data_in(self, data_in: bytes | bytearray | memoryview, n: int, chunk: int,
+                      burst: int, status: int | None,
+                      residual: tuple[int, bool, bool]) -> None:
+        """Data-In PDUs of at most ``chunk`` bytes, F bit at each MaxBurstLength sequence end;
+        the last carries ``status`` (phase collapse) unless it is None."""
+        conn, session = self.conn, self.session
+        view = memoryview(data_in)[:n]
+        offset = 0
+        while offset < n:
+            size = min(chunk, n - offset, burst - offset % burst)
+            last = offset + size >= n
+            collapse = last and status is not None
+            exp, max_ = session.window()
+            conn.send(codec.DataIn(
+                final=last or (offset + size) % burst == 0, status_present=collapse,
+                status=status if collapse else 0,  # type: ignore[arg-type]
+                residual_count=residual[0] if collapse else 0,
+                residual_overflow=residual[1] and collapse,
+                residual_underflow=residual[2] and collapse, lun=self.lun_field,
+                initiator_task_tag=self.itt, data_sn=self.data_sn, buffer_offset=offset,
+                stat_sn=conn.take_stat_sn() if collapse else 0, exp_cmd_sn=exp,
+                max_cmd_sn=max_, data=bytes(view[offset : offset + size])))
+            self.data_sn += 1
+            offset += size
