@@ -289,7 +289,8 @@ def negotiate(key: str, offered: str, own: str | None = None, *,
             and context.get("ImmediateData") == "No"):
         return IRRELEVANT
     mine = own if own is not None else rule.default
-    assert mine is not None
+    if mine is None:  # only declaratives lack a default, and they returned above
+        return REJECT
     try:
         if rule.kind is KeyKind.LIST:
             acceptable = [v.strip() for v in mine.split(",")]

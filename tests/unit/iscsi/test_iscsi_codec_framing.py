@@ -7,6 +7,8 @@ import asyncio
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.errors import SplitbrainError
 from harness.iscsi import codec
@@ -20,6 +22,7 @@ from harness.iscsi.errors import (
     TruncatedPdu,
     UnknownOpcode,
 )
+from harness.iscsi.keys import decode_keys
 
 DIGEST_MODES = [(False, False), (True, False), (False, True), (True, True)]
 
@@ -199,3 +202,43 @@ def test_read_pdu_wrong_data_digest() -> None:
     wire[-1] ^= 0x80
     with pytest.raises(DigestError):
         read_one(bytes(wire), data_digest=True)
+
+
+# ------------------------------------------------------------------ garbage in
+
+
+@settings(max_examples=500, deadline=None)
+@given(garbage=st.binary(max_size=200), digests=st.tuples(st.booleans(), st.booleans()))
+def test_garbage_buffers_give_a_pdu_or_a_protocol_error(garbage: bytes,
+                                                        digests: tuple[bool, bool]) -> None:
+    try:
+        pdu = codec.decode(garbage, header_digest=digests[0], data_digest=digests[1])
+    except ProtocolError as error:
+        assert "\n" not in str(error)
+    else:
+        assert pdu.opcode in codec.PDU_CLASSES
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage=st.binary(min_size=1, max_size=400))
+def test_garbage_streams_give_pdus_then_a_protocol_error(garbage: bytes) -> None:
+    async def scenario() -> None:
+        reader = stream_of(garbage)
+        for _ in range(len(garbage)):  # every PDU consumes at least 48 bytes
+            try:
+                await read(reader, max_data_segment_length=256)
+            except ProtocolError:
+                return
+        raise AssertionError("read_pdu never reported the end of the stream")
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.binary(max_size=120))
+def test_garbage_text_gives_pairs_or_a_protocol_error(text: bytes) -> None:
+    try:
+        pairs = decode_keys(text)
+    except ProtocolError:
+        return
+    assert all(key and "\x00" not in value for key, value in pairs)
