@@ -69,15 +69,15 @@ async def initiator_round(target: TgtdTarget, seconds: float, seed: int) -> int:
     async with Session(target.host, target.port, target.iqn, lun=target.lun,
                        initiator_name="iqn.2026-11.org.splitbrain.bench:initiator") as session:
         capacity = await session.read_capacity()
-        last = capacity.num_blocks - BLOCKS
+        slots = capacity.num_blocks // BLOCKS
         done = 0
         stop_at = time.monotonic_ns() + int(seconds * 1e9)
 
         async def worker(rng: random.Random) -> None:
             nonlocal done
-            read, randrange = session.read, rng.randrange
-            while time.monotonic_ns() < stop_at:
-                await read(randrange(0, last, BLOCKS), BLOCKS)
+            read, randbelow, clock = session.read, rng.randrange, time.monotonic_ns
+            while clock() < stop_at:
+                await read(randbelow(slots) * BLOCKS, BLOCKS)
                 done += 1
 
         start = time.monotonic_ns()

@@ -11,6 +11,7 @@ caches (``read``/``write`` ask for it when needed).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -74,8 +75,9 @@ class ScsiCommandSet:
         self.unit_attentions: list[SenseData] = []
         """UNIT ATTENTION conditions the named commands met (and then retried past)."""
 
-    async def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
-                      expected_in: int = 0, *, timeout: float | None = None) -> ScsiResult:
+    def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
+                expected_in: int = 0, *, timeout: float | None = None
+                ) -> Awaitable[ScsiResult]:
         raise NotImplementedError
 
     async def task_management(self, function: int, *, lun: int | None = None,

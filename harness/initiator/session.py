@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from harness.initiator.commands import ScsiCommandSet
@@ -321,13 +321,27 @@ class Session(ScsiCommandSet):
             await self._wait_window(deadline, _operation(cdb), seconds)
         return CommandHandle(self._start(cdb, lun, data_out, expected_in, deadline, seconds))
 
-    async def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
-                      expected_in: int = 0, *, timeout: float | None = None) -> ScsiResult:
-        """Run one SCSI command; returns its ScsiResult whatever the SCSI status."""
+    def execute(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
+                expected_in: int = 0, *, timeout: float | None = None
+                ) -> Awaitable[ScsiResult]:
+        """Run one SCSI command; await it for its ScsiResult whatever the SCSI status.
+
+        With the command window open the command is on the wire when this returns and
+        the awaitable is the task's future itself (no coroutine on the hot path)."""
         seconds = self.timeouts.command if timeout is None else timeout
         deadline = asyncio.get_running_loop().time() + seconds
         if self._window_waiters or not self._window_open():
-            await self._wait_window(deadline, _operation(cdb), seconds)
+            return self._execute_later(cdb, lun, data_out, expected_in, deadline, seconds)
+        try:
+            return self._start(cdb, lun, data_out, expected_in, deadline, seconds).future
+        except BaseException as exc:  # raise at the await, as a coroutine would
+            failed: asyncio.Future[ScsiResult] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _execute_later(self, cdb: bytes, lun: int | None, data_out: bytes | None,
+                             expected_in: int, deadline: float, seconds: float) -> ScsiResult:
+        await self._wait_window(deadline, _operation(cdb), seconds)
         return await self._start(cdb, lun, data_out, expected_in, deadline, seconds).future
 
     def _start(self, cdb: bytes, lun: int | None, data_out: bytes | None, expected_in: int,

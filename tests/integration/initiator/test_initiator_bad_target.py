@@ -210,8 +210,12 @@ def test_bad_input_fails_the_session_with_a_typed_error(behaviour: Behaviour,
     assert isinstance(exc, SplitbrainError)
     assert "\n" not in str(exc) and "127.0.0.1" in str(exc) + session.where
     assert session.failed
+
+    async def again() -> None:
+        await session.execute(TestUnitReady().encode())
+
     with pytest.raises(SessionFailed):
-        asyncio.run(session.execute(TestUnitReady().encode()))
+        asyncio.run(again())
 
 
 def test_wrong_digest_is_a_digest_error() -> None:
