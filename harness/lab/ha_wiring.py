@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,16 @@ def _shared(inventory: Inventory, device: HaDevice, role: NetworkRole) -> str | 
     return None
 
 
-def plan_pairs(inventory: Inventory) -> list[HaPair]:
-    """The HA pairs of a lab inventory, with backend ports allocated for the listeners."""
+def plan_pairs(
+    inventory: Inventory, port_for: Callable[[str, int], int] | None = None
+) -> list[HaPair]:
+    """The HA pairs of a lab inventory, with backend ports allocated for the listeners.
+
+    ``port_for(address, n)`` picks the listener's ``n``-th port on ``address`` (default:
+    a free port on this machine; the netns lab, where every host has its own port space,
+    uses fixed ones).
+    """
+    port_for = port_for or (lambda address, n: free_port(address))
     pairs = []
     for device in inventory.devices.values():
         if len(device.replicas) != 2:
@@ -132,8 +141,10 @@ def plan_pairs(inventory: Inventory) -> list[HaPair]:
                 second.priority,
                 sync,
                 heartbeat,
-                free_port(str(listener.addresses[sync])),
-                free_port(str(listener.addresses[heartbeat])) if heartbeat else None,
+                port_for(str(listener.addresses[sync]), 2 * len(pairs)),
+                port_for(str(listener.addresses[heartbeat]), 2 * len(pairs) + 1)
+                if heartbeat
+                else None,
                 device.strategy.value,
             )
         )

@@ -22,6 +22,13 @@ nftables drop rules tagged with the fault id in the host's ``table inet
 splitbrain`` (a black hole), or the interface set down. ``down`` sweeps the run's
 prefix: namespaces, bridges, veths, rules and every process inside them.
 
+HA devices are wired as in the loopback lab (``harness.lab.ha_wiring``), except
+that the partner dials the listener directly over the sync and heartbeat
+bridges (ports 3261, 3262, ... in the listener's namespace): the links
+``sync/<host>/<alias>`` are the listener's interfaces, broken in the kernel.
+The nodes' management APIs listen inside their namespaces; ``ha_states`` asks
+them from there, and ``up`` waits until every replica is Synchronized.
+
 Lab addresses must not be loopback addresses (127/8 is martian on a veth); the
 netns inventory (``lab-netns.toml``) uses documentation ranges that exist only
 inside the lab's namespaces.
@@ -30,13 +37,22 @@ inside the lab's namespaces.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.lab import netns
+from harness.lab.ha_wiring import (
+    HaPair,
+    ha_device_tables,
+    link_name,
+    node_supports_ha,
+    plan_pairs,
+)
 from harness.lab.inventory import Inventory, NetworkRole
 from harness.lab.loopback import (
     TOKEN_ENV,
@@ -47,8 +63,24 @@ from harness.lab.loopback import (
     node_config,
     reference_target_command,
 )
-from harness.lab.node_process import NodeProcess, NodeProcessError, process_start_ticks
+from harness.lab.node_process import (
+    NodeProcess,
+    NodeProcessError,
+    process_start_ticks,
+    wait_until,
+)
 from harness.lab.state import LabRecord, LabState, LinkRecord
+
+# run inside a node's namespace: print [[alias, state], ...] from its management API
+_HA_QUERY = """
+import json, sys
+from pathlib import Path
+from harness.target.management import ManagementClient
+ready = json.loads(Path(sys.argv[1]).read_text())
+client = ManagementClient(ready["management"], Path(sys.argv[2]).read_text().strip())
+print(json.dumps([[r["alias"], r["state"]] for r in client.request("GET", "/v1/ha") or []]))
+"""
+HA_BASE_PORT = 3261  # the listener's sync/heartbeat ports: 3261, 3262 for the first device...
 
 
 def interface_name(inventory: Inventory, network: str) -> str:
@@ -60,10 +92,17 @@ class NetnsLab:
     """Brings a namespace lab up and down (root only)."""
 
     def __init__(
-        self, state_dir: str | Path, *, node_command: NodeCommand = reference_target_command
+        self,
+        state_dir: str | Path,
+        *,
+        node_command: NodeCommand = reference_target_command,
+        ha: bool | None = None,
+        wait_sync: bool = True,
     ) -> None:
         self.state = LabState(state_dir)
         self.node_command = node_command
+        self.ha = ha  # wire HA devices into the nodes? None: if the nodes can read the tables
+        self.wait_sync = wait_sync  # up() returns only once every HA replica is Synchronized
 
     def up(self, inventory: Inventory, *, owner_pid: int | None = None) -> LabRecord:
         """Build and start the lab; ``owner_pid``: the lab dies with that process."""
@@ -95,9 +134,21 @@ class NetnsLab:
             token_file = self.state.root / "token"
             token_file.write_text(secrets.token_urlsafe(24))
             token_file.chmod(0o600)
+            pairs = (
+                plan_pairs(inventory, lambda address, n: HA_BASE_PORT + n)
+                if (node_supports_ha() if self.ha is None else self.ha)
+                else []
+            )
+            self._ha_links(inventory, record, pairs)
             for host in inventory.hosts_with_role("storage"):
-                record.nodes[host.name] = self._start_node(inventory, host.name, record, token_file)
+                direct = {n: link.listen[1] for n, link in record.links.items()}
+                ha = ha_device_tables(inventory, host.name, pairs, direct)
+                record.nodes[host.name] = self._start_node(
+                    inventory, host.name, record, token_file, ha
+                )
                 self.state.save(record)
+            if pairs and self.wait_sync:
+                self.wait_synchronized([p.alias for p in pairs])
         except (SplitbrainError, OSError) as exc:
             with contextlib.suppress(SplitbrainError, OSError):
                 self.state.save(record)
@@ -137,7 +188,12 @@ class NetnsLab:
         record.extra["interfaces"] = {n: interface_name(inventory, n) for n in inventory.networks}
 
     def _start_node(
-        self, inventory: Inventory, host_name: str, record: LabRecord, token_file: Path
+        self,
+        inventory: Inventory,
+        host_name: str,
+        record: LabRecord,
+        token_file: Path,
+        ha: list[str],
     ) -> NodeProcess:
         host = inventory.host(host_name)
         home = self.state.node_dir(host.name)
@@ -148,7 +204,9 @@ class NetnsLab:
             for n, a in host.addresses.items()
             if inventory.network(n).has_role(NetworkRole.ISCSI)
         }
-        config.write_text(node_config(inventory, host, home / "data", ports), encoding="utf-8")
+        config.write_text(
+            node_config(inventory, host, home / "data", ports, extra=ha), encoding="utf-8"
+        )
         namespace = record.extra["namespaces"][host.name]
         node = NodeProcess(
             host=host.name,
@@ -170,6 +228,62 @@ class NetnsLab:
             raise LabError(
                 f"storage node {host.name} did not start in {namespace}: {exc}"
             ) from None
+
+    @staticmethod
+    def _ha_links(inventory: Inventory, record: LabRecord, pairs: list[HaPair]) -> None:
+        """Per-device sync/heartbeat links into each listener (direct: no proxy here)."""
+        if not pairs:
+            return
+        for name in [n for n, link in record.links.items() if link.purpose != "portal"]:
+            del record.links[name]
+        for pair in pairs:
+            listener = inventory.host(pair.listener)
+            for purpose, net, port in (
+                ("sync", pair.sync_network, pair.sync_port),
+                ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
+            ):
+                if net is None or port is None:
+                    continue
+                address = str(listener.addresses[net])
+                roles = tuple(sorted(r.value for r in inventory.network(net).roles))
+                name = link_name(net, pair.listener, pair.alias)
+                record.links[name] = LinkRecord(
+                    name, net, pair.listener, roles, (address, port), (address, port), purpose
+                )
+
+    def ha_states(self) -> dict[str, dict[str, str]]:
+        """``{alias: {host: state}}``, asking each node's API from inside its namespace."""
+        record = self.state.load()
+        states: dict[str, dict[str, str]] = {}
+        for host, node in record.nodes.items():
+            if not node.alive:
+                continue
+            result = self.namespace(host).run_argv(
+                [sys.executable, "-c", _HA_QUERY, node.ready_file, str(self.state.root / "token")],
+                check=False,
+                timeout=20,
+            )
+            if result.exit_status != 0:
+                continue
+            for alias, state in json.loads(result.stdout or "[]"):
+                states.setdefault(alias, {})[host] = state
+        return states
+
+    def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
+        """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
+
+        def synchronized() -> bool:
+            states = self.ha_states()
+            return all(
+                len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
+                for a in aliases
+            )
+
+        if not wait_until(synchronized, deadline_s):
+            raise LabError(
+                f"HA devices not Synchronized within {deadline_s:.0f}s: "
+                f"{self.ha_states()}; see the node logs in {self.state.root}/logs"
+            )
 
     def namespace(self, host: str) -> netns.Namespace:
         names = self.state.load().extra.get("namespaces", {})

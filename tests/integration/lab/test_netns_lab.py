@@ -33,7 +33,7 @@ def netns_inventory() -> Inventory:
 
 @pytest.fixture
 def netns_lab(tmp_path: Path, netns_inventory: Inventory) -> Iterator[NetnsLab]:
-    lab = NetnsLab(tmp_path / "lab", node_command=standin_command)
+    lab = NetnsLab(tmp_path / "lab", node_command=standin_command, ha=True, wait_sync=False)
     lab.up(netns_inventory)
     try:
         yield lab
@@ -51,13 +51,15 @@ def echoes(lab: NetnsLab, source: str, address: str, port: int, timeout: float =
 
 
 def test_up_and_down_leave_nothing_behind(tmp_path: Path, netns_inventory: Inventory) -> None:
-    lab = NetnsLab(tmp_path / "lab", node_command=standin_command)
+    lab = NetnsLab(tmp_path / "lab", node_command=standin_command, ha=True, wait_sync=False)
     record = lab.up(netns_inventory)
     prefix = record.extra["prefix"]
     try:
         assert len(netns.list_namespaces(prefix)) == 1 + len(netns_inventory.hosts)
         assert all(node.alive for node in record.nodes.values())
-        assert set(record.links) >= {"iscsi1/SWS-Store1", "heartbeat/SWS-Store2"}
+        assert set(record.links) == {
+            f"{n}/{h}" for n in ("iscsi1", "iscsi2") for h in ("SWS-Store1", "SWS-Store2")
+        } | {f"{n}/SWS-Store1/{a}" for n in ("sync", "heartbeat") for a in ("HA1", "HA2")}
     finally:
         stopped = lab.down()
     assert netns.list_namespaces(prefix) == []
@@ -107,3 +109,29 @@ def test_interface_down_and_journal_heal(netns_lab: NetnsLab) -> None:
 def test_modes_only_the_proxy_has_are_refused(netns_lab: NetnsLab) -> None:
     with pytest.raises(Exception, match="needs the loopback lab"):
         LabFaults(netns_lab.state.root).delay("sync", 50)
+
+
+def test_sync_blackhole_silences_the_ha_channel_only(netns_lab: NetnsLab) -> None:
+    sync = netns_lab.state.load().links["sync/SWS-Store1/HA1"]
+    heartbeat = netns_lab.state.load().links["heartbeat/SWS-Store1/HA1"]
+    assert echoes(netns_lab, "SWS-Store2", *sync.listen)  # the partner reaches the listener
+    with LabFaults(netns_lab.state.root).blackhole("sync"):
+        assert not echoes(netns_lab, "SWS-Store2", *sync.listen, timeout=0.5)
+        assert echoes(netns_lab, "SWS-Store2", *heartbeat.listen)
+    assert echoes(netns_lab, "SWS-Store2", *sync.listen)
+
+
+def test_reference_target_pair_synchronizes_across_the_sync_bridge(
+    tmp_path: Path, netns_inventory: Inventory
+) -> None:
+    lab = NetnsLab(tmp_path / "lab")  # the real reference target, HA wired by the lab
+    try:
+        lab.up(netns_inventory)  # returns once every replica is Synchronized
+        states = lab.ha_states()
+        if not states:
+            pytest.skip("the reference target serves no HA replicas here")
+        assert states == {
+            a: {"SWS-Store1": "Synchronized", "SWS-Store2": "Synchronized"} for a in ("HA1", "HA2")
+        }
+    finally:
+        lab.down()
