@@ -15,8 +15,9 @@ Reported per run (all from ``time.monotonic_ns()``):
 - ``detect``: fault to the path's FAILED event;
 - ``pause``: the longest interval after the fault with no completion at all
   (what an application with nothing else to do would see);
-- ``stall``: the longest latency of an op that was in flight on the failed
-  path (held for LinkDownTime, then re-driven): what the unluckiest I/O saw;
+- ``stall``: the longest latency of any op completed after the fault (an op
+  caught on the failed path is held for the path hold, then re-driven): what
+  the unluckiest I/O saw;
 - ``errors``: errors the caller saw (MPIO should hide the failure: 0);
 - ``back``: heal to the path's return to ACTIVE (reconnect back-off).
 
@@ -144,15 +145,15 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
         mode = "cut" if fault == "cut" else "blackhole"
         fault_ns = time.monotonic_ns()
         await asyncio.to_thread(proxy.set_state, ["p0"], LinkState(mode=mode))
-        caught = dict(load.in_flight)  # ops in flight when the fault hit
         detect_deadline = timers.disk_timeout_s + (timers.probe_interval_s or 0) \
             + timers.probe_timeout_s + 5
         await _until(lambda: dev.path("p0").state != PathState.ACTIVE, detect_deadline)
         failed = [e for e in dev.events.for_path("p0") if e.new == PathState.FAILED]
         if failed:
             result.detect_ms = (failed[0].ns - fault_ns) / 1e6
-        # every op caught by the fault must finish (held for the path hold, then re-driven)
-        await _until(lambda: not (set(caught) & set(load.in_flight)) or load.errors,
+        # every op invoked before the fault must finish (held for the path hold, re-driven)
+        await _until(lambda: all(t0 > fault_ns for t0 in load.in_flight.values())
+                     or load.errors,
                      timers.path_hold_s + timers.disk_timeout_s + 5)
         await asyncio.sleep(SETTLE_S)
         heal_ns = time.monotonic_ns()
@@ -166,7 +167,7 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
         await load.stop()
         result.pause_ms = _longest_gap(load, fault_ns, heal_ns)
         result.base_ms = _longest_gap(load, start_ns + int(0.2e9), fault_ns)
-        stalls = [c - i for i, c, _ in load.ops if i in caught.values()]
+        stalls = [c - i for i, c, _ in load.ops if c > fault_ns]
         result.stall_ms = max(stalls, default=0) / 1e6
         result.ops = len(load.ops)
         result.errors = load.errors
