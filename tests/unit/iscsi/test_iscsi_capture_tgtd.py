@@ -1,14 +1,16 @@
 """Dissecting REAL iSCSI conversations: libiscsi's tools talking to Debian's tgtd.
 
-A live test captures loopback while ``iscsi-inq`` (CHAP, header digests forced on
-by the target) and ``iscsi-ls -s`` (SendTargets discovery, then a session per
-target) run against a private tgtd, and a regression test replays the capture
+A live test captures loopback while ``iscsi-inq`` (CHAP with header digests forced
+on by the target, then mutual CHAP) and ``iscsi-ls -s`` (SendTargets discovery,
+then a session per target) run against a private tgtd, and a regression test replays the capture
 committed in ``tests/data/iscsi/``. Both run the same checks:
 
 - every byte of every TCP payload belongs to a PDU of a known opcode;
 - scapy rebuilds each captured PDU to its exact bytes, and the codec decodes it
   (digests verified) and re-encodes it to the identical bytes;
-- login keys, the CHAP response (recomputed with :mod:`harness.iscsi.chap`), the
+- login keys, CHAP (the harness ``ChapTarget`` and ``ChapInitiator``, seeded with
+  the real peers' identifiers and challenges, must say exactly what tgtd and
+  libiscsi said, one-way and mutual), the
   operational negotiation replayed through :class:`Negotiation` on both sides,
   header digests after login, SendTargets, INQUIRY data and status, and that every
   SCSI command got its status on the same Initiator Task Tag.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +30,16 @@ import pytest
 from iscsi_capture import CapturedPdu, capture_conversation, dissect
 from scapy.utils import rdpcap, wrpcap
 
+from fixtures.tgtd import ChapCredentials as TgtdChap
 from harness.iscsi import codec, layers
-from harness.iscsi.chap import ChapAlgorithm, chap_response, decode_binary
+from harness.iscsi.chap import (
+    ChapAlgorithm,
+    ChapCredentials,
+    ChapInitiator,
+    ChapTarget,
+    chap_response,
+    decode_binary,
+)
 from harness.iscsi.codes import Opcode
 from harness.iscsi.keys import IRRELEVANT, OBSOLETE_KEYS, REJECT, SECURITY_KEYS, decode_keys
 from harness.iscsi.negotiation import Negotiation
@@ -70,6 +81,7 @@ def check_conversation(pdus: list[CapturedPdu], payload_bytes: dict[bool, int],
         digest_connections += check_login(flow, facts)
         check_commands(flow)
     assert digest_connections == facts["header_digest_connections"]
+    assert facts.get("mutual_logins", 0) == facts["mutual_chap_connections"]
 
     discovery = [p for p in pdus if isinstance(p.layer, layers.ISCSITextRequest)]
     assert discovery and discovery[0].keys == {"SendTargets": "All"}
@@ -99,7 +111,8 @@ def check_login(flow: list[CapturedPdu], facts: dict[str, object]) -> bool:
     for pdu in login:
         keys.update(pdu.keys)
     if "CHAP_C" in keys:
-        check_chap(keys, facts)
+        facts.setdefault("mutual_logins", 0)
+        facts["mutual_logins"] += check_chap(login, facts)  # type: ignore[operator]
     check_negotiation(login, facts)
     after = flow[len(login):]
     digests = keys.get("HeaderDigest") == "CRC32C"
@@ -108,11 +121,46 @@ def check_login(flow: list[CapturedPdu], facts: dict[str, object]) -> bool:
     return digests and bool(after)
 
 
-def check_chap(keys: dict[str, str], facts: dict[str, object]) -> None:
-    assert keys["CHAP_N"] == facts["chap_user"]
-    expected = chap_response(ChapAlgorithm(int(keys["CHAP_A"])), int(keys["CHAP_I"]),
-                             str(facts["chap_secret"]).encode(), decode_binary(keys["CHAP_C"]))
-    assert decode_binary(keys["CHAP_R"]) == expected
+def check_chap(login: list[CapturedPdu], facts: dict[str, object]) -> bool:
+    """Check the CHAP exchange of one login against the harness CHAP; True if mutual.
+
+    Seeded with the identifiers and challenges both real peers chose, the harness
+    ``ChapTarget`` must accept libiscsi's response and prove itself exactly as tgtd
+    did, and the harness ``ChapInitiator`` must answer exactly as libiscsi did."""
+    steps = [p.keys for p in login if any(k.startswith("CHAP_") for k in p.keys)]
+    offer, challenge, answer = steps[0], steps[1], steps[2]
+    proof = steps[3] if len(steps) > 3 else {}
+    assert answer["CHAP_N"] == facts["chap_user"]
+    secret = str(facts["chap_secret"]).encode()
+    expected = chap_response(ChapAlgorithm(int(challenge["CHAP_A"])), int(challenge["CHAP_I"]),
+                             secret, decode_binary(challenge["CHAP_C"]))
+    assert decode_binary(answer["CHAP_R"]) == expected
+    mutual = "CHAP_C" in answer
+    own = (ChapCredentials(str(facts["chap_target_user"]), str(facts["chap_target_secret"]))
+           if mutual else None)
+
+    def replaying(identifier: str, challenge_text: str) -> Callable[[int], bytes]:
+        chosen = iter([bytes([int(identifier)]), decode_binary(challenge_text)])
+        return lambda _size: next(chosen)
+
+    target = ChapTarget({answer["CHAP_N"]: secret}, credentials=own,
+                        algorithms=[ChapAlgorithm.MD5],
+                        random_bytes=replaying(challenge["CHAP_I"], challenge["CHAP_C"]))
+    assert dict(target.challenge(offer)) == {
+        "CHAP_A": challenge["CHAP_A"], "CHAP_I": challenge["CHAP_I"],
+        "CHAP_C": challenge["CHAP_C"].lower()}
+    our_proof = dict(target.verify(answer))
+    assert {k: v.lower() for k, v in our_proof.items()} == {
+        k: v.lower() for k, v in proof.items()}
+
+    initiator = ChapInitiator(
+        ChapCredentials(answer["CHAP_N"], secret), target=own,
+        algorithms=[ChapAlgorithm(int(a)) for a in offer["CHAP_A"].split(",")],
+        random_bytes=replaying(answer.get("CHAP_I", "0"), answer.get("CHAP_C", "0x00")))
+    ours = dict(initiator.respond(challenge))
+    assert {k: v.lower() for k, v in ours.items()} == {k: v.lower() for k, v in answer.items()}
+    initiator.verify(proof)
+    return mutual
 
 
 TGTD_DEFAULTS = {
@@ -204,21 +252,28 @@ def capture_tools() -> None:
 @pytest.mark.usefixtures("capture_tools")
 def test_live_tgtd_conversation_dissects(tgtd_target_factory: Callable[..., Any],
                                          tmp_path: Path) -> None:
-    chap_target = tgtd_target_factory(name="chap", chap=True)
+    secret, target_secret = secrets.token_hex(8), secrets.token_hex(8)
+    user = f"init-{secrets.token_hex(3)}"
+    chap_target = tgtd_target_factory(name="chap", chap=TgtdChap(user, secret))
     chap_target.set_param("HeaderDigest", "CRC32C")  # tgtd then refuses None
+    mutual_target = tgtd_target_factory(
+        name="mutual", chap=TgtdChap(user, secret, f"tgt-{user}", target_secret))
     plain_target = tgtd_target_factory(name="plain")
-    creds = chap_target.chap
-    assert creds is not None
-    login = f"{creds.user}%{creds.secret}@"
+    login = f"{user}%{secret}@"
+    mutual = f"?target_user=tgt-{user}&target_password={target_secret}"
+    portal = chap_target.portal
     packets, outputs = capture_conversation(chap_target.port, [
-        ["iscsi-inq", f"iscsi://{login}{chap_target.portal}/{chap_target.iqn}/{chap_target.lun}"],
-        ["iscsi-ls", "-s", f"iscsi://{login}{chap_target.portal}"],
+        ["iscsi-inq", f"iscsi://{login}{portal}/{chap_target.iqn}/{chap_target.lun}"],
+        ["iscsi-inq", f"iscsi://{login}{portal}/{mutual_target.iqn}/1{mutual}"],
+        ["iscsi-ls", "-s", f"iscsi://{login}{portal}"],
     ])
     assert "Vendor:IET" in outputs[0].replace(" ", "")
-    facts = {"port": chap_target.port, "targets": [chap_target.iqn, plain_target.iqn],
-             "chap_user": creds.user, "chap_secret": creds.secret,
-             # iscsi-inq, then iscsi-ls: discovery plus one session per target
-             "connections": 4, "header_digest_connections": 2}
+    facts = {"port": chap_target.port,
+             "targets": [chap_target.iqn, mutual_target.iqn, plain_target.iqn],
+             "chap_user": user, "chap_secret": secret, "chap_target_user": f"tgt-{user}",
+             "chap_target_secret": target_secret,
+             # two iscsi-inq, then iscsi-ls: discovery plus one session per target
+             "connections": 6, "header_digest_connections": 2, "mutual_chap_connections": 1}
     wrpcap(str(tmp_path / "tgtd-libiscsi.pcap"), packets)  # to refresh tests/data/iscsi
     (tmp_path / "tgtd-libiscsi.json").write_text(json.dumps(facts, indent=1))
     pdus, payload_bytes = dissect(packets, chap_target.port)
