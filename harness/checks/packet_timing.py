@@ -2,7 +2,7 @@
 
 The model: a path is one iSCSI connection to a target portal. From a capture
 (scapy ``TCPSession`` reassembly and ``harness.iscsi.layers``) every PDU gets
-a time, a path and a direction. A command *completes on the wire* when its
+a time, a path and a direction. A READ or WRITE *completes on the wire* when its
 SCSI Response arrives, or its last Data-In with the status bit (phase
 collapse), matched to the SCSI Command by initiator task tag on the same
 connection. For each fault of a history (its window moved onto the capture's
@@ -40,6 +40,10 @@ from harness.workload.history import FaultWindow, RecordedHistory
 
 SCSI_COMMAND, NOP_OUT, NOP_IN, SCSI_RESPONSE, DATA_IN = 0x01, 0x00, 0x20, 0x21, 0x25
 NO_TAG = 0xFFFFFFFF
+# READ and WRITE (6, 10, 12, 16): the application's I/O. Path probes (INQUIRY, TEST UNIT
+# READY, READ CAPACITY, REPORT TARGET PORT GROUPS, PR) complete on a path before it
+# carries data again, so they do not count as failover or heal.
+DATA_CDBS = frozenset({0x08, 0x0A, 0x28, 0x2A, 0xA8, 0xAA, 0x88, 0x8A})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class WirePdu:
     opcode: int
     itt: int
     completes: bool  # a SCSI Response, or a Data-In carrying status
+    cdb_opcode: int | None = None  # for a SCSI Command: byte 0 of its CDB
 
 
 def _portal(host: str, port: int) -> str:
@@ -89,8 +94,9 @@ def read_pdus(pcap: str | os.PathLike[str], *, ports: Iterable[int] = (3260,)) -
             op = int(pdu.opcode)
             itt = int(getattr(pdu, "initiator_task_tag", NO_TAG))
             completes = op == SCSI_RESPONSE or (op == DATA_IN and bool(pdu.status_present))
+            cdb = bytes(pdu.cdb)[:1] if op == SCSI_COMMAND else b""
             out.append(WirePdu(float(pkt.time), target, initiator, to_target, op, itt,
-                               completes))
+                               completes, cdb[0] if cdb else None))
 
     try:
         sniff(offline=str(pcap), session=TCPSession, prn=take, store=False, quiet=True)
@@ -106,13 +112,17 @@ class Completion:
     sent: float  # when its SCSI Command went out
 
 
-def completions(pdus: list[WirePdu]) -> list[Completion]:
-    """Commands completed on the wire, matched to their SCSI Command by (connection, ITT)."""
+def completions(pdus: list[WirePdu], *, data_only: bool = True) -> list[Completion]:
+    """Commands completed on the wire, matched to their SCSI Command by (connection, ITT);
+    only READs and WRITEs unless ``data_only`` is false."""
     sent: dict[tuple[str, str, int], float] = {}
     out: list[Completion] = []
     for p in pdus:
         key = (p.initiator, p.path, p.itt)
         if p.to_target and p.opcode == SCSI_COMMAND:
+            if data_only and p.cdb_opcode not in DATA_CDBS:
+                sent.pop(key, None)
+                continue
             sent[key] = p.time
         elif not p.to_target and p.completes and key in sent:
             out.append(Completion(p.time, p.path, sent.pop(key)))

@@ -45,8 +45,9 @@ class Wire:
 
     def command(self, path, sent_ns, done_ns=None, *, read=False):
         self.itt += 1
+        cdb = bytes([0x88 if read else 0x8A]) + bytes(15)
         self.send(path, sent_ns, ISCSIScsiCommand(initiator_task_tag=self.itt, read=int(read),
-                                                  write=int(not read)), to_target=True)
+                                                  write=int(not read), cdb=cdb), to_target=True)
         if done_ns is None:
             return
         if read:
@@ -81,6 +82,11 @@ def build(tmp_path, *, history_skew_ns=0):
         for t in range(1300, 2000, 10):
             io("B", t * MS)
         h.fault_stop("cut A", time_ns=START + 2000 * MS)
+        wire.itt += 1  # path recovery: TEST UNIT READY on A completes before any data does
+        wire.send("A", START + 2050 * MS, ISCSIScsiCommand(initiator_task_tag=wire.itt,
+                                                           cdb=bytes(16)), to_target=True)
+        wire.send("A", START + 2051 * MS, ISCSIScsiResponse(initiator_task_tag=wire.itt),
+                  to_target=False)
         for t in range(2000, 2500, 10):
             io("A" if t >= 2150 and t % 20 else "B", t * MS)
         wire.send("B", START + 2400 * MS, ISCSINopOut(initiator_task_tag=901), to_target=True)
@@ -93,7 +99,7 @@ def build(tmp_path, *, history_skew_ns=0):
 def test_capture_gives_the_failover_times(tmp_path):
     pcap, history = build(tmp_path)
     pdus = read_pdus(pcap)
-    assert sum(p.completes for p in pdus) == 100 + 70 + 50
+    assert sum(p.completes for p in pdus) == 100 + 70 + 50 + 1
     wire = wire_timing(pdus, history)
     (f,) = wire.faults
     assert f.failed_paths == ["127.0.0.2:3260"]
