@@ -1,6 +1,6 @@
 """iSCSI block devices for the workload: one path (one Session LUN), or MPIO over several.
 
-``LinkDevice`` drives one logged-in path (a ``PathLink``: the initiator's
+``IscsiDevice`` drives one logged-in path (a ``PathLink``: the initiator's
 ``Session`` addressing one LUN) with READ(16), WRITE(16) and SYNCHRONIZE CACHE;
 a non-GOOD status raises ``ScsiIoError`` carrying the status, so the workload
 can tell a RESERVATION CONFLICT (not executed: ``fail``) from everything else
@@ -63,7 +63,7 @@ def default_connector() -> Callable[[Any], Any]:
     return session_connector
 
 
-class LinkDevice:
+class IscsiDevice:
     """One path: a logged-in ``PathLink`` to one LUN."""
 
     def __init__(self, link: Any, name: str, block_size: int, num_blocks: int) -> None:
@@ -73,7 +73,7 @@ class LinkDevice:
         self.num_blocks = num_blocks
 
     @classmethod
-    async def open(cls, spec: Any, connector: Callable[[Any], Any]) -> LinkDevice:
+    async def open(cls, spec: Any, connector: Callable[[Any], Any]) -> IscsiDevice:
         from harness.initiator import pathprobe
 
         try:
@@ -185,7 +185,7 @@ async def open_iscsi_device(urls: Sequence[IscsiUrl], *,
             connector = SessionConnector.for_timers(mpio_options["timers"])
     specs = [path_spec(u) for u in urls]
     if len(specs) == 1:
-        return await LinkDevice.open(specs[0], connector)
+        return await IscsiDevice.open(specs[0], connector)
     from harness.initiator.multipath import MultipathDevice
 
     mpio = MultipathDevice(specs, connector=connector, **mpio_options)
@@ -205,7 +205,7 @@ async def open_iscsi_paths(urls: Sequence[IscsiUrl], *,
     out: dict[str, BlockDevice] = {}
     try:
         for u in urls:
-            dev = await LinkDevice.open(path_spec(u), connector)
+            dev = await IscsiDevice.open(path_spec(u), connector)
             out[dev.name] = dev
     except BaseException:
         for dev in out.values():

@@ -18,7 +18,7 @@ from harness.workload.device import parse_iscsi_url
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, HistoryHeader, load_history
 from harness.workload.iscsi_device import (
-    LinkDevice,
+    IscsiDevice,
     MultipathBlockDevice,
     mirror_path_events,
     open_iscsi_device,
@@ -70,7 +70,7 @@ def test_mpio_workload_then_tampered_image_read_back_through_every_path(referenc
     async def read_back():
         paths = await open_iscsi_paths(urls)
         try:
-            assert all(isinstance(d, LinkDevice) for d in paths.values())
+            assert all(isinstance(d, IscsiDevice) for d in paths.values())
             return await check_devices(history, paths)
         finally:
             for d in paths.values():
@@ -119,7 +119,7 @@ def test_single_path_workload_on_tgtd_then_tampered_image(tgtd_target, tmp_path)
 
     async def workload():
         dev = await open_iscsi_device([url])
-        assert isinstance(dev, LinkDevice)
+        assert isinstance(dev, IscsiDevice)
         try:
             header = HistoryHeader(seed=8, generation=0x7617D, block_size=BS,
                                    logical_block_size=dev.block_size,

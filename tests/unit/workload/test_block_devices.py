@@ -18,7 +18,7 @@ from harness.workload.errors import DeviceError, DeviceUrlError
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, HistoryHeader, load_history
 from harness.workload.iscsi_device import (
-    LinkDevice,
+    IscsiDevice,
     MultipathBlockDevice,
     ScsiIoError,
     mirror_path_events,
@@ -135,7 +135,7 @@ def test_reservation_conflict_is_a_write_that_did_not_happen():
         async def close(self):
             pass
 
-    dev = LinkDevice(ConflictLink(), "p0", 512, 64)
+    dev = IscsiDevice(ConflictLink(), "p0", 512, 64)
     with pytest.raises(ScsiIoError, match="status 0x18") as err:
         run(dev.write(0, bytes(512)))
     assert write_not_applied(err.value)
