@@ -273,6 +273,17 @@ class ISCSINopOut(ISCSI):
         *_sns("cmd_sn", "exp_stat_sn"), _reserved("reserved_32", 16)])
 
 
+class TextPdu(ISCSI):
+    """Login and Text PDUs: the data segment is ``key=value`` text."""
+
+    def text_keys(self) -> list[tuple[str, str]]:
+        """The key-value pairs of this PDU's data segment (one PDU's worth; use a
+        :class:`harness.iscsi.keys.TextAssembler` when the C bit is set)."""
+        data = bytes(self.data or b"")
+        return decode_keys(data) if not self.continue_ else decode_keys(
+            data[: data.rfind(b"\x00") + 1])
+
+
 class ISCSIScsiCommand(ISCSI):
     name = "iSCSI SCSI Command"
     fields_desc = _framing(Opcode.SCSI_COMMAND, [
@@ -281,6 +292,13 @@ class ISCSIScsiCommand(ISCSI):
         BitEnumField("attr", TaskAttribute.SIMPLE, 3, _names(TaskAttribute))], _RESERVED_2_3, [
         _LUN, _tag("initiator_task_tag"), IntField("expected_data_transfer_length", 0),
         *_sns("cmd_sn", "exp_stat_sn"), StrFixedLenField("cdb", bytes(16), 16)])
+
+    @property
+    def whole_cdb(self) -> bytes:
+        """The CDB including the bytes carried in an Extended CDB AHS."""
+        extension = b"".join(bytes(segment.ahs_data) for segment in self.ahs
+                             if segment.ahs_type == AhsType.EXTENDED_CDB)
+        return bytes(self.cdb) + extension
 
 
 class ISCSITaskManagementRequest(ISCSI):
@@ -299,7 +317,7 @@ def _login_flags() -> list[Field[Any, Any]]:
             BitEnumField("nsg", 0, 2, stages)]
 
 
-class ISCSILoginRequest(ISCSI):
+class ISCSILoginRequest(TextPdu):
     name = "iSCSI Login Request"
     fields_desc = _framing(Opcode.LOGIN_REQUEST, _login_flags(),
                            [ByteField("version_max", 0), ByteField("version_min", 0)], [
@@ -308,7 +326,7 @@ class ISCSILoginRequest(ISCSI):
         _reserved("reserved_32", 16)])
 
 
-class ISCSITextRequest(ISCSI):
+class ISCSITextRequest(TextPdu):
     name = "iSCSI Text Request"
     fields_desc = _framing(Opcode.TEXT_REQUEST, [
         BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],
@@ -377,7 +395,7 @@ class ISCSITaskManagementResponse(ISCSI):
         *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
 
 
-class ISCSILoginResponse(ISCSI):
+class ISCSILoginResponse(TextPdu):
     name = "iSCSI Login Response"
     fields_desc = _framing(Opcode.LOGIN_RESPONSE, _login_flags(),
                            [ByteField("version_max", 0), ByteField("version_active", 0)], [
@@ -387,7 +405,7 @@ class ISCSILoginResponse(ISCSI):
         _reserved("reserved_38", 10)])
 
 
-class ISCSITextResponse(ISCSI):
+class ISCSITextResponse(TextPdu):
     name = "iSCSI Text Response"
     fields_desc = _framing(Opcode.TEXT_RESPONSE, [
         BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],

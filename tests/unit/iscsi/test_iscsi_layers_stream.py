@@ -94,3 +94,15 @@ def test_tcp_session_reassembles_and_follows_negotiated_digests() -> None:
     assert command.data == write.data and command.expected_data_transfer_length == 700
     assert bytes(command) == write_wire  # digests recomputed equal the captured ones
     assert pdus[3].stat_sn == 2 and pdus[4].data == b"abc"
+
+
+def test_text_keys_and_whole_cdb_helpers() -> None:
+    login = layers.ISCSI(codec.encode(codec.LoginRequest(
+        data=encode_keys({"InitiatorName": "iqn.x", "SessionType": "Normal"}))))
+    assert login.text_keys() == [("InitiatorName", "iqn.x"), ("SessionType", "Normal")]
+    continued = layers.ISCSI(codec.encode(codec.TextRequest(
+        continue_=True, final=False, data=b"SendTargets=All\x00TargetNa")))
+    assert continued.text_keys() == [("SendTargets", "All")]
+    cdb = bytes(range(1, 33))
+    command = layers.ISCSI(codec.encode(codec.ScsiCommand(cdb=cdb)))
+    assert command.whole_cdb == cdb and bytes(command.cdb) == cdb[:16]
