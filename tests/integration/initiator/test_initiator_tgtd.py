@@ -202,16 +202,28 @@ def test_random_writes_then_reads_at_queue_depth_32(tgtd_target: TgtdTarget, set
     assert all(image[lba * 512 : lba * 512 + len(d)] == d for lba, d in extents.items())
 
 
-def test_large_write_uses_r2t_bursts(tgtd_target: TgtdTarget, settings) -> None:
+@pytest.mark.parametrize(("initial_r2t", "immediate_data"), [
+    ("Yes", "Yes"), ("No", "Yes"), ("No", "No"), ("Yes", "No")])
+def test_large_write_uses_r2t_bursts(tgtd_target: TgtdTarget, settings, initial_r2t: str,
+                                     immediate_data: str) -> None:
+    """Immediate data, unsolicited Data-Out up to FirstBurstLength and R2T bursts, in
+    every combination the two keys allow."""
+    tgtd_target.set_param("InitialR2T", initial_r2t)
+    tgtd_target.set_param("ImmediateData", immediate_data)
     data = random.Random(settings.seed + 1).randbytes(3 * 1024 * 1024 + 512)
 
     async def body(s: Session) -> tuple[bytes, int, int]:
+        assert (s.params.initial_r2t, s.params.immediate_data) == (
+            initial_r2t == "Yes", immediate_data == "Yes")
         await s.write(8, data)
+        await s.write(9000, data[:1024])  # fits in the immediate/unsolicited data
         await s.synchronize_cache()
+        assert await s.read(9000, 2) == data[:1024]
         return await s.read(8, len(data) // 512), s.params.max_burst_length, (
             s.params.first_burst_length)
 
-    back, max_burst, first_burst = run(logged_in(tgtd_target, body))
+    back, max_burst, first_burst = run(logged_in(tgtd_target, body, preferences={
+        "InitialR2T": initial_r2t, "ImmediateData": immediate_data}))
     assert len(data) > max_burst + first_burst  # several R2T sequences were needed
     assert back == data
     assert tgtd_target.image.read_bytes()[8 * 512 : 8 * 512 + len(data)] == data
