@@ -86,6 +86,8 @@ class RegisterCheck:
         """[writer, seq] -> write index (or ("unknown", w, s)); zeros/foreign -> initial."""
         if value is None:
             return _INITIAL
+        if value == "f":
+            value = {}
         if isinstance(value, dict):  # another run's block: initial content unless created empty
             return _INITIAL if self.header.initial != "zero" else ("foreign", value)
         w, s = int(value[0]), int(value[1])

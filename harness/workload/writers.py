@@ -40,8 +40,9 @@ def observe(data: bytes, offset: int, block_size: int, generation: int) -> list[
     ``[writer, seq]`` for a block intact from a write of this run; ``None`` for
     zeros; ``{"generation", "writer", "seq"}`` for an intact block of another run;
     ``"misplaced"`` or ``"corrupt"``; ``{"torn": [...]}`` with one entry per
-    512-byte sector (``[writer, seq]``, ``None`` for zero, ``"x"`` for anything
-    else) for a block whose sectors come from different writes.
+    512-byte sector (``[writer, seq]``, ``None`` for zero, ``"f"`` for another
+    run's sector, ``"x"`` for anything else) for a block whose sectors come from
+    different writes.
     """
     blocks = classify_blocks(scan_sectors(data, offset), block_size)
     scan = blocks.scan
@@ -60,6 +61,8 @@ def observe(data: bytes, offset: int, block_size: int, generation: int) -> list[
                     sectors.append(None)
                 elif st == SectorState.STAMPED and int(scan.generation[j]) == generation:
                     sectors.append([int(scan.writer[j]), int(scan.seq[j])])
+                elif st == SectorState.STAMPED and int(scan.lba[j]) == scan.first_lba + j:
+                    sectors.append("f")  # another run's sector in its place
                 else:
                     sectors.append("x")
             out.append({"torn": sectors})

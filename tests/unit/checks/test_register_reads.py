@@ -97,3 +97,15 @@ def test_multi_block_read_reports_only_the_bad_block(scenario):
     data[BS:2 * BS] = bytes(BS)
     scenario.read(8, 3, invoke=30, complete=40, data=bytes(data))
     assert problems(scenario) == [("stale_read", 9 * BS)]
+
+
+def test_read_torn_at_logical_blocks_during_concurrent_writes_is_allowed(make_scenario):
+    for lbs, expected in ((512, []), (4096, [("torn_read", 6 * BS)])):
+        s = make_scenario(logical_block_size=lbs)
+        s.write(0, 0, 6, invoke=10, complete=50)
+        first = s.stamps[(0, 0)]
+        s.write(1, 0, 6, invoke=20, complete=60)
+        mixed = bytearray(s.image[6 * BS:7 * BS])
+        mixed[:1024] = first[:1024]
+        s.read(6, invoke=30, complete=40, data=bytes(mixed))
+        assert problems(s) == expected, lbs
