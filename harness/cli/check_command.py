@@ -184,6 +184,8 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
             print(f"  {p.kind:<{KIND_WIDTH}} {p.message}")
         if len(v.problems) > limit:
             print(f"  ... {len(v.problems) - limit} more (use --json for all)")
+    if result.verdict("integrity") is None:
+        print("integrity  not checked: pass --device PATH|URL (every path) to read the data back")
     problems = result.problems
     if not problems:
         print("RESULT     ok: no problems")
