@@ -9,7 +9,7 @@ header is checked against the MaxRecvDataSegmentLength this side declared
 than one legal PDU plus one socket read. During the login phase PDUs go to a
 ``LoginNegotiation`` under the node's login deadline; once the session is bound
 they go to its ``Session``. Outgoing PDUs queued in one turn of the event loop
-leave in one ``writev``; when the socket's send buffer fills up the connection
+leave in one ``send``; when the socket's send buffer fills up the connection
 stops reading (``pause_writing``), which bounds memory per connection.
 
 What a bad peer gets (RFC 7143 sections 7 and 11.17):
@@ -230,8 +230,8 @@ class Connection(asyncio.Protocol):
     def send(self, pdu: codec.Pdu) -> None:
         """Encode and queue ``pdu`` (callers set StatSN/ExpCmdSN/MaxCmdSN first).
 
-        PDUs queued in one turn of the event loop leave in one ``writev`` at the end
-        of the turn: under load many responses share a system call.
+        PDUs queued in one turn of the event loop leave in one ``send`` at the end of
+        the turn: under load many responses share a system call.
         """
         if self.closing:
             return
@@ -250,7 +250,8 @@ class Connection(asyncio.Protocol):
         if self.closing or self.transport is None:
             return
         try:
-            self.transport.writelines(out)
+            # One buffer, one send(2): uvloop's writelines would try a send per PDU.
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         except (ConnectionError, RuntimeError) as exc:
             self.abort(f"write failed: {exc}")
 
