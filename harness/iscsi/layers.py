@@ -72,6 +72,10 @@ from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
 
 ISCSI_PORT = 3260
 _OPCODES = {op.value: op.name for op in Opcode}
+_SCSI_STATUS = {0x00: "GOOD", 0x02: "CHECK_CONDITION", 0x04: "CONDITION_MET", 0x08: "BUSY",
+                0x18: "RESERVATION_CONFLICT", 0x28: "TASK_SET_FULL", 0x30: "ACA_ACTIVE",
+                0x40: "TASK_ABORTED"}
+"""SAM-5 status codes, for readable dissections (the values stay plain integers)."""
 
 
 def _names(enum: Any) -> dict[int, str]:
@@ -380,7 +384,8 @@ class ISCSIScsiResponse(ISCSI):
         BitField("bidirectional_overflow", 0, 1), BitField("bidirectional_underflow", 0, 1),
         BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
         BitField("reserved_flag0", 0, 1)], [
-        ByteEnumField("response", 0, _names(ScsiResponseCode)), XByteField("status", 0)], [
+        ByteEnumField("response", 0, _names(ScsiResponseCode)),
+        ByteEnumField("status", 0, _SCSI_STATUS)], [
         _reserved("reserved_8", 8), _tag("initiator_task_tag"), _tag("snack_tag"),
         *_sns(*_STATUS_NUMBERS, "exp_data_sn", "bidirectional_read_residual_count",
               "residual_count")])
@@ -419,7 +424,8 @@ class ISCSIDataIn(ISCSI):
     fields_desc = _framing(Opcode.DATA_IN, [
         BitField("final", 1, 1), BitField("acknowledge", 0, 1), BitField("reserved_flags", 0, 3),
         BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
-        BitField("status_present", 0, 1)], [XByteField("reserved_2", 0), XByteField("status", 0)], [
+        BitField("status_present", 0, 1)], [
+        XByteField("reserved_2", 0), ByteEnumField("status", 0, _SCSI_STATUS)], [
         _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
         *_sns(*_STATUS_NUMBERS, "data_sn", "buffer_offset", "residual_count")])
 
