@@ -114,3 +114,17 @@ def test_replicas_that_never_resynchronize(failover):
     h.replica_state("node2", "not synchronized", time_ns=1000 * MS)
     verdict = check_timing(failover.load(), {"heal_to_synchronized": 10})
     assert [p.kind for p in verdict.problems] == ["not_resynchronized"]
+
+
+def test_inventory_budget_names_and_per_fault_budget(scenario):
+    op(scenario, 0, "p0")
+    scenario.history.fault_start("kill node1", time_ns=10 * MS, budget="node_failover_s")
+    op(scenario, 500 * MS, "p1")
+    inventory = {"path_failover_s": 0.1, "node_failover_s": 1.0, "io_pause_s": 25,
+                 "resync_s": 120, "live_migration_s": 30}
+    assert check_timing(scenario.load(), inventory).valid
+    verdict = check_timing(scenario.load(), {**inventory, "node_failover_s": 0.2})
+    assert [(p.kind, p.detail["measure"]) for p in verdict.problems] == [
+        ("over_budget", "node_failover_s")]
+    assert check_timing(scenario.load(), {"io_pause_s": 0.1}).problems[0].detail[
+        "measure"] == "io_pause"
