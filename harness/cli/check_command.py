@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a replica's image file, or an iscsi:// URL of a path to that "
                              "replica; give two or more to compare")
     parser.add_argument("--budget", action="append", default=[], metavar="NAME=LIMIT",
-                        help="timing budget: io_pause, failover, heal_to_all_paths (seconds), "
-                             "caller_errors (count)")
+                        help="timing budget: io_pause, failover, heal_to_all_paths, "
+                             "heal_to_synchronized (seconds), caller_errors (count), or the "
+                             "inventory's io_pause_s, path_failover_s, resync_s")
     parser.add_argument("--bin", type=float, default=1.0, metavar="S",
                         help="timing bin width in seconds (default 1)")
     parser.add_argument("--json", action="store_true",
