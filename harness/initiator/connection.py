@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
         self.max_recv_data_segment_length = LOGIN_MAX_SEGMENT
         self._buffer = bytearray()
         self._outgoing: list[bytes] = []
+        self._held = False
         self._closed = False
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -92,6 +93,9 @@ class Connection(asyncio.Protocol):
             return
         self.bytes_received += len(data)
         buf = self._buffer
+        if self._held:
+            buf += data
+            return
         if buf:
             buf += data
             source: bytes | bytearray = buf
@@ -119,6 +123,8 @@ class Connection(asyncio.Protocol):
                 self._on_pdu(pdu)
                 if self._closed:
                     return
+                if self._held:
+                    break
         except ProtocolError as exc:
             self._lose(exc)
             return
@@ -149,6 +155,17 @@ class Connection(asyncio.Protocol):
             self._lose(ConnectionLost(
                 f"iSCSI connection to {self.where} was closed by the target{reason}; "
                 "log in again"))
+
+    def hold(self) -> None:
+        """Stop decoding after the current PDU (the login ended: the session must switch
+        digests and limits before the PDUs that follow are decoded)."""
+        self._held = True
+
+    def release(self) -> None:
+        """Decode again, starting with whatever arrived while held."""
+        self._held = False
+        if self._buffer and not self._closed:
+            self.data_received(b"")
 
     # -- sending ---------------------------------------------------------------------------
 

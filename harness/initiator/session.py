@@ -239,6 +239,7 @@ class Session(ScsiCommandSet):
         conn.header_digest = self.params.header_digest
         conn.data_digest = self.params.data_digest
         conn.max_recv_data_segment_length = self.params.max_recv_data_segment_length
+        conn.release()
         return result
 
     async def logout(self) -> None:
@@ -538,6 +539,8 @@ class Session(ScsiCommandSet):
     def _on_pdu(self, pdu: Pdu) -> None:
         if self._login_future is not None:
             if isinstance(pdu, LoginResponse) and not self._login_future.done():
+                if pdu.transit and pdu.nsg == 3 and pdu.status_class == 0 and self._conn:
+                    self._conn.hold()  # full feature PDUs may follow in the same segment
                 self._login_future.set_result(pdu)
                 return
             raise UnexpectedPdu(f"{type(pdu).__name__} from {self.where} during login; the "
