@@ -223,7 +223,7 @@ class BlockCommands:
             return self._check(invalid_field_in_cdb(13)) if len(task.data_out) else \
                 self._result(ScsiStatus.GOOD)
         size = cmd.blocks * self.store.block_size
-        if len(task.data_out) < 2 * size:
+        if len(task.data_out) != 2 * size:  # verify and write data must both be whole
             return self._check(invalid_field_in_cdb(13))
         data = memoryview(task.data_out)
         token = await self._gate.enter(cmd.lba, cmd.blocks, exclusive=True)
@@ -266,7 +266,7 @@ class BlockCommands:
         bs = self.store.block_size
         if cmd.ndob:
             block = bytes(bs)
-        elif len(task.data_out) < bs:
+        elif len(task.data_out) != bs:  # exactly one logical block of data
             return self._check(invalid_field_in_cdb(_LENGTH_BYTE[cmd.size]))
         else:
             block = bytes(task.data_out[:bs])

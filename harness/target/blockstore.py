@@ -96,6 +96,11 @@ class ImageFile:
         self._durable = 0        # writes covered by a completed fdatasync
         self._sync_task: asyncio.Future[None] | None = None
         self._punch_holes = _fallocate is not None
+        # the file system's allocation unit: a write smaller than it is read-modify-write
+        fs_block = os.fstat(fd).st_blksize
+        self.physical_block_size = fs_block if (
+            fs_block % block_size == 0 and fs_block & (fs_block - 1) == 0
+            and fs_block <= 65536) else block_size
 
     # -- opening ------------------------------------------------------------------------
 

@@ -141,7 +141,8 @@ class LogicalUnit(BlockCommands):
         self.identity = identity
         self.alua = alua or AluaGroups.single()
         self.reservations = reservations or PersistentReservations()
-        self.limits = limits or BlockLimitsConfig.for_block_size(store.block_size)
+        self.limits = limits or BlockLimitsConfig.for_block_size(
+            store.block_size, getattr(store, "physical_block_size", None))
         self.read_only = read_only
         self.modes = ModePages(write_back=not getattr(store, "write_through", True))
         self.luns = luns
@@ -381,6 +382,7 @@ class LogicalUnit(BlockCommands):
         if not cmd.pmi and cmd.lba:
             return self._check(invalid_field_in_cdb(2))
         data = ReadCapacity16Data(self.store.num_blocks - 1, self.store.block_size,
+                                  logical_per_physical_exponent=self.limits.physical_exponent,
                                   lbpme=True, lbprz=True)
         return self._result(ScsiStatus.GOOD, data.encode()[: cmd.allocation_length])
 

@@ -74,12 +74,20 @@ class BlockLimitsConfig:
     max_unmap_blocks: int = 1 << 20
     max_unmap_descriptors: int = 256
     max_write_same_blocks: int = 1 << 22
+    blocks_per_physical_block: int = 1   # a power of two (READ CAPACITY(16) exponent)
 
     @classmethod
-    def for_block_size(cls, block_size: int) -> BlockLimitsConfig:
+    def for_block_size(cls, block_size: int,
+                       physical_block_size: int | None = None) -> BlockLimitsConfig:
         """Limits whose transfers stay within ``MAX_TRANSFER_BYTES`` whatever the block size."""
+        per_physical = max(1, (physical_block_size or block_size) // block_size)
         return cls(max_transfer_blocks=MAX_TRANSFER_BYTES // block_size,
-                   optimal_transfer_blocks=max(1, 65536 // block_size))
+                   optimal_transfer_blocks=max(per_physical, 65536 // block_size),
+                   blocks_per_physical_block=per_physical)
+
+    @property
+    def physical_exponent(self) -> int:
+        return self.blocks_per_physical_block.bit_length() - 1
 
 
 SUPPORTED_VPD = (VpdPage.SUPPORTED_PAGES, VpdPage.UNIT_SERIAL_NUMBER,
@@ -112,12 +120,13 @@ def vpd_page(page: int, identity: LuIdentity, nexus: ItNexus,
     if page == VpdPage.BLOCK_LIMITS:
         return BlockLimits(
             wsnz=True, max_compare_and_write_length=limits.max_compare_and_write_blocks,
-            optimal_transfer_length_granularity=1,
+            optimal_transfer_length_granularity=limits.blocks_per_physical_block,
             max_transfer_length=limits.max_transfer_blocks,
             optimal_transfer_length=limits.optimal_transfer_blocks,
             max_unmap_lba_count=limits.max_unmap_blocks,
             max_unmap_block_descriptor_count=limits.max_unmap_descriptors,
-            optimal_unmap_granularity=1, unmap_granularity_alignment=0,
+            optimal_unmap_granularity=limits.blocks_per_physical_block,
+            unmap_granularity_alignment=0,
             max_write_same_length=limits.max_write_same_blocks,
         ).encode()
     if page == VpdPage.BLOCK_DEVICE_CHARACTERISTICS:

@@ -174,6 +174,9 @@ async def test_write_same_and_unmap(lu: LogicalUnit) -> None:
     assert (await run(lu, c.Read(lba=100, blocks=2))).data_in == b"t" * 2 * BS
     assert sense_of(await run(lu, c.WriteSame(lba=0, blocks=0), bytes(BS))).is_(
         Asc.INVALID_FIELD_IN_CDB)
+    for wrong in (BS // 2, 2 * BS):  # the data-out buffer must be exactly one block
+        assert sense_of(await run(lu, c.WriteSame(lba=0, blocks=1, unmap=True),
+                                  bytes(wrong))).is_(Asc.INVALID_FIELD_IN_CDB)
     params = UnmapParameters(((200, 100), (300, 1))).encode()
     assert (await run(lu, c.Unmap(parameter_list_length=len(params)), params)).status == GOOD
     assert (await run(lu, c.Read(lba=200, blocks=101))).data_in == bytes(101 * BS)
@@ -459,3 +462,20 @@ async def test_orwrite_ors_data_into_the_medium(lu: LogicalUnit) -> None:
                               bytes(2 * BS))).is_(Asc.LBA_OUT_OF_RANGE)
     assert sense_of(await run(lu, c.OrWrite(lba=0, blocks=1, size=16, protect=1),
                               bytes(BS))).is_(Asc.INVALID_FIELD_IN_CDB)
+
+
+async def test_physical_block_size_follows_the_file_system(lu: LogicalUnit) -> None:
+    per_physical = lu.store.physical_block_size // BS
+    assert per_physical >= 1 and per_physical & (per_physical - 1) == 0
+    rc16 = ReadCapacity16Data.decode((await run(lu, c.ReadCapacity16())).data_in)
+    assert 1 << rc16.logical_per_physical_exponent == per_physical
+    limits = vpd.BlockLimits.decode((await run(lu, c.Inquiry(evpd=True, page_code=0xB0))
+                                     ).data_in)
+    assert limits.optimal_unmap_granularity == per_physical
+    assert limits.optimal_transfer_length_granularity == per_physical
+
+
+async def test_compare_and_write_needs_exactly_twice_the_blocks(lu: LogicalUnit) -> None:
+    for size in (BS, 3 * BS, 4 * BS):
+        res = await run(lu, c.CompareAndWrite(lba=0, blocks=1), bytes(size))
+        assert sense_of(res).is_(Asc.INVALID_FIELD_IN_CDB), size
