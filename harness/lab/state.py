@@ -56,13 +56,26 @@ class LinkRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LinkRecord:
-        return cls(d["name"], d["network"], d["host"], tuple(d["roles"]), tuple(d["listen"]),
-                   tuple(d["upstream"]), d["purpose"])  # type: ignore[arg-type]
+        return cls(
+            d["name"],
+            d["network"],
+            d["host"],
+            tuple(d["roles"]),
+            tuple(d["listen"]),
+            tuple(d["upstream"]),
+            d["purpose"],
+        )  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "network": self.network, "host": self.host,
-                "roles": list(self.roles), "listen": list(self.listen),
-                "upstream": list(self.upstream), "purpose": self.purpose}
+        return {
+            "name": self.name,
+            "network": self.network,
+            "host": self.host,
+            "roles": list(self.roles),
+            "listen": list(self.listen),
+            "upstream": list(self.upstream),
+            "purpose": self.purpose,
+        }
 
 
 @dataclass
@@ -76,18 +89,27 @@ class LabRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"inventory": self.inventory, "backend": self.backend, "site": self.site,
-                "nodes": {h: n.to_json() for h, n in self.nodes.items()},
-                "links": {n: link.to_json() for n, link in self.links.items()},
-                "proxy": self.proxy.to_json() if self.proxy else None, "extra": self.extra}
+        return {
+            "inventory": self.inventory,
+            "backend": self.backend,
+            "site": self.site,
+            "nodes": {h: n.to_json() for h, n in self.nodes.items()},
+            "links": {n: link.to_json() for n, link in self.links.items()},
+            "proxy": self.proxy.to_json() if self.proxy else None,
+            "extra": self.extra,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LabRecord:
-        return cls(d["inventory"], d["backend"], d["site"],
-                   {h: NodeProcess.from_json(n) for h, n in d.get("nodes", {}).items()},
-                   {n: LinkRecord.from_json(link) for n, link in d.get("links", {}).items()},
-                   NodeProcess.from_json(d["proxy"]) if d.get("proxy") else None,
-                   d.get("extra", {}))
+        return cls(
+            d["inventory"],
+            d["backend"],
+            d["site"],
+            {h: NodeProcess.from_json(n) for h, n in d.get("nodes", {}).items()},
+            {n: LinkRecord.from_json(link) for n, link in d.get("links", {}).items()},
+            NodeProcess.from_json(d["proxy"]) if d.get("proxy") else None,
+            d.get("extra", {}),
+        )
 
 
 class LabState:
@@ -135,11 +157,14 @@ class LabState:
         try:
             return LabRecord.from_json(json.loads(self.record_file.read_text()))
         except FileNotFoundError:
-            raise LabStateError(f"no lab is up at {self.root} (no lab.json); "
-                                "start one with `splitbrain lab up`") from None
+            raise LabStateError(
+                f"no lab is up at {self.root} (no lab.json); start one with `splitbrain lab up`"
+            ) from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise LabStateError(f"{self.record_file} is damaged ({exc}); "
-                                "run `splitbrain lab down --force` to clean up") from None
+            raise LabStateError(
+                f"{self.record_file} is damaged ({exc}); "
+                "run `splitbrain lab down --force` to clean up"
+            ) from None
 
     def save(self, record: LabRecord) -> None:
         write_private_json(self.record_file, record.to_json())
