@@ -19,7 +19,8 @@ read back through every path and every 512-byte sector is judged, vectorised:
 - ``corrupt``: a sector with the stamp magic but a bad CRC, or foreign bytes
   where this run's data must be;
 - ``phantom``: a valid stamp of this run that the history says cannot be there
-  (a write never issued to that block, or one that ended ``fail``).
+  (a write never issued to that block, or one that ended ``fail``);
+- ``unreadable``: a path failed a read, so nothing from there on was checked on it.
 
 Blocks the run never wrote must hold their initial content; with an unknown
 initial content (a device the workload did not create) anything that is not
@@ -38,6 +39,7 @@ import numpy as np
 
 from harness.checks.model import WriteIndex
 from harness.checks.verdict import Problem, Verdict
+from harness.errors import SplitbrainError
 from harness.workload.device import BlockDevice
 from harness.workload.errors import DeviceError
 from harness.workload.history import RecordedHistory
@@ -257,11 +259,16 @@ class IntegrityCheck:
 
 async def check_devices(history: RecordedHistory, devices: dict[str, BlockDevice],
                         *, chunk: int = CHUNK) -> Verdict:
-    """Read every device (every path) back in full and check it against the history."""
+    """Read every device (every path) back in full and check it against the history.
+
+    A path that fails a read is reported as ``unreadable`` from that offset on; the
+    other paths are still checked.
+    """
     check = IntegrityCheck(history)
     problems: list[Problem] = []
     size = history.header.size
     bs = history.header.block_size
+    checked = size // bs * bs  # a tail smaller than a checker block is never written
     chunk = max(bs, chunk // bs * bs)
     for name, dev in devices.items():
         dev_size = dev.num_blocks * dev.block_size
@@ -273,17 +280,29 @@ async def check_devices(history: RecordedHistory, devices: dict[str, BlockDevice
         lbs = dev.block_size
 
         async def read(off: int, dev: BlockDevice = dev, lbs: int = lbs) -> bytes:
-            n = min(chunk, size - off)
+            n = min(chunk, checked - off)
             return (await dev.read(off // lbs, n // lbs)).data
 
-        offsets = list(range(0, size, chunk))
+        offsets = list(range(0, checked, chunk))
         pending = asyncio.ensure_future(read(offsets[0])) if offsets else None
-        for i, off in enumerate(offsets):
-            assert pending is not None
-            data = await pending
-            pending = asyncio.ensure_future(read(offsets[i + 1])) if i + 1 < len(offsets) \
-                else None
-            problems.extend(check.check_buffer(off, data, name))
+        try:
+            for i, off in enumerate(offsets):
+                assert pending is not None
+                try:
+                    data = await pending
+                except SplitbrainError as exc:
+                    problems.append(Problem(
+                        "unreadable", f"unreadable: {name} failed a read at byte {off}: {exc}",
+                        off, checked - off, name, detail={"error": str(exc)}))
+                    pending = None
+                    break
+                pending = asyncio.ensure_future(read(offsets[i + 1])) \
+                    if i + 1 < len(offsets) else None
+                problems.extend(check.check_buffer(off, data, name))
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
     return check.verdict(problems)
 
 
@@ -294,14 +313,15 @@ def check_image(history: RecordedHistory, path: str | os.PathLike[str], *,
     name = name or os.fspath(path)
     problems: list[Problem] = []
     size = history.header.size
+    checked = size // history.header.block_size * history.header.block_size
     try:
         with open(path, "rb", buffering=0) as fh:
             actual = os.fstat(fh.fileno()).st_size
             if actual < size:
                 raise DeviceError(f"image {name} has {actual} bytes, the history needs {size}")
             buf = bytearray(chunk)
-            for off in range(0, size, chunk):
-                n = min(chunk, size - off)
+            for off in range(0, checked, chunk):
+                n = min(chunk, checked - off)
                 view = memoryview(buf)[:n]
                 got = fh.readinto(view)
                 if got != n:

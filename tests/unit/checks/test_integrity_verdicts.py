@@ -192,3 +192,36 @@ def test_check_in_chunks_matches_whole_buffer(scenario):
         problems += check.check_buffer(off, image[off:off + 2 * BS], "image")
     assert [(p.kind, p.offset) for p in problems] == [("lost", 3 * BS), ("lost", 4 * BS)]
     assert [(p.kind, p.offset) for p in whole.problems] == [("lost", 3 * BS)]
+
+
+class MemoryDevice:
+    """A BlockDevice over a bytes image; reads at or past ``fail_at`` raise."""
+
+    block_size = 512
+
+    def __init__(self, image: bytes, name: str, fail_at: int | None = None) -> None:
+        self.image, self.name, self.fail_at = image, name, fail_at
+        self.num_blocks = len(image) // 512
+
+    async def read(self, lba, count):
+        from harness.workload.device import Completion
+        from harness.workload.errors import DeviceError
+
+        if self.fail_at is not None and (lba + count) * 512 > self.fail_at:
+            raise DeviceError(f"path {self.name} lost")
+        return Completion(self.image[lba * 512:(lba + count) * 512], self.name)
+
+
+def test_every_path_is_read_and_a_failing_path_is_unreadable(scenario):
+    import asyncio
+
+    from harness.checks.integrity import check_devices
+
+    scenario.write(0, 0, 3, invoke=10, complete=20, apply=False)
+    image = bytes(scenario.image)
+    devices = {"p0": MemoryDevice(image, "p0"), "p1": MemoryDevice(image, "p1", 8 * BS)}
+    verdict = asyncio.run(check_devices(scenario.load(), devices, chunk=4 * BS))
+    assert sorted((p.device, p.kind, p.offset, p.length) for p in verdict.problems) == [
+        ("p0", "lost", 3 * BS, BS), ("p1", "lost", 3 * BS, BS),
+        ("p1", "unreadable", 8 * BS, 8 * BS)]
+    assert "path p1 lost" in next(p for p in verdict.problems if p.kind == "unreadable").message
