@@ -14,7 +14,8 @@ from the ``with_header_digest``/``with_data_digest`` keywords (the fields
 ``header_digest``/``data_digest`` hold the values), from the layer below it, or
 in a capture from the login the :meth:`ISCSI.tcp_reassemble` hook has seen on the
 same TCP session. Several PDUs in one segment dissect as a chain of layers; an
-incomplete trailing PDU is left as padding for TCP reassembly.
+incomplete trailing PDU is left as padding for TCP reassembly, and bytes that
+stop inside a PDU dissect as :class:`ISCSITruncated` rather than failing.
 
 This module is for observation and probes; hot paths use the codec.
 """
@@ -39,6 +40,7 @@ from scapy.fields import (
     PacketListField,
     PadField,
     ShortField,
+    StrField,
     StrFixedLenField,
     StrLenField,
     XBitField,
@@ -97,6 +99,30 @@ class AdditionalHeaderSegment(Packet):
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
+
+
+def _wire_length(s: bytes, header_digest: bool, data_digest: bool) -> int | None:
+    """Length of the PDU whose BHS starts ``s``, or None when ``s`` has no whole BHS."""
+    if len(s) < BHS_LENGTH:
+        return None
+    lengths = struct.unpack_from(">I", s, 4)[0]
+    data_length = lengths & 0xFFFFFF
+    total = BHS_LENGTH + (lengths >> 24) * 4 + ((data_length + 3) & ~3)
+    total += 4 if header_digest else 0
+    total += 4 if data_digest and data_length else 0
+    return total
+
+
+class ISCSITruncated(Packet):
+    """Bytes that start an iSCSI PDU but stop before its announced end (a capture cut
+    short, a crafted probe); kept as they are instead of inventing the missing part."""
+
+    name = "iSCSI truncated PDU"
+    fields_desc: ClassVar[list[Field[Any, Any]]] = [StrField("load", b"")]
+
+    def __init__(self, _pkt: bytes = b"", *args: Any, with_header_digest: bool | None = None,
+                 with_data_digest: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(_pkt, *args, **kwargs)
 
 
 def _data_length(pkt: ISCSI) -> int:
@@ -176,9 +202,20 @@ class ISCSI(Packet):
 
     @classmethod
     def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kwargs: Any) -> type[Packet]:
-        if cls is ISCSI and _pkt:
-            return PDU_LAYERS.get(_pkt[0] & 0x3F, ISCSI)
-        return cls
+        if cls is not ISCSI or not _pkt:
+            return cls
+        below = kwargs.get("_underlayer")
+        inherit = below if isinstance(below, ISCSI) else None
+        header_digest = kwargs.get("with_header_digest")
+        if header_digest is None:
+            header_digest = inherit.with_header_digest if inherit else cls.header_digest_default
+        data_digest = kwargs.get("with_data_digest")
+        if data_digest is None:
+            data_digest = inherit.with_data_digest if inherit else cls.data_digest_default
+        needed = _wire_length(_pkt, header_digest, data_digest)
+        if needed is None or len(_pkt) < needed:
+            return ISCSITruncated
+        return PDU_LAYERS.get(_pkt[0] & 0x3F, ISCSI)
 
     def _keep_digests(self, clone: ISCSI) -> ISCSI:
         object.__setattr__(clone, "with_header_digest", self.with_header_digest)
@@ -193,14 +230,7 @@ class ISCSI(Packet):
 
     def pdu_length(self, s: bytes) -> int | None:
         """Length of the PDU at the start of ``s`` with this layer's digests, or None."""
-        if len(s) < BHS_LENGTH:
-            return None
-        lengths = struct.unpack_from(">I", s, 4)[0]
-        data_length = lengths & 0xFFFFFF
-        total = BHS_LENGTH + (lengths >> 24) * 4 + ((data_length + 3) & ~3)
-        total += 4 if self.with_header_digest else 0
-        total += 4 if self.with_data_digest and data_length else 0
-        return total
+        return _wire_length(s, self.with_header_digest, self.with_data_digest)
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         """Complete PDUs after this one are its payload; an incomplete tail is padding."""

@@ -141,3 +141,16 @@ def test_unknown_opcode_dissects_as_the_generic_bhs() -> None:
     layer = layers.ISCSI(raw)
     assert type(layer) is layers.ISCSI
     assert layer.opcode == 0x1D and layer.data == b"abcd"
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage=st.binary(min_size=48, max_size=160), digests=digest_modes)
+def test_scapy_dissects_garbage_without_raising(garbage: bytes,
+                                                digests: tuple[bool, bool]) -> None:
+    layer = layers.ISCSI(garbage, with_header_digest=digests[0], with_data_digest=digests[1])
+    whole = codec.pdu_length(garbage, header_digest=digests[0], data_digest=digests[1])
+    if len(garbage) < whole:
+        assert isinstance(layer, layers.ISCSITruncated) and layer.load == garbage
+    else:
+        assert layer.opcode == garbage[0] & 0x3F
+        assert bytes(layer)[:whole] == garbage[:whole] or layer.ahs  # AHS may be re-padded
