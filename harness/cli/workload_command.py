@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 
 HELP = "run the stamped block workload on a device and record its history"
 
@@ -81,14 +80,13 @@ async def _run(args: argparse.Namespace) -> int:
     from harness.workload.device import FileDevice, open_device
     from harness.workload.errors import WorkloadConfigError
     from harness.workload.generator import parse_size
-    from harness.workload.history import History, HistoryHeader
+    from harness.workload.history import History
     from harness.workload.iscsi_device import mirror_path_events
-    from harness.workload.writers import Workload
+    from harness.workload.writers import Workload, header_for
 
     spec = _spec(args)
     try:
-        generation = int(args.generation, 16) if args.generation else \
-            int.from_bytes(os.urandom(4), "little")
+        generation = int(args.generation, 16) if args.generation else None
     except ValueError:
         raise WorkloadConfigError(f"--generation {args.generation!r} is not hex") from None
     size = parse_size(args.size) if args.size else None
@@ -101,14 +99,11 @@ async def _run(args: argparse.Namespace) -> int:
                 os.unlink(device.path)  # refused: leave nothing behind
             raise
         created = isinstance(device, FileDevice) and device.created
-        header = HistoryHeader(
-            seed=spec.seed, generation=generation & 0xFFFFFFFF, block_size=spec.check_block,
-            logical_block_size=device.block_size, num_blocks=device.num_blocks,
-            device=" ".join(str(d) for d in _shown(args.device)),
-            initial="zero" if created else "unknown", start_ns=time.monotonic_ns(),
-            wall_clock=time.time(),
-            options={k: v for k, v in vars(args).items() if not k.startswith("_")
-                     and k not in ("device",)},
+        header = header_for(
+            device, spec, name=" ".join(str(d) for d in _shown(args.device)),
+            initial="zero" if created else "unknown", generation=generation,
+            options={k: v for k, v in vars(args).items()
+                     if not k.startswith("_") and k != "device"},
         )
         with History(args.history, header) as history:
             workload = Workload(device, spec, history)

@@ -14,6 +14,7 @@ register checker can judge them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from harness.errors import SplitbrainError
 from harness.workload.device import BlockDevice
 from harness.workload.errors import WorkloadConfigError
 from harness.workload.generator import PlannedOp, WorkloadSpec, plan
-from harness.workload.history import History
+from harness.workload.history import History, HistoryHeader
 from harness.workload.stamp import (
     BlockKind,
     SectorState,
@@ -119,6 +120,20 @@ class RateLimit:
         self._next_ns = slot + self._interval_ns
         if slot > now:
             await asyncio.sleep((slot - now) / 1e9)
+
+
+def header_for(device: BlockDevice, spec: WorkloadSpec, *, name: str,
+               initial: str = "unknown", generation: int | None = None,
+               options: dict[str, Any] | None = None) -> HistoryHeader:
+    """The history header of a workload run on ``device`` (a fresh random generation)."""
+    if generation is None:
+        generation = int.from_bytes(os.urandom(4), "little")
+    return HistoryHeader(
+        seed=spec.seed, generation=generation & 0xFFFFFFFF, block_size=spec.check_block,
+        logical_block_size=device.block_size, num_blocks=device.num_blocks, device=name,
+        initial=initial, start_ns=time.monotonic_ns(), wall_clock=time.time(),
+        options=dict(options or {}),
+    )
 
 
 class Workload:
