@@ -23,6 +23,7 @@ hangs and nothing escapes as a bare exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -35,26 +36,23 @@ from harness.initiator.errors import (
     InitiatorError,
     ProtocolError,
     SessionFailed,
-    TaskAborted,
     Timeout,
     UnexpectedPdu,
 )
 from harness.initiator.login import ChapSecrets, LoginResult, LoginSpec, run_login
 from harness.initiator.recorder import PcapRecorder
+from harness.initiator.requests import SessionRequests
 from harness.initiator.task import CommandHandle, ScsiResult, ScsiTask, decode_sense_segment
 from harness.iscsi import codec
 from harness.iscsi.codes import AsyncEvent, LogoutReason, TaskManagementFunction
-from harness.iscsi.codes import TaskManagementResponseCode as TmfResponse
 from harness.iscsi.initiator_pdus import (
     DataOut,
     LoginRequest,
     LogoutRequest,
     NopOut,
     ScsiCommand,
-    TaskManagementRequest,
-    TextRequest,
 )
-from harness.iscsi.keys import SessionParameters, TextAssembler, encode_keys
+from harness.iscsi.keys import SessionParameters
 from harness.iscsi.pdu import NO_TAG, Pdu
 from harness.iscsi.target_pdus import (
     R2T,
@@ -114,12 +112,17 @@ SWEEP_INTERVAL = 0.05
 """Seconds between checks of command deadlines (one timer per session, not per command)."""
 
 
+@functools.lru_cache(maxsize=256)
+def _wire_lun(lun: int) -> int:
+    return codec.lun_to_wire(lun)
+
+
 def _operation(cdb: bytes) -> str:
     name = _OPERATIONS.get(cdb[0])
     return name if name is not None else f"SCSI opcode 0x{cdb[0]:02x}"
 
 
-class Session(ScsiCommandSet):
+class Session(SessionRequests, ScsiCommandSet):
     """An iSCSI session to one target (or a discovery session when ``target`` is None)."""
 
     def __init__(self, host: str, port: int = 3260, target: str | None = None, *,
@@ -351,9 +354,12 @@ class Session(ScsiCommandSet):
         if data_out and expected_in:
             raise InitiatorError("bidirectional commands are not supported; send data out or "
                                  "expect data in, not both")
-        conn = self._usable()
+        conn = self._conn
+        if conn is None or self.failure is not None:
+            conn = self._usable()  # raises SessionFailed
         loop = asyncio.get_running_loop()
-        cmd_sn = self._take_cmd_sn()
+        cmd_sn = self.cmd_sn
+        self.cmd_sn = (cmd_sn + 1) & _MASK
         lun = self.lun if lun is None else lun
         itt = self._itt()
         data = data_out or b""
@@ -370,7 +376,7 @@ class Session(ScsiCommandSet):
         self._tasks[itt] = task
         conn.send(ScsiCommand(
             final=unsolicited_end <= immediate_len, read=expected_in > 0, write=bool(data),
-            lun=codec.lun_to_wire(lun), initiator_task_tag=itt,
+            lun=_wire_lun(lun), initiator_task_tag=itt,
             expected_data_transfer_length=len(data) if data else expected_in, cmd_sn=cmd_sn,
             exp_stat_sn=self.exp_stat_sn, cdb=cdb,
             data=data[:immediate_len] if immediate_len < len(data) else data))
@@ -428,112 +434,6 @@ class Session(ScsiCommandSet):
         self._background.add(bg)
         bg.add_done_callback(self._background.discard)
 
-    # -- other requests --------------------------------------------------------------------
-
-    async def _exchange(self, request: Pdu, itt: int, seconds: float, operation: str) -> Pdu:
-        conn = self._usable()
-        future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
-        self._exchanges[itt] = future
-        try:
-            conn.send(request)
-            async with asyncio.timeout(seconds):
-                return await future
-        except TimeoutError:
-            raise Timeout(operation, seconds, self.where) from None
-        finally:
-            self._exchanges.pop(itt, None)
-
-    async def ping(self, payload: bytes = b"", *, timeout: float | None = None) -> int:
-        """NOP-Out ping; returns the round trip in nanoseconds (monotonic clock)."""
-        itt = self._itt()
-        seconds = self.timeouts.nop if timeout is None else timeout
-        request = NopOut(immediate=True, initiator_task_tag=itt, target_transfer_tag=NO_TAG,
-                         cmd_sn=self.cmd_sn, exp_stat_sn=self.exp_stat_sn, data=payload)
-        start = time.monotonic_ns()
-        answer = await self._exchange(request, itt, seconds, "NOP-Out ping")
-        elapsed = time.monotonic_ns() - start
-        if answer.data != payload:
-            error = ProtocolError(f"NOP-In from {self.where} did not echo the ping's "
-                                  f"{len(payload)}-byte payload; the target breaks RFC 7143")
-            self._fail(error)
-            raise error
-        return elapsed
-
-    async def task_management(self, function: int, *, lun: int | None = None,
-                              referenced: ScsiTask | CommandHandle | None = None,
-                              timeout: float | None = None) -> TmfResponse:
-        """Send a task management request; returns the target's response code. On
-        FUNCTION COMPLETE the affected tasks of this session fail with TaskAborted."""
-        ref = referenced._task if isinstance(referenced, CommandHandle) else referenced
-        lun = (ref.lun if ref is not None else self.lun) if lun is None else lun
-        itt = self._itt()
-        seconds = self.timeouts.task_management if timeout is None else timeout
-        name = TaskManagementFunction(function).name.replace("_", " ")
-        request = TaskManagementRequest(
-            immediate=True, function=function, lun=codec.lun_to_wire(lun),
-            initiator_task_tag=itt, referenced_task_tag=ref.itt if ref else NO_TAG,
-            cmd_sn=self.cmd_sn, exp_stat_sn=self.exp_stat_sn,
-            ref_cmd_sn=ref.cmd_sn if ref else self.cmd_sn)
-        answer = await self._exchange(request, itt, seconds, name)
-        assert isinstance(answer, TaskManagementResponse)
-        try:
-            code = TmfResponse(answer.response)
-        except ValueError:
-            code = TmfResponse.FUNCTION_REJECTED
-        if code == TmfResponse.FUNCTION_COMPLETE:
-            if function == TaskManagementFunction.ABORT_TASK:
-                affected = [ref] if ref is not None else []
-            elif function in (TaskManagementFunction.TARGET_WARM_RESET,
-                              TaskManagementFunction.TARGET_COLD_RESET):
-                affected = list(self._tasks.values())
-            elif function == TaskManagementFunction.CLEAR_ACA:
-                affected = []
-            else:
-                affected = [t for t in self._tasks.values() if t.lun == lun]
-            for task in affected:
-                self._finish(task)
-                if not task.future.done():
-                    task.future.set_exception(TaskAborted(
-                        f"{task.operation} on {self.where} was aborted by {name}; retry it"))
-        return code
-
-    async def text_request(self, pairs: list[tuple[str, str]], *,
-                           timeout: float | None = None) -> list[tuple[str, str]]:
-        """A Text Request/Response exchange (e.g. SendTargets), over as many PDUs as needed."""
-        loop = asyncio.get_running_loop()
-        seconds = self.timeouts.command if timeout is None else timeout
-        deadline = loop.time() + seconds
-        itt = self._itt()
-        text = encode_keys(pairs)
-        limit = self.params.peer_max_recv_data_segment_length
-        chunks = [text[i : i + limit] for i in range(0, len(text), limit)] or [b""]
-        assembler = TextAssembler()
-        ttt = NO_TAG
-        answer: Pdu | None = None
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            answer = await self._text_pdu(chunk, itt, ttt, last, deadline, seconds)
-            ttt = answer.target_transfer_tag  # type: ignore[attr-defined]
-        while True:
-            assert isinstance(answer, TextResponse)
-            received = assembler.feed(answer.data, continue_=not answer.final)
-            if received is not None:
-                return received
-            answer = await self._text_pdu(b"", itt, answer.target_transfer_tag, True,
-                                          deadline, seconds)
-
-    async def _text_pdu(self, data: bytes, itt: int, ttt: int, final: bool, deadline: float,
-                        seconds: float) -> Pdu:
-        if self._window_waiters or not self._window_open():
-            await self._wait_window(deadline, "Text Request", seconds)
-        self._usable()
-        cmd_sn = self._take_cmd_sn()
-        request = TextRequest(final=final, continue_=not final, initiator_task_tag=itt,
-                              target_transfer_tag=ttt, cmd_sn=cmd_sn,
-                              exp_stat_sn=self.exp_stat_sn, data=data)
-        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        return await self._exchange(request, itt, remaining, "Text Request")
-
     # -- receiving -------------------------------------------------------------------------
 
     def _on_pdu(self, pdu: Pdu) -> None:
@@ -553,6 +453,8 @@ class Session(ScsiCommandSet):
         handler(pdu)
 
     def _window(self, exp_cmd_sn: int, max_cmd_sn: int) -> None:
+        if max_cmd_sn == self.max_cmd_sn and exp_cmd_sn == self.exp_cmd_sn:
+            return
         if serial_lt((max_cmd_sn + 1) & _MASK, exp_cmd_sn):
             return  # MaxCmdSN < ExpCmdSN - 1: ignore, RFC 7143 section 4.2.2.1
         if serial_lt(self.exp_cmd_sn, exp_cmd_sn):
@@ -582,7 +484,8 @@ class Session(ScsiCommandSet):
 
     def _on_data_in(self, pdu: DataIn) -> None:
         self._window(pdu.exp_cmd_sn, pdu.max_cmd_sn)
-        task = self._task(pdu.initiator_task_tag, "Data-In")
+        task = self._tasks.get(pdu.initiator_task_tag) or self._task(pdu.initiator_task_tag,
+                                                                       "Data-In")
         task.data_in(pdu, self.where)
         if pdu.status_present:
             self._status(pdu.stat_sn)
