@@ -169,7 +169,7 @@ class History:
         self._index = 0
         self._next_op = 0
         self._next_fault = 0
-        self._open_faults: dict[str, int] = {}
+        self._open_faults: dict[str, list[int]] = {}  # name -> ids, oldest first
         try:
             self._fd: int | None = os.open(
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
@@ -241,15 +241,16 @@ class History:
         with self._lock:
             fid = self._next_fault
             self._next_fault += 1
-            self._open_faults[name] = fid
+            self._open_faults.setdefault(name, []).append(fid)
         self._append({"type": "fault", "f": "start", "fault": fid, "name": name,
                       "time": time.monotonic_ns() if time_ns is None else time_ns, **attrs})
         return fid
 
     def fault_stop(self, name: str, *, time_ns: int | None = None, **attrs: Any) -> None:
-        """Record that a fault was healed."""
+        """Record that a fault was healed (the oldest open fault of that name)."""
         with self._lock:
-            fid = self._open_faults.pop(name, None)
+            open_ids = self._open_faults.get(name)
+            fid = open_ids.pop(0) if open_ids else None
         if fid is None:
             raise HistoryError(f"fault {name!r} was never started in {self.path}; cannot stop it")
         self._append({"type": "fault", "f": "stop", "fault": fid, "name": name,

@@ -141,3 +141,15 @@ def test_iscsi_urls():
                        ("http://h/iqn/0", "not an iscsi")]:
         with pytest.raises(DeviceUrlError, match=match):
             parse_iscsi_url(bad)
+
+
+def test_overlapping_faults_of_one_name_pair_oldest_first(tmp_path):
+    path = tmp_path / "h.jsonl"
+    with History(path, header()) as h:
+        h.fault_start("flap p0", time_ns=10)
+        h.fault_start("flap p0", time_ns=20)
+        h.fault_stop("flap p0", time_ns=30)
+        h.fault_stop("flap p0", time_ns=40)
+        with pytest.raises(HistoryError, match="never started"):
+            h.fault_stop("flap p0")
+    assert [(f.start_ns, f.stop_ns) for f in load_history(path).faults] == [(10, 30), (20, 40)]
