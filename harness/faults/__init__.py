@@ -20,7 +20,7 @@ anomaly to the fault that was active.
 
 Modules: ``journal`` (the ledger), ``fault`` (base class, live registry),
 ``link`` / ``netns_link`` / ``process`` / ``disk`` / ``node`` (the fault kinds), ``lab_faults``
-(the loopback lab's injector, ``sut.faults``), ``guard`` (signals and the
+(the lab's injector, ``sut.faults``), ``remote_faults`` (a real site's), ``guard`` (signals and the
 journal sweep), ``nemesis`` (schedules).
 """
 
@@ -41,6 +41,7 @@ from harness.faults.nemesis import FaultRecorder, FaultSpec, Nemesis, Schedule, 
 from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash
 from harness.faults.process import ProcessFault
+from harness.faults.remote_faults import RemoteBlackHole, RemoteFaults
 
 __all__ = [
     "FAULT_KINDS",
@@ -60,6 +61,8 @@ __all__ = [
     "NodeCrash",
     "OpenFault",
     "ProcessFault",
+    "RemoteBlackHole",
+    "RemoteFaults",
     "Schedule",
     "Step",
     "default_journal_path",

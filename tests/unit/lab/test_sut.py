@@ -57,9 +57,24 @@ def test_multipath_uses_the_inventory_policy_and_timers(site: SystemUnderTest) -
     assert device.timers.pdo_remove_period_s == 20.0 and device.timers.link_down_time_s == 15.0
 
 
-def test_real_site_has_no_lab_faults(site: SystemUnderTest) -> None:
-    with pytest.raises(SutError, match="real site"):
-        _ = site.faults
+def test_real_site_faults_are_black_holes_that_never_cut_management(
+    site: SystemUnderTest,
+) -> None:
+    from harness.faults import FaultError, RemoteFaults
+
+    faults = site.faults
+    assert isinstance(faults, RemoteFaults)
+    assert faults.pairs("sync") == [("SWS-Store1", "sync"), ("SWS-Store2", "sync")]
+    assert faults.pairs("iscsi/SWS-Store2") == [("SWS-Store2", "iscsi")]
+    assert faults.pairs("SWS-Store1") == [("SWS-Store1", "iscsi"), ("SWS-Store1", "sync")]
+    fault = faults.blackhole("sync")
+    assert fault.targets == [("SWS-Store1", "203.0.113.0/24"), ("SWS-Store2", "203.0.113.0/24")]
+    assert fault.ttl_s > 0
+    with pytest.raises(FaultError, match="cut the harness off"):
+        faults.blackhole("public/SWS-Store1")  # the hosts are managed through public
+    with pytest.raises(FaultError, match="did you mean 'sync'"):
+        faults.blackhole("synk")
+    assert [s.target for s in faults.catalogue()] == ["iscsi", "sync"]
 
 
 DESTRUCTIVE_TEST = textwrap.dedent("""
