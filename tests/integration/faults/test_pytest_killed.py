@@ -127,3 +127,58 @@ def test_heal_after_kill_9_of_a_pytest_session(tmp_path: Path) -> None:
             run.wait()
         if state is not None and state.exists():
             open_lab(state).down()
+
+
+LEAKY = textwrap.dedent("""
+    from pathlib import Path
+
+    def test_leaves_faults_open(sut):
+        Path(__file__).with_name("lab-state").write_text(str(sut.lab.state.root))
+        sut.faults.blackhole("sync").inject()  # never healed by the test itself
+        sut.faults.freeze("SWS-Store2").inject()
+""")
+
+
+@pytest.mark.slow
+def test_session_end_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "test_inner.py").write_text(LEAKY)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "HOME": str(tmp_path),
+    }
+    (tmp_path / "run").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error::fixtures.lab.HealWarning",
+            "--rootdir",
+            str(inner),
+            "--inventory",
+            str(LAB),
+            str(inner),
+        ],
+        cwd=inner,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = Path((inner / "lab-state").read_text())
+    assert not state.exists()  # the lab is down and its state removed
+    base = tmp_path / "run" / f"splitbrain-{os.getuid()}"
+    assert not base.exists() or not any(base.iterdir())
+    from tests.integration.lab.conftest import lab_processes
+
+    assert lab_processes(state) == []
