@@ -115,6 +115,18 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _replica_state(replicas: list[dict[str, Any]] | None, alias: str) -> str:
+    """``Synchronized (partner Synchronized, sync up, heartbeat up)`` from a node's /v1/ha."""
+    mine = next((r for r in replicas or [] if r.get("alias") == alias), None)
+    if mine is None:
+        return "not an HA replica here" if replicas is not None else "unknown (no HA status)"
+    links = ", ".join(
+        f"{k} {'up' if mine.get(f'{k}_link') else 'DOWN'}" for k in ("sync", "heartbeat")
+    )
+    resync = f", resync {mine['resync']}" if mine.get("resync") else ""
+    return f"{mine.get('state')} (partner {mine.get('partner_state')}, {links}{resync})"
+
+
 def render_status(s: dict[str, Any]) -> str:
     out = [f"lab {s['site']!r} at {s['state_dir']} (inventory {s['inventory']})"]
     if s.get("backend") == "netns":
@@ -150,8 +162,7 @@ def render_status(s: dict[str, Any]) -> str:
         )
         for r in dev["replicas"]:
             node = s["nodes"].get(r["host"], {})
-            states = node.get("replicas")
-            state = "unknown (no HA status)" if states is None else json.dumps(states)
+            state = _replica_state(node.get("replicas"), alias)
             out.append(
                 f"    {r['host']} priority {r['priority']} {r['target']}: "
                 f"node {node.get('state', '?')}, replica {state}"

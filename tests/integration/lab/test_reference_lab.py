@@ -143,7 +143,13 @@ def test_cutting_the_sync_network_is_the_ha_channel_breaking(
     assert isinstance(lab, LoopbackLab)
     if not lab.ha_states():
         pytest.skip("the reference target serves no HA replicas here")
+    from harness.cli.lab_command import render_status
+
+    assert "replica Synchronized (partner Synchronized, sync up, heartbeat up)" in render_status(
+        lab.status() | {"faults": []}
+    )
     with reference_lab.faults.cut("sync"):
         assert wait_until(lambda: lab.ha_states()["HA1"]["SWS-Store2"] != "Synchronized", 30)
         assert lab.ha_states()["HA1"]["SWS-Store1"] == "Synchronized"  # priority 1 survives
+        assert "sync DOWN" in render_status(lab.status() | {"faults": []})
     lab.wait_synchronized(["HA1", "HA2"], deadline_s=60)
