@@ -140,3 +140,38 @@ def test_reservation_conflict_is_a_write_that_did_not_happen():
         run(dev.write(0, bytes(512)))
     assert write_not_applied(err.value)
     assert not write_not_applied(ScsiIoError("x", 0x02))
+
+
+def test_o_direct_refused_at_open_or_at_first_io_falls_back_to_buffered(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    real_open, real_preadv = os.open, os.preadv
+
+    def refusing_open(path, flags, *args):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    dev = FileDevice(tmp_path / "a.img", size=1 << 20)
+    assert not dev.direct
+    run(dev.close())
+    monkeypatch.setattr(os, "open", real_open)
+
+    def refusing_preadv(fd, buffers, offset):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    dev = FileDevice(tmp_path / "b.img", size=1 << 20)
+    if not dev.direct:
+        run(dev.close())
+        pytest.skip("this filesystem refuses O_DIRECT at open already")
+    monkeypatch.setattr(os, "preadv", refusing_preadv)
+
+    async def body():
+        data = (await dev.read(0, 1)).data
+        await dev.close()
+        return data
+
+    assert run(body()) == bytes(512) and not dev.direct
+    monkeypatch.setattr(os, "preadv", real_preadv)
