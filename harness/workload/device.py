@@ -128,6 +128,8 @@ class FileDevice:
             raise
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="filedev")
         self._buffers = _AlignedBuffers()
+        self._reopen = threading.Lock()
+        self._retired: list[int] = []
 
     def _open(self, direct: bool, *, create: bool) -> tuple[int, bool]:
         flags = (os.O_RDONLY if self.readonly else os.O_RDWR) | (
@@ -175,10 +177,16 @@ class FileDevice:
             )
 
     def _fall_back_to_buffered(self) -> None:
-        """The filesystem accepted O_DIRECT at open but refuses this I/O: reopen buffered."""
-        fd = os.open(self.path, os.O_RDONLY if self.readonly else os.O_RDWR)
-        old, self.fd, self.direct = self.fd, fd, False
-        os.close(old)
+        """The filesystem accepted O_DIRECT at open but refuses this I/O: reopen buffered.
+
+        The O_DIRECT descriptor stays open (other threads may be using it) until close.
+        """
+        with self._reopen:
+            if not self.direct:
+                return
+            fd = os.open(self.path, os.O_RDONLY if self.readonly else os.O_RDWR)
+            self._retired.append(self.fd)
+            self.fd, self.direct = fd, False
 
     def _pread(self, offset: int, length: int) -> bytes:
         while True:
@@ -253,8 +261,10 @@ class FileDevice:
         if self.fd < 0:
             return
         self._pool.shutdown(wait=True)
-        os.close(self.fd)
+        for fd in (self.fd, *self._retired):
+            os.close(fd)
         self.fd = -1
+        self._retired.clear()
 
 
 @dataclass(frozen=True, slots=True)
