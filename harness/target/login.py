@@ -339,7 +339,9 @@ class LoginNegotiation:
         return OperationalParameters(
             initial_r2t=flag("InitialR2T"), immediate_data=flag("ImmediateData"),
             first_burst_length=number("FirstBurstLength"),
-            max_burst_length=number("MaxBurstLength"),
+            # Never ask for more than this node's limit, even when the initiator left the
+            # key at its default: R2Ts may always ask for less than MaxBurstLength.
+            max_burst_length=min(number("MaxBurstLength"), self.limits.max_burst_length),
             max_outstanding_r2t=number("MaxOutstandingR2T"),
             error_recovery_level=number("ErrorRecoveryLevel"),
             data_pdu_in_order=flag("DataPDUInOrder"),

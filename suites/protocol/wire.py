@@ -163,7 +163,10 @@ class RawConnection:
         op = [("HeaderDigest", "CRC32C" if digests else "None"),
               ("DataDigest", "CRC32C" if digests else "None"),
               ("MaxRecvDataSegmentLength", "262144"), ("InitialR2T", "No"),
-              ("ImmediateData", "Yes"), ("MaxOutstandingR2T", "1"), *extra]
+              ("ImmediateData", "Yes"), ("MaxBurstLength", "262144"),
+              ("FirstBurstLength", "65536"), ("MaxOutstandingR2T", "1")]
+        overridden = {k for k, _ in extra}
+        op = [(k, v) for k, v in op if k not in overridden] + list(extra)
         result = self._login_exchange(self._login_pdu(
             Stage.LOGIN_OPERATIONAL_NEGOTIATION, Stage.FULL_FEATURE_PHASE, op, tsih, cid))
         result.keys = {**security_keys, **result.keys}
