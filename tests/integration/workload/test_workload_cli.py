@@ -97,3 +97,32 @@ def test_check_compares_replicas(tmp_path):
     assert "replicas diverged" in diverged.stdout and "split brain" not in diverged.stdout
     one = splitbrain("check", "h.jsonl", "--replica", "a.img", cwd=tmp_path)
     assert one.returncode == 1 and "two or more" in one.stderr
+
+
+def test_sigint_stops_the_workload_cleanly(tmp_path):
+    import signal
+
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "workload", "--device", "d.img",
+                             "--size", "4M", "--duration", "120", "--history", "h.jsonl",
+                             "--rate", "200"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        hist = tmp_path / "h.jsonl"
+
+        def records() -> int:
+            return len(hist.read_text().splitlines()) if hist.exists() else 0
+
+        Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.1),
+                 retry=retry_if_result(lambda n: n < 50))(records)  # running and recording
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "workload: " in out and "check it:" in out
+    check = splitbrain("check", "h.jsonl", "--device", "d.img", cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
