@@ -171,7 +171,8 @@ class RawConnection:
             Stage.LOGIN_OPERATIONAL_NEGOTIATION, Stage.FULL_FEATURE_PHASE, op, tsih, cid))
         result.keys = {**security_keys, **result.keys}
         if result.ok:
-            k = result.keys
+            k = {key: value for key, value in result.keys.items()
+                 if value not in keys.SPECIAL_VALUES}   # Irrelevant etc.: defaults apply
             self.tsih = result.tsih
             self.header_digest = digests and k.get("HeaderDigest") == "CRC32C"
             self.data_digest = digests and k.get("DataDigest") == "CRC32C"
