@@ -145,14 +145,16 @@ async def one_run(specs: list[PathSpec], proxy: ProxyControl, timers_name: str, 
         mode = "cut" if fault == "cut" else "blackhole"
         fault_ns = time.monotonic_ns()
         await asyncio.to_thread(proxy.set_state, ["p0"], LinkState(mode=mode))
+        applied_ns = time.monotonic_ns()  # the fault is in place by now
         detect_deadline = timers.disk_timeout_s + (timers.probe_interval_s or 0) \
             + timers.probe_timeout_s + 5
         await _until(lambda: dev.path("p0").state != PathState.ACTIVE, detect_deadline)
         failed = [e for e in dev.events.for_path("p0") if e.new == PathState.FAILED]
         if failed:
             result.detect_ms = (failed[0].ns - fault_ns) / 1e6
-        # every op invoked before the fault must finish (held for the path hold, re-driven)
-        await _until(lambda: all(t0 > fault_ns for t0 in load.in_flight.values())
+        # every op that may have been caught must finish (held for the path hold,
+        # then re-driven) before the heal, or the heal would cut the hold short
+        await _until(lambda: all(t0 > applied_ns for t0 in load.in_flight.values())
                      or load.errors,
                      timers.path_hold_s + timers.disk_timeout_s + 5)
         await asyncio.sleep(SETTLE_S)
