@@ -1,7 +1,8 @@
 """One live connection between two HA partners: the sync or the heartbeat link.
 
 A ``PartnerLink`` wraps one TCP connection carrying ``protocol`` frames. It
-delivers every received frame to a handler, answers PINGs, sends a PING when
+delivers every received frame to a handler (with the link it came on, so
+replies go back on the same connection), answers PINGs, sends a PING when
 the link has been idle for a third of its timeout, and declares the link
 *lost* when nothing at all arrived for ``timeout`` seconds (a black-holed link
 stays open but goes silent), when the peer closes it, or when a frame is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,7 +28,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from harness.target.ha import protocol
 from harness.target.ha.protocol import Message, MessageKind
 
-Handler = Callable[[Message], Awaitable[None] | None]
+log = logging.getLogger("splitbrain.target.ha")
+
+Handler = Callable[["PartnerLink", Message], Awaitable[None] | None]
 
 
 class PartnerLink:
@@ -42,6 +46,8 @@ class PartnerLink:
         self.last_received_ns = time.monotonic_ns()
         self._last_sent_ns = self.last_received_ns
         self._activity = asyncio.Event()
+        #: set by the owner once it has dealt with this link's loss
+        self.loss_handled = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -61,10 +67,16 @@ class PartnerLink:
         self._last_sent_ns = time.monotonic_ns()
 
     async def drain(self) -> None:
+        """Wait for the send buffer to empty; a send stalled past the timeout loses the link.
+
+        Bounded on purpose: a black-holed peer stops reading, and a drain waiter is not
+        always woken when the transport is aborted under it (seen with uvloop)."""
         if self.lost.is_set():
             return
         try:
-            await self._writer.drain()
+            await asyncio.wait_for(self._writer.drain(), timeout=self.timeout_s)
+        except TimeoutError:
+            self.fail(f"send stalled for {self.timeout_s:.2f}s")
         except (ConnectionError, OSError) as exc:
             self.fail(f"send failed: {exc}")
 
@@ -74,6 +86,7 @@ class PartnerLink:
             return
         self.loss_reason = reason
         self.lost.set()
+        log.info("%s link to %s lost: %s", self.name, self.peer, reason)
         with contextlib.suppress(Exception):
             self._writer.transport.abort()
 
@@ -99,7 +112,7 @@ class PartnerLink:
                     continue
                 if msg.kind is MessageKind.PONG:
                     continue
-                result = self._handler(msg)
+                result = self._handler(self, msg)
                 if result is not None:
                     await result
         except asyncio.IncompleteReadError:
@@ -225,6 +238,7 @@ class LinkKeeper:
             await self.link.close("replaced by a new connection")
         link = PartnerLink(reader, writer, name=self.name, timeout_s=self._timeout_s,
                            handler=self._handler)
+        log.info("%s link to %s established", self.name, link.peer)
         self.link = link
         link.start()
         self.changed.set()
@@ -240,10 +254,11 @@ class LinkKeeper:
         while True:
             try:
                 reader, writer = await dial(*self._dial_to, deadline_s=self._timeout_s)
+                await self._adopt(reader, writer)
+                assert self.link is not None
+                await self.link.lost.wait()
             except (OSError, TimeoutError):
-                await asyncio.sleep(self._redial_s)
-                continue
-            await self._adopt(reader, writer)
-            assert self.link is not None
-            await self.link.lost.wait()
+                pass  # partner not reachable yet: try again
+            except Exception:  # one bad attempt must never stop the dialer
+                log.exception("%s: dial attempt failed", self.name)
             await asyncio.sleep(self._redial_s)

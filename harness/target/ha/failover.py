@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
 async def watch_link(dev: HaDevice, link: PartnerLink) -> None:
     await link.lost.wait()
-    if id(link) in dev._loss_handled:
+    if link.loss_handled:
         return
-    dev._loss_handled.add(id(link))
-    await on_sync_lost(dev, link)
+    link.loss_handled = True
+    async with dev.membership:
+        await on_sync_lost(dev, link)
 
 
 async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:

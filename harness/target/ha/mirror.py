@@ -47,6 +47,7 @@ class LocalStore(Protocol):
     async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None: ...
     async def flush(self) -> None: ...
     async def unmap(self, lba: int, count: int) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -73,6 +74,7 @@ class HaDevice:
         self.meta = ReplicaMetadata.load(self._meta_path, config.alias, config.node)
         self.dirty = DirtyMap(self.num_blocks, self.block_size, config.region_bytes)
         self.dirty_map_trusted = False
+        self.last_shutdown_clean = False
         self.locks = RangeLocks()
         #: called after this node's or the partner's state changed (the LU moves ALUA states)
         self.on_state_change: Callable[[], None] | None = None
@@ -94,7 +96,9 @@ class HaDevice:
         self._expected_seq = 1
         self._early: dict[int, Message] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loss_handled: set[int] = set()
+        #: serializes sync-loss handling and (re)connection: a new link's HELLO is
+        #: handled only after the previous link's loss has been dealt with
+        self.membership = asyncio.Lock()
         # Installed by the logical unit for PR replication: the sequencer runs PR OUT
         # requests forwarded by the partner, and the partner applies shipped state.
         self.pr_handler: PrHandler | None = None
@@ -113,7 +117,7 @@ class HaDevice:
         if hb_dial or hb_listen:
             self.heartbeat = LinkKeeper(
                 name=f"{config.alias}-heartbeat", timeout_s=max(timeouts.heartbeat_s * 2, 0.2),
-                handler=lambda msg: None, dial_to=hb_dial, listen_on=hb_listen)
+                handler=lambda link, msg: None, dial_to=hb_dial, listen_on=hb_listen)
 
     @property
     def state(self) -> ReplicaState:
@@ -143,6 +147,7 @@ class HaDevice:
     async def start(self) -> dict[str, tuple[str, int] | None]:
         """Load the replica, apply the initial sync, and start the links."""
         await self._initial_sync()
+        self.last_shutdown_clean = self.meta.clean_shutdown
         self.dirty_map_trusted = self.meta.clean_shutdown and self.meta.dirty_map_valid
         if self.dirty_map_trusted:
             self.dirty = DirtyMap.load(self._map_path, self.num_blocks, self.block_size,
@@ -169,6 +174,10 @@ class HaDevice:
         await self.store.flush()
         self.dirty.save(self._map_path)
         self._save(replace(self.meta, clean_shutdown=True, dirty_map_valid=self.dirty_map_trusted))
+
+    def close(self) -> None:
+        """Close the local image (after ``stop``); the logical unit calls this last."""
+        self.store.close()
 
     async def _initial_sync(self) -> None:
         if self.meta.initial_sync_done:
@@ -327,23 +336,24 @@ class HaDevice:
     # ------------------------------------------------------------- sync stream
 
     async def _on_sync_link(self, link: PartnerLink) -> None:
+        # Orders of this link are numbered from 1; reset before its first frame is read.
         self._expected_seq = 1
         self._early.clear()
-        self._seq = 0
         link.send(protocol.control(MessageKind.HELLO, self.summary().to_json()))
         await link.drain()
         self._spawn(failover.watch_link(self, link))
 
     def summary(self) -> ReplicaSummary:
         s = ReplicaSummary.of(self.meta, self.config.priority)
-        return replace(s, dirty_map_valid=self.dirty_map_trusted)
+        return replace(s, dirty_map_valid=self.dirty_map_trusted,
+                       clean_shutdown=self.last_shutdown_clean)
 
-    def _on_message(self, msg: Message) -> Awaitable[None] | None:
+    def _on_message(self, link: PartnerLink, msg: Message) -> Awaitable[None] | None:
         kind = msg.kind
         if kind is MessageKind.ORDER:
             self._early[msg.seq] = msg
             while self._expected_seq in self._early:
-                self._enqueue_order(self._early.pop(self._expected_seq))
+                self._enqueue_order(link, self._early.pop(self._expected_seq))
                 self._expected_seq += 1
         elif kind is MessageKind.ACK:
             self._unacked.pop(msg.seq, None)
@@ -351,7 +361,7 @@ class HaDevice:
             if ack is not None and not ack.done():
                 ack.set_result(None)
         elif kind is MessageKind.WRITE_REQ:
-            self._on_write_request(msg)
+            self._on_write_request(link, msg)
         elif kind is MessageKind.APPLIED:
             rid = self._forwarded_by_seq.pop(msg.seq, None)
             fw = self._forwarded.get(rid) if rid is not None else None
@@ -367,22 +377,20 @@ class HaDevice:
                 fw.done.set_exception(ReplicaNotServing(
                     f"{self.config.alias}: sequencer refused the write", transitioning=True))
         elif kind is MessageKind.PR_REQ:
-            self._spawn(self._serve_pr_request(msg))
+            self._spawn(self._serve_pr_request(link, msg))
         elif kind is MessageKind.HELLO:
             self._spawn(resync.on_hello(self, ReplicaSummary.from_json(msg.json())))
         elif kind is MessageKind.RESYNC_DONE:
             resync.on_resync_done(self, msg.json())
         elif kind is MessageKind.GOODBYE:
-            link = self.sync.link
-            if link is not None:
-                link.fail("partner shut down cleanly")
+            link.fail("partner shut down cleanly")
         return None
 
-    def _enqueue_order(self, msg: Message) -> None:
+    def _enqueue_order(self, link: PartnerLink, msg: Message) -> None:
         """Apply an ORDER in sequence order (partner side)."""
         kind = msg.order_kind
         if kind is OrderKind.PR:
-            self._spawn(self._apply_pr(msg))
+            self._spawn(self._apply_pr(link, msg))
             return
         if kind is OrderKind.UNMAP:
             count = int(bytes(msg.payload))
@@ -398,17 +406,15 @@ class HaDevice:
             data = bytes(msg.payload)
             count = len(data) // self.block_size
         lock = self.locks.enqueue(msg.lba, count)
-        self._spawn(self._apply_order(msg, kind, lock, count, data))
+        self._spawn(self._apply_order(link, msg, kind, lock, count, data))
 
-    async def _apply_order(self, msg: Message, kind: OrderKind, lock: Any, count: int,
-                           data: bytes) -> None:
+    async def _apply_order(self, link: PartnerLink, msg: Message, kind: OrderKind, lock: Any,
+                           count: int, data: bytes) -> None:
         with self.locks.holding(lock):
             await lock.acquire()
             await self._apply(kind, msg.lba, count, data)
-        link = self.sync.link
-        if link is not None:
-            link.send(Message(MessageKind.ACK, seq=msg.seq))
-            await link.drain()
+        link.send(Message(MessageKind.ACK, seq=msg.seq))  # on the link the order came on
+        await link.drain()
         if kind is OrderKind.FORWARDED:
             fw = self._forwarded.get(msg.rid)
             if fw is not None:
@@ -422,10 +428,7 @@ class HaDevice:
         if fw.applied_here and fw.applied_there and not fw.done.done():
             fw.done.set_result(None)
 
-    def _on_write_request(self, msg: Message) -> None:
-        link = self.sync.link
-        if link is None:
-            return
+    def _on_write_request(self, link: PartnerLink, msg: Message) -> None:
         if not self.is_sequencer or not self._gate.is_set():
             link.send(protocol.control(MessageKind.REFUSED, {"reason": self.state.value},
                                        rid=msg.rid))
@@ -440,23 +443,19 @@ class HaDevice:
         link.send(Message(MessageKind.APPLIED, seq=seq))
         await link.drain()
 
-    async def _serve_pr_request(self, msg: Message) -> None:
-        link = self.sync.link
+    async def _serve_pr_request(self, link: PartnerLink, msg: Message) -> None:
         if self.pr_handler is None or not self.is_sequencer:
             result: dict[str, Any] = {"refused": self.state.value}
         else:
             result = await self.pr_handler(msg.json())
-        if link is not None:
-            link.send(protocol.control(MessageKind.PR_RESULT, result, rid=msg.rid))
-            await link.drain()
+        link.send(protocol.control(MessageKind.PR_RESULT, result, rid=msg.rid))
+        await link.drain()
 
-    async def _apply_pr(self, msg: Message) -> None:
+    async def _apply_pr(self, link: PartnerLink, msg: Message) -> None:
         if self.pr_apply is not None:
             self.pr_apply(msg.json())
-        link = self.sync.link
-        if link is not None:
-            link.send(Message(MessageKind.ACK, seq=msg.seq))
-            await link.drain()
+        link.send(Message(MessageKind.ACK, seq=msg.seq))
+        await link.drain()
 
     # ----------------------------------------------------------- management
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import SplitbrainError
+
+log = logging.getLogger("splitbrain.target.ha")
 
 
 class ReplicaState(enum.StrEnum):
@@ -55,6 +58,7 @@ class ReplicaNotServing(SplitbrainError):
 
     def __init__(self, message: str, *, transitioning: bool) -> None:
         super().__init__(message)
+        self.transitioning = transitioning
         self.sense_key = 0x02
         self.asc, self.ascq = (0x04, 0x0A) if transitioning else (0x04, 0x0C)
 
@@ -111,6 +115,7 @@ class ReplicaMetadata:
         return cls(**{k: v for k, v in body.items() if k in known})
 
     def with_event(self, text: str, **changes: object) -> ReplicaMetadata:
+        log.info("HA device %s on %s: %s", self.device, self.node, text)
         return replace(self, events=(*self.events, text)[-50:], **changes)  # type: ignore[arg-type]
 
 

@@ -96,6 +96,12 @@ class Resync:
 # -- (re)connection: who copies to whom, and when it is over --------------------
 
 async def on_hello(dev: HaDevice, partner: ReplicaSummary) -> None:
+    async with dev.membership:  # after any earlier link's loss was dealt with
+        dev._seq = 0  # this link's orders are numbered from 1
+        await _plan_and_start(dev, partner)
+
+
+async def _plan_and_start(dev: HaDevice, partner: ReplicaSummary) -> None:
     dev.partner_summary = partner
     plan = plan_reconnect(dev.summary(), partner)
     dev.last_plan = plan.reason
@@ -109,6 +115,9 @@ async def on_hello(dev: HaDevice, partner: ReplicaSummary) -> None:
             dev.partner_state = ReplicaState.SYNCHRONIZED
             dev.state = ReplicaState.SYNCHRONIZED
             dev.mirroring = True
+            # Identical from here on: a fresh map tracks exactly what the partner misses.
+            dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
+            dev.dirty_map_trusted = True
             dev._save(dev.meta.with_event("partner connected: in sync", alone=False))
         return
     if plan.source == me:

@@ -11,6 +11,8 @@ An ``HaLogicalUnit`` is the reference target's ``LogicalUnit`` served from an
   kind PR), and answers. Every replica therefore enforces the same
   registrations and reservation, and a PREEMPT through node B removes a key
   registered through node A everywhere.
+- **A LOGICAL UNIT RESET resets the device**, not one replica: the other
+  replica's nexuses get the unit attention before the reset is answered.
 - **ALUA follows the replica states.** This node's target port group is
   active/optimized while Synchronized, transitioning while Synchronizing and
   unavailable while Not synchronized; the partner's group is shown the same way
@@ -22,6 +24,7 @@ An ``HaLogicalUnit`` is the reference target's ``LogicalUnit`` served from an
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from harness.scsi import cdb as c
@@ -44,6 +47,11 @@ ACCESS_FOR = {
 }
 
 
+def relative_port(group: int, tpgt: int) -> int:
+    """Relative target port id of a node's portal group: unique across the replicas."""
+    return (group << 4) | (tpgt & 0xF)
+
+
 def nexus_to_json(n: ItNexus) -> dict[str, Any]:
     return {"initiator_port": n.initiator_port, "target_port": n.target_port,
             "relative_target_port_id": n.relative_target_port_id,
@@ -64,12 +72,14 @@ class HaLogicalUnit(LogicalUnit):
     def __init__(self, ha: HaDevice, identity: LuIdentity, *, group: int, partner_group: int,
                  **kwargs: Any) -> None:
         alua = AluaGroups({group: TargetPortGroup(group, preferred=ha.config.priority == 1),
-                           partner_group: TargetPortGroup(partner_group)},
+                           partner_group: TargetPortGroup(
+                               partner_group, relative_ports={relative_port(partner_group, 1)})},
                           explicit=False, auto_groups=False)
         super().__init__(ha, identity, alua=alua, **kwargs)
         self.ha = ha
         self.group, self.partner_group = group, partner_group
         self._outcomes: list[tuple[ItNexus, PrOutcome]] = []
+        self._mapped: dict[tuple[str, str], ItNexus] = {}
         ha.pr_handler = self._serve_forwarded
         ha.pr_apply = self._apply_shipped
         ha.pr_snapshot = lambda: {"state": self.reservations.snapshot().to_json()}
@@ -78,10 +88,44 @@ class HaLogicalUnit(LogicalUnit):
 
     # -- ALUA --------------------------------------------------------------------------
 
+    async def execute(self, task: ScsiTask) -> TaskResult:
+        """Every port of this node belongs to this node's target port group."""
+        nexus = task.nexus
+        if nexus.target_port_group != self.group:
+            mapped = self._mapped.get(nexus.key)
+            if mapped is None or mapped.relative_target_port_id != relative_port(
+                    self.group, nexus.relative_target_port_id):
+                mapped = self._mapped[nexus.key] = replace(
+                    nexus, target_port_group=self.group,
+                    relative_target_port_id=relative_port(self.group,
+                                                          nexus.relative_target_port_id))
+            task = replace(task, nexus=mapped)
+        return await super().execute(task)
+
     def follow_replica_states(self) -> None:
         self.set_access_state(self.group, ACCESS_FOR[self.ha.state])
         partner = self.ha.partner_state or ReplicaState.NOT_SYNCHRONIZED
         self.set_access_state(self.partner_group, ACCESS_FOR[partner])
+
+    # -- resets -------------------------------------------------------------------------
+
+    async def reset_device(self, requester: ItNexus | None = None) -> None:
+        """LOGICAL UNIT RESET of the whole device: every replica's nexuses get the UA.
+
+        The replica that took the reset tells the other one (in sequence when it
+        is the sequencer) and returns once it has been told, so an initiator that
+        asks any path right after the TMF response sees the unit attention.
+        """
+        LogicalUnit.reset(self, requester)
+        body: dict[str, Any] = {"reset": True}
+        try:
+            if self.ha.is_sequencer:
+                body["state"] = self.reservations.snapshot().to_json()
+                await self.ha.replicate(body)
+            else:
+                await self.ha.request(MessageKind.PR_REQ, body)
+        except ReplicaNotServing:
+            pass  # the partner is away: it has no nexus to tell
 
     # -- reservations -------------------------------------------------------------------
 
@@ -134,7 +178,11 @@ class HaLogicalUnit(LogicalUnit):
                             sense=None if not sense else SenseData.decode(bytes.fromhex(sense)))
 
     async def _serve_forwarded(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Run a PR command forwarded by the partner (sequencer side)."""
+        """Run a PR command or a reset forwarded by the partner (sequencer side)."""
+        if body.get("reset"):
+            LogicalUnit.reset(self, None)
+            await self.ha.replicate({"state": self.reservations.snapshot().to_json()})
+            return {"status": 0, "sense": ""}
         task = ScsiTask(nexus_from_json(body["nexus"]), int(body["lun"]),
                         bytes.fromhex(body["cdb"]), bytes.fromhex(body["data"]))
         handler = {c.PersistentReserveOut: super()._pr_out, c.Reserve6: super()._reserve6,
@@ -149,7 +197,9 @@ class HaLogicalUnit(LogicalUnit):
                 "sense": result.sense.encode().hex() if result.sense is not None else ""}
 
     def _apply_shipped(self, body: dict[str, Any]) -> None:
-        """Adopt the sequencer's reservation state (partner side)."""
+        """Adopt the sequencer's reservation state, and its reset (partner side)."""
+        if body.get("reset"):
+            LogicalUnit.reset(self, None)
         self.reservations.apply(PrState.from_json(body["state"]))
         exclude = nexus_from_json(body["exclude"]) if body.get("exclude") else None
         for reg_raw, asc, ascq, name in body.get("attentions", ()):
