@@ -252,3 +252,19 @@ def test_seeded_nemesis_on_the_lab_records_and_heals_everything(
     status = standin_lab.proxy().status()
     assert {s["state"]["mode"] for s in status.values()} == {"pass"}
     assert all(n.alive and not n.frozen for n in standin_lab.record().nodes.values())
+
+
+def test_graceful_stop_and_restart(standin_lab: LoopbackLab) -> None:
+    faults = LabFaults(standin_lab.state.root)
+    first = standin_lab.record().nodes["SWS-Store1"]
+    with faults.stop("SWS-Store1"):
+        assert not first.alive
+        assert not Path(first.ready_file).exists()  # it shut down cleanly, removing its file
+        assert not echoes(link(standin_lab, "iscsi1/SWS-Store1"))
+    second = standin_lab.record().nodes["SWS-Store1"]
+    assert second.alive and second.pid != first.pid
+    with faults.restart("SWS-Store1"):
+        third = standin_lab.record().nodes["SWS-Store1"]
+        assert third.alive and third.pid != second.pid and not second.alive
+        assert echoes(link(standin_lab, "iscsi1/SWS-Store1"))  # back on the same port
+    assert standin_lab.record().nodes["SWS-Store1"].pid == third.pid  # heal: already running
