@@ -38,7 +38,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness.iscsi import codec
-from harness.iscsi.codes import Opcode, RejectReason
+from harness.iscsi.codes import AsyncEvent, Opcode, RejectReason
 from harness.iscsi.errors import DigestError, PduTooLarge, ProtocolError, UnknownOpcode
 from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
 
@@ -291,6 +291,17 @@ class Connection(asyncio.Protocol):
         log.info("connection %s on %s closed: %s", self.peer, self.portal.name, reason)
         if self.transport is not None:
             self.transport.close()   # closes once the send buffer is flushed
+
+    def announce_drop(self, *, time2wait: int, time2retain: int) -> None:
+        """Asynchronous Message, AsyncEvent 3 (all connections of the session will be
+        dropped), before a graceful stop; nothing for a connection still logging in."""
+        if self.closing or not self.full_feature or self.session is None:
+            return
+        exp, max_ = self.session.window()
+        self.send(codec.AsyncMessage(lun=0, stat_sn=self.take_stat_sn(), exp_cmd_sn=exp,
+                                     max_cmd_sn=max_,
+                                     async_event=AsyncEvent.SESSION_WILL_BE_DROPPED,
+                                     parameter2=time2wait, parameter3=time2retain))
 
     async def closed(self) -> None:
         await self._done.wait()

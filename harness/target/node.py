@@ -123,7 +123,10 @@ class Node:
         for portal in self.portals:
             await portal.close()
         for conn in list(self.connections):
-            conn.abort("node shutting down")
+            # RFC 7143 section 11.9.1, AsyncEvent 3: the session is about to be dropped;
+            # the initiator may log in again after Time2Wait (to this node's partner).
+            conn.announce_drop(time2wait=2, time2retain=0)
+            conn.finish("node shutting down")
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.closed(), 5)

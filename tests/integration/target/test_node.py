@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.reference_target import TOKEN_ENV, ReferenceTarget, ReferenceTargetFactory
+from harness.iscsi import codec
+from harness.iscsi.codes import AsyncEvent
 from harness.scsi.report_luns import ReportLunsData
 from harness.scsi.sense import SenseData
 from harness.scsi.status import ScsiStatus
@@ -126,6 +128,10 @@ def test_sigterm_stops_cleanly(reference_target_factory: ReferenceTargetFactory)
     try:
         assert conn.login(INITIATOR, node.iqn).ok
         assert node.stop() == 0
+        notice = conn.recv()   # the session is announced as dropped, then closed
+        assert isinstance(notice, codec.AsyncMessage)
+        assert notice.async_event == AsyncEvent.SESSION_WILL_BE_DROPPED
+        assert notice.parameter2 == 2   # Time2Wait before logging in again
         assert conn.closed_by_peer()
         assert not node.ready_file.exists()
         assert not (node.data_dir / "node.json").exists()
