@@ -45,6 +45,7 @@ from harness.initiator.requests import SessionRequests
 from harness.initiator.task import CommandHandle, ScsiResult, ScsiTask, decode_sense_segment
 from harness.iscsi import codec
 from harness.iscsi.codes import AsyncEvent, LogoutReason, TaskManagementFunction
+from harness.iscsi.codes import TaskManagementResponseCode as TmfResponse
 from harness.iscsi.initiator_pdus import (
     DataOut,
     LoginRequest,
@@ -419,15 +420,20 @@ class Session(SessionRequests, ScsiCommandSet):
             self._spawn(self._abort_timed_out(task))
 
     async def _abort_timed_out(self, task: ScsiTask) -> None:
+        """ABORT TASK for a command that timed out; the session fails if that gets no
+        answer. Until the target confirms the task is gone, a late response to it is
+        still accepted (and dropped) rather than taken for an unknown task."""
         try:
-            await self.task_management(TaskManagementFunction.ABORT_TASK, lun=task.lun,
-                                       referenced=task)
+            code = await self.task_management(TaskManagementFunction.ABORT_TASK,
+                                              lun=task.lun, referenced=task)
         except InitiatorError as exc:
             self._fail(Timeout(f"ABORT TASK of a timed-out {task.operation} ({exc})",
                                self.timeouts.task_management, self.where))
+            return
         except ProtocolError:
-            pass  # the session already failed with it
-        self._tasks.pop(task.itt, None)
+            return  # the session already failed with it
+        if code in (TmfResponse.FUNCTION_COMPLETE, TmfResponse.TASK_DOES_NOT_EXIST):
+            self._tasks.pop(task.itt, None)
 
     def _spawn(self, coro: object) -> None:
         bg = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

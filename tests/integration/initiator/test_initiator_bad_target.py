@@ -32,10 +32,11 @@ from harness.initiator.errors import (
 )
 from harness.initiator.session import Session, SessionTimeouts
 from harness.iscsi import codec
-from harness.iscsi.initiator_pdus import LoginRequest, ScsiCommand
+from harness.iscsi.codes import TaskManagementFunction
+from harness.iscsi.initiator_pdus import LoginRequest, ScsiCommand, TaskManagementRequest
 from harness.iscsi.keys import decode_keys, encode_keys
 from harness.iscsi.negotiation import Negotiation
-from harness.iscsi.target_pdus import LoginResponse, ScsiResponse
+from harness.iscsi.target_pdus import LoginResponse, ScsiResponse, TaskManagementResponse
 from harness.scsi.cdb import TestUnitReady
 
 TARGET = "iqn.2026-11.test.splitbrain:fake"
@@ -274,3 +275,37 @@ def test_refused_connection_is_connection_lost() -> None:
         return info.value
 
     assert "127.0.0.1" in str(asyncio.run(scenario()))
+
+
+def test_timed_out_command_is_aborted_and_the_session_lives_on() -> None:
+    seen: list[Any] = []
+
+    async def ignore_then_abort(reader, writer, cmd) -> None:
+        tmf = await codec.read_pdu(reader, max_data_segment_length=65536)
+        seen.append(tmf)
+        writer.write(codec.encode(TaskManagementResponse(
+            initiator_task_tag=tmf.initiator_task_tag, stat_sn=2, exp_cmd_sn=cmd.cmd_sn + 1,
+            max_cmd_sn=cmd.cmd_sn + 16)))
+        follow = await codec.read_pdu(reader, max_data_segment_length=65536)
+        response = good_response(follow)
+        response.stat_sn = 3
+        writer.write(codec.encode(response))
+        await writer.drain()
+        await asyncio.sleep(OUTER_DEADLINE)
+
+    async def scenario() -> tuple[BaseException, Any, Session, bool]:
+        async with FakeTarget(ignore_then_abort) as target:
+            exc, session = await attempt(target)
+            after = await session.execute(TestUnitReady().encode())
+            return exc, after, session, session.failed
+
+    async def bounded() -> tuple[BaseException, Any, Session, bool]:
+        async with asyncio.timeout(OUTER_DEADLINE):
+            return await scenario()
+
+    exc, after, session, failed = asyncio.run(bounded())
+    assert isinstance(exc, Timeout)
+    (tmf,) = seen
+    assert isinstance(tmf, TaskManagementRequest)
+    assert tmf.function == TaskManagementFunction.ABORT_TASK
+    assert after.good and not failed and session.outstanding == 0
