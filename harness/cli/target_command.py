@@ -5,7 +5,9 @@ stops it cleanly). ``status``, ``targets``, ``create-lun``, ``delete-lun`` and
 ``sessions`` talk to a running node's management API, found through ``--url`` or
 through the ready file the node writes into its data directory (``--config``);
 the token is read from the environment variable the config names (or
-``--token-env``), never from the command line.
+``--token-env``), never from the command line. ``ha`` (create, status,
+mark-synchronized) and ``witness`` are the HA device commands
+(harness.cli.target_ha).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.cli.target_ha import add_ha_arguments
 from harness.errors import SplitbrainError
 
 HELP = "run the bundled reference iSCSI target node, or query and change a running one"
@@ -73,6 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="even with commands in flight")
     p.set_defaults(_action=lambda a: _print(_client(a).delete_lun(a.target, a.lun,
                                                                 force=a.force)))
+
+    add_ha_arguments(sub, client_args, _client)
 
 
 def _serve(args: argparse.Namespace) -> int:
