@@ -279,17 +279,24 @@ def test_refused_connection_is_connection_lost() -> None:
 
 def test_timed_out_command_is_aborted_and_the_session_lives_on() -> None:
     seen: list[Any] = []
+    ignored: list[ScsiCommand] = []
 
     async def ignore_then_abort(reader, writer, cmd) -> None:
-        tmf = await codec.read_pdu(reader, max_data_segment_length=65536)
-        seen.append(tmf)
-        writer.write(codec.encode(TaskManagementResponse(
-            initiator_task_tag=tmf.initiator_task_tag, stat_sn=2, exp_cmd_sn=cmd.cmd_sn + 1,
-            max_cmd_sn=cmd.cmd_sn + 16)))
-        follow = await codec.read_pdu(reader, max_data_segment_length=65536)
-        response = good_response(follow)
-        response.stat_sn = 3
-        writer.write(codec.encode(response))
+        """Never answer ``cmd``; answer the ABORT TASK and the next command."""
+        ignored.append(cmd)
+        stat_sn, answered = 2, 0
+        while answered < 2:
+            pdu = await codec.read_pdu(reader, max_data_segment_length=65536)
+            seen.append(pdu)
+            if isinstance(pdu, TaskManagementRequest):
+                reply: Any = TaskManagementResponse(initiator_task_tag=pdu.initiator_task_tag)
+            else:
+                reply = good_response(pdu)
+            reply.stat_sn, reply.exp_cmd_sn, reply.max_cmd_sn = (
+                stat_sn, cmd.cmd_sn + 2, cmd.cmd_sn + 16)
+            writer.write(codec.encode(reply))
+            stat_sn += 1
+            answered += 1
         await writer.drain()
         await asyncio.sleep(OUTER_DEADLINE)
 
@@ -305,7 +312,8 @@ def test_timed_out_command_is_aborted_and_the_session_lives_on() -> None:
 
     exc, after, session, failed = asyncio.run(bounded())
     assert isinstance(exc, Timeout)
-    (tmf,) = seen
-    assert isinstance(tmf, TaskManagementRequest)
+    (tmf,) = [pdu for pdu in seen if isinstance(pdu, TaskManagementRequest)]
     assert tmf.function == TaskManagementFunction.ABORT_TASK
+    assert (tmf.referenced_task_tag, tmf.ref_cmd_sn) == (ignored[0].initiator_task_tag,
+                                                         ignored[0].cmd_sn)
     assert after.good and not failed and session.outstanding == 0
