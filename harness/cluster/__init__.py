@@ -1,1 +1,0 @@
-"""Failover-cluster operations: membership, quorum, CSV, VM roles and migration."""
