@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from fixtures.ha_pair import BLOCK, HaPair, LinkMode, wait_for
+from fixtures.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, wait_for
 from harness.target.ha.mirror import ReplicaNotServing
-from harness.target.ha.replica import FailoverStrategy, ReplicaState
+from harness.target.ha.replica import FailoverStrategy, InitialSync, ReplicaState
 from harness.target.ha.witness import Witness
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
@@ -164,4 +164,28 @@ def test_node_majority_lets_only_the_witness_holder_serve(tmp_path):
                 assert len(serving) == 1  # never both: no split brain
         finally:
             await w.close()
+    run(scenario())
+
+
+def test_initial_sync_from_partner_copies_the_chosen_replica(tmp_path):
+    async def scenario():
+        # a's image already holds data; b's holds other data that must not survive
+        for node, byte in (("a", 0xAA), ("b", 0xBB)):
+            (tmp_path / f"{node}.img").write_bytes(bytes([byte]) * BLOCK * BLOCKS)
+        async with HaPair(tmp_path, initial_sync=InitialSync.FROM_PARTNER) as lab:
+            await lab.in_sync()
+            assert "resync full" in " ".join(lab.a.meta.events)
+            assert await lab.b.read(BLOCKS - 1, 1) == bytes([0xAA]) * BLOCK
+            assert lab.images_equal()
+    run(scenario())
+
+
+def test_initial_sync_clear_zeroes_both_replicas(tmp_path):
+    async def scenario():
+        for node, byte in (("a", 0xAA), ("b", 0xBB)):
+            (tmp_path / f"{node}.img").write_bytes(bytes([byte]) * BLOCK * BLOCKS)
+        async with HaPair(tmp_path, initial_sync=InitialSync.CLEAR) as lab:
+            await lab.in_sync()
+            assert await lab.a.read(0, 1) == await lab.b.read(0, 1) == bytes(BLOCK)
+            assert lab.images_equal()
     run(scenario())
