@@ -114,30 +114,40 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return
         self.last_rx_ns = time.monotonic_ns()
-        buf = self._buf
-        buf += data
+        # Usually the buffer is empty and ``data`` holds whole PDUs: cut them straight
+        # from ``data`` (one copy each); only a partial PDU is kept for the next read.
+        src: bytes | bytearray
+        if self._buf:
+            self._buf += data
+            src = self._buf
+        else:
+            src = data
+        size = len(src)
         offset = 0
         try:
-            while not self.closing and len(buf) - offset >= BHS_LENGTH:
-                dsl = _LENGTHS.unpack_from(buf, offset + 4)[0] & 0xFFFFFF
+            while not self.closing and size - offset >= BHS_LENGTH:
+                dsl = _LENGTHS.unpack_from(src, offset + 4)[0] & 0xFFFFFF
                 if dsl > self.max_recv_dsl:
-                    bhs = bytes(buf[offset : offset + BHS_LENGTH])
+                    bhs = bytes(src[offset : offset + BHS_LENGTH])
                     self._too_large(PduTooLarge(dsl, self.max_recv_dsl, bhs=bhs))
                     return
-                total = codec.pdu_length(memoryview(buf)[offset : offset + 8],
+                total = codec.pdu_length(src[offset : offset + 8],
                                          header_digest=self.header_digest,
                                          data_digest=self.data_digest)
-                if len(buf) - offset < total:
+                if size - offset < total:
                     break
-                raw = bytes(buf[offset : offset + total])
+                raw = src[offset : offset + total]
                 offset += total
-                self._received(raw)
+                self._received(raw if type(raw) is bytes else bytes(raw))
         except Exception as exc:  # a bug must cost one connection, never the node
             log.exception("connection %s: internal error", self.peer)
             self.abort(f"internal error: {exc!r}")
         finally:
-            if offset:
-                del buf[:offset]
+            if src is self._buf:
+                if offset:
+                    del self._buf[:offset]
+            elif offset < size and not self.closing:
+                self._buf = bytearray(src[offset:])
 
     def eof_received(self) -> bool:
         self.abort("truncated PDU (peer closed mid-PDU)" if self._buf
