@@ -3,7 +3,8 @@
 The model: each is one request PDU and one response PDU matched by Initiator Task
 Tag, with its own deadline. Pings and task management requests are immediate
 (they carry the current CmdSN without taking it, so they pass a closed command
-window); text requests take a CmdSN like commands. Mixed into ``Session``, which
+window); so are text requests, whose continuations tgtd would otherwise block
+behind a window it never reopens in a discovery session. Mixed into ``Session``, which
 routes the responses here through ``_exchanges``.
 """
 
@@ -50,15 +51,6 @@ class SessionRequests:
         raise NotImplementedError
 
     def _finish(self, task: ScsiTask) -> None:
-        raise NotImplementedError
-
-    def _window_open(self) -> bool:
-        raise NotImplementedError
-
-    async def _wait_window(self, deadline: float, operation: str, seconds: float) -> None:
-        raise NotImplementedError
-
-    def _take_cmd_sn(self) -> int:
         raise NotImplementedError
 
     async def _exchange(self, request: Pdu, itt: int, seconds: float, operation: str) -> Pdu:
@@ -155,12 +147,10 @@ class SessionRequests:
 
     async def _text_pdu(self, data: bytes, itt: int, ttt: int, final: bool, deadline: float,
                         seconds: float) -> Pdu:
-        if self._window_waiters or not self._window_open():
-            await self._wait_window(deadline, "Text Request", seconds)
-        self._usable()
-        cmd_sn = self._take_cmd_sn()
-        request = TextRequest(final=final, continue_=not final, initiator_task_tag=itt,
-                              target_transfer_tag=ttt, cmd_sn=cmd_sn,
-                              exp_stat_sn=self.exp_stat_sn, data=data)
+        # Immediate: a text exchange must not depend on the command window (tgtd keeps a
+        # discovery session's window shut after the first Text Request).
+        request = TextRequest(immediate=True, final=final, continue_=not final,
+                              initiator_task_tag=itt, target_transfer_tag=ttt,
+                              cmd_sn=self.cmd_sn, exp_stat_sn=self.exp_stat_sn, data=data)
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
         return await self._exchange(request, itt, remaining, "Text Request")

@@ -311,11 +311,6 @@ class Session(SessionRequests, ScsiCommandSet):
             if self._window_open():
                 break
 
-    def _take_cmd_sn(self) -> int:
-        sn = self.cmd_sn
-        self.cmd_sn = (sn + 1) & _MASK
-        return sn
-
     async def submit(self, cdb: bytes, lun: int | None = None, data_out: bytes | None = None,
                      expected_in: int = 0, *, timeout: float | None = None) -> CommandHandle:
         """Send one SCSI command; returns once it is on the wire (after waiting for the

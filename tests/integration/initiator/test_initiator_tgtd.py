@@ -281,3 +281,21 @@ def test_logout_ends_the_session(tgtd_target: TgtdTarget) -> None:
 
     session = run(body())
     assert session.logged_out and not session.failed
+
+
+def test_discovery_answer_spanning_several_text_responses(tgtd_target_factory) -> None:
+    """With a 512-byte MaxRecvDataSegmentLength the SendTargets answer for a dozen
+    long target names cannot fit one Text Response: the initiator must follow F=0
+    (and C for a split key) with continuation requests carrying the TTT."""
+    targets = [tgtd_target_factory(name="x" * 150 + f"-{i}") for i in range(12)]
+
+    async def body() -> list[tuple[str, str]]:
+        async with Session(targets[0].host, targets[0].port, None,
+                           preferences={"MaxRecvDataSegmentLength": "512"}) as s:
+            assert s.params.max_recv_data_segment_length == 512
+            return await s.text_request([("SendTargets", "All")])
+
+    pairs = run(body())
+    names = [value for key, value in pairs if key == "TargetName"]
+    assert {t.iqn for t in targets} <= set(names)
+    assert sum(len(k) + len(v) + 2 for k, v in pairs) > 512 * 3
