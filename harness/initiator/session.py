@@ -33,6 +33,8 @@ from harness.initiator.commands import ScsiCommandSet
 from harness.initiator.connection import Connection
 from harness.initiator.errors import (
     CommandRejected,
+    ConnectionClosed,
+    ConnectionLost,
     InitiatorError,
     ProtocolError,
     SessionFailed,
@@ -207,11 +209,18 @@ class Session(SessionRequests, ScsiCommandSet):
 
     async def login(self) -> LoginResult:
         """Connect and log in; raises Timeout, ConnectionLost, LoginRejected, LoginFailed."""
+        if self._failed is not None:
+            raise SessionFailed(f"session to {self.where} was already used; a Session logs in "
+                                "once, create a new one")
         loop = asyncio.get_running_loop()
         self._failed = asyncio.Event()
-        self._conn = await Connection.open(self.host, self.port, timeout=self.timeouts.connect,
-                                           on_pdu=self._on_pdu, on_lost=self._on_lost,
-                                           recorder=self.recorder)
+        try:
+            self._conn = await Connection.open(
+                self.host, self.port, timeout=self.timeouts.connect, on_pdu=self._on_pdu,
+                on_lost=self._on_lost, recorder=self.recorder)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
         spec = LoginSpec(initiator_name=self.initiator_name, target_name=self.target,
                          isid=self.isid, cmd_sn=secrets.randbits(31) | 1,
                          initiator_task_tag=self._itt(), chap=self.chap,
@@ -258,6 +267,8 @@ class Session(SessionRequests, ScsiCommandSet):
                                 exp_stat_sn=self.exp_stat_sn)
         try:
             await self._exchange(request, itt, self.timeouts.logout, "logout")
+        except (ConnectionLost, ConnectionClosed):
+            pass  # the target closed the connection on our logout: logged out all the same
         finally:
             self.logged_out = True
             self._fail(SessionFailed(f"session to {self.where} logged out"))
@@ -285,7 +296,7 @@ class Session(SessionRequests, ScsiCommandSet):
     async def __aexit__(self, *exc: object) -> None:
         try:
             await self.logout()
-        except InitiatorError:
+        except (InitiatorError, ProtocolError):
             self.close()
 
     # -- commands --------------------------------------------------------------------------
