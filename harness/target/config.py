@@ -164,6 +164,7 @@ class SessionLimits:
     max_burst_length: int = 262144
     first_burst_length: int = 65536
     max_connections: int = 1024           # TCP connections across all portals
+    max_pending_write_bytes: int = 128 * 1024 * 1024   # per session: writes still collecting
     login_timeout_s: float = 15.0         # a connection not in full feature phase by then: closed
     nop_in_interval_s: float = 10.0       # 0 disables the keepalive
     nop_in_timeout_s: float = 30.0        # no answer to a NOP-In by then: the connection is dead
@@ -437,6 +438,8 @@ def _limits(reader: _Reader, raw: Any) -> SessionLimits:
                                           d.first_burst_length, 512, 16777215),
         max_connections=reader.integer(t, "limits", "max_connections", d.max_connections,
                                        1, 1_000_000),
+        max_pending_write_bytes=reader.integer(t, "limits", "max_pending_write_bytes",
+                                               d.max_pending_write_bytes, 1 << 20, 1 << 40),
         login_timeout_s=reader.number(t, "limits", "login_timeout_s", d.login_timeout_s,
                                       0.1, 3600),
         nop_in_interval_s=reader.number(t, "limits", "nop_in_interval_s",
@@ -467,6 +470,12 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
     if not isinstance(defects, list) or not all(isinstance(d, str) for d in defects):
         raise reader.fail("node.defects", "expected a list of defect names",
                           "write it as defects = [\"name\"] or leave it out")
+    from harness.target.defects import Defect
+
+    unknown = sorted(set(defects) - {d.value for d in Defect})
+    if unknown:
+        raise reader.fail("node.defects", f"unknown defect mode {unknown[0]!r}",
+                          "use one of " + ", ".join(sorted(d.value for d in Defect)))
     reader.base = data_dir  # LU images resolve under the data directory
     raw_portals = top.get("portal")
     if not raw_portals or not isinstance(raw_portals, list):

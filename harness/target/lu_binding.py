@@ -11,7 +11,9 @@ touches one file.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from harness.scsi.cdb import Direction, parse_cdb
 from harness.scsi.errors import CdbError, UnsupportedOpcode
@@ -21,7 +23,9 @@ from harness.scsi.sense import Asc, illegal_request, invalid_field_in_cdb
 from harness.scsi.status import ScsiStatus
 from harness.target.blockstore import ImageFile
 from harness.target.config import LunConfig, NodeConfig, TargetConfig
+from harness.target.defects import Defect, parse_defects
 from harness.target.device import LogicalUnit, ScsiTask, TaskResult
+from harness.target.disk_faults import FaultyStore
 from harness.target.ha.mirror import HaDevice
 from harness.target.ha.unit import HaLogicalUnit
 from harness.target.identity import BlockLimitsConfig, LuIdentity
@@ -40,15 +44,22 @@ def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
                       abort_tasks: Callable[[Sequence[ItNexus]], None]) -> LogicalUnit:
     """The logical unit of ``lun``: its image (created sparse on first use), identity,
     persistent reservations persisted beside the image (APTPL) and ALUA group."""
-    store = ImageFile.open(lun.image, lun.size, block_size=lun.block_size,
+    image = ImageFile.open(lun.image, lun.size, block_size=lun.block_size,
                            write_through=node.write_through)
+    store = FaultyStore(image, where=f"{target.iqn}/{lun.lun}")  # disk faults (pass-through)
     identity = LuIdentity(serial=lun.serial, naa=lun.naa, vendor=lun.vendor,
                           product=lun.product)
     aptpl = AptplFile(lun.image.with_name(lun.image.name + ".pr.json"))
     reservations = PersistentReservations(aptpl_file=aptpl)
     binding = node.ha_binding(target.iqn, lun.lun)
     if binding is not None:  # a replica of an HA device: mirrored blocks, shared PR state
-        return HaLogicalUnit(HaDevice(binding.device, store), identity, group=binding.group,
+        defects = parse_defects(node.defects)
+        if Defect.IDENTITY_PER_NODE in defects:
+            identity = replace(identity, serial=f"{identity.serial[:20]}-{node.name}"[-32:],
+                               naa=identity.naa[:-4] + hashlib.sha256(
+                                   node.name.encode()).hexdigest()[:4])
+        device = replace(binding.device, defects=defects)
+        return HaLogicalUnit(HaDevice(device, store), identity, group=binding.group,
                              partner_group=binding.partner_group, reservations=reservations,
                              luns=luns, abort_tasks=abort_tasks)
     return LogicalUnit(store, identity, reservations=reservations, luns=luns,
@@ -63,8 +74,12 @@ async def start(unit: LogicalUnit) -> None:
 
 def runs_eagerly(unit: LogicalUnit) -> bool:
     """Whether ``execute`` may start inside the caller's loop turn (no task of its own):
-    true for a logical unit on a local image file, whose code never needs a current task."""
-    return type(getattr(unit, "store", None)) is ImageFile
+    true for a logical unit on a local image file, whose code never needs a current task
+    (its disk-fault wrapper only ever sleeps, which needs none either)."""
+    store = getattr(unit, "store", None)
+    if isinstance(store, FaultyStore):
+        store = store.inner
+    return type(store) is ImageFile
 
 
 def make_nexus(initiator_name: str, isid: int, target_iqn: str, tpgt: int) -> ItNexus:

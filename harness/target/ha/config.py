@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.target.defects import Defect
 from harness.target.ha.replica import FailoverStrategy, InitialSync
 
 Address = tuple[str, int]
@@ -40,6 +41,8 @@ class HaDeviceConfig:
     initial_source: str | None = None
     region_bytes: int = 1024 * 1024
     timeouts: HaTimeouts = field(default_factory=HaTimeouts)
+    #: deliberate defect modes (harness.target.defects), for the defect zoo only
+    defects: frozenset[Defect] = frozenset()
 
     def __post_init__(self) -> None:
         if self.priority == self.partner_priority:

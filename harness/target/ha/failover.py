@@ -17,6 +17,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from harness.target.defects import SLOW_FAILOVER_S, Defect
 from harness.target.ha import witness
 from harness.target.ha.replica import (
     FailoverStrategy,
@@ -60,8 +61,13 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
     dev._gate.clear()
     try:
         decision = await _decide(dev, lost_at, partner_leaving)
+        defects = dev.config.defects
+        if Defect.NO_FENCING in defects:
+            decision = SyncLossDecision.CARRY_ON_ALONE  # defect: nobody stops, no fence
         if decision is SyncLossDecision.CARRY_ON_ALONE:
-            if not partner_leaving:
+            if Defect.SLOW_FAILOVER in defects:
+                await asyncio.sleep(SLOW_FAILOVER_S)
+            if not partner_leaving and Defect.NO_FENCING not in defects:
                 await _fence(dev, lost_at)
             _carry_on_alone(dev, link.loss_reason)
         else:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from harness.target.defects import Defect
 from harness.target.ha import failover, protocol, resync
 from harness.target.ha.channel import LinkKeeper, PartnerLink
 from harness.target.ha.config import HaDeviceConfig
@@ -278,6 +279,8 @@ class HaDevice:
         if link is not None and seq:
             await link.drain()
         if ack is not None and kind is not OrderKind.FORWARDED:
+            if Defect.ACK_BEFORE_MIRROR in self.config.defects:
+                return seq  # defect: acknowledged before the partner has it
             await self._await_ack(seq, ack)
         return seq
 

@@ -16,6 +16,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from harness.target.defects import Defect
 from harness.target.ha import protocol
 from harness.target.ha.dirtymap import DirtyMap
 from harness.target.ha.protocol import Message, MessageKind, OrderKind
@@ -53,6 +54,9 @@ class Resync:
 
     async def run(self) -> None:
         dev = self.device
+        if Defect.RESYNC_SKIPS_DIRTY in dev.config.defects:
+            finish(dev)  # defect: declared synchronized, nothing copied
+            return
         if dev.pr_snapshot is not None:  # reservations travel first, in sequence
             await dev.replicate(dev.pr_snapshot())
         window = asyncio.Semaphore(WINDOW)

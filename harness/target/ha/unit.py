@@ -32,6 +32,7 @@ from harness.scsi.alua import AccessState
 from harness.scsi.sense import AdditionalSense, SenseData
 from harness.scsi.status import ScsiStatus
 from harness.target.alua import AluaGroups, TargetPortGroup
+from harness.target.defects import Defect
 from harness.target.device import LogicalUnit, ScsiTask, TaskResult
 from harness.target.ha.mirror import HaDevice, ReplicaNotServing
 from harness.target.ha.protocol import MessageKind
@@ -82,7 +83,8 @@ class HaLogicalUnit(LogicalUnit):
         self._mapped: dict[tuple[str, str], ItNexus] = {}
         ha.pr_handler = self._serve_forwarded
         ha.pr_apply = self._apply_shipped
-        ha.pr_snapshot = lambda: {"state": self.reservations.snapshot().to_json()}
+        if Defect.STALE_RESERVATIONS not in ha.config.defects:
+            ha.pr_snapshot = lambda: {"state": self.reservations.snapshot().to_json()}
         ha.on_state_change = self.follow_replica_states
         self.follow_replica_states()
 
@@ -156,7 +158,7 @@ class HaLogicalUnit(LogicalUnit):
         """Replicate what the last PR command changed, in sequence with the writes."""
         changes = [o for _, o in self._outcomes if o.changed or o.attentions or o.aborted]
         self._outcomes.clear()
-        if not changes:
+        if not changes or Defect.STALE_RESERVATIONS in self.ha.config.defects:
             return
         await self.ha.replicate({
             "state": self.reservations.snapshot().to_json(),

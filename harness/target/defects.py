@@ -1,0 +1,48 @@
+"""Deliberate defect modes of the reference target.
+
+They exist only to prove that each suite fails when it should: the defect zoo
+runs the suites against a node started with ``[node] defects = ["name", ...]``
+and asserts the exact failure. A production-like node runs with none. Each mode
+breaks one promise that docs/ha.md makes, in the way real products have been
+seen to break it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from harness.errors import SplitbrainError
+
+
+class Defect(enum.StrEnum):
+    #: the sequencer acknowledges a write before the partner has it
+    ACK_BEFORE_MIRROR = "ack-before-mirror"
+    #: on sync loss with the heartbeat alive, the lower priority keeps serving and
+    #: the survivor does not wait out the fence: a partition becomes split brain
+    NO_FENCING = "no-fencing"
+    #: a resync declares the partner synchronized without copying anything
+    RESYNC_SKIPS_DIRTY = "resync-skips-dirty"
+    #: persistent reservations are not replicated to the partner
+    STALE_RESERVATIONS = "stale-reservations"
+    #: the decision after sync loss takes far longer than it should
+    SLOW_FAILOVER = "slow-failover"
+    #: each replica presents its own serial and NAA designator
+    IDENTITY_PER_NODE = "identity-per-node"
+
+
+#: extra seconds a slow failover takes before carrying on alone
+SLOW_FAILOVER_S = 5.0
+
+
+class UnknownDefect(SplitbrainError):
+    exit_code = 2
+
+
+def parse_defects(names: list[str] | tuple[str, ...]) -> frozenset[Defect]:
+    """The defect modes named, or a clear error naming the known ones."""
+    known = {d.value: d for d in Defect}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownDefect(f"unknown defect mode(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(sorted(known))}")
+    return frozenset(known[n] for n in names)
