@@ -45,6 +45,7 @@ __all__ = [
     "ScsiStatusError",
     "SessionFailed",
     "TaskAborted",
+    "TaskFailedAtTarget",
     "TaskManagementFailed",
     "Timeout",
     "TruncatedPdu",
@@ -145,6 +146,11 @@ class CommandRejected(ProtocolError):
 
 class TaskAborted(InitiatorError):
     """A task was aborted (ABORT TASK, LUN RESET, ...) or ended with TASK ABORTED status."""
+
+
+class TaskFailedAtTarget(InitiatorError):
+    """A SCSI Response with iSCSI Response 'Target Failure' (no SCSI status): this
+    command failed, the session goes on."""
 
 
 class TaskManagementFailed(InitiatorError):

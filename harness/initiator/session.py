@@ -38,13 +38,19 @@ from harness.initiator.errors import (
     InitiatorError,
     ProtocolError,
     SessionFailed,
+    TaskFailedAtTarget,
     Timeout,
     UnexpectedPdu,
 )
 from harness.initiator.login import ChapSecrets, LoginResult, LoginSpec, run_login
 from harness.initiator.recorder import PcapRecorder
 from harness.initiator.requests import SessionRequests
-from harness.initiator.task import CommandHandle, ScsiResult, ScsiTask, decode_sense_segment
+from harness.initiator.task import (
+    CommandHandle,
+    ScsiResult,
+    ScsiTask,
+    decode_sense_segment,
+)
 from harness.iscsi import codec
 from harness.iscsi.codes import AsyncEvent, LogoutReason, TaskManagementFunction
 from harness.iscsi.codes import TaskManagementResponseCode as TmfResponse
@@ -511,9 +517,13 @@ class Session(SessionRequests, ScsiCommandSet):
         self._status(pdu.stat_sn)
         task = self._task(pdu.initiator_task_tag, "SCSI Response")
         self._finish(task)
-        result = task.result_from_response(pdu, time.monotonic_ns(), self.where)
-        if not task.future.done():
-            task.future.set_result(result)
+        if task.future.done():
+            return
+        try:
+            task.future.set_result(task.result_from_response(pdu, time.monotonic_ns(),
+                                                             self.where))
+        except TaskFailedAtTarget as exc:
+            task.future.set_exception(exc)
 
     def _on_r2t(self, pdu: R2T) -> None:
         self._window(pdu.exp_cmd_sn, pdu.max_cmd_sn)

@@ -22,6 +22,7 @@ from harness.initiator.errors import (
     ReservationConflict,
     ScsiStatusError,
     TaskAborted,
+    TaskFailedAtTarget,
 )
 from harness.iscsi.pdu import NO_TAG
 from harness.iscsi.target_pdus import DataIn, ScsiResponse
@@ -166,10 +167,6 @@ class ScsiTask:
                           now_ns - self.started_ns, where, self.operation)
 
 
-class TaskFailedAtTarget(ProtocolError):
-    """A SCSI Response with iSCSI Response 'Target Failure' (no SCSI status)."""
-
-
 class CommandHandle:
     """A submitted command: await ``result()``; pass it to ``Session.abort_task``."""
 
@@ -197,5 +194,5 @@ class CommandHandle:
         return await self._task.future
 
 
-__all__ = ["NO_TAG", "CommandHandle", "ScsiResult", "ScsiTask", "TaskFailedAtTarget",
+__all__ = ["NO_TAG", "CommandHandle", "ScsiResult", "ScsiTask",
            "decode_sense_segment"]

@@ -25,6 +25,7 @@ from harness.initiator.errors import (
     PduTooLarge,
     ProtocolError,
     SessionFailed,
+    TaskFailedAtTarget,
     Timeout,
     TruncatedPdu,
     UnexpectedPdu,
@@ -317,3 +318,30 @@ def test_timed_out_command_is_aborted_and_the_session_lives_on() -> None:
     assert (tmf.referenced_task_tag, tmf.ref_cmd_sn) == (ignored[0].initiator_task_tag,
                                                          ignored[0].cmd_sn)
     assert after.good and not failed and session.outstanding == 0
+
+
+def test_target_failure_response_fails_only_that_command() -> None:
+    async def fail_then_serve(reader, writer, cmd) -> None:
+        failed = good_response(cmd)
+        failed.response = 0x01  # iSCSI "Target Failure": no SCSI status
+        writer.write(codec.encode(failed))
+        follow = await codec.read_pdu(reader, max_data_segment_length=65536)
+        answer = good_response(follow)
+        answer.stat_sn = 3
+        writer.write(codec.encode(answer))
+        await writer.drain()
+        await asyncio.sleep(OUTER_DEADLINE)
+
+    async def scenario() -> tuple[BaseException, Any, bool]:
+        async with FakeTarget(fail_then_serve) as target:
+            exc, session = await attempt(target)
+            after = await session.execute(TestUnitReady().encode())
+            return exc, after, session.failed
+
+    async def bounded() -> tuple[BaseException, Any, bool]:
+        async with asyncio.timeout(OUTER_DEADLINE):
+            return await scenario()
+
+    exc, after, failed = asyncio.run(bounded())
+    assert isinstance(exc, TaskFailedAtTarget) and "target failure" in str(exc)
+    assert after.good and not failed
