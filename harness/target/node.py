@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.target.config import NodeConfig, parse_lun, parse_target
+from harness.target.disk_faults import install_disk_fault_routes
 from harness.target.ha.service import ha_status, install_ha_routes
 from harness.target.management import ApiError, ManagementApi
 from harness.target.portal import Portal
@@ -63,6 +64,7 @@ class Node:
         self.management = ManagementApi(self, token=self.token, host=config.management.host,
                                         port=config.management.port)
         install_ha_routes(self)
+        install_disk_fault_routes(self)  # /v1/faults/disk: slow, EIO, no space (in memory)
         self.connections: set[Any] = set()   # harness.target.connection.Connection
         self.refused_connections = 0
         self._stopped = asyncio.Event()
