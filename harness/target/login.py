@@ -321,7 +321,8 @@ class LoginNegotiation:
                           initiator_alias=self.initiator_alias, isid=req.isid,
                           tsih=table.allocate_tsih(), target=self.target,
                           tpgt=self.portal.tpgt, params=params, cmd_sn=req.cmd_sn,
-                          queue_depth=self.limits.queue_depth)
+                          queue_depth=self.limits.queue_depth,
+                          write_budget=self.limits.max_pending_write_bytes)
         session.attach(conn)
         table.add(session)
         self.session = session

@@ -69,7 +69,8 @@ class Session:
 
     def __init__(self, table: SessionTable, *, initiator_name: str, initiator_alias: str,
                  isid: int, tsih: int, target: ExportedTarget | None, tpgt: int,
-                 params: OperationalParameters, cmd_sn: int, queue_depth: int) -> None:
+                 params: OperationalParameters, cmd_sn: int, queue_depth: int,
+                 write_budget: int = 128 * 1024 * 1024) -> None:
         self.table = table
         self.initiator_name, self.initiator_alias = initiator_name, initiator_alias
         self.isid, self.tsih, self.target, self.tpgt = isid, tsih, target, tpgt
@@ -84,6 +85,8 @@ class Session:
         self.closed = False
         self._nexus: Any = None
         self.commands = 0
+        self.pending_write_bytes = 0
+        self.write_budget = write_budget
 
     @property
     def nexus(self) -> Any:
@@ -159,16 +162,27 @@ class Session:
             conn.reject(RejectReason.TASK_IN_PROGRESS if itt != NO_TAG
                         else RejectReason.INVALID_PDU_FIELD, header_of(cmd))
             return
+        if cmd.immediate and len(self.tasks) >= self.depth:
+            # Immediate commands bypass the window; they may not grow the task set forever.
+            conn.reject(RejectReason.IMMEDIATE_COMMAND_REJECT, header_of(cmd))
+            return
         self.commands += 1
         task = CommandTask(self, conn, cmd)
+        self.tasks[itt] = task
         if task.write and task.edtl > MAX_COMMAND_DATA:
-            self.tasks[itt] = task
             self._finish(task, *self.target.refuse_oversized(cmd.cdb))
             return
-        self.tasks[itt] = task
+        if task.write and self.pending_write_bytes + task.edtl > self.write_budget:
+            # Writes still collecting data would exceed the session's memory budget: the
+            # initiator retries later (SAM-5 TASK SET FULL), nothing is buffered.
+            self._finish(task, ScsiStatus.TASK_SET_FULL, b"", b"")
+            return
         task.begin()
         if task.complete:
             self._submit(task)
+        elif task.write:
+            self.pending_write_bytes += task.edtl
+            task.budgeted = True
 
     def _data_out(self, conn: Connection, pdu: codec.DataOut) -> None:
         task = self.tasks.get(pdu.initiator_task_tag)
@@ -183,6 +197,7 @@ class Session:
         except DataSequenceError:
             # ErrorRecoveryLevel 0 cannot ask for the data again: the command fails.
             task.r2ts.clear()
+            self._release_budget(task)
             self._finish(task, ScsiStatus.CHECK_CONDITION, b"", DATA_PHASE_ERROR)
             return
         if task.complete:
@@ -190,6 +205,7 @@ class Session:
 
     def _submit(self, task: CommandTask) -> None:
         assert self.target is not None
+        self._release_budget(task)
         task.running = True
         self.target.submit(self, task, self._finish)
 
@@ -201,6 +217,11 @@ class Session:
             return
         task.respond(status, data_in, sense)
 
+    def _release_budget(self, task: CommandTask) -> None:
+        if task.budgeted:
+            task.budgeted = False
+            self.pending_write_bytes -= task.edtl
+
     def has_tasks_on(self, lun: int) -> bool:
         return any(t.lun == lun for t in self.tasks.values())
 
@@ -210,6 +231,7 @@ class Session:
         for t in victims:
             t.aborted = True
             t.r2ts.clear()
+            self._release_budget(t)
             if not t.running:
                 del self.tasks[t.itt]
         return victims

@@ -49,10 +49,10 @@ class R2tBurst:
 class CommandTask:
     """A SCSI command from arrival to its last response PDU."""
 
-    __slots__ = ("aborted", "cmd", "cmd_sn", "conn", "data_sn", "edtl", "fragments", "itt",
-                 "lun", "lun_field", "next_r2t_offset", "r2t_sn", "r2ts", "received", "running",
-                 "session", "unsolicited_data_sn", "unsolicited_end", "unsolicited_received",
-                 "write", "write_length")
+    __slots__ = ("aborted", "budgeted", "cmd", "cmd_sn", "conn", "data_sn", "edtl", "fragments",
+                 "itt", "lun", "lun_field", "next_r2t_offset", "r2t_sn", "r2ts", "received",
+                 "running", "session", "unsolicited_data_sn", "unsolicited_end",
+                 "unsolicited_received", "write", "write_length")
 
     def __init__(self, session: Session, conn: Connection, cmd: codec.ScsiCommand) -> None:
         self.session, self.conn, self.cmd = session, conn, cmd
@@ -73,6 +73,7 @@ class CommandTask:
         self.data_sn = 0
         self.r2ts: dict[int, R2tBurst] = {}
         self.aborted = False
+        self.budgeted = False   # counted in the session's pending write bytes
         self.running = False
 
     # -- data-out ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ PROBE_INITIATOR = "iqn.2026-11.org.splitbrain.probe:attacker"
 BYSTANDER_INITIATOR = "iqn.2026-11.org.splitbrain.probe:bystander"
 MAX_CONNECTIONS = 300
 LOGIN_TIMEOUT_S = 3.0
+PENDING_WRITE_BUDGET = 2 * 1024 * 1024   # writes still collecting data, per session
 RSS_GROWTH_LIMIT = 48 * 1024 * 1024   # what one probe may add to the node's resident memory
 
 
@@ -45,7 +46,8 @@ def probe_node(reference_target_factory: ReferenceTargetFactory) -> ReferenceTar
     return reference_target_factory.start(
         name="probed", targets=(lun_target(luns=1, size="16MiB"),),
         limits={"max_connections": MAX_CONNECTIONS, "login_timeout_s": LOGIN_TIMEOUT_S,
-                "max_recv_data_segment_length": 65536})
+                "max_recv_data_segment_length": 65536,
+                "max_pending_write_bytes": PENDING_WRITE_BUDGET})
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@
 - a Login Request in full feature phase is a protocol error: Reject (0x04);
 - a Data-Out for an Initiator Task Tag with no task: Reject (0x09, invalid PDU field);
 - a write announcing 4 GiB of data: CHECK CONDITION (ILLEGAL REQUEST, INVALID FIELD IN
-  CDB) at once; nothing of that size is ever allocated.
+  CDB) at once; nothing of that size is ever allocated;
+- writes that announce data and never send it: once they add up to the session's
+  pending-write budget, further writes get TASK SET FULL instead of buffers.
 
 After each one the node is alive, the bystander answers, and memory stayed bounded.
 """
@@ -19,7 +21,7 @@ from harness.iscsi.codes import RejectReason
 from harness.scsi.cdb import Write
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
-from suites.protocol.conftest import NodeHealth
+from suites.protocol.conftest import PENDING_WRITE_BUDGET, NodeHealth
 from suites.protocol.wire import RawConnection
 
 
@@ -85,4 +87,25 @@ def test_four_gib_write_is_refused_without_allocating(probe: RawConnection,
     sense = SenseData.decode(response.data[2:])
     assert sense.key == SenseKey.ILLEGAL_REQUEST
     assert (sense.asc, sense.ascq) == (0x24, 0x00)   # INVALID FIELD IN CDB
+    health.assert_survived()
+
+
+def test_writes_that_never_send_data_hit_the_budget(probe: RawConnection,
+                                                   health: NodeHealth) -> None:
+    per_write = 512 * 1024
+    statuses = []
+    for i in range(PENDING_WRITE_BUDGET // per_write + 2):
+        itt = probe.next_itt()
+        probe.send(codec.ScsiCommand(write=True, final=True, initiator_task_tag=itt,
+                                     expected_data_transfer_length=per_write,
+                                     cmd_sn=probe.take_cmd_sn(), exp_stat_sn=probe.exp_stat_sn,
+                                     cdb=Write(lba=i * 1024, blocks=1024, size=10).encode()))
+        pdu = probe.recv()   # an R2T while under budget, TASK SET FULL beyond it
+        if isinstance(pdu, codec.ScsiResponse):
+            statuses.append(pdu.status)
+        else:
+            assert isinstance(pdu, codec.R2T) and pdu.initiator_task_tag == itt
+            statuses.append("r2t")
+    assert statuses == ["r2t"] * (PENDING_WRITE_BUDGET // per_write) + \
+        [ScsiStatus.TASK_SET_FULL] * 2
     health.assert_survived()
