@@ -27,6 +27,9 @@ def test_target_is_listed_by_sendtargets(tgtd_target: TgtdTarget) -> None:
         capture_output=True, text=True, timeout=30, check=True,
     ).stdout
     assert tgtd_target.iqn in out
+    shown = tgtd_target.show()
+    assert shown.startswith(f"Target {tgtd_target.tid}: {tgtd_target.iqn}")
+    assert str(tgtd_target.image) in shown and "ALL" in shown
 
 
 def test_lun_is_file_backed_with_requested_size(tgtd_target_factory) -> None:
