@@ -58,7 +58,12 @@ DISCOVERY_OPERATIONAL = ("HeaderDigest", "DataDigest", "MaxRecvDataSegmentLength
 
 @dataclass(frozen=True)
 class ChapSecrets:
-    """CHAP for a login: the initiator's account, and the target's for mutual CHAP."""
+    """CHAP for a login: the initiator's account, and the target's for mutual CHAP.
+
+    ``algorithms`` are offered in order. MD5 alone by default: offered ``CHAP_A=7,5``,
+    tgtd 1.0.85 picks SHA-256 and then refuses the SHA-256 response (status 0x0200),
+    so offering more than MD5 is opt-in until that is explained.
+    """
 
     user: str
     secret: str = field(repr=False)
