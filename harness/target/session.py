@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from harness.iscsi import codec
+from harness.iscsi import codec, keys
 from harness.iscsi.codes import (
     LogoutReason,
     LogoutResponseCode,
@@ -32,9 +32,11 @@ from harness.iscsi.codes import (
     TaskManagementFunction,
     TaskManagementResponseCode,
 )
+from harness.iscsi.errors import ProtocolError
 from harness.iscsi.pdu import NO_TAG
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
+from harness.target.connection import next_target_transfer_tag
 from harness.target.task import CommandTask, DataOutError, DataSequenceError
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class Session:
         self.connections: list[Connection] = []
         self.tasks: dict[int, CommandTask] = {}
         self._pending: dict[int, tuple[Connection, codec.Pdu]] = {}
+        self._text_in = keys.TextAssembler()
+        self._text_out: dict[int, tuple[int, bytes]] = {}   # ITT -> (TTT, rest of answer)
         self.closed = False
         self._nexus: Any = None
         self.commands = 0
@@ -248,17 +252,43 @@ class Session:
                               data=pdu.data[: conn.max_send_dsl]))
 
     def _text(self, conn: Connection, pdu: codec.TextRequest) -> None:
+        """Text Request: keys may span PDUs (C bit) and so may the answer (RFC 7143
+        section 11.10): each part of a long answer goes out when the initiator asks for
+        it with an empty Text Request carrying the Target Transfer Tag of the last part."""
         from harness.target.login import text_response_pairs
 
-        pairs = text_response_pairs(self, conn, pdu.data)
+        itt = pdu.initiator_task_tag
+        pending = self._text_out.get(itt)
+        if pending is not None and pdu.target_transfer_tag == pending[0]:
+            rest = pending[1]
+        else:
+            self._text_out.pop(itt, None)
+            try:
+                pairs = self._text_in.feed(pdu.data, continue_=pdu.continue_)
+            except ProtocolError:
+                conn.reject(RejectReason.PROTOCOL_ERROR, header_of(pdu))
+                return
+            if pairs is None:   # more of the request follows: acknowledge this part
+                self._send_text(conn, pdu, b"", final=False, ttt=next_target_transfer_tag())
+                return
+            rest = text_response_pairs(self, conn, keys.encode_keys(pairs))
+        if len(rest) <= conn.max_send_dsl:
+            self._text_out.pop(itt, None)
+            self._send_text(conn, pdu, rest, final=True, ttt=NO_TAG)
+            return
+        ttt = next_target_transfer_tag()
+        self._text_out[itt] = (ttt, rest[conn.max_send_dsl:])
+        if len(self._text_out) > 16:   # abandoned exchanges: keep the newest only
+            self._text_out.pop(next(iter(self._text_out)))
+        self._send_text(conn, pdu, rest[: conn.max_send_dsl], final=False, ttt=ttt,
+                        continue_=True)
+
+    def _send_text(self, conn: Connection, pdu: codec.TextRequest, data: bytes, *,
+                   final: bool, ttt: int, continue_: bool = False) -> None:
         exp, max_ = self.window()
-        data = pairs[: conn.max_send_dsl]
-        if len(pairs) > conn.max_send_dsl:
-            cut = data.rfind(b"\x00") + 1 or len(data)
-            data = pairs[:cut]
-        conn.send(codec.TextResponse(final=True, lun=pdu.lun,
+        conn.send(codec.TextResponse(final=final, continue_=continue_, lun=pdu.lun,
                                      initiator_task_tag=pdu.initiator_task_tag,
-                                     target_transfer_tag=NO_TAG, stat_sn=conn.take_stat_sn(),
+                                     target_transfer_tag=ttt, stat_sn=conn.take_stat_sn(),
                                      exp_cmd_sn=exp, max_cmd_sn=max_, data=data))
 
     def _logout(self, conn: Connection, pdu: codec.LogoutRequest) -> None:

@@ -71,6 +71,7 @@ class RawConnection:
         self.immediate_data = True
         self.initial_r2t = True
         self._itt = itertools.count(1)
+        self.responses = 0   # Text Response PDUs the last text() exchange took
 
     def close(self) -> None:
         self.sock.close()
@@ -299,15 +300,26 @@ class RawConnection:
                 return pdu
 
     def text(self, pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+        """One Text Request; a long answer is collected over its continuation PDUs."""
         itt = self.next_itt()
-        self.send(codec.TextRequest(immediate=True, final=True, initiator_task_tag=itt,
-                                    cmd_sn=self.cmd_sn, exp_stat_sn=self.exp_stat_sn,
-                                    data=keys.encode_keys(pairs)))
-        pdu = self.recv()
-        if not isinstance(pdu, codec.TextResponse):
-            raise WireError(f"expected a Text Response, got {type(pdu).__name__}")
+        data = keys.encode_keys(pairs)
+        ttt = NO_TAG
+        collected = bytearray()
+        self.responses = 0
+        while True:
+            self.send(codec.TextRequest(immediate=True, final=True, initiator_task_tag=itt,
+                                        target_transfer_tag=ttt, cmd_sn=self.cmd_sn,
+                                        exp_stat_sn=self.exp_stat_sn, data=data))
+            pdu = self.recv()
+            if not isinstance(pdu, codec.TextResponse):
+                raise WireError(f"expected a Text Response, got {type(pdu).__name__}")
+            self.responses += 1
+            collected += pdu.data
+            if pdu.final and not pdu.continue_:
+                break
+            ttt, data = pdu.target_transfer_tag, b""
         out: dict[str, list[str]] = {}
-        for k, v in keys.decode_keys(pdu.data):
+        for k, v in keys.decode_keys(bytes(collected)):
             out.setdefault(k, []).append(v)
         return out
 

@@ -120,3 +120,16 @@ def test_mutual_chap_detects_an_impostor_target(
     chap = ChapInitiator(ChapCredentials("hv-node", b"initiator-secret-1"), target=expected)
     with RawConnection(*node.portals[0]) as conn, pytest.raises(AuthenticationError):
         conn.login(INITIATOR, node.iqn, chap=chap)
+
+
+def test_long_send_targets_answer_spans_continuation_pdus(
+        reference_target_factory: ReferenceTargetFactory) -> None:
+    many = tuple(lun_target(f"iqn.2026-11.org.splitbrain.test:a-rather-long-target-name-{i:03d}",
+                            luns=0) for i in range(40))
+    node = reference_target_factory.start(name="many", targets=many)
+    with RawConnection(*node.portals[0]) as conn:
+        assert conn.login(INITIATOR, extra=(("MaxRecvDataSegmentLength", "512"),)).ok
+        found = conn.text([("SendTargets", "All")])
+        assert conn.responses > 5   # the answer did not fit one 512-byte segment
+        assert found["TargetName"] == [t["iqn"] for t in many]
+        assert len(found["TargetAddress"]) == 2 * len(many)
