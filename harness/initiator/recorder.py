@@ -10,9 +10,10 @@ dissector and the harness's scapy layers (``harness.iscsi.layers``) reassemble
 and dissect the stream as if it had been captured on the wire. PDUs larger than
 one IP datagram are split into several TCP segments.
 
-``records`` keeps, per PDU, the direction, timestamp, raw bytes and the decoded
-PDU the session acted on, so a test can compare the dissection of the file with
-what the initiator believes it sent and received.
+With ``keep_records`` the recorder also keeps, per PDU, the direction,
+timestamp, raw bytes and the decoded PDU the session acted on, so a test can
+compare the dissection of the file with what the initiator believes it sent and
+received.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class TcpStream:
         if self.closed:
             return
         now = time.time_ns()
-        self._recorder.records.append(RecordedPdu(side == 0, now, bytes(raw), pdu))
+        if self._recorder.keep_records:
+            self._recorder.records.append(RecordedPdu(side == 0, now, bytes(raw), pdu))
         for start in range(0, len(raw), MAX_SEGMENT):
             self._frame(side, _PSH | _ACK, raw[start : start + MAX_SEGMENT], now)
 
@@ -143,9 +145,12 @@ class TcpStream:
 class PcapRecorder:
     """A pcap file (nanosecond timestamps, Ethernet link type) of one or more sessions."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, keep_records: bool = False) -> None:
         self.path = Path(path)
+        self.keep_records = keep_records
         self.records: list[RecordedPdu] = []
+        """Every PDU with its decoded form, when ``keep_records`` (memory grows with the
+        traffic, so it is off unless a test wants to compare)."""
         self._streams: list[TcpStream] = []
         try:
             self._file: BinaryIO | None = self.path.open("wb")

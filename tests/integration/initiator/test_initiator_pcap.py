@@ -39,7 +39,7 @@ def dissect(path: Path, port: int) -> list[tuple[bool, Any]]:
 
 def record_session(target: TgtdTarget, path: Path, data: bytes, **kwargs: Any) -> PcapRecorder:
     async def body() -> None:
-        with PcapRecorder(path) as recorder:
+        with PcapRecorder(path, keep_records=True) as recorder:
             await send_targets(target.host, target.port, recorder=recorder)
             async with Session(target.host, target.port, target.iqn, lun=target.lun,
                                recorder=recorder, **kwargs) as s:

@@ -23,7 +23,7 @@ def test_recorded_frames_have_valid_checksums_and_split_large_pdus(tmp_path) -> 
     path = tmp_path / "x.pcap"
     small = codec.encode(NopOut(initiator_task_tag=1))
     large = codec.encode(DataIn(initiator_task_tag=1, data=bytes(range(256)) * 600))
-    with PcapRecorder(path) as recorder:
+    with PcapRecorder(path, keep_records=True) as recorder:
         stream = recorder.stream(("127.0.0.1", 40000), ("127.0.0.2", 3260))
         stream.sent(small)
         stream.received(large)
