@@ -468,3 +468,38 @@ def test_a_standby_port_is_polled_and_used_again_once_it_is_optimized():
 
 def _assert(condition):
     assert condition
+
+
+def test_no_path_retry_fail_fails_io_at_once_when_no_path_is_left():
+    async def body():
+        san = FakeSan()
+        timers = MpioTimers.from_mapping({"pdo_remove_period_s": 0}, base=FAST)
+        async with device(san, timers=timers) as dev:
+            san.kill(A)
+            san.kill(B)
+            await eventually(lambda: _assert_all_down(dev))
+            with pytest.raises(AllPathsDown):
+                await dev.read(0, 1)
+    run(body())
+
+
+def test_the_tur_checker_fails_a_path_whose_unit_is_not_ready():
+    async def body():
+        san = FakeSan()
+        timers = MpioTimers.from_mapping(
+            {"noop_out_interval_s": 0, "path_verify_enabled": True,
+             "path_verification_period_s": 0.02}, base=FAST)
+        async with device(san, timers=timers) as dev:
+            not_ready = check_condition(SenseData.of(SenseKey.NOT_READY,
+                                                     Asc.NOT_READY_MANUAL_INTERVENTION))
+            original = san.disk.execute
+
+            def refuse_on_a(nexus, group, cdb, data_out):
+                return not_ready if A in nexus else original(nexus, group, cdb, data_out)
+
+            san.disk.execute = refuse_on_a
+            await eventually(lambda: _assert(any(
+                e.new == PathState.FAILED and "path checker" in e.reason
+                for e in dev.events.for_path(dev.paths[0].name))))
+            assert (await dev.read(0, 1)).path == dev.paths[1].name
+    run(body())
