@@ -10,24 +10,27 @@
 - a wrong data digest: the PDU is discarded with a Reject (reason 0x02, data
   digest error) and the connection lives on.
 
-After each one the node is alive, the bystander session answers and the node's
-memory stayed bounded (``NodeHealth.assert_survived``).
+The PDUs are crafted with the scapy layers of ``harness.iscsi.layers`` (lengths and
+digests overridden where the probe lies). After each one the node is alive, the
+bystander session answers and the node's memory stayed bounded
+(``NodeHealth.assert_survived``).
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 
 from harness.iscsi import codec
 from harness.iscsi.codes import RejectReason
+from harness.iscsi.layers import ISCSI, ISCSINopOut
 from suites.protocol.conftest import PROBE_INITIATOR, NodeHealth
 from suites.protocol.wire import RawConnection
 
 
-def nop_out(conn: RawConnection, payload: bytes = b"") -> codec.NopOut:
-    return codec.NopOut(immediate=True, initiator_task_tag=conn.next_itt(), cmd_sn=conn.cmd_sn,
-                        exp_stat_sn=conn.exp_stat_sn, data=payload)
+def nop_out(conn: RawConnection, payload: bytes = b"", **fields: object) -> ISCSINopOut:
+    """A NOP-Out as a scapy layer, any field (lengths, digests) overridable."""
+    return ISCSINopOut(immediate=1, initiator_task_tag=conn.next_itt(), cmd_sn=conn.cmd_sn,
+                       exp_stat_sn=conn.exp_stat_sn, data=payload, **fields)
 
 
 def expect_reject(conn: RawConnection) -> codec.Reject:
@@ -37,33 +40,25 @@ def expect_reject(conn: RawConnection) -> codec.Reject:
 
 
 def test_unknown_opcode_is_rejected(probe: RawConnection, health: NodeHealth) -> None:
-    wire = bytearray(codec.encode(nop_out(probe)))
-    wire[0] = 0x40 | 0x1C   # an opcode RFC 7143 does not define
-    probe.send_bytes(bytes(wire))
+    wire = bytes(ISCSI(immediate=1, opcode=0x1C))   # an opcode RFC 7143 does not define
+    probe.send_bytes(wire)
     reject = expect_reject(probe)
     assert reject.reason == RejectReason.COMMAND_NOT_SUPPORTED
-    assert reject.data == bytes(wire[:48])
+    assert reject.data == wire[:48]
     assert probe.nop(b"same-connection").data == b"same-connection"
     health.assert_survived()
 
 
 def test_truncated_header_closes_that_connection(probe: RawConnection,
                                                  health: NodeHealth) -> None:
-    probe.send_bytes(codec.encode(nop_out(probe))[:20])
+    probe.send_bytes(bytes(nop_out(probe))[:20])
     probe.sock.shutdown(socket.SHUT_WR)
     assert probe.closed_by_peer()
     health.assert_survived()
 
 
-def oversized_nop(conn: RawConnection, length: int) -> bytes:
-    header = bytearray(codec.encode(nop_out(conn)))
-    struct.pack_into(">I", header, 4, length & 0xFFFFFF)   # TotalAHSLength 0, DSL = length
-    return bytes(header)
-
-
-def test_segment_above_the_declared_limit(probe: RawConnection, probe_node,
-                                          health: NodeHealth) -> None:
-    probe.send_bytes(oversized_nop(probe, 65536 + 4))
+def test_segment_above_the_declared_limit(probe: RawConnection, health: NodeHealth) -> None:
+    probe.send_bytes(bytes(nop_out(probe, data_segment_length=65536 + 4)))
     reject = expect_reject(probe)
     assert reject.reason == RejectReason.PROTOCOL_ERROR
     assert probe.closed_by_peer()
@@ -73,7 +68,7 @@ def test_segment_above_the_declared_limit(probe: RawConnection, probe_node,
 def test_absurd_segment_length_is_not_allocated(probe: RawConnection,
                                                 health: NodeHealth) -> None:
     # 16 MiB - 1, the largest a BHS can announce; the node must not wait for or buffer it.
-    probe.send_bytes(oversized_nop(probe, 0xFFFFFF) + b"\x00" * 4096)
+    probe.send_bytes(bytes(nop_out(probe, data_segment_length=0xFFFFFF)) + b"\x00" * 4096)
     assert expect_reject(probe).reason == RejectReason.PROTOCOL_ERROR
     assert probe.closed_by_peer()
     health.assert_survived()
@@ -83,9 +78,8 @@ def test_wrong_header_digest_closes_the_connection(probe_node, health: NodeHealt
     with RawConnection(*probe_node.portals[0]) as conn:
         result = conn.login(PROBE_INITIATOR, probe_node.iqn, isid=0x400000000001, digests=True)
         assert result.ok and conn.header_digest
-        wire = bytearray(codec.encode(nop_out(conn), header_digest=True))
-        wire[48] ^= 0xFF   # first byte of the header digest
-        conn.send_bytes(bytes(wire))
+        conn.send_bytes(bytes(nop_out(conn, with_header_digest=True,
+                                      header_digest=0xDEADBEEF)))
         assert conn.closed_by_peer()
     health.assert_survived()
 
@@ -96,10 +90,8 @@ def test_wrong_data_digest_is_rejected_and_the_connection_lives(probe_node,
         assert conn.login(PROBE_INITIATOR, probe_node.iqn, isid=0x400000000002,
                           digests=True).ok
         assert conn.data_digest
-        wire = bytearray(codec.encode(nop_out(conn, b"payload!"), header_digest=True,
-                                      data_digest=True))
-        wire[-1] ^= 0xFF   # last byte of the data digest
-        conn.send_bytes(bytes(wire))
+        conn.send_bytes(bytes(nop_out(conn, b"payload!", with_header_digest=True,
+                                      with_data_digest=True, data_digest=0xDEADBEEF)))
         reject = expect_reject(conn)
         assert reject.reason == RejectReason.DATA_DIGEST_ERROR
         assert conn.nop(b"digest-ok").data == b"digest-ok"

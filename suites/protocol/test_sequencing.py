@@ -18,6 +18,7 @@ import struct
 
 from harness.iscsi import codec
 from harness.iscsi.codes import RejectReason
+from harness.iscsi.layers import ISCSIDataOut, ISCSILoginRequest
 from harness.scsi.cdb import Write
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
@@ -46,10 +47,9 @@ def test_cmdsn_outside_the_window_is_ignored(probe: RawConnection, health: NodeH
 
 def test_login_in_full_feature_phase_is_rejected(probe: RawConnection,
                                                  health: NodeHealth) -> None:
-    login = codec.LoginRequest(transit=True, csg=1, nsg=3, isid=probe.isid, tsih=probe.tsih,
-                               initiator_task_tag=probe.next_itt(), cmd_sn=probe.cmd_sn,
-                               exp_stat_sn=probe.exp_stat_sn)
-    wire = codec.encode(login)
+    wire = bytes(ISCSILoginRequest(transit=1, csg=1, nsg=3, isid=probe.isid, tsih=probe.tsih,
+                                   initiator_task_tag=probe.next_itt(), cmd_sn=probe.cmd_sn,
+                                   exp_stat_sn=probe.exp_stat_sn))
     probe.send_bytes(wire)
     reject = probe.recv()
     assert isinstance(reject, codec.Reject)
@@ -61,9 +61,9 @@ def test_login_in_full_feature_phase_is_rejected(probe: RawConnection,
 
 def test_data_out_for_an_unknown_task_is_rejected(probe: RawConnection,
                                                   health: NodeHealth) -> None:
-    probe.send(codec.DataOut(final=True, initiator_task_tag=0x0BADBEEF,
-                             target_transfer_tag=0x1234, exp_stat_sn=probe.exp_stat_sn,
-                             data=b"\xaa" * 512))
+    probe.send_bytes(bytes(ISCSIDataOut(initiator_task_tag=0x0BADBEEF,
+                                        target_transfer_tag=0x1234,
+                                        exp_stat_sn=probe.exp_stat_sn, data=b"\xaa" * 512)))
     reject = probe.recv()
     assert isinstance(reject, codec.Reject)
     assert reject.reason == RejectReason.INVALID_PDU_FIELD
