@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
@@ -133,3 +136,26 @@ def test_long_send_targets_answer_spans_continuation_pdus(
         assert conn.responses > 5   # the answer did not fit one 512-byte segment
         assert found["TargetName"] == [t["iqn"] for t in many]
         assert len(found["TargetAddress"]) == 2 * len(many)
+
+
+@pytest.mark.parametrize(("user_secret", "mutual_secret", "ok"), [
+    ("initiator-secret-1", None, True),
+    ("wrong-secret-0000", None, False),
+    ("initiator-secret-1", "target-secret-22", True),
+    ("initiator-secret-1", "an-impostor-secret", False),
+], ids=["one-way", "wrong-secret", "mutual", "mutual-impostor"])
+def test_chap_interoperates_with_libiscsi(reference_target_factory: ReferenceTargetFactory,
+                                          user_secret: str, mutual_secret: str | None,
+                                          ok: bool) -> None:
+    if shutil.which("iscsi-inq") is None:
+        pytest.skip("needs the Debian package libiscsi-bin (iscsi-inq)")
+    node = chap_node(reference_target_factory, mutual=True)
+    host, port = node.portals[0]
+    url = f"iscsi://hv-node%{user_secret}@{host}:{port}/{node.iqn}/0"
+    if mutual_secret is not None:
+        url += f"?target_user=lun-target&target_password={mutual_secret}"
+    done = subprocess.run(["iscsi-inq", url], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert (done.returncode == 0) == ok, done.stdout + done.stderr
+    if ok:
+        assert "DIRECT_ACCESS" in done.stdout
