@@ -53,18 +53,27 @@ class PathIdentityMissing(MultipathError):
 
 
 class AllPathsDown(MultipathError):
-    """No path recovered within the hold time (PDORemovePeriod); the I/O is failed."""
+    """No path recovered within the hold time (PDORemovePeriod); the I/O is failed.
 
-    def __init__(self, device: str, held_s: float, last_errors: Mapping[str, str]) -> None:
+    Also raised by ``open()`` when not one path could be logged in
+    (``at_open``): then no hold applies, the device never had a path.
+    """
+
+    def __init__(self, device: str, held_s: float, last_errors: Mapping[str, str],
+                 *, at_open: bool = False) -> None:
         why = "; ".join(f"{p}: {e or 'no error recorded'}" for p, e in last_errors.items())
-        super().__init__(
-            f"multipath device {device}: all paths down for {held_s:.3f} s, past the "
-            f"hold time (pdo_remove_period_s), so the I/O fails ({why}); bring a path "
-            "back or raise pdo_remove_period_s"
-        )
+        if at_open:
+            message = (f"multipath device {device}: no path could be logged in ({why}); "
+                       "check the portals, target names, ACLs and CHAP of the device")
+        else:
+            message = (f"multipath device {device}: all paths down for {held_s:.3f} s, past "
+                       f"the hold time (pdo_remove_period_s), so the I/O fails ({why}); "
+                       "bring a path back or raise pdo_remove_period_s")
+        super().__init__(message)
         self.device = device
         self.held_s = held_s
         self.last_errors = dict(last_errors)
+        self.at_open = at_open
 
 
 class MultipathCommandFailed(MultipathError):

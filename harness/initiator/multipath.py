@@ -183,7 +183,7 @@ class MultipathDevice:
                     raise r
             if not up:
                 errors = {p.name: str(r) for p, r in zip(self._paths, results, strict=True)}
-                raise AllPathsDown(self.name, 0.0, errors)
+                raise AllPathsDown(self.name, 0.0, errors, at_open=True)
             first = up[0]
             assert first.identity is not None
             for p in up:

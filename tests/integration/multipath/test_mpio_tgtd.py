@@ -28,10 +28,10 @@ def run(coro, timeout_s: float = 60.0):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
-def _specs(target, luns=None, initiator="iqn.2026-11.org.splitbrain.test:mpio-tgtd"):
+def _specs(target, luns=None, initiator="iqn.2026-11.org.splitbrain.test:mpio-tgtd", chap=None):
     luns = luns or [target.lun, target.lun]
     return [PathSpec(target.host, target.port, target.iqn, lun=lun, initiator=initiator,
-                     name=f"s{i}-lun{lun}") for i, lun in enumerate(luns)]
+                     name=f"s{i}-lun{lun}", chap=chap) for i, lun in enumerate(luns)]
 
 
 def test_round_robin_over_two_nexuses_to_tgtd_reads_back_what_it_wrote(tgtd_target):
@@ -101,4 +101,24 @@ def test_sessions_already_logged_in_are_adopted_and_logged_back_in_after_a_drop(
             assert dev._paths[0].link.session is not sessions[0]
         finally:
             await dev.close()
+    run(body())
+
+
+def test_every_path_logs_in_with_mutual_chap_and_a_wrong_secret_is_all_paths_down(
+        tgtd_target_factory):
+    from harness.initiator.mpio_errors import AllPathsDown
+    from harness.initiator.pathlink import Chap
+
+    target = tgtd_target_factory(chap=True, mutual=True)
+    c = target.chap
+    good = Chap(c.user, c.secret, c.target_user, c.target_secret)
+    bad = Chap(c.user, c.secret + "x", c.target_user, c.target_secret)
+
+    async def body():
+        async with MultipathDevice(_specs(target, chap=good), connector=session_connector,
+                                   timers=TIMERS) as dev:
+            assert len({(await dev.read(0, 1)).path for _ in range(4)}) == 2
+        with pytest.raises(AllPathsDown, match="authentication failed"):
+            await MultipathDevice(_specs(target, chap=bad), connector=session_connector,
+                                  timers=TIMERS).open()
     run(body())
