@@ -11,7 +11,18 @@ a switch or cable would, and the nemesis needs no knowledge of HA internals.
 
 The node config gets one ``[[ha_device]]`` table per replica (the reference
 target's HA format: alias, target, lun, priority and partner priority, listen or
-partner addresses, strategy, ALUA groups). ``node_supports_ha()`` says whether
+partner addresses, strategy, ALUA groups).
+
+A node-majority device needs its third vote: the inventory's witness host (role
+``witness``) runs a witness process (``harness.lab.witness_daemon``) on its
+address on a network it shares with the replicas, preferring one that carries
+neither sync nor heartbeat (a public network: the witness must not fail with
+the very links it arbitrates). Each replica's node reaches it through its own
+proxy link ``<network>/<witness>/<node>`` (``public/SWS-Witness/SWS-Store2``), so
+a test can cut one node off the witness, or the witness off everyone (select
+its host), and ``witness = "ADDRESS:PORT"`` in the node's table names that link.
+
+``node_supports_ha()`` says whether
 the installed reference target reads those tables yet; until it does, the lab
 serves every replica as a plain LUN and leaves the sync and heartbeat links
 pointing at nothing (connections are refused), ready to be re-pointed.
@@ -48,6 +59,21 @@ class HaPair:
     sync_port: int  # the listener's backend ports
     heartbeat_port: int | None
     strategy: str
+    witness: str | None = None  # host of the witness (node-majority)
+
+
+@dataclass(frozen=True)
+class WitnessPlan:
+    """Where one witness host's process listens and which storage nodes ask it."""
+
+    host: str
+    network: str
+    address: str
+    port: int  # the witness process's own port (the proxy links forward to it)
+    clients: tuple[str, ...]  # storage hosts whose replicas ask this witness
+
+    def link(self, client: str) -> str:
+        return link_name(self.network, self.host, client)
 
 
 def node_supports_ha() -> bool:
@@ -105,24 +131,33 @@ def _shared(inventory: Inventory, device: HaDevice, role: NetworkRole) -> str | 
 
 
 def plan_pairs(
-    inventory: Inventory, port_for: Callable[[str, int], int] | None = None
+    inventory: Inventory,
+    port_for: Callable[[str, int], int] | None = None,
+    *,
+    witnesses: bool = False,
 ) -> list[HaPair]:
     """The HA pairs of a lab inventory, with backend ports allocated for the listeners.
 
     ``port_for(address, n)`` picks the listener's ``n``-th port on ``address`` (default:
     a free port on this machine; the netns lab, where every host has its own port space,
-    uses fixed ones).
+    uses fixed ones). ``witnesses``: whether the backend runs witness processes, which
+    node-majority devices need.
     """
     port_for = port_for or (lambda address, n: free_port(address))
     pairs = []
     for device in inventory.devices.values():
         if len(device.replicas) != 2:
             continue  # one replica: a plain LUN; three or more: not a pair
-        if device.strategy is FailoverStrategy.NODE_MAJORITY:
+        if device.strategy is FailoverStrategy.NODE_MAJORITY and not witnesses:
             raise HaWiringError(
                 f"{inventory.path}: devices.{device.alias} uses node-majority, "
-                "but the lab runs no witness process yet; use "
-                'strategy = "heartbeat" in a lab inventory'
+                "but this lab backend runs no witness process; use the loopback "
+                'backend or strategy = "heartbeat"'
+            )
+        if device.strategy is FailoverStrategy.NODE_MAJORITY and device.witness is None:
+            raise HaWiringError(
+                f"{inventory.path}: devices.{device.alias}: a node-majority pair needs a "
+                'witness; add witness = "HOST" (a host with the witness role)'
             )
         first, second = sorted(device.replicas, key=lambda r: r.priority)
         sync = _shared(inventory, device, NetworkRole.SYNC)
@@ -146,9 +181,48 @@ def plan_pairs(
                 if heartbeat
                 else None,
                 device.strategy.value,
+                device.witness if device.strategy is FailoverStrategy.NODE_MAJORITY else None,
             )
         )
     return pairs
+
+
+def _witness_network(inventory: Inventory, witness: str, clients: list[str]) -> str:
+    hosts = [inventory.host(h) for h in (witness, *clients)]
+    shared = [
+        net
+        for name, net in sorted(inventory.networks.items())
+        if all(name in h.addresses for h in hosts)
+    ]
+    if not shared:
+        raise HaWiringError(
+            f"{inventory.path}: witness host {witness} shares no network with "
+            f"{', '.join(clients)}; give it an address on their public network"
+        )
+    arbitrated = (NetworkRole.SYNC, NetworkRole.HEARTBEAT)
+    apart = [n for n in shared if not any(n.has_role(r) for r in arbitrated)]
+    return (apart or shared)[0].name
+
+
+def plan_witnesses(
+    inventory: Inventory,
+    pairs: list[HaPair],
+    port_for: Callable[[str], int] | None = None,
+) -> dict[str, WitnessPlan]:
+    """The witness processes the pairs need, by witness host (ports allocated)."""
+    port_for = port_for or free_port
+    clients: dict[str, list[str]] = {}
+    for pair in pairs:
+        if pair.witness is not None:
+            for host in (pair.listener, pair.dialer):
+                if host not in clients.setdefault(pair.witness, []):
+                    clients[pair.witness].append(host)
+    plans = {}
+    for witness, hosts in clients.items():
+        network = _witness_network(inventory, witness, hosts)
+        address = str(inventory.host(witness).addresses[network])
+        plans[witness] = WitnessPlan(witness, network, address, port_for(address), tuple(hosts))
+    return plans
 
 
 def link_name(network: str, host: str, alias: str) -> str:
@@ -156,9 +230,14 @@ def link_name(network: str, host: str, alias: str) -> str:
 
 
 def ha_device_tables(
-    inventory: Inventory, host: str, pairs: list[HaPair], proxy_ports: dict[str, int]
+    inventory: Inventory,
+    host: str,
+    pairs: list[HaPair],
+    proxy_ports: dict[str, int],
+    witnesses: dict[str, WitnessPlan] | None = None,
 ) -> list[str]:
-    """The ``[[ha_device]]`` TOML lines of ``host``'s node (``proxy_ports``: link -> port)."""
+    """The ``[[ha_device]]`` TOML lines of ``host``'s node (``proxy_ports``: link -> port;
+    ``witnesses``: the plan of each witness host a node-majority pair names)."""
     lines: list[str] = []
     for pair in pairs:
         if host not in (pair.listener, pair.dialer):
@@ -198,6 +277,11 @@ def ha_device_tables(
                 table[f"partner_{channel}"] = (
                     f"{address}:{proxy_ports[link_name(network, pair.listener, pair.alias)]}"
                 )
+        if pair.witness is not None:  # asked through this node's own link to the witness
+            plan = (witnesses or {}).get(pair.witness)
+            if plan is None:
+                raise HaWiringError(f"HA device {pair.alias}: witness {pair.witness} is not wired")
+            table["witness"] = f"{plan.address}:{proxy_ports[plan.link(host)]}"
         lines.append("[[ha_device]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
         lines.append("")

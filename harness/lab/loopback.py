@@ -17,8 +17,12 @@ The topology, from the inventory:
   publishes those endpoints (the HA layer's ``sync`` / ``heartbeat`` entries in
   its ready record) such a link points at nothing, and connecting to it is
   refused; ``LoopbackLab.retarget`` re-points a link once they exist;
-- cluster nodes, the domain controller and witnesses run no process: the
-  harness's initiators act for the cluster nodes, binding their addresses.
+- a *witness* host named by a node-majority device runs the witness process
+  (``harness.lab.witness_daemon``, a lab node like the storage nodes, so process
+  faults apply to it); each replica's node asks it through its own proxy link
+  ``<network>/<witness>/<node>`` (``harness.lab.ha_wiring``);
+- cluster nodes and the domain controller run no process: the harness's
+  initiators act for the cluster nodes, binding their addresses.
 
 Everything lives in the lab's state directory (``harness.lab.state``), so
 ``lab down`` and ``lab status`` work from any process, and ``lab down`` leaves
@@ -39,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
-from harness.lab.ha_wiring import HaPair, ha_device_tables, link_name, node_supports_ha, plan_pairs
+from harness.lab.ha_wiring import (
+    HaPair,
+    WitnessPlan,
+    ha_device_tables,
+    link_name,
+    node_supports_ha,
+    plan_pairs,
+    plan_witnesses,
+)
 from harness.lab.inventory import HaDevice, Host, Inventory, Network, NetworkRole
 from harness.lab.node_process import (
     NodeProcess,
@@ -252,12 +264,17 @@ class LoopbackLab:
             }
         try:
             wire_ha = node_supports_ha() if self.ha is None else self.ha
-            pairs = plan_pairs(inventory) if wire_ha else []
-            self._start_proxy(inventory, record, pairs)
+            pairs = plan_pairs(inventory, witnesses=True) if wire_ha else []
+            witnesses = plan_witnesses(inventory, pairs)
+            self._start_proxy(inventory, record, pairs, witnesses)
             self.state.save(record)
+            for plan in witnesses.values():
+                record.extra.setdefault("witnesses", {})[plan.host] = f"{plan.address}:{plan.port}"
+                record.nodes[plan.host] = self._start_witness(plan)
+                self.state.save(record)
             ports = {name: link.listen[1] for name, link in record.links.items()}
             for host in inventory.hosts_with_role("storage"):
-                ha = ha_device_tables(inventory, host.name, pairs, ports)
+                ha = ha_device_tables(inventory, host.name, pairs, ports, witnesses)
                 record.nodes[host.name] = self._start_node(inventory, host, token_file, ha)
                 self.state.save(record)
             self._point_portals(record)
@@ -301,7 +318,23 @@ class LoopbackLab:
         config.write_text(pinned, encoding="utf-8")
         return running
 
-    def _start_proxy(self, inventory: Inventory, record: LabRecord, pairs: list[HaPair]) -> None:
+    def _start_witness(self, plan: WitnessPlan) -> NodeProcess:
+        from harness.lab.witness_daemon import WitnessDaemonError, start_witness
+
+        try:
+            return start_witness(
+                plan, self.state.node_dir(plan.host), self.state.root / "logs" / f"{plan.host}.log"
+            )
+        except WitnessDaemonError as exc:
+            raise LabError(str(exc)) from None
+
+    def _start_proxy(
+        self,
+        inventory: Inventory,
+        record: LabRecord,
+        pairs: list[HaPair],
+        witnesses: dict[str, WitnessPlan] | None = None,
+    ) -> None:
         """Start the proxy with every link; portals point at their nodes once those run."""
         links: dict[str, LinkRecord] = {}
 
@@ -335,6 +368,10 @@ class LoopbackLab:
                     port,
                     purpose,
                 )
+        for plan in (witnesses or {}).values():
+            for client in plan.clients:
+                net = inventory.network(plan.network)
+                add(plan.link(client), net, plan.host, plan.address, plan.port, "witness")
         specs = [
             {
                 "name": n,
@@ -484,7 +521,14 @@ class LoopbackLab:
         for host, node in record.nodes.items():
             state = "frozen" if node.frozen else ("running" if node.alive else "down")
             nodes[host] = {"state": state, "pid": node.pid, "sessions": [], "devices": []}
-            if state == "running":
+            if host in record.extra.get("witnesses", {}):
+                nodes[host] = {
+                    "state": state,
+                    "pid": node.pid,
+                    "role": "witness",
+                    "listen": record.extra["witnesses"][host],
+                }
+            elif state == "running":
                 nodes[host] |= self._node_status(host)
         return {
             "state_dir": str(self.state.root),
@@ -528,8 +572,9 @@ class LoopbackLab:
         from harness.target.management import ManagementClient
 
         states: dict[str, dict[str, str]] = {}
-        for host, node in self.record().nodes.items():
-            if not node.alive:
+        record = self.record()
+        for host, node in record.nodes.items():
+            if not node.alive or host in record.extra.get("witnesses", {}):
                 continue
             client = ManagementClient(self.management_url(host), self.token(), timeout=5.0)
             for replica in self._replicas(client) or []:
