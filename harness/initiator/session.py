@@ -80,6 +80,7 @@ from harness.scsi.sense import SenseData
 
 DEFAULT_INITIATOR = "iqn.2026-11.org.splitbrain:initiator"
 _MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 
 
 def serial_lt(a: int, b: int) -> bool:
@@ -308,7 +309,7 @@ class Session(SessionRequests, ScsiCommandSet):
     # -- commands --------------------------------------------------------------------------
 
     def _window_open(self) -> bool:
-        return not serial_lt(self.max_cmd_sn, self.cmd_sn)
+        return ((self.max_cmd_sn - self.cmd_sn) & _MASK) < _HALF  # CmdSN <= MaxCmdSN
 
     async def _wait_window(self, deadline: float, operation: str, seconds: float) -> None:
         """Wait, behind earlier waiters, until CmdSN <= MaxCmdSN."""
@@ -471,13 +472,15 @@ class Session(SessionRequests, ScsiCommandSet):
         handler(pdu)
 
     def _window(self, exp_cmd_sn: int, max_cmd_sn: int) -> None:
+        """Take ExpCmdSN/MaxCmdSN from a target PDU (serial arithmetic inlined: this runs
+        for every PDU)."""
         if max_cmd_sn == self.max_cmd_sn and exp_cmd_sn == self.exp_cmd_sn:
             return
-        if serial_lt((max_cmd_sn + 1) & _MASK, exp_cmd_sn):
+        if 0 < ((exp_cmd_sn - max_cmd_sn - 1) & _MASK) < _HALF:
             return  # MaxCmdSN < ExpCmdSN - 1: ignore, RFC 7143 section 4.2.2.1
-        if serial_lt(self.exp_cmd_sn, exp_cmd_sn):
+        if 0 < ((exp_cmd_sn - self.exp_cmd_sn) & _MASK) < _HALF:
             self.exp_cmd_sn = exp_cmd_sn
-        if serial_lt(self.max_cmd_sn, max_cmd_sn):
+        if 0 < ((max_cmd_sn - self.max_cmd_sn) & _MASK) < _HALF:
             self.max_cmd_sn = max_cmd_sn
             waiters = self._window_waiters
             if waiters:
@@ -487,7 +490,7 @@ class Session(SessionRequests, ScsiCommandSet):
                         waiter.set_result(None)
 
     def _status(self, stat_sn: int) -> None:
-        if not serial_lt(stat_sn, self.exp_stat_sn):
+        if ((stat_sn - self.exp_stat_sn) & _MASK) < _HALF:  # StatSN >= ExpStatSN
             self.exp_stat_sn = (stat_sn + 1) & _MASK
 
     def _task(self, itt: int, what: str) -> ScsiTask:
