@@ -180,3 +180,37 @@ def test_discovery_offers_only_discovery_keys() -> None:
     offered = {k for r in target.seen for k, _ in decode_keys(r.data)}
     assert "TargetName" not in offered and "MaxBurstLength" not in offered
     assert dict(decode_keys(target.seen[0].data))["SessionType"] == "Discovery"
+
+
+def test_login_text_split_over_pdus_with_the_c_bit() -> None:
+    """The target sends its answer in 16-byte pieces (C bit set on all but the last);
+    the initiator must ask for each continuation with an empty Login Request and
+    reassemble the keys."""
+
+    class Chatty(ScriptedTarget):
+        pending: list[LoginResponse] = []
+        continuations = 0
+
+        async def exchange(self, request: LoginRequest) -> LoginResponse:
+            if self.pending:
+                assert not request.data and not request.transit  # a continuation request
+                self.continuations += 1
+                return self.pending.pop(0)
+            whole = await super().exchange(request)
+            pieces = [whole.data[i : i + 16] for i in range(0, len(whole.data), 16)] or [b""]
+            responses = []
+            for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
+                responses.append(LoginResponse(
+                    transit=whole.transit and last, continue_=not last, csg=whole.csg,
+                    nsg=whole.nsg if last else 0, isid=whole.isid, tsih=whole.tsih,
+                    initiator_task_tag=whole.initiator_task_tag, stat_sn=whole.stat_sn,
+                    exp_cmd_sn=whole.exp_cmd_sn, max_cmd_sn=whole.max_cmd_sn, data=piece))
+            self.pending = responses[1:]
+            return responses[0]
+
+    target = Chatty()
+    result = login(target, spec())
+    assert result.parameters.max_burst_length == 131072
+    assert result.parameters.peer_max_recv_data_segment_length == 65536
+    assert target.continuations >= 3
