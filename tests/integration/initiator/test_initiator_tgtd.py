@@ -20,7 +20,7 @@ from harness.initiator.login import ChapSecrets
 from harness.initiator.session import Session
 from harness.iscsi.codes import LoginStatus
 from harness.iscsi.codes import TaskManagementResponseCode as Tmf
-from harness.scsi.cdb import Read, TestUnitReady
+from harness.scsi.cdb import Inquiry, Read, TestUnitReady
 from harness.scsi.sense import SenseKey
 from harness.scsi.status import ScsiStatus
 from harness.scsi.vpd import DesignatorType, VpdPage
@@ -299,3 +299,17 @@ def test_discovery_answer_spanning_several_text_responses(tgtd_target_factory) -
     names = [value for key, value in pairs if key == "TargetName"]
     assert {t.iqn for t in targets} <= set(names)
     assert sum(len(k) + len(v) + 2 for k, v in pairs) > 512 * 3
+
+
+def test_residuals_on_underflow_and_overflow(tgtd_target: TgtdTarget) -> None:
+    async def body(s: Session) -> tuple[Any, Any]:
+        await s.test_unit_ready()
+        short = await s.execute(Inquiry(allocation_length=1024).encode(), expected_in=1024)
+        over = await s.execute(Read(lba=0, blocks=8, size=16).encode(), expected_in=2048)
+        return short, over
+
+    short, over = run(logged_in(tgtd_target, body))
+    assert short.good and short.underflow and short.residual_count > 0
+    assert len(short.data) == 1024 - short.residual_count  # only what the target sent
+    assert over.overflow and over.residual_count == 4096 - 2048
+    assert len(over.data) == 2048
