@@ -159,3 +159,24 @@ def test_chap_interoperates_with_libiscsi(reference_target_factory: ReferenceTar
     assert (done.returncode == 0) == ok, done.stdout + done.stderr
     if ok:
         assert "DIRECT_ACCESS" in done.stdout
+
+
+def test_ipv6_portal_is_discovered_and_served(
+        reference_target_factory: ReferenceTargetFactory) -> None:
+    import socket as socket_module
+
+    try:
+        with socket_module.socket(socket_module.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("IPv6 loopback (::1) is not available on this host")
+    node = reference_target_factory.start(name="v6", addresses=("::1", "127.0.0.1"))
+    host, port = node.portals[0]
+    assert host == "::1"
+    with RawConnection(host, port) as conn:
+        assert conn.login(INITIATOR).ok
+        found = conn.text([("SendTargets", "All")])
+        assert f"[::1]:{port},1" in found["TargetAddress"]
+    with RawConnection(host, port) as conn:
+        assert conn.login(INITIATOR, node.iqn).ok
+        assert conn.nop(b"v6").data == b"v6"
