@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +175,9 @@ def test_sync_and_heartbeat_cut_leave_exactly_one_replica_serving_and_heal_resyn
         loser = next(h for h, s in states.items() if s == STOPPED)
         asyncio.run(write(witness_lab, winner, 64, written))  # the survivor serves alone
         assert refuses_io(witness_lab, loser)                 # the other does not
+        grants = lab.state.node_dir("SWS-Witness") / "witness-grants.json"
+        assert winner in json.loads(grants.read_text()).values()  # the witness's vote
+        assert loser not in json.loads(grants.read_text()).values()
     lab.wait_synchronized(["HA1"], deadline_s=60)
     assert asyncio.run(read(witness_lab, loser, 64, 8)) == written
     assert len(image_digests(witness_lab)) == 1
@@ -193,6 +197,44 @@ def test_the_witness_decides_against_priority_when_it_can_only_hear_the_partner(
     lab.wait_synchronized(["HA1"], deadline_s=60)
     assert asyncio.run(read(witness_lab, "SWS-Store1", 200, 1)) == b"\x5a" * BLOCK
     assert len(image_digests(witness_lab)) == 1
+
+
+def test_without_a_majority_both_replicas_stop_until_one_is_marked(
+    witness_lab: SystemUnderTest,
+) -> None:
+    """Witness down and partner unreachable: no node has a majority, so neither serves
+    (no split brain); the administrator's mark picks the source and heal resyncs."""
+    from harness.target.management import ManagementClient
+
+    faults, lab = witness_lab.faults, loopback(witness_lab)
+    with faults.kill("SWS-Witness"), faults.cut("sync"), faults.cut("heartbeat"):
+        assert wait_until(
+            lambda: set(lab.ha_states()["HA1"].values()) == {STOPPED}, 30
+        ), lab.ha_states()
+        assert refuses_io(witness_lab, "SWS-Store1")
+        assert refuses_io(witness_lab, "SWS-Store2")
+        store2 = ManagementClient(lab.management_url("SWS-Store2"), lab.token())
+        assert store2.request("POST", "/v1/ha/HA1/mark-synchronized")["state"] == SERVING
+        asyncio.run(write(witness_lab, "SWS-Store2", 300, b"\xa5" * BLOCK))
+    assert lab.status()["nodes"]["SWS-Witness"]["state"] == "running"  # restarted by heal
+    lab.wait_synchronized(["HA1"], deadline_s=60)
+    assert asyncio.run(read(witness_lab, "SWS-Store1", 300, 1)) == b"\xa5" * BLOCK
+    assert len(image_digests(witness_lab)) == 1
+
+
+def test_lab_down_stops_the_witness(tmp_path: Path, witness_inventory: Inventory) -> None:
+    from harness.lab.node_process import process_start_ticks
+
+    lab = LoopbackLab(tmp_path / "state")
+    record = lab.up(witness_inventory)
+    witness = record.nodes["SWS-Witness"]
+    try:
+        assert witness.alive
+    finally:
+        stopped = lab.down()
+    assert any(s.startswith("SWS-Witness ") for s in stopped)
+    assert process_start_ticks(witness.pid or 0) != witness.start_ticks
+    assert not (tmp_path / "state").exists()
 
 
 def test_witness_network_avoids_the_links_it_arbitrates(witness_inventory: Inventory) -> None:
