@@ -286,3 +286,22 @@ def ha_device_tables(
         lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
         lines.append("")
     return lines
+
+
+def wait_synchronized(ha_states: Callable[[], dict[str, dict[str, str]]], aliases: list[str],
+                      deadline_s: float, logs: Path) -> None:
+    """Wait until both replicas of every device in ``aliases`` are Synchronized.
+
+    ``ha_states()`` maps alias -> host -> state, as both lab backends report it.
+    """
+    from harness.lab.loopback import LabError
+    from harness.lab.node_process import wait_until
+
+    def synchronized() -> bool:
+        states = ha_states()
+        return all(len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
+                   for a in aliases)
+
+    if not wait_until(synchronized, deadline_s):
+        raise LabError(f"HA devices not Synchronized within {deadline_s:.0f}s: {ha_states()}; "
+                       f"see the node logs in {logs}")

@@ -51,13 +51,13 @@ from harness.lab.ha_wiring import (
     node_supports_ha,
     plan_pairs,
     plan_witnesses,
+    wait_synchronized,
 )
 from harness.lab.inventory import HaDevice, Host, Inventory, Network, NetworkRole
 from harness.lab.node_process import (
     NodeProcess,
     NodeProcessError,
     process_start_ticks,
-    wait_until,
 )
 from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
@@ -583,16 +583,4 @@ class LoopbackLab:
 
     def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
         """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
-
-        def synchronized() -> bool:
-            states = self.ha_states()
-            return all(
-                len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
-                for a in aliases
-            )
-
-        if not wait_until(synchronized, deadline_s):
-            raise LabError(
-                f"HA devices not Synchronized within {deadline_s:.0f}s: "
-                f"{self.ha_states()}; see the node logs in {self.state.root}/logs"
-            )
+        wait_synchronized(self.ha_states, aliases, deadline_s, self.state.root / "logs")

@@ -52,6 +52,7 @@ from harness.lab.ha_wiring import (
     link_name,
     node_supports_ha,
     plan_pairs,
+    wait_synchronized,
 )
 from harness.lab.inventory import Inventory, NetworkRole
 from harness.lab.loopback import (
@@ -67,7 +68,6 @@ from harness.lab.node_process import (
     NodeProcess,
     NodeProcessError,
     process_start_ticks,
-    wait_until,
 )
 from harness.lab.state import LabRecord, LabState, LinkRecord
 
@@ -271,19 +271,7 @@ class NetnsLab:
 
     def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
         """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
-
-        def synchronized() -> bool:
-            states = self.ha_states()
-            return all(
-                len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
-                for a in aliases
-            )
-
-        if not wait_until(synchronized, deadline_s):
-            raise LabError(
-                f"HA devices not Synchronized within {deadline_s:.0f}s: "
-                f"{self.ha_states()}; see the node logs in {self.state.root}/logs"
-            )
+        wait_synchronized(self.ha_states, aliases, deadline_s, self.state.root / "logs")
 
     def namespace(self, host: str) -> netns.Namespace:
         names = self.state.load().extra.get("namespaces", {})
