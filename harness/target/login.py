@@ -151,13 +151,12 @@ class LoginNegotiation:
         if req.version_min > 0:
             raise LoginRefused(LoginStatus.UNSUPPORTED_VERSION,
                                f"versions {req.version_min}-{req.version_max}; only 0 exists")
-        pairs = dict(keys.decode_keys(req.data)) if not req.continue_ else {}
-        if req.continue_:
-            # Names may arrive in a later segment; checked again at completion.
-            return
-        self._identify(pairs)
         self.conn.cid = req.cid
         self.conn.stat_sn = req.exp_stat_sn
+        if req.continue_:
+            # The names may arrive in a later segment: identified once the text is whole.
+            return
+        self._identify(dict(keys.decode_keys(req.data)))
 
     def _identify(self, pairs: dict[str, str]) -> None:
         name = pairs.get("InitiatorName", "")
