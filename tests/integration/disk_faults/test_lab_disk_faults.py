@@ -29,47 +29,7 @@ from harness.lab.loopback import LoopbackLab
 from harness.scsi.sense import Asc, SenseKey
 from harness.target.management import ManagementClient
 
-INVENTORY = """
-[site]
-name = "disk-fault-lab"
-destructive = true
-
-[networks.iscsi1]
-roles = ["iscsi"]
-cidr = "127.13.1.0/24"
-
-[networks.sync]
-roles = ["sync"]
-cidr = "127.13.3.0/24"
-
-[networks.heartbeat]
-roles = ["heartbeat"]
-cidr = "127.13.4.0/24"
-
-[hosts.SWS-Store1]
-roles = ["storage"]
-addresses = { iscsi1 = "127.13.1.11", sync = "127.13.3.11", heartbeat = "127.13.4.11" }
-
-[hosts.SWS-Store2]
-roles = ["storage"]
-addresses = { iscsi1 = "127.13.1.12", sync = "127.13.3.12", heartbeat = "127.13.4.12" }
-
-[devices.HA1]
-purpose = "vm-storage"
-size = "16MiB"
-lun = 0
-strategy = "heartbeat"
-
-[[devices.HA1.replicas]]
-host = "SWS-Store1"
-target = "iqn.2008-08.com.starwindsoftware:sws-store1-ha1"
-priority = 1
-
-[[devices.HA1.replicas]]
-host = "SWS-Store2"
-target = "iqn.2008-08.com.starwindsoftware:sws-store2-ha1partner"
-priority = 2
-"""
+INVENTORY = Path(__file__).with_name("disk-lab.toml")
 
 BLOCK = 512
 STORE1_IQN = "iqn.2008-08.com.starwindsoftware:sws-store1-ha1"
@@ -78,10 +38,8 @@ DATA = b"".join(bytes([n]) * BLOCK for n in range(32))
 
 @pytest.fixture(scope="module")
 def disk_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemUnderTest]:
-    path = tmp_path_factory.mktemp("disk-lab") / "disk-lab.toml"
-    path.write_text(INVENTORY, encoding="utf-8")
-    inventory: Inventory = load(path)
-    lab = LoopbackLab(path.parent / "state")
+    inventory: Inventory = load(INVENTORY)
+    lab = LoopbackLab(tmp_path_factory.mktemp("disk-lab") / "state")
     lab.up(inventory)
     try:
         sut = SystemUnderTest(inventory, lab)

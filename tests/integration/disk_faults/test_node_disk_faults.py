@@ -133,6 +133,7 @@ def test_slow_delays_the_range_only_and_delete_removes_the_delay(
     inject(node, id="slow-range", kind="slow", delay_ms=delay_ms, lba=8, count=8)
 
     async def slow(s: Session) -> None:
+        await s.read_capacity()
         started = time.monotonic_ns()
         slow_read = asyncio.ensure_future(s.read(8, 8))
         await asyncio.sleep(0)  # the slow read is on the wire first
@@ -145,6 +146,7 @@ def test_slow_delays_the_range_only_and_delete_removes_the_delay(
     node.management.request("DELETE", "/v1/faults/disk/slow-range")
 
     async def healed(s: Session) -> None:
+        await s.read_capacity()  # so each read below is one command, in submission order
         first = asyncio.ensure_future(s.read(8, 8))
         await asyncio.sleep(0)
         second = asyncio.ensure_future(s.read(0, 8))
