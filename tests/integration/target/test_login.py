@@ -180,3 +180,29 @@ def test_ipv6_portal_is_discovered_and_served(
     with RawConnection(host, port) as conn:
         assert conn.login(INITIATOR, node.iqn).ok
         assert conn.nop(b"v6").data == b"v6"
+
+
+def test_login_text_split_across_pdus(reference_target: ReferenceTarget) -> None:
+    """Login keys may span PDUs with the C bit set (RFC 7143 section 6.6)."""
+    from harness.iscsi import keys
+    from harness.iscsi.codes import Stage
+
+    with RawConnection(*reference_target.portals[0]) as conn:
+        text = keys.encode_keys([("InitiatorName", INITIATOR), ("SessionType", "Normal"),
+                                 ("TargetName", reference_target.iqn), ("AuthMethod", "None")])
+        first = conn._login_pdu(Stage.SECURITY_NEGOTIATION, Stage.LOGIN_OPERATIONAL_NEGOTIATION,
+                                [], 0, 0)
+        first.transit, first.continue_, first.data = False, True, text[:20]   # mid-key
+        partial = conn._login_exchange(first)
+        assert partial.ok and partial.keys == {} and not partial.response.transit
+        rest = conn._login_pdu(Stage.SECURITY_NEGOTIATION, Stage.LOGIN_OPERATIONAL_NEGOTIATION,
+                               [], 0, 0)
+        rest.data = text[20:]
+        answer = conn._login_exchange(rest)
+        assert answer.ok and answer.response.transit
+        assert answer.keys["AuthMethod"] == "None"
+        final = conn._login_exchange(conn._login_pdu(
+            Stage.LOGIN_OPERATIONAL_NEGOTIATION, Stage.FULL_FEATURE_PHASE,
+            [("HeaderDigest", "None")], 0, 0))
+        assert final.ok and final.tsih != 0
+        assert conn.nop(b"split-login").data == b"split-login"
