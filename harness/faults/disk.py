@@ -1,14 +1,19 @@
 """Disk faults inside a reference target node: slow I/O, EIO on a range, no space.
 
 The storage node applies these in its block store; the harness asks for them
-through the node's management API (``/v1/faults/disk``, see the target's
-management module), so the fault lives in the node process and dies with it.
+through the node's management API (``/v1/faults/disk``, served by
+``harness.target.disk_faults``), so the fault lives in the node process and dies
+with it. A range is ``[lba, lba + count)``; ``count = 0`` means the whole LUN.
 
-- ``slow``: every read and write of the LUN takes ``delay_ms`` longer.
-- ``eio``: reads and writes touching ``[lba, lba + count)`` fail with
+- ``slow``: every read and write touching the range takes ``delay_ms`` longer.
+- ``eio``: reads and writes touching the range (``count > 0``) fail with
   MEDIUM ERROR / UNRECOVERED READ ERROR (or WRITE ERROR), as a bad sector range.
-- ``nospace``: writes to blocks not yet allocated in the sparse image fail with
-  SPACE ALLOCATION FAILED WRITE PROTECT, as a thin pool that filled up.
+- ``nospace``: writes in the range to blocks not yet allocated in the sparse
+  image fail with DATA PROTECT / SPACE ALLOCATION FAILED WRITE PROTECT, as a thin
+  pool that filled up (overwrites of allocated blocks still succeed).
+
+On an HA replica the fault breaks that replica's local disk only; its partner's
+disk is untouched.
 
 Heal deletes the fault by its id (an unknown id means already healed), then
 lists the node's disk faults to verify it is gone. A node that is not running
