@@ -10,15 +10,24 @@ session switches them on after login. Every way the stream can go wrong
 (garbage, truncation, an oversized segment, a wrong digest, an unknown opcode, a
 closed socket) reaches the session exactly once, through ``on_lost``, as a
 typed exception; after that the connection is closed and ignores further bytes.
+
+Where the connection comes from: by default the harness's own network stack
+dials the portal. A ``sock_factory`` (a :data:`SocketFactory`) supplies the
+socket instead, for example one created inside a lab host's network namespace,
+so a cluster node's initiator connects from that node's own addresses;
+``local_addr`` binds the source address (the "initiator IP" of a path). Either
+way the connect has the same deadline and the same typed errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Sequence
 
+from harness.errors import SplitbrainError
 from harness.initiator.errors import ConnectionLost, Timeout
 from harness.initiator.recorder import PcapRecorder, TcpStream
 from harness.iscsi import codec
@@ -27,6 +36,18 @@ from harness.iscsi.pdu import BHS_LENGTH, Pdu
 
 LOGIN_MAX_SEGMENT = 65536
 """Data segment limit while logging in (RFC 7143 allows 8192; be lenient)."""
+
+SocketFactory = Callable[[str, int], socket.socket]
+"""Makes the TCP socket of one connection to the portal ``(host, port)``.
+
+It returns a stream socket that is either not yet connected (``Connection.open``
+binds it to ``local_addr`` if given and connects it, non-blocking, within the
+connect deadline) or already connected (used as it is). The socket may belong to
+another network namespace: it keeps that namespace whichever thread uses it.
+"""
+
+LocalAddress = str | tuple[str, int]
+"""A source address to bind before connecting: ``"10.0.0.5"`` or ``("10.0.0.5", port)``."""
 
 
 class Connection(asyncio.Protocol):
@@ -58,20 +79,46 @@ class Connection(asyncio.Protocol):
     @classmethod
     async def open(cls, host: str, port: int, *, timeout: float,
                    on_pdu: Callable[[Pdu], None], on_lost: Callable[[BaseException], None],
-                   recorder: PcapRecorder | None = None) -> Connection:
+                   recorder: PcapRecorder | None = None,
+                   sock_factory: SocketFactory | None = None,
+                   local_addr: LocalAddress | None = None) -> Connection:
+        """Connect to the portal ``host:port`` within ``timeout`` seconds.
+
+        ``sock_factory`` supplies the socket (see :data:`SocketFactory`);
+        ``local_addr`` binds the source address of a socket this method connects.
+        Raises :class:`Timeout` when the connect does not finish in time (a black
+        hole) and :class:`ConnectionLost` when it fails (refused, unreachable, or
+        the factory could not make a socket).
+        """
         where = f"{host}:{port}"
         loop = asyncio.get_running_loop()
+
+        def protocol() -> Connection:
+            return cls(where, on_pdu, on_lost, recorder)
+
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: cls(where, on_pdu, on_lost, recorder), host, port)
+                if sock_factory is None:
+                    _, conn = await loop.create_connection(
+                        protocol, host, port,
+                        local_addr=_local(local_addr) if local_addr is not None else None)
+                else:
+                    sock = await _connect(loop, sock_factory, host, port, local_addr, where)
+                    try:
+                        _, conn = await loop.create_connection(protocol, sock=sock)
+                    except BaseException:
+                        sock.close()
+                        raise
         except TimeoutError:
             raise Timeout("TCP connect", timeout, where) from None
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
+            if exc.errno and exc.errno > 0 and not isinstance(exc, socket.gaierror):
+                reason = os.strerror(exc.errno)  # asyncio's sock_connect says only "failed"
+            source = f" from {_local(local_addr)[0]}" if local_addr is not None else ""
             raise ConnectionLost(
-                f"cannot connect to iSCSI portal {where}: {reason}; check the address and "
-                "that the target is running"
+                f"cannot connect to iSCSI portal {where}{source}: {reason}; check the address, "
+                "that the target is running and that this side is on the portal's network"
             ) from None
         return conn
 
@@ -229,3 +276,50 @@ class Connection(asyncio.Protocol):
             self._stream.close()
         if self.transport is not None:
             self.transport.abort()
+
+
+def _local(local_addr: LocalAddress) -> tuple[str, int]:
+    return (local_addr, 0) if isinstance(local_addr, str) else local_addr
+
+
+def _is_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, sock_factory: SocketFactory, host: str,
+                   port: int, local_addr: LocalAddress | None, where: str) -> socket.socket:
+    """The factory's socket for ``host:port``, connected without blocking the loop.
+
+    The socket is closed if anything goes wrong, including the deadline passing
+    (cancellation) while the connect is in progress.
+    """
+    try:
+        sock = sock_factory(host, port)
+    except (SplitbrainError, OSError) as exc:
+        raise ConnectionLost(
+            f"cannot make a socket for iSCSI portal {where}: {exc}; check the socket factory "
+            "(for a lab host: that its namespace still exists)"
+        ) from None
+    try:
+        if sock.type != socket.SOCK_STREAM:
+            raise ConnectionLost(
+                f"the socket factory for iSCSI portal {where} made a non-TCP socket "
+                f"({sock.type!r}); iSCSI needs a stream socket"
+            )
+        sock.setblocking(False)
+        if not _is_connected(sock):
+            if local_addr is not None:
+                sock.bind(_local(local_addr))
+            infos = await loop.getaddrinfo(host, port, family=sock.family,
+                                           type=socket.SOCK_STREAM)
+            if not infos:  # pragma: no cover - getaddrinfo raises rather than answer nothing
+                raise OSError(f"no {sock.family.name} address for {host}")
+            await loop.sock_connect(sock, infos[0][4])
+    except BaseException:
+        sock.close()
+        raise
+    return sock

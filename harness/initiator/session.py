@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from harness.initiator.commands import ScsiCommandSet
-from harness.initiator.connection import Connection
+from harness.initiator.connection import Connection, LocalAddress, SocketFactory
 from harness.initiator.errors import (
     CommandRejected,
     ConnectionClosed,
@@ -141,7 +141,12 @@ class Session(SessionRequests, ScsiCommandSet):
                  timeouts: SessionTimeouts | None = None,
                  preferences: dict[str, str] | None = None,
                  recorder: PcapRecorder | None = None,
-                 on_async: Callable[[AsyncEventRecord], None] | None = None) -> None:
+                 on_async: Callable[[AsyncEventRecord], None] | None = None,
+                 sock_factory: SocketFactory | None = None,
+                 local_addr: LocalAddress | None = None) -> None:
+        """``sock_factory`` and ``local_addr`` say where the TCP connection comes from
+        (default: the harness's own network stack, any source address); see
+        :meth:`harness.initiator.connection.Connection.open`."""
         super().__init__()
         self.host, self.port, self.target = host, port, target
         self.initiator_name = initiator_name
@@ -152,6 +157,8 @@ class Session(SessionRequests, ScsiCommandSet):
         self.preferences = dict(preferences or {})
         self.recorder = recorder
         self.on_async = on_async
+        self.sock_factory = sock_factory
+        self.local_addr = local_addr
         self.where = f"{target or 'discovery'} at {host}:{port}"
         self.params = SessionParameters()
         self.login_result: LoginResult | None = None
@@ -224,7 +231,8 @@ class Session(SessionRequests, ScsiCommandSet):
         try:
             self._conn = await Connection.open(
                 self.host, self.port, timeout=self.timeouts.connect, on_pdu=self._on_pdu,
-                on_lost=self._on_lost, recorder=self.recorder)
+                on_lost=self._on_lost, recorder=self.recorder,
+                sock_factory=self.sock_factory, local_addr=self.local_addr)
         except BaseException as exc:
             self._fail(exc)
             raise

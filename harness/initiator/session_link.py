@@ -8,6 +8,11 @@ session's view onto the multipath device's: a SCSI status of any kind is a
 typed error, e.g. ``CheckCondition``, for a non-GOOD status), and anything that
 makes the session unusable (connection lost, protocol error, timeout, login
 refused) is :class:`~harness.initiator.pathlink.PathLost`.
+
+A connector with a ``sock_factory`` makes every path's TCP connection with it
+(first login and every re-login after a path failed), e.g. inside a cluster
+node's network namespace; the factory may bind each socket to the node's own
+address on the portal's network.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.initiator.connection import SocketFactory
 from harness.initiator.errors import (
     InitiatorError,
     ProtocolError,
@@ -23,6 +29,7 @@ from harness.initiator.errors import (
     TaskAborted,
 )
 from harness.initiator.login import ChapSecrets
+from harness.initiator.mpio_errors import MultipathConfigError
 from harness.initiator.pathlink import Chap, PathConnector, PathLost, PathSpec, ScsiOutcome
 from harness.initiator.session import Session, SessionTimeouts
 from harness.initiator.timers import MpioTimers
@@ -83,21 +90,25 @@ class SessionConnector:
 
     ``timeouts`` bound connect, login and NOP-Out; the command deadline is
     generous because the multipath device enforces its own per-command timeout
-    (``disk_timeout_s``) and fails the path when it passes.
+    (``disk_timeout_s``) and fails the path when it passes. ``sock_factory``
+    (default: the harness's own network stack) makes each path's socket.
     """
 
     timeouts: SessionTimeouts = field(
         default_factory=lambda: SessionTimeouts(command=300.0, task_management=10.0)
     )
+    sock_factory: SocketFactory | None = None
 
     @classmethod
-    def for_timers(cls, timers: MpioTimers) -> SessionConnector:
+    def for_timers(cls, timers: MpioTimers, *,
+                   sock_factory: SocketFactory | None = None) -> SessionConnector:
         """Connect/login deadlines from ``login_timeout_s``, NOP-Out from ``noop_out_timeout_s``."""
-        return cls(SessionTimeouts(
+        return cls(timeouts=SessionTimeouts(
             connect=timers.login_timeout_s, login=timers.login_timeout_s,
             command=max(300.0, 2 * timers.disk_timeout_s),
             nop=timers.noop_out_timeout_s or timers.probe_timeout_s,
-            task_management=10.0, logout=min(5.0, timers.login_timeout_s)))
+            task_management=10.0, logout=min(5.0, timers.login_timeout_s)),
+            sock_factory=sock_factory)
 
     async def __call__(self, spec: PathSpec) -> SessionLink:
         chap = None
@@ -105,7 +116,8 @@ class SessionConnector:
             chap = ChapSecrets(spec.chap.user, spec.chap.secret, spec.chap.mutual_user,
                                spec.chap.mutual_secret)
         session = Session(spec.host, spec.port, spec.target, initiator_name=spec.initiator,
-                          lun=spec.lun, chap=chap, isid=spec.isid, timeouts=self.timeouts)
+                          lun=spec.lun, chap=chap, isid=spec.isid, timeouts=self.timeouts,
+                          sock_factory=self.sock_factory)
         try:
             await session.login()
         except (InitiatorError, ProtocolError, OSError) as exc:
@@ -139,14 +151,28 @@ async def multipath_from_sessions(sessions: Sequence[Session], *,
 
     Each session becomes one path (named after its portal, target and LUN); a
     path that later fails is logged back in with ``connector`` (default: a
-    :class:`SessionConnector` with the device's timers), keeping its ISID.
+    :class:`SessionConnector` with the device's timers and the sessions' own
+    ``sock_factory``, so a path comes back from where it was first made), keeping
+    its ISID.
     """
     from harness.initiator.multipath import MultipathDevice
 
     specs = [spec_of(s) for s in sessions]
     if connector is None:
+        factories = {id(s.sock_factory): s.sock_factory for s in sessions}
+        if len(factories) > 1:
+            raise MultipathConfigError(
+                "the sessions were made with different socket factories, so one connector "
+                "cannot log their paths in again; pass connector= (a SessionConnector)"
+            )
+        factory = next(iter(factories.values()), None)
         timers = options.get("timers")
-        connector = SessionConnector.for_timers(timers) if timers else session_connector
+        if timers:
+            connector = SessionConnector.for_timers(timers, sock_factory=factory)
+        elif factory is not None:
+            connector = SessionConnector(sock_factory=factory)
+        else:
+            connector = session_connector
     device = MultipathDevice(specs, connector=connector, **options)
     await device.open(links={spec.label: SessionLink(s, spec)
                              for spec, s in zip(specs, sessions, strict=True)})
