@@ -52,6 +52,7 @@ log = logging.getLogger("splitbrain.target.connection")
 
 LOGIN_MAX_RECV_DATA_SEGMENT_LENGTH = 8192  # RFC 7143 default until negotiated
 _LENGTHS = struct.Struct(">I")
+OUTPUT_HIGH_WATER = 1 << 20   # answers queued but not yet handed to the socket
 _ttt = itertools.count(0x10000000)
 
 
@@ -81,7 +82,10 @@ class Connection(asyncio.Protocol):
         self.last_rx_ns = time.monotonic_ns()
         self._buf = bytearray()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
+        self._input_paused = False    # PDUs held back until the answers drain
+        self._writing_paused = False  # the transport's send buffer is full
         self._negotiation: LoginNegotiation | None = None
         self._timer: asyncio.TimerHandle | None = None   # login deadline, then keepalive
         self._ping_ttt: int | None = None
@@ -114,18 +118,26 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return
         self.last_rx_ns = time.monotonic_ns()
-        # Usually the buffer is empty and ``data`` holds whole PDUs: cut them straight
-        # from ``data`` (one copy each); only a partial PDU is kept for the next read.
-        src: bytes | bytearray
         if self._buf:
             self._buf += data
-            src = self._buf
+            self._process(self._buf)
         else:
-            src = data
+            # Usually ``data`` holds whole PDUs: cut them straight from it (one copy
+            # each); only what is left over is kept for the next read.
+            self._process(data)
+
+    def _process(self, src: bytes | bytearray) -> None:
+        """Handle every whole PDU in ``src`` until the answers waiting to be sent reach
+        the high-water mark; what is not handled stays buffered (and reading pauses)."""
         size = len(src)
         offset = 0
         try:
             while not self.closing and size - offset >= BHS_LENGTH:
+                if self._out_bytes > OUTPUT_HIGH_WATER:
+                    self._input_paused = True   # resume_writing() picks up from here
+                    if self.transport is not None:
+                        self.transport.pause_reading()
+                    break
                 dsl = _LENGTHS.unpack_from(src, offset + 4)[0] & 0xFFFFFF
                 if dsl > self.max_recv_dsl:
                     bhs = bytes(src[offset : offset + BHS_LENGTH])
@@ -169,11 +181,24 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The peer does not read: stop reading its commands until it does."""
+        self._writing_paused = True
         if self.transport is not None and not self.closing:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.closing:
+        self._writing_paused = False
+        self._continue_input()
+
+    def _continue_input(self) -> None:
+        """The answers drained: handle what was held back, then read again."""
+        if self.closing or self.transport is None or self._writing_paused:
+            return
+        if self._out_bytes > OUTPUT_HIGH_WATER:
+            return
+        self._input_paused = False
+        if self._buf:
+            self._process(self._buf)
+        if not self._input_paused and not self.closing:
             self.transport.resume_reading()
 
     # -- input ------------------------------------------------------------------------------
@@ -245,8 +270,9 @@ class Connection(asyncio.Protocol):
         """
         if self.closing:
             return
-        self._out.append(codec.encode(pdu, header_digest=self.header_digest,
-                                      data_digest=self.data_digest))
+        wire = codec.encode(pdu, header_digest=self.header_digest, data_digest=self.data_digest)
+        self._out.append(wire)
+        self._out_bytes += len(wire)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
@@ -257,6 +283,7 @@ class Connection(asyncio.Protocol):
         if not self._out:
             return
         out, self._out = self._out, []
+        self._out_bytes = 0
         if self.closing or self.transport is None:
             return
         try:
@@ -264,6 +291,9 @@ class Connection(asyncio.Protocol):
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         except (ConnectionError, RuntimeError) as exc:
             self.abort(f"write failed: {exc}")
+            return
+        if self._input_paused:
+            self._continue_input()
 
     def take_stat_sn(self) -> int:
         """The StatSN for a status-bearing PDU; advances it."""

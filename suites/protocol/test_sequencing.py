@@ -19,7 +19,7 @@ import struct
 from harness.iscsi import codec
 from harness.iscsi.codes import RejectReason
 from harness.iscsi.layers import ISCSIDataOut, ISCSILoginRequest
-from harness.scsi.cdb import Write
+from harness.scsi.cdb import Read, Write
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
 from suites.protocol.conftest import PENDING_WRITE_BUDGET, NodeHealth
@@ -108,4 +108,24 @@ def test_writes_that_never_send_data_hit_the_budget(probe: RawConnection,
             statuses.append("r2t")
     assert statuses == ["r2t"] * (PENDING_WRITE_BUDGET // per_write) + \
         [ScsiStatus.TASK_SET_FULL] * 2
+    health.assert_survived()
+
+
+def test_a_peer_that_never_reads_costs_bounded_memory(probe: RawConnection,
+                                                      health: NodeHealth) -> None:
+    """Thousands of 64 KiB reads from a peer that never reads its socket: the window
+    admits a queue depth of them, the node stops reading when its send buffer fills,
+    and its memory stays bounded."""
+    probe.sock.setblocking(False)
+    sent = 0
+    cdb = Read(lba=0, blocks=128, size=10).encode()
+    wire = b"".join(codec.encode(codec.ScsiCommand(
+        read=True, initiator_task_tag=0x100000 + i, expected_data_transfer_length=65536,
+        cmd_sn=(probe.cmd_sn + i) & 0xFFFFFFFF, exp_stat_sn=probe.exp_stat_sn, cdb=cdb))
+        for i in range(4000))
+    try:
+        while sent < len(wire):
+            sent += probe.sock.send(wire[sent:])
+    except BlockingIOError:
+        pass   # the node stopped reading: backpressure reached the sender
     health.assert_survived()
