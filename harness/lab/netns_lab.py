@@ -29,6 +29,11 @@ bridges (ports 3261, 3262, ... in the listener's namespace): the links
 The nodes' management APIs listen inside their namespaces; ``ha_states`` asks
 them from there, and ``up`` waits until every replica is Synchronized.
 
+An initiator runs from a host's namespace too: ``sockets(host)`` is a socket
+factory (``harness.initiator.connection.SocketFactory``) whose sockets live in
+the host's namespace, bound to the host's own address on the portal's network,
+so a cluster node's iSCSI connections obey the same separation as its traffic.
+
 Lab addresses must not be loopback addresses (127/8 is martian on a veth); the
 netns inventory (``lab-netns.toml``) uses documentation ranges that exist only
 inside the lab's namespaces.
@@ -37,10 +42,13 @@ inside the lab's namespaces.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import secrets
 import shutil
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +89,52 @@ client = ManagementClient(ready["management"], Path(sys.argv[2]).read_text().str
 print(json.dumps([[r["alias"], r["state"]] for r in client.request("GET", "/v1/ha") or []]))
 """
 HA_BASE_PORT = 3261  # the listener's sync/heartbeat ports: 3261, 3262 for the first device...
+
+
+@dataclass(frozen=True)
+class HostSockets:
+    """Sockets made inside one lab host's namespace (a ``SocketFactory``).
+
+    ``host_sockets(portal, port)`` gives an unconnected TCP socket in the host's
+    namespace, bound to the host's own address on the network that contains
+    ``portal`` (as a Windows initiator binds a path to an initiator IP); a portal
+    on no network of the host gets an unbound socket, whose connect then fails the
+    way the host's would (network unreachable): the lab has no routes between
+    networks. Portals must be IP addresses: the lab has no name service.
+    """
+
+    host: str
+    namespace: netns.Namespace
+    interfaces: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]
+
+    def source_for(self, portal: str) -> str | None:
+        """The host's address on ``portal``'s network, or None if it has none."""
+        address = self._address(portal)
+        return next(
+            (str(i.ip) for i in self.interfaces if address in i.network), None
+        )
+
+    def _address(self, portal: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            return ipaddress.ip_address(portal)
+        except ValueError:
+            raise LabError(
+                f"portal {portal!r} is not an IP address; the netns lab has no name service, "
+                f"so connect from {self.host} to one of the lab's addresses"
+            ) from None
+
+    def __call__(self, portal: str, port: int) -> socket.socket:
+        address = self._address(portal)
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        sock = self.namespace.socket(family)
+        source = self.source_for(portal)
+        if source is not None:
+            try:
+                sock.bind((source, 0))
+            except OSError:
+                sock.close()
+                raise
+        return sock
 
 
 def interface_name(inventory: Inventory, network: str) -> str:
@@ -278,6 +332,23 @@ class NetnsLab:
         if host not in names:
             raise LabError(f"netns lab at {self.state.root} has no namespace for {host!r}")
         return netns.Namespace(names[host])
+
+    def record(self) -> LabRecord:
+        return self.state.load()
+
+    def sockets(self, host: str) -> HostSockets:
+        """A socket factory for connections made from ``host`` (e.g. a cluster node's
+        initiator): sockets in its namespace, bound to its address on each network."""
+        from harness.lab.inventory import load
+
+        namespace = self.namespace(host)
+        inventory = load(self.record().inventory)
+        entry = inventory.host(host)
+        interfaces = tuple(
+            ipaddress.ip_interface(f"{address}/{inventory.network(net).cidr.prefixlen}")
+            for net, address in sorted(entry.addresses.items())
+        )
+        return HostSockets(host, namespace, interfaces)
 
     def down(self) -> list[str]:
         """Stop the nodes, sweep the run's namespaces (with their links, rules and
