@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,7 +31,8 @@ from harness.initiator.session import Session, SessionTimeouts
 from harness.initiator.session_link import SessionLink
 from harness.lab import netns
 from harness.lab.inventory import Inventory, load
-from harness.lab.netns_lab import NetnsLab
+from harness.lab.loopback import LabError
+from harness.lab.netns_lab import HostSockets, NetnsLab
 
 INVENTORY = Path(__file__).parents[3] / "fixtures" / "inventories" / "lab-netns.toml"
 PATTERN = bytes(range(256)) * 16  # 4096 bytes: eight 512-byte or one 4096-byte block
@@ -207,3 +209,24 @@ def test_multipath_from_a_cluster_node_rides_out_a_blackholed_iscsi_network(
             assert (await device.read(64, len(data) // size)).data == data
 
     asyncio.run(scenario())
+
+
+def _demo1_sockets(namespace: str) -> HostSockets:
+    interfaces = tuple(ipaddress.ip_interface(a) for a in ("198.51.100.21/24", "203.0.113.21/24"))
+    return HostSockets("Demo1", netns.Namespace(namespace), interfaces)
+
+
+def test_host_sockets_pick_the_hosts_address_on_the_portals_network() -> None:
+    sockets = _demo1_sockets("sb-unused-Demo1")
+    assert sockets.source_for("198.51.100.11") == "198.51.100.21"
+    assert sockets.source_for("203.0.113.12") == "203.0.113.21"
+    assert sockets.source_for("10.99.3.11") is None
+    with pytest.raises(LabError, match="not an IP address"):
+        sockets.source_for("sws-store1.lab")
+
+
+def test_a_namespace_that_is_gone_is_a_typed_connect_error() -> None:
+    sockets = _demo1_sockets(f"{netns.PREFIX}{netns.new_run_id()}-gone")
+    session = Session("198.51.100.11", 3260, "iqn.2026-11.test:any", sock_factory=sockets)
+    with pytest.raises(ConnectionLost, match="cannot make a socket for iSCSI portal"):
+        asyncio.run(session.login())
