@@ -6,10 +6,12 @@ Model: an ``ExportedTarget`` is one iSCSI target name with its LUN map; each
 SCSI beyond this: it hands ``LogicalUnit.execute`` a complete ``ScsiTask`` and
 sends back the ``TaskResult``; ``harness.target.lu_binding`` is the one seam.
 
-Each command runs as its own asyncio task on the loop, started in arrival
-order; the logical unit keeps its own ordering rules (COMPARE AND WRITE gate,
-group commit of fdatasync), so one slow FUA write never stalls a read. Task
-management waits for the commands it aborts (``quiesce``) before it answers.
+Commands start in arrival order. On a local image LU a command's first step runs
+inside the loop turn that received it (a page-cache read completes right there);
+one that has to wait (an fdatasync, an HA mirror) continues as an asyncio task, so
+one slow FUA write never stalls a read. The logical unit keeps its own ordering
+rules (COMPARE AND WRITE gate, group commit of fdatasync). Task management waits
+for the commands it aborts (``quiesce``) before it answers.
 """
 
 from __future__ import annotations
