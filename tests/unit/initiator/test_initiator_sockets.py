@@ -1,4 +1,5 @@
-"""Where a connection comes from: ``Connection.open`` with a socket factory and a source
+"""Where a connection comes from: ``Connection.open`` (and Session, SessionConnector) with a
+socket factory and a source
 address, on loopback (the netns lab proves the same across namespaces).
 
 Each test runs a tiny TCP listener on 127.0.0.1 (a free port) that records the
@@ -17,7 +18,11 @@ import pytest
 from harness.errors import SplitbrainError
 from harness.initiator.connection import Connection
 from harness.initiator.errors import ConnectionLost, Timeout
+from harness.initiator.mpio_errors import MultipathConfigError
+from harness.initiator.pathlink import PathLost, PathSpec
 from harness.initiator.session import Session
+from harness.initiator.session_link import SessionConnector, multipath_from_sessions
+from harness.initiator.timers import MpioTimers
 
 
 class Listener:
@@ -193,3 +198,20 @@ def test_session_login_connects_through_its_factory() -> None:
         asyncio.run(session.login())
     assert factory.calls == [("127.0.0.1", port)]
     assert session.failed
+
+
+def test_multipath_over_sessions_refuses_sessions_from_different_factories() -> None:
+    sessions = [Session("127.0.0.1", 3260, "iqn.2026-11.test:t", sock_factory=Factory())
+                for _ in range(2)]
+    with pytest.raises(MultipathConfigError, match="different socket factories"):
+        asyncio.run(multipath_from_sessions(sessions))
+
+
+def test_session_connector_makes_sessions_with_its_factory() -> None:
+    factory = Factory()
+    connector = SessionConnector.for_timers(MpioTimers(login_timeout_s=1.0),
+                                            sock_factory=factory)
+    port = closed_port()
+    with pytest.raises(PathLost, match="refused"):
+        asyncio.run(connector(PathSpec("127.0.0.1", port, "iqn.2026-11.test:t")))
+    assert factory.calls == [("127.0.0.1", port)]
