@@ -1,6 +1,6 @@
-"""Where a connection comes from: ``Connection.open`` (and Session, SessionConnector) with a
-socket factory and a source
-address, on loopback (the netns lab proves the same across namespaces).
+"""Where a connection comes from: ``Connection.open`` (and Session, SessionConnector) with
+a socket factory and a source address, on loopback (the netns lab proves the same across
+namespaces).
 
 Each test runs a tiny TCP listener on 127.0.0.1 (a free port) that records the
 peer address of every connection it accepts, so the source a connection really
