@@ -1,0 +1,191 @@
+"""The fault plan of a chaos run: which faults exercise one HA device, and when.
+
+The model: a chaos run breaks one HA device (two replicas on two storage hosts,
+mirrored over a sync channel, reached over several iSCSI paths) in the three
+ways a site actually breaks it, one fault at a time, Jepsen style:
+
+- ``path-cut``: one iSCSI path (the proxy link ``<network>/<host>`` in front of one
+  replica's portal) resets its connections; MPIO must fail over to another path;
+- ``sync-blackhole``: the device's sync channel (``sync/<listener>/<alias>``)
+  goes silent; the lower-priority replica must stop serving and resync after;
+- ``secondary-kill``: the lower-priority replica's storage node is killed with
+  SIGKILL and started again at heal; its paths fail, then it must resync.
+
+The plan is computed from the inventory alone, so a seed gives the same plan on
+every machine, before any lab exists. ``chaos_schedule`` deals the kinds in a
+seeded shuffled order (every kind comes up before any repeats) and picks each
+fault's target, length and the quiet gap before it with ``random.Random(seed)``;
+faults never overlap and the last one heals before the workload ends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from harness.errors import SplitbrainError
+from harness.faults.nemesis import FaultSpec, Schedule, Step
+from harness.lab.ha_wiring import link_name
+from harness.lab.inventory import HaDevice, Inventory, NetworkRole
+
+FAULT_KINDS = ("path-cut", "sync-blackhole", "secondary-kill")
+
+
+class ChaosPlanError(SplitbrainError):
+    """The inventory or the options give a chaos run nothing sensible to break."""
+
+
+@dataclass(frozen=True)
+class DeviceFaults:
+    """The faults that exercise one HA device, by kind, and what each one takes away."""
+
+    device: str
+    by_kind: dict[str, tuple[FaultSpec, ...]]
+    # the replica hosts whose paths a fault takes away (to relate failover to it)
+    hosts_lost: dict[FaultSpec, tuple[str, ...]]
+    # the single path (network, host) a path cut takes away
+    path_lost: dict[FaultSpec, tuple[str, str]]
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in FAULT_KINDS if self.by_kind.get(k))
+
+
+def choose_device(inventory: Inventory, alias: str | None = None) -> HaDevice:
+    """The device a run exercises: ``alias``, else the first ``vm-storage`` HA device."""
+    if alias is not None:
+        if alias not in inventory.devices:
+            raise ChaosPlanError(
+                f"no HA device {alias!r} in {inventory.path}; devices: "
+                + (", ".join(inventory.devices) or "none")
+            )
+        device = inventory.devices[alias]
+    else:
+        candidates = [d for d in inventory.devices.values() if d.purpose.value == "vm-storage"]
+        if not candidates:
+            raise ChaosPlanError(
+                f"{inventory.path} has no HA device with purpose = \"vm-storage\"; "
+                "add one or name a device with --device"
+            )
+        device = candidates[0]
+    if len(device.replicas) != 2:
+        raise ChaosPlanError(
+            f"device {device.alias} in {inventory.path} has {len(device.replicas)} replicas; "
+            "a chaos run needs an HA pair (two replicas)"
+        )
+    return device
+
+
+def secondary(device: HaDevice) -> str:
+    """The host of the lower-priority replica (the partner that dials the sync channel)."""
+    return max(device.replicas, key=lambda r: r.priority).host
+
+
+def device_faults(
+    inventory: Inventory,
+    device: HaDevice,
+    *,
+    path_action: str = "cut",
+    links: Collection[str] | None = None,
+) -> DeviceFaults:
+    """Every fault of each kind for ``device``.
+
+    ``path_action``: ``blackhole`` in a netns lab (it cannot reset connections);
+    ``links``: the running lab's link names, when known (a lab that wires the sync
+    channel as ``sync/<host>`` rather than ``sync/<host>/<alias>`` gets that name).
+    """
+    paths: list[FaultSpec] = []
+    path_lost: dict[FaultSpec, tuple[str, str]] = {}
+    hosts_lost: dict[FaultSpec, tuple[str, ...]] = {}
+    for replica in sorted(device.replicas, key=lambda r: r.priority):
+        host = inventory.host(replica.host)
+        for net in sorted(host.addresses):
+            if inventory.network(net).has_role(NetworkRole.ISCSI):
+                spec = FaultSpec.of(path_action, f"{net}/{host.name}")
+                paths.append(spec)
+                path_lost[spec] = (net, host.name)
+                hosts_lost[spec] = ()
+    sync_nets = [
+        n for n in sorted(inventory.hosts[device.primary.host].addresses)
+        if inventory.network(n).has_role(NetworkRole.SYNC)
+    ]
+    partner = secondary(device)
+    syncs = tuple(
+        FaultSpec.of("blackhole", _sync_link(n, device.primary.host, device.alias, links))
+        for n in sync_nets[:1]
+    )
+    for spec in syncs:
+        hosts_lost[spec] = (partner,)  # the partner refuses I/O without its sync channel
+    kill = FaultSpec.of("kill", partner)
+    hosts_lost[kill] = (partner,)
+    return DeviceFaults(
+        device.alias,
+        {"path-cut": tuple(paths), "sync-blackhole": syncs, "secondary-kill": (kill,)},
+        hosts_lost,
+        path_lost,
+    )
+
+
+def _sync_link(network: str, host: str, alias: str, links: Collection[str] | None) -> str:
+    name = link_name(network, host, alias)
+    if links is None or name in links or f"{network}/{host}" not in links:
+        return name
+    return f"{network}/{host}"
+
+
+def parse_kinds(text: str | None) -> tuple[str, ...]:
+    """``--faults path-cut,secondary-kill`` (``none``: no faults; None: every kind)."""
+    if text is None:
+        return FAULT_KINDS
+    if text.strip() == "none":
+        return ()
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise ChaosPlanError(
+            f"--faults {text!r}: unknown fault kind {', '.join(unknown) or '(empty)'}; "
+            f"use a comma-separated list of {', '.join(FAULT_KINDS)}, or none"
+        )
+    return kinds
+
+
+def chaos_schedule(
+    faults: DeviceFaults,
+    kinds: Sequence[str],
+    *,
+    seed: int,
+    duration_s: float,
+    max_faults: int | None = None,
+) -> Schedule:
+    """A seeded one-at-a-time schedule over ``duration_s``.
+
+    Each fault lasts 15-25 % of the run (at least 1 s) after a quiet gap of 10-15 %
+    (at least 0.5 s); a fault that would not end 0.5 s before the run does is not
+    scheduled, so every fault is healed while the workload still runs.
+    """
+    usable = [k for k in kinds if faults.by_kind.get(k)]
+    if kinds and not usable:
+        raise ChaosPlanError(
+            f"device {faults.device} offers none of the fault kinds {', '.join(kinds)}"
+        )
+    rng = random.Random(seed)
+    steps: list[Step] = []
+    deck: list[str] = []
+    t = max(0.5, rng.uniform(0.10, 0.15) * duration_s)
+    while usable and (max_faults is None or len(steps) < max_faults):
+        if not deck:
+            deck = list(usable)
+            rng.shuffle(deck)
+        kind = deck.pop(0)
+        spec = rng.choice(faults.by_kind[kind])
+        length = max(1.0, rng.uniform(0.15, 0.25) * duration_s)
+        if t + length > duration_s - 0.5:
+            break
+        steps.append(Step(round(t, 3), round(length, 3), spec))
+        t += length + max(0.5, rng.uniform(0.10, 0.15) * duration_s)
+    return Schedule(tuple(steps), seed)
+
+
+def kind_of(faults: DeviceFaults, spec: FaultSpec) -> str:
+    """Which kind a spec of ``faults`` is."""
+    return next(k for k, specs in faults.by_kind.items() if spec in specs)
