@@ -11,7 +11,9 @@ touches one file.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from harness.scsi.cdb import Direction, parse_cdb
 from harness.scsi.errors import CdbError, UnsupportedOpcode
@@ -21,6 +23,7 @@ from harness.scsi.sense import Asc, illegal_request, invalid_field_in_cdb
 from harness.scsi.status import ScsiStatus
 from harness.target.blockstore import ImageFile
 from harness.target.config import LunConfig, NodeConfig, TargetConfig
+from harness.target.defects import Defect, parse_defects
 from harness.target.device import LogicalUnit, ScsiTask, TaskResult
 from harness.target.disk_faults import FaultyStore
 from harness.target.ha.mirror import HaDevice
@@ -50,7 +53,13 @@ def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
     reservations = PersistentReservations(aptpl_file=aptpl)
     binding = node.ha_binding(target.iqn, lun.lun)
     if binding is not None:  # a replica of an HA device: mirrored blocks, shared PR state
-        return HaLogicalUnit(HaDevice(binding.device, store), identity, group=binding.group,
+        defects = parse_defects(node.defects)
+        if Defect.IDENTITY_PER_NODE in defects:
+            identity = replace(identity, serial=f"{identity.serial[:20]}-{node.name}"[-32:],
+                               naa=identity.naa[:-4] + hashlib.sha256(
+                                   node.name.encode()).hexdigest()[:4])
+        device = replace(binding.device, defects=defects)
+        return HaLogicalUnit(HaDevice(device, store), identity, group=binding.group,
                              partner_group=binding.partner_group, reservations=reservations,
                              luns=luns, abort_tasks=abort_tasks)
     return LogicalUnit(store, identity, reservations=reservations, luns=luns,
