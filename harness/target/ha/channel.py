@@ -63,7 +63,12 @@ class PartnerLink:
         """Queue a frame. Frames leave in the order ``send`` was called."""
         if self.lost.is_set():
             return
-        self._writer.write(protocol.encode(msg))
+        try:
+            self._writer.write(protocol.encode(msg))
+        except (RuntimeError, ConnectionError, OSError) as exc:
+            # uvloop raises on a transport that just closed (asyncio ignores it)
+            self.fail(f"send failed: {exc}")
+            return
         self._last_sent_ns = time.monotonic_ns()
 
     async def drain(self) -> None:

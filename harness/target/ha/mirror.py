@@ -302,6 +302,9 @@ class HaDevice:
         self._forwarded[rid] = _Forwarded(lba, data, done)
         link.send(Message(MessageKind.WRITE_REQ, rid=rid, lba=lba, payload=data))
         await link.drain()
+        if link.lost.is_set() and not done.done():  # never reached the sequencer, or lost
+            self._forwarded.pop(rid, None)
+            raise ReplicaNotServing(f"{self.config.alias}: sync link lost", transitioning=True)
         try:
             await done
         finally:
