@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.report.run import RunOutcome
 
-LIMIT = 50  # problems listed per checker in the summary
+LIMIT = 20  # problems listed per checker in the summary (all are in verdict.json)
 
 
 def _mib(n: float) -> str:
@@ -89,7 +89,9 @@ def render_summary(outcome: RunOutcome) -> str:
     for checker, p in problems:
         shown[checker] = shown.get(checker, 0) + 1
         if shown[checker] <= LIMIT:
-            out.append(f"PROBLEM    {checker}: {p.kind}: {p.message}")
+            text = p.message if p.message.startswith(p.kind.replace("_", " ")) or \
+                p.message.startswith(p.kind) else f"{p.kind}: {p.message}"
+            out.append(f"PROBLEM    {checker}: {text}")
     for checker, n in shown.items():
         if n > LIMIT:
             out.append(f"PROBLEM    {checker}: ... {n - LIMIT} more in verdict.json")
