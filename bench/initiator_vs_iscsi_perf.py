@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
-import re
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,12 +31,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recording import cpu_s, iscsi_perf, machine, write_section  # noqa: E402
+
 from fixtures.tgtd import TgtdTarget, start_tgtd  # noqa: E402
 from harness.initiator.session import Session  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Initiator vs iscsi-perf on tgtd (`bench/initiator_vs_iscsi_perf.py`)"
-_AVERAGE = re.compile(r"iops average (\d+)")
 DEPTH, BLOCKS = 32, 8
 
 
@@ -52,25 +48,8 @@ def event_loop_runner() -> tuple[str, Callable[[Any], Any]]:
     return f"uvloop {uvloop.__version__}", uvloop.run
 
 
-def _cpu(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
 
 
-def iscsi_perf(url: str, seconds: int) -> tuple[int, float]:
-    """Average IOPS of one iscsi-perf random-read run, and its CPU microseconds per I/O."""
-    before = _cpu(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(
-        ["iscsi-perf", "-i", "iqn.2026-11.org.splitbrain.bench:iscsi-perf", "-m", str(DEPTH),
-         "-b", str(BLOCKS), "-r", "-t", str(seconds), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=False)
-    cpu = _cpu(resource.RUSAGE_CHILDREN) - before
-    found = _AVERAGE.findall(proc.stdout)
-    if not found:
-        raise RuntimeError(f"iscsi-perf against {url} printed no average: "
-                           f"{(proc.stdout + proc.stderr)[-400:]}")
-    iops = int(found[-1])
-    return iops, cpu * 1e6 / max(1, iops * seconds)
 
 
 async def initiator_round(target: TgtdTarget, seconds: float, seed: int) -> tuple[int, float]:
@@ -90,17 +69,12 @@ async def initiator_round(target: TgtdTarget, seconds: float, seed: int) -> tupl
                 await read(randbelow(slots) * BLOCKS, BLOCKS)
                 done += 1
 
-        start, cpu = time.monotonic_ns(), _cpu(resource.RUSAGE_SELF)
+        start, cpu = time.monotonic_ns(), cpu_s(resource.RUSAGE_SELF)
         await asyncio.gather(*(worker(random.Random(seed + i)) for i in range(DEPTH)))
-        elapsed, cpu = time.monotonic_ns() - start, _cpu(resource.RUSAGE_SELF) - cpu
+        elapsed, cpu = time.monotonic_ns() - start, cpu_s(resource.RUSAGE_SELF) - cpu
     return round(done * 1e9 / elapsed), cpu * 1e6 / max(1, done)
 
 
-def machine() -> str:
-    load = os.getloadavg()[0]
-    return (f"{platform.node()}: {os.cpu_count()} cores ({platform.machine()}), Linux "
-            f"{platform.release()}, Python {platform.python_version()}, load average "
-            f"{load:.1f} at the start (the cores are shared with other work)")
 
 
 def measure(rounds: int, seconds: int, profile: Path | None) -> dict[str, Any]:
@@ -165,16 +139,6 @@ def section(results: dict[str, Any], seconds: int, setting: str) -> str:
     ])
 
 
-def write_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else ""
-    if SECTION in current:
-        head, _, rest = current.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(current)
 
 
 def main() -> int:
@@ -194,7 +158,7 @@ def main() -> int:
     text = section(results, args.seconds, setting)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,25 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recording import iscsi_perf, machine, write_section  # noqa: E402
+
 from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target  # noqa: E402
 from fixtures.tgtd import start_tgtd  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Reference target vs tgtd (`bench/target_vs_tgtd.py`)"
-_AVERAGE = re.compile(r"iops average (\d+)")
 
 
-def iscsi_perf(url: str, seconds: int, *, depth: int = 32, blocks: int = 8) -> int:
-    """Average IOPS of one iscsi-perf random-read run."""
-    proc = subprocess.run(
-        ["iscsi-perf", "-i", "iqn.2026-11.org.splitbrain.bench:iscsi-perf", "-m", str(depth),
-         "-b", str(blocks), "-r", "-t", str(seconds), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=False)
-    found = _AVERAGE.findall(proc.stdout)
-    if not found:
-        raise RuntimeError(f"iscsi-perf against {url} printed no average: "
-                           f"{(proc.stdout + proc.stderr)[-400:]}")
-    return int(found[-1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,12 +49,6 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def machine() -> str:
-    cpus = os.cpu_count()
-    load = os.getloadavg()[0]
-    return (f"{platform.node()}: {cpus} cores ({platform.machine()}), Linux "
-            f"{platform.release()}, Python {platform.python_version()}, load average "
-            f"{load:.1f} at the start (the cores are shared with other work)")
 
 
 def run(rounds: int, seconds: int) -> tuple[dict[str, list[int]], dict[str, list[float]]]:
@@ -88,7 +68,7 @@ def run(rounds: int, seconds: int) -> tuple[dict[str, list[int]], dict[str, list
             for _ in range(rounds):
                 for name, url in urls.items():
                     before = cpu_seconds(pids[name])
-                    iops = iscsi_perf(url, seconds)
+                    iops, _ = iscsi_perf(url, seconds)
                     used = cpu_seconds(pids[name]) - before
                     results[name].append(iops)
                     cpu[name].append(1e6 * used / max(1, iops * seconds))
@@ -133,15 +113,6 @@ def report(results: dict[str, list[int]], cpu: dict[str, list[float]], seconds: 
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    doc = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(doc, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, cpu, args.seconds, setting)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 
