@@ -37,6 +37,8 @@ _TRANSFER_LENGTH_BYTE = {0x0A: 4, 0x2A: 7, 0xAA: 6, 0x8A: 10, 0x2E: 7, 0xAE: 6, 
                          0x89: 13, 0x41: 7, 0x93: 10}
 _INQUIRY, _REPORT_LUNS, _REQUEST_SENSE = 0x12, 0xA0, 0x03
 MAX_TRANSFER_BLOCKS = BlockLimitsConfig().max_transfer_blocks
+#: the most data one command may carry: what the Block Limits VPD page promises
+MAX_TRANSFER_BYTES = MAX_TRANSFER_BLOCKS * 512
 
 
 def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,

@@ -36,6 +36,7 @@ from harness.iscsi.errors import ProtocolError
 from harness.iscsi.pdu import NO_TAG
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
+from harness.target import lu_binding
 from harness.target.connection import next_target_transfer_tag
 from harness.target.task import CommandTask, DataOutError, DataSequenceError
 
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 
 SN_MASK = 0xFFFFFFFF
 _SN_HALF = 1 << 31
-MAX_COMMAND_DATA = 16 * 1024 * 1024   # a write's data-out must fit this (Block Limits agree)
+# A write's data-out must fit this; the Block Limits VPD page promises the same maximum.
+MAX_COMMAND_DATA = lu_binding.MAX_TRANSFER_BYTES
 
 
 DATA_PHASE_ERROR = SenseData(SenseKey.ABORTED_COMMAND, 0x4B, 0x00).encode()
