@@ -95,6 +95,17 @@ class PartnerLink:
         with contextlib.suppress(Exception):
             self._writer.transport.abort()
 
+    def leave(self, reason: str) -> None:
+        """Tell the partner we are leaving (GOODBYE), then close once it has been sent."""
+        if self.lost.is_set():
+            return
+        self.send(protocol.control(MessageKind.GOODBYE, {"reason": reason}))
+        self.loss_reason = f"left: {reason}"
+        self.lost.set()
+        log.info("%s link to %s: left the device: %s", self.name, self.peer, reason)
+        with contextlib.suppress(Exception):
+            self._writer.close()  # close, not abort: the GOODBYE is flushed first
+
     async def close(self, reason: str = "closed") -> None:
         self.fail(reason)
         current = asyncio.current_task()

@@ -43,7 +43,7 @@ async def watch_link(dev: HaDevice, link: PartnerLink) -> None:
 
 async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
     lost_at = time.monotonic_ns()
-    partner_leaving = link.loss_reason == "partner shut down cleanly"
+    partner_leaving = link.loss_reason.startswith("partner left")
     dev.mirroring = False
     was_mirroring = dev.partner_state in (ReplicaState.SYNCHRONIZED,
                                            ReplicaState.SYNCHRONIZING)

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from harness.errors import SplitbrainError
+from harness.target.blockstore import BlockStoreError
 from harness.target.defects import Defect
 from harness.target.ha import failover, protocol, resync
 from harness.target.ha.channel import LinkKeeper, PartnerLink
@@ -49,6 +51,12 @@ class LocalStore(Protocol):
     async def flush(self) -> None: ...
     async def unmap(self, lba: int, count: int) -> None: ...
     def close(self) -> None: ...
+
+
+class MarkRefused(SplitbrainError):
+    """Marking this replica synchronized would override a healthy, connected partner."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -164,9 +172,8 @@ class HaDevice:
         """Clean shutdown: flush, keep the dirty map, tell the partner."""
         self.state = ReplicaState.NOT_SYNCHRONIZED
         link = self.sync.link
-        if link is not None and not link.lost.is_set():
-            link.send(protocol.control(MessageKind.GOODBYE, {"reason": "clean shutdown"}))
-            await link.drain()
+        if link is not None:
+            link.leave("clean shutdown")
         await self.sync.close()
         if self.heartbeat is not None:
             await self.heartbeat.close()
@@ -274,8 +281,13 @@ class HaDevice:
             self.dirty.mark(lba, count)
         with self.locks.holding(lock):
             await lock.acquire()
-            await self._apply(OrderKind.UNMAP if kind is OrderKind.UNMAP else OrderKind.WRITE,
-                              lba, count, data, fua)
+            try:
+                await self._apply(OrderKind.UNMAP if kind is OrderKind.UNMAP
+                                  else OrderKind.WRITE, lba, count, data, fua)
+            except (BlockStoreError, OSError) as exc:
+                if seq:  # the partner has (or will have) this order: we would diverge
+                    self.replica_failed(f"local write at LBA {lba} failed: {exc}")
+                raise
         if link is not None and seq:
             await link.drain()
         if ack is not None and kind is not OrderKind.FORWARDED:
@@ -389,7 +401,7 @@ class HaDevice:
         elif kind is MessageKind.RESYNC_DONE:
             resync.on_resync_done(self, msg.json())
         elif kind is MessageKind.GOODBYE:
-            link.fail("partner shut down cleanly")
+            link.fail(f"partner left: {msg.json().get('reason', 'shut down')}")
         return None
 
     def _enqueue_order(self, link: PartnerLink, msg: Message) -> None:
@@ -418,7 +430,11 @@ class HaDevice:
                            count: int, data: bytes) -> None:
         with self.locks.holding(lock):
             await lock.acquire()
-            await self._apply(kind, msg.lba, count, data)
+            try:
+                await self._apply(kind, msg.lba, count, data)
+            except (BlockStoreError, OSError) as exc:
+                self.replica_failed(f"applying order {msg.seq} at LBA {msg.lba} failed: {exc}")
+                return  # no ACK: the sequencer learns from our GOODBYE and carries on alone
         link.send(Message(MessageKind.ACK, seq=msg.seq))  # on the link the order came on
         await link.drain()
         if kind is OrderKind.FORWARDED:
@@ -444,8 +460,11 @@ class HaDevice:
 
     async def _sequence_forwarded(self, rid: int, lba: int, data: bytes,
                                   link: PartnerLink) -> None:
-        seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size, data,
-                                   rid=rid)
+        try:
+            seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size,
+                                       data, rid=rid)
+        except (BlockStoreError, OSError):
+            return  # this replica left the device; the partner fails the request over
         link.send(Message(MessageKind.APPLIED, seq=seq))
         await link.drain()
 
@@ -465,14 +484,36 @@ class HaDevice:
 
     # ----------------------------------------------------------- management
 
+    def replica_failed(self, reason: str) -> None:
+        """This replica's disk refused a change the partner has: leave the device.
+
+        It stops serving and says so in its metadata (so it is never a resync
+        source), and tells the partner, which carries on alone at once (no fence
+        is needed: this side has stopped). A resync brings it back once its disk
+        accepts writes again.
+        """
+        self.state = ReplicaState.NOT_SYNCHRONIZED
+        self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
+                                        state=ReplicaState.NOT_SYNCHRONIZED))
+        link = self.sync.link
+        if link is not None:
+            link.leave(f"disk failure on {self.config.node}")
+
     def mark_synchronized(self) -> None:
         """Administrator override: this replica's data wins (full resync follows)."""
+        link = self.sync.link
+        connected = link is not None and not link.lost.is_set()
+        if connected and self.partner_state is ReplicaState.SYNCHRONIZED:
+            raise MarkRefused(f"HA device {self.config.alias}: partner {self.config.partner} "
+                              "is connected and Synchronized; there is nothing to override")
         self.state = ReplicaState.SYNCHRONIZED
         self.dirty_map_trusted = False
         self._save(self.meta.with_event(
             "marked synchronized by an administrator", state=ReplicaState.SYNCHRONIZED,
             alone=True, forced=True, generation=self.meta.generation + 1,
             partner_left_at=self.meta.generation))
+        if connected and link is not None:  # both were waiting: reconnect to re-plan
+            link.fail("re-planning after mark-synchronized")
 
     def status(self) -> dict[str, Any]:
         resync = self.resync

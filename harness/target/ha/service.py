@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.target.config import ConfigError, _Reader
+from harness.target.ha.mirror import MarkRefused
 from harness.target.ha.node_config import parse_ha_device
 from harness.target.ha.unit import HaLogicalUnit
 
@@ -79,7 +80,10 @@ def install_ha_routes(node: Any) -> None:
         unit = next((u for u in ha_units(node) if u.ha.config.alias == alias), None)
         if unit is None:
             raise ApiError(404, f"no HA device {alias} on node {node.config.name}")
-        unit.ha.mark_synchronized()
+        try:
+            unit.ha.mark_synchronized()
+        except MarkRefused as exc:
+            raise ApiError(409, str(exc)) from None
         return unit.ha.status()
 
     api.add_route("GET", "/v1/ha", list_devices)

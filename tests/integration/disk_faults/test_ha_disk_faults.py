@@ -5,11 +5,9 @@ or complete it from the partner and take the broken replica out of service),
 two promises hold: the write completes (GOOD or CHECK CONDITION, never a hang),
 and replicas that both call themselves Synchronized hold the same data.
 
-Both are known to be broken in the reference HA mirror today (the sequencer
-sends the order to the partner before applying it locally, and a partner that
-fails to apply an order never answers it), so these tests are strict xfails:
-they turn into failures the moment the mirror keeps its promises, and must then
-lose the mark.
+The reference mirror keeps both by taking the replica whose disk failed out of
+the device (Not synchronized, GOODBYE to the partner, which carries on alone);
+see docs/ha.md.
 """
 
 from __future__ import annotations
@@ -78,8 +76,6 @@ def diverged_while_synchronized(sut: SystemUnderTest) -> bool:
     return len(set(blocks.values())) > 1
 
 
-@pytest.mark.xfail(strict=True, reason="HA mirror: the sequencer mirrors a write before "
-                   "applying it locally; a local write error leaves the partner ahead")
 def test_a_write_error_on_the_sequencer_leaves_no_divergent_synchronized_replicas(
     ha_lab: SystemUnderTest,
 ) -> None:
@@ -89,8 +85,6 @@ def test_a_write_error_on_the_sequencer_leaves_no_divergent_synchronized_replica
     assert not diverged_while_synchronized(ha_lab)
 
 
-@pytest.mark.xfail(strict=True, reason="HA mirror: a partner that fails to apply an order "
-                   "never acknowledges it, so the write hangs")
 def test_a_write_error_on_the_partner_completes_the_write(ha_lab: SystemUnderTest) -> None:
     faults = LabFaults(ha_lab.lab.state.root)  # type: ignore[union-attr]
     with faults.disk("SWS-Store2", target_of(ha_lab, "SWS-Store2"), 0, "eio", lba=LBA, count=1):

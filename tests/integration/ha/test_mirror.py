@@ -189,3 +189,15 @@ def test_initial_sync_clear_zeroes_both_replicas(tmp_path):
             assert await lab.a.read(0, 1) == await lab.b.read(0, 1) == bytes(BLOCK)
             assert lab.images_equal()
     run(scenario())
+
+
+def test_marking_is_refused_while_a_synchronized_partner_is_connected(tmp_path):
+    from harness.target.ha.mirror import MarkRefused
+
+    async def scenario():
+        async with HaPair(tmp_path) as lab:
+            await lab.in_sync()
+            with pytest.raises(MarkRefused, match="nothing to override"):
+                lab.b.mark_synchronized()
+            assert not lab.b.meta.forced
+    run(scenario())
