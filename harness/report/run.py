@@ -210,6 +210,12 @@ class ChaosRun:
                 f"{self.inventory.path} has no [lab] table: `splitbrain run` drives a lab; "
                 "pass a lab inventory with --inventory (the default is the bundled lab)"
             )
+        if self.inventory.lab.backend != "loopback":
+            raise RunError(
+                f"{self.inventory.path}: lab.backend is {self.inventory.lab.backend!r}; "
+                "`splitbrain run` drives the loopback lab (its initiator connects from this "
+                "namespace); use an inventory with backend = \"loopback\""
+            )
         if settings.duration_s <= 0:
             raise RunError(f"--duration {settings.duration_s:g} must be positive (seconds)")
         self.device: HaDevice = choose_device(self.inventory, settings.device)
@@ -233,10 +239,7 @@ class ChaosRun:
 
     def plan(self, links: list[str] | None = None) -> tuple[DeviceFaults, Schedule]:
         """The device's faults and the seeded schedule (the same for the same seed)."""
-        netns = self.inventory.lab is not None and self.inventory.lab.backend == "netns"
-        faults = device_faults(
-            self.inventory, self.device, path_action="blackhole" if netns else "cut", links=links
-        )
+        faults = device_faults(self.inventory, self.device, links=links)
         schedule = chaos_schedule(
             faults,
             self.settings.fault_kinds,

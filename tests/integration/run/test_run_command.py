@@ -159,3 +159,24 @@ def test_sigterm_mid_run_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
     assert FaultJournal(out / "faults.jsonl").open_faults() == []
     assert not lab_dir.exists()
     assert processes_mentioning(str(lab_dir)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--inventory", str(REPO / "fixtures/inventories/example-site.toml")], "no [lab] table"),
+        (["--faults", "path-cut,meteor"], "unknown fault kind meteor"),
+        (["--duration", "0"], "--duration 0 must be positive"),
+        (["--device", "HA9"], "no HA device 'HA9'"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line_before_any_lab_starts(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    lab_dir = tmp_path / "lab"
+    done = splitbrain_run(tmp_path, "--state-dir", str(lab_dir), *args, timeout=60)
+    assert done.returncode != 0
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and says in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not lab_dir.exists()
