@@ -139,6 +139,20 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(s, old)
 
 
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM are ignored while active (teardown: heal and lab down finish)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 class ReplicaWatch:
     """Samples the device's replica states from the lab and records each change."""
 
@@ -276,10 +290,11 @@ class ChaosRun:
                 workload = asyncio.run(phase.chaos(schedule))
                 verdict = asyncio.run(phase.check())
             finally:
-                heals = self._teardown()
+                with signals_ignored():  # a second Ctrl-C must not leave a fault behind
+                    heals = self._teardown()
         for line in heals:
-            if line.startswith("FAILED"):
-                self.run_problems.append(Problem("heal_failed", line.removeprefix("FAILED ")))
+            if line.startswith("FAILED: "):
+                self.run_problems.append(Problem("heal_failed", line.removeprefix("FAILED: ")))
         verdict.verdicts.append(Verdict("run", self.run_problems, {"heals": heals}))
         return RunOutcome(
             self.output, verdict, schedule, workload, self.started, self.state_dir, heals,
@@ -404,7 +419,7 @@ class ChaosRun:
         """Heal every fault, keep the logs, take the lab down if we started it."""
         lines: list[str] = []
         for failure in heal_live():
-            lines.append(f"FAILED {failure}")
+            lines.append(f"FAILED: could not heal: {failure}")
         lab = self.lab
         if lab is None:
             return lines
@@ -414,7 +429,7 @@ class ChaosRun:
                     lines.append(
                         f"healed {o.kind} {o.target}"
                         if o.healed
-                        else f"FAILED to heal {o.kind} {o.target} ({o.id}): {o.error}"
+                        else f"FAILED: could not heal {o.kind} {o.target} ({o.id}): {o.error}"
                     )
         logs = lab.state.root / "logs"
         with contextlib.suppress(OSError):
@@ -427,7 +442,7 @@ class ChaosRun:
                 stopped = lab.down()
                 self.say(f"lab: taken down ({len(stopped)} processes stopped)")
             except SplitbrainError as exc:
-                lines.append(f"FAILED to take the lab down: {exc}")
+                lines.append(f"FAILED: could not take the lab down: {exc}")
         elif self.started:
             self.say(f"lab: kept up at {self.state_dir} (--keep-lab); "
                      "`splitbrain lab down` stops it")
