@@ -265,6 +265,7 @@ class ChaosRun:
 
     def execute(self) -> RunOutcome:
         self._prepare_output()
+        t_wall, t0 = time.time(), time.monotonic_ns()
         heals: list[str] = []
         with signals_interrupt():
             try:
@@ -275,6 +276,7 @@ class ChaosRun:
                 )
                 self._say_schedule(schedule)
                 self.meta.update(
+                    started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_wall)),
                     seed=self.settings.seed,
                     duration_s=self.settings.duration_s,
                     site=self.inventory.site.name,
@@ -295,7 +297,9 @@ class ChaosRun:
         for line in heals:
             if line.startswith("FAILED: "):
                 self.run_problems.append(Problem("heal_failed", line.removeprefix("FAILED: ")))
-        verdict.verdicts.append(Verdict("run", self.run_problems, {"heals": heals}))
+        self.meta["elapsed_s"] = round((time.monotonic_ns() - t0) / 1e9, 3)
+        # the run's own problems (no resync, a failed heal) first: they explain the others
+        verdict.verdicts.insert(0, Verdict("run", self.run_problems, {"heals": heals}))
         return RunOutcome(
             self.output, verdict, schedule, workload, self.started, self.state_dir, heals,
             self.meta,

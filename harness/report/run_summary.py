@@ -71,7 +71,8 @@ def render_summary(outcome: RunOutcome) -> str:
     s = outcome.meta
     lab = "started by this run" if outcome.lab_started else "reused (was already up)"
     out = [
-        f"splitbrain run: seed {s['seed']}, {s['duration_s']:g} s, lab {s['site']!r} {lab}",
+        f"splitbrain run: seed {s['seed']}, {s['duration_s']:g} s of workload, lab {s['site']!r} "
+        f"{lab}; started {s['started_utc']}, took {s['elapsed_s']:.0f} s",
         f"device     {s['device']} ({s['purpose']}, {_mib(s['size'])}) over {s['paths']} "
         f"paths from {s['initiator']}",
     ]
