@@ -55,6 +55,7 @@ from harness.faults.nemesis import FaultSpec, Schedule
 from harness.lab.backends import Lab, lab_for, open_lab
 from harness.lab.inventory import HaDevice, HostRole, Inventory, load
 from harness.lab.loopback import replica_alias
+from harness.lab.node_process import process_start_ticks
 from harness.lab.state import default_state_dir
 from harness.report.chaos_plan import (
     FAULT_KINDS,
@@ -241,7 +242,8 @@ class ChaosRun:
             or default_state_dir(self.inventory.site.name)
         )
         self.lab: Lab | None = None
-        self.started = False
+        self.started = False  # this run takes the lab down after (unless keep_lab)
+        self.fresh = False  # this run brought the lab up: its disks hold zeros
         self.run_problems: list[Problem] = []
         self.meta: dict[str, Any] = {}
 
@@ -348,9 +350,17 @@ class ChaosRun:
                     "running; run `splitbrain heal` or `splitbrain lab down` first"
                 )
             self.lab = existing
+            owner = record.extra.get("owner")
+            # a lab whose owning run was killed: this run takes it over (and down after)
+            self.started = bool(owner) and process_start_ticks(int(owner["pid"])) != owner.get(
+                "start_ticks"
+            )
+            self.meta["lab"] = "taken over from a killed run" if self.started else "reused"
             leftovers = heal_journal(FaultJournal(existing.state.journal_file))
             self.say(
-                f"lab: reusing the lab already up at {self.state_dir}"
+                (f"lab: taking over the lab at {self.state_dir} left by a killed run "
+                 f"(pid {owner['pid']})" if self.started and owner
+                 else f"lab: reusing the lab already up at {self.state_dir}")
                 + (f"; healed {len(leftovers)} fault(s) left open" if leftovers else "")
             )
             for o in leftovers:
@@ -362,7 +372,9 @@ class ChaosRun:
             existing.wait_synchronized([self.device.alias], self.resync_deadline())
             return existing
         lab = lab_for(self.inventory, self.state_dir)
-        self.lab, self.started = lab, True  # down() in teardown even if up() is interrupted
+        # down() in teardown even if up() is interrupted
+        self.lab, self.started, self.fresh = lab, True, True
+        self.meta["lab"] = "started by this run"
         t0 = time.monotonic_ns()
         lab.up(self.inventory, owner_pid=os.getpid())
         self.say(

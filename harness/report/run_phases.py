@@ -143,7 +143,7 @@ class RunPhases:
                 spec,
                 name=f"{run.device.alias} over {len(self.paths)} paths from {self.node}",
                 # a lab this run started holds zeros; a reused one holds anything
-                initial="zero" if run.started else "unknown",
+                initial="zero" if run.fresh else "unknown",
                 options={"run": "splitbrain run", "inventory": str(run.inventory.path),
                          "schedule": schedule.to_json()},
             )

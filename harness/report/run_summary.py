@@ -69,7 +69,7 @@ def _fault_lines(outcome: RunOutcome) -> list[str]:
 
 def render_summary(outcome: RunOutcome) -> str:
     s = outcome.meta
-    lab = "started by this run" if outcome.lab_started else "reused (was already up)"
+    lab = s.get("lab", "started by this run" if outcome.lab_started else "reused")
     out = [
         f"splitbrain run: seed {s['seed']}, {s['duration_s']:g} s of workload, lab {s['site']!r} "
         f"{lab}; started {s['started_utc']}, took {s['elapsed_s']:.0f} s",

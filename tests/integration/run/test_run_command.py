@@ -72,7 +72,7 @@ def test_a_seed_reproduces_its_fault_schedule() -> None:
 
 def test_a_short_run_passes_and_leaves_no_process_or_fault_behind(tmp_path: Path) -> None:
     lab_dir, out = tmp_path / "lab", tmp_path / "out"
-    done = splitbrain_run(tmp_path, "--seed", "5", "--duration", "6", "--max-faults", "2",
+    done = splitbrain_run(tmp_path, "--seed", "5", "--duration", "5", "--max-faults", "2",
                           "--faults", "path-cut,sync-blackhole", "--state-dir", str(lab_dir),
                           "--output", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -119,7 +119,7 @@ def test_a_replica_corrupted_behind_the_harness_fails_the_run(
         f.flush()
         os.fsync(f.fileno())
     out = tmp_path / "out"
-    done = splitbrain_run(tmp_path, "--seed", "9", "--duration", "3", "--faults", "none",
+    done = splitbrain_run(tmp_path, "--seed", "9", "--duration", "2", "--faults", "none",
                           "--state-dir", str(running_lab.state.root), "--output", str(out))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "lab: reusing the lab already up" in done.stdout
@@ -133,8 +133,11 @@ def test_a_replica_corrupted_behind_the_harness_fails_the_run(
     assert running_lab.running()  # a reused lab is left up
 
 
-def test_sigterm_mid_run_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
-    lab_dir, out = tmp_path / "lab", tmp_path / "out"
+def start_run_and_wait_for_a_fault(tmp_path: Path, lab_dir: Path, out: Path
+                                   ) -> subprocess.Popen:
+    """A long run in the background, returned once its first fault is in place."""
+    from tenacity import Retrying, stop_after_delay, wait_fixed
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--seed", "5", "--duration", "30",
          "--faults", "sync-blackhole", "--state-dir", str(lab_dir), "--output", str(out)],
@@ -142,12 +145,21 @@ def test_sigterm_mid_run_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
-        from tenacity import Retrying, stop_after_delay, wait_fixed
-
         for attempt in Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.2), reraise=True):
-            with attempt:  # the first fault is in place
+            with attempt:
                 history = out / "history.jsonl"
                 assert history.exists() and any(r["f"] == "start" for r in faults_in(history))
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc
+
+
+def test_sigterm_mid_run_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
+    lab_dir, out = tmp_path / "lab", tmp_path / "out"
+    proc = start_run_and_wait_for_a_fault(tmp_path, lab_dir, out)
+    try:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -159,6 +171,28 @@ def test_sigterm_mid_run_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
     assert FaultJournal(out / "faults.jsonl").open_faults() == []
     assert not lab_dir.exists()
     assert processes_mentioning(str(lab_dir)) == []
+
+
+def test_the_next_run_heals_and_takes_over_the_lab_of_a_killed_run(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    proc = start_run_and_wait_for_a_fault(tmp_path, lab_dir, tmp_path / "killed")
+    proc.kill()  # SIGKILL: no teardown; the sync channel stays black-holed
+    proc.communicate()
+    try:
+        journal = FaultJournal(lab_dir / "faults.jsonl")
+        assert [f.target for f in journal.open_faults()] == ["sync/SWS-Store1/HA2"]
+        out = tmp_path / "next"
+        done = splitbrain_run(tmp_path, "--seed", "6", "--duration", "2", "--faults", "none",
+                              "--state-dir", str(lab_dir), "--output", str(out))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "lab: taking over the lab" in done.stdout
+        assert "healed 1 fault(s) left open" in done.stdout
+        assert FaultJournal(out / "faults.jsonl").open_faults() == []
+        assert not lab_dir.exists()  # taken over, so taken down
+        assert processes_mentioning(str(lab_dir)) == []
+    finally:
+        if lab_dir.exists():
+            LoopbackLab(lab_dir).down()
 
 
 @pytest.mark.parametrize(
