@@ -34,11 +34,24 @@ if TYPE_CHECKING:
 
 async def watch_link(dev: HaDevice, link: PartnerLink) -> None:
     await link.lost.wait()
+    async with dev.membership:
+        await end_session(dev, link)
+
+
+async def end_session(dev: HaDevice, link: PartnerLink) -> None:
+    """Deal with the loss of ``link`` once (call with ``dev.membership`` held).
+
+    Only the link that carries the partner session matters: a connection whose
+    HELLO was never planned (a stale one the proxy delivered late, or one that
+    was replaced at once) carried no orders, so losing it changes nothing.
+    """
     if link.loss_handled:
         return
     link.loss_handled = True
-    async with dev.membership:
-        await on_sync_lost(dev, link)
+    if dev.session_link is not link:
+        return
+    dev.session_link = None
+    await on_sync_lost(dev, link)
 
 
 async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:

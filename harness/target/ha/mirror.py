@@ -108,6 +108,8 @@ class HaDevice:
         #: serializes sync-loss handling and (re)connection: a new link's HELLO is
         #: handled only after the previous link's loss has been dealt with
         self.membership = asyncio.Lock()
+        #: the link whose HELLO was planned: the current partner session (docs/ha.md)
+        self.session_link: PartnerLink | None = None
         # Installed by the logical unit for PR replication: the sequencer runs PR OUT
         # requests forwarded by the partner, and the partner applies shipped state.
         self.pr_handler: PrHandler | None = None
@@ -266,7 +268,7 @@ class HaDevice:
                         fua: bool = False, rid: int = 0) -> int:
         """Order, mirror and apply one change; returns its sequence number (0: alone)."""
         lock = self.locks.enqueue(lba, count)
-        seq, ack, link = 0, None, self.sync.link
+        seq, ack, link = 0, None, self.session_link
         if self.mirroring and link is not None and not link.lost.is_set():
             self._seq += 1
             seq = self._seq
@@ -305,7 +307,7 @@ class HaDevice:
             self._acks.pop(seq, None)
 
     async def _forward(self, lba: int, data: bytes) -> None:
-        link = self.sync.link
+        link = self.session_link
         if link is None or link.lost.is_set():
             raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
         self._next_rid += 1
@@ -324,7 +326,7 @@ class HaDevice:
 
     async def request(self, kind: MessageKind, body: dict[str, Any]) -> Message:
         """Send a request to the partner (the sequencer) and wait for its answer."""
-        link = self.sync.link
+        link = self.session_link
         if link is None or link.lost.is_set():
             raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
         self._next_rid += 1
@@ -341,7 +343,7 @@ class HaDevice:
         """Ship a PR state change to the partner in sequence (sequencer only)."""
         lock = self.locks.enqueue(0, 0)
         with self.locks.holding(lock):
-            link = self.sync.link
+            link = self.session_link
             if not (self.mirroring and link is not None and not link.lost.is_set()):
                 return
             self._seq += 1
@@ -397,7 +399,7 @@ class HaDevice:
         elif kind is MessageKind.PR_REQ:
             self._spawn(self._serve_pr_request(link, msg))
         elif kind is MessageKind.HELLO:
-            self._spawn(resync.on_hello(self, ReplicaSummary.from_json(msg.json())))
+            self._spawn(resync.on_hello(self, link, ReplicaSummary.from_json(msg.json())))
         elif kind is MessageKind.RESYNC_DONE:
             resync.on_resync_done(self, msg.json())
         elif kind is MessageKind.GOODBYE:
@@ -495,13 +497,13 @@ class HaDevice:
         self.state = ReplicaState.NOT_SYNCHRONIZED
         self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
                                         state=ReplicaState.NOT_SYNCHRONIZED))
-        link = self.sync.link
+        link = self.session_link
         if link is not None:
             link.leave(f"disk failure on {self.config.node}")
 
     def mark_synchronized(self) -> None:
         """Administrator override: this replica's data wins (full resync follows)."""
-        link = self.sync.link
+        link = self.session_link
         connected = link is not None and not link.lost.is_set()
         if connected and self.partner_state is ReplicaState.SYNCHRONIZED:
             raise MarkRefused(f"HA device {self.config.alias}: partner {self.config.partner} "

@@ -17,12 +17,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness.target.defects import Defect
-from harness.target.ha import protocol
+from harness.target.ha import failover, protocol
 from harness.target.ha.dirtymap import DirtyMap
 from harness.target.ha.protocol import Message, MessageKind, OrderKind
-from harness.target.ha.replica import ReplicaState, ReplicaSummary, ResyncMode, plan_reconnect
+from harness.target.ha.replica import (
+    ReplicaNotServing,
+    ReplicaState,
+    ReplicaSummary,
+    ResyncMode,
+    plan_reconnect,
+)
 
 if TYPE_CHECKING:
+    from harness.target.ha.channel import PartnerLink
     from harness.target.ha.mirror import HaDevice
 
 #: regions in flight at once (each up to region_bytes)
@@ -32,6 +39,8 @@ WINDOW = 8
 class Resync:
     def __init__(self, device: HaDevice, mode: ResyncMode, *, receiving: bool = False) -> None:
         self.device = device
+        #: the session this resync belongs to: it copies on this link and no other
+        self.link = device.session_link
         self.mode = mode
         self.receiving = receiving
         self.total = len(device.dirty) if not receiving else 0
@@ -55,7 +64,7 @@ class Resync:
     async def run(self) -> None:
         dev = self.device
         if Defect.RESYNC_SKIPS_DIRTY in dev.config.defects:
-            finish(dev)  # defect: declared synchronized, nothing copied
+            finish(dev, self.link)  # defect: declared synchronized, nothing copied
             return
         if dev.pr_snapshot is not None:  # reservations travel first, in sequence
             await dev.replicate(dev.pr_snapshot())
@@ -66,17 +75,18 @@ class Resync:
                 return
             await window.acquire()
             copies.append(asyncio.ensure_future(self._copy(region, window)))
-        results = await asyncio.gather(*copies, return_exceptions=True)
-        if self._aborted or any(isinstance(r, BaseException) for r in results):
+        results = await asyncio.gather(*copies)
+        if self._aborted or not all(results):
             return
-        finish(dev)
+        finish(dev, self.link)
 
-    async def _copy(self, region: int, window: asyncio.Semaphore) -> None:
+    async def _copy(self, region: int, window: asyncio.Semaphore) -> bool:
+        """Copy one region; False when the session ended first (the region stays dirty)."""
         dev = self.device
         try:
-            link = dev.sync.link
+            link = self.link
             if link is None or link.lost.is_set() or self._aborted:
-                raise ConnectionError("sync link lost during resync")
+                return False
             lba, count = dev.dirty.region_extent(region)
             lock = dev.locks.enqueue(lba, count)
             dev._seq += 1
@@ -89,19 +99,32 @@ class Resync:
                 link.send(Message(MessageKind.ORDER, seq=seq, lba=lba, payload=data,
                                   flags=OrderKind.RESYNC))
             await link.drain()
-            await dev._await_ack(seq, ack)
-            if not self._aborted:
-                dev.dirty.clear(region)
-                self.copied += 1
+            try:
+                await dev._await_ack(seq, ack)
+            except ReplicaNotServing:
+                return False
+            if self._aborted:
+                return False
+            dev.dirty.clear(region)
+            self.copied += 1
+            return True
         finally:
             window.release()
 
 
 # -- (re)connection: who copies to whom, and when it is over --------------------
 
-async def on_hello(dev: HaDevice, partner: ReplicaSummary) -> None:
-    async with dev.membership:  # after any earlier link's loss was dealt with
-        dev._seq = 0  # this link's orders are numbered from 1
+async def on_hello(dev: HaDevice, link: PartnerLink, partner: ReplicaSummary) -> None:
+    """Start a partner session on ``link``: first end the previous one, then plan."""
+    async with dev.membership:
+        if link.lost.is_set():
+            return  # a HELLO from a connection that is already gone
+        previous = dev.session_link
+        if previous is not None and previous is not link:
+            previous.fail("replaced by a newer connection")
+            await failover.end_session(dev, previous)
+        dev.session_link = link
+        dev._seq = 0  # this session's orders are numbered from 1
         await _plan_and_start(dev, partner)
 
 
@@ -156,15 +179,14 @@ def on_resync_done(dev: HaDevice, body: dict[str, Any]) -> None:
         generation=generation, alone=False, partner_left_at=generation, forced=False))
 
 
-def finish(dev: HaDevice) -> None:
-    """Called by the source's ``Resync`` once every region is acknowledged."""
+def finish(dev: HaDevice, link: PartnerLink | None) -> None:
+    """Called by the source's ``Resync`` once every region is acknowledged on ``link``."""
+    if link is None or link.lost.is_set() or dev.session_link is not link:
+        return  # the session ended meanwhile: the next one plans again
     dev.partner_state = ReplicaState.SYNCHRONIZED
     dev.resync = None
     dev.dirty_map_trusted = True
     dev._save(dev.meta.with_event("resync complete: partner synchronized", alone=False,
                                     forced=False, partner_left_at=dev.meta.generation))
-    link = dev.sync.link
-    if link is not None:
-        link.send(protocol.control(MessageKind.RESYNC_DONE,
-                                   {"generation": dev.meta.generation}))
+    link.send(protocol.control(MessageKind.RESYNC_DONE, {"generation": dev.meta.generation}))
 

@@ -201,3 +201,26 @@ def test_marking_is_refused_while_a_synchronized_partner_is_connected(tmp_path):
                 lab.b.mark_synchronized()
             assert not lab.b.meta.forced
     run(scenario())
+
+
+def test_black_hole_during_resync_then_heal_resynchronizes(tmp_path):
+    """While the sync link is black-holed the dialer keeps reconnecting and the proxy
+    holds every attempt; on heal they all arrive at once. Only the newest becomes
+    the partner session, and the resync completes (found by `splitbrain run`)."""
+    async def scenario():
+        async with HaPair(tmp_path) as lab:
+            await lab.in_sync()
+            await lab.stop("b")
+            await wait_for(lambda: lab.a.meta.alone)
+            for lba in range(0, BLOCKS, 64):
+                await lab.a.write(lba, block(lba, 8))
+            lab.a.dirty.mark_all()  # a long resync, to interrupt
+            await lab.start("b")
+            await wait_for(lambda: lab.a.resync is not None)
+            lab.fault(["sync"], LinkMode.BLACKHOLE)
+            await wait_for(lambda: lab.b.state is NS, timeout=10)
+            await asyncio.sleep(2 * lab.a.config.timeouts.sync_s)  # several held attempts
+            lab.fault(["sync"], LinkMode.PASS)
+            await lab.in_sync()
+            assert lab.images_equal()
+    run(scenario())
