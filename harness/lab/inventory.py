@@ -24,8 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.lab.toml_source import InventoryError, TomlSource, did_you_mean
+
+if TYPE_CHECKING:
+    from harness.initiator.timers import MpioTimers
 
 __all__ = [
     "Access",
@@ -244,6 +248,23 @@ class MpioSettings:
     disk_timeout_s: float = 60.0
     noop_interval_s: float = 5.0
     noop_timeout_s: float = 5.0
+
+    def timers(self) -> MpioTimers:
+        """These settings as the initiator's ``MpioTimers``."""
+        from harness.initiator.timers import MpioTimers
+
+        return MpioTimers(
+            path_verify_enabled=self.path_verify,
+            path_verification_period_s=self.path_verification_period_s,
+            noop_out_interval_s=self.noop_interval_s,
+            noop_out_timeout_s=self.noop_timeout_s,
+            disk_timeout_s=self.disk_timeout_s,
+            link_down_time_s=self.link_down_time_s,
+            retry_count=self.retry_count,
+            retry_interval_s=self.retry_interval_s,
+            path_recovery_interval_s=self.path_recovery_interval_s,
+            pdo_remove_period_s=self.pdo_remove_period_s,
+        )
 
 
 @dataclass(frozen=True)

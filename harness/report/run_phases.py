@@ -89,21 +89,7 @@ class RunPhases:
         return out
 
     def timers(self) -> Any:
-        from harness.initiator.timers import MpioTimers
-
-        m = self.run.inventory.mpio
-        return MpioTimers(
-            path_verify_enabled=m.path_verify,
-            path_verification_period_s=m.path_verification_period_s,
-            noop_out_interval_s=m.noop_interval_s,
-            noop_out_timeout_s=m.noop_timeout_s,
-            disk_timeout_s=m.disk_timeout_s,
-            link_down_time_s=m.link_down_time_s,
-            retry_count=m.retry_count,
-            retry_interval_s=m.retry_interval_s,
-            path_recovery_interval_s=m.path_recovery_interval_s,
-            pdo_remove_period_s=m.pdo_remove_period_s,
-        )
+        return self.run.inventory.mpio.timers()
 
     # -- chaos -------------------------------------------------------------------------------
 
