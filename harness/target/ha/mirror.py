@@ -11,9 +11,11 @@ ordering, the states and the failure handling this module implements:
   the partner's ACK;
 - on the other node: forward (WRITE_REQ), apply the ORDER when its number
   comes up, complete when the sequencer says APPLIED;
-- on sync loss: gate all I/O, decide (heartbeat / witness), fence, carry on
-  alone with a dirty map or stop serving;
-- on (re)connection: HELLO, then ``plan_reconnect`` and resync.
+- a replica whose disk refuses a mirrored change leaves the device
+  (``replica_failed``).
+
+Sync loss (gate, decide, fence, carry on alone or stop) is ``failover.py``;
+partner sessions, HELLO planning and resync are ``resync.py``.
 """
 
 from __future__ import annotations
