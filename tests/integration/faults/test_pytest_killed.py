@@ -51,13 +51,14 @@ def link_mode(state: Path, link: str) -> str:
     return ProxyControl.from_endpoint(endpoint).status()[link]["state"]["mode"]
 
 
-@pytest.mark.slow
-def test_heal_after_kill_9_of_a_pytest_session(tmp_path: Path) -> None:
-    if shutil.which("iscsi-inq") is None:
-        pytest.skip("needs the Debian package libiscsi-bin (iscsi-inq)")
+def inner_pytest(tmp_path: Path, source: str, *options: str) -> tuple[list[str], dict[str, str],
+                                                                     Path]:
+    """Command line, environment and directory of a pytest run of ``source`` on the lab,
+    isolated in ``tmp_path`` (its own runtime and state directories)."""
     inner = tmp_path / "inner"
     inner.mkdir()
-    (inner / "test_inner.py").write_text(INNER)
+    (inner / "test_inner.py").write_text(source)
+    (tmp_path / "run").mkdir()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(REPO),
@@ -65,21 +66,18 @@ def test_heal_after_kill_9_of_a_pytest_session(tmp_path: Path) -> None:
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "HOME": str(tmp_path),
     }
-    (tmp_path / "run").mkdir()
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options,
+            "--rootdir", str(inner), "--inventory", str(LAB), str(inner)]
+    return argv, env, inner
+
+
+@pytest.mark.slow
+def test_heal_after_kill_9_of_a_pytest_session(tmp_path: Path) -> None:
+    if shutil.which("iscsi-inq") is None:
+        pytest.skip("needs the Debian package libiscsi-bin (iscsi-inq)")
+    argv, env, inner = inner_pytest(tmp_path, INNER)
     run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(inner),
-            "--inventory",
-            str(LAB),
-            str(inner),
-        ],
+        argv,
         cwd=inner,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -141,33 +139,9 @@ LEAKY = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_session_end_heals_and_takes_the_lab_down(tmp_path: Path) -> None:
-    inner = tmp_path / "inner"
-    inner.mkdir()
-    (inner / "test_inner.py").write_text(LEAKY)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(REPO),
-        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "HOME": str(tmp_path),
-    }
-    (tmp_path / "run").mkdir()
+    argv, env, inner = inner_pytest(tmp_path, LEAKY, "-W", "error::fixtures.lab.HealWarning")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error::fixtures.lab.HealWarning",
-            "--rootdir",
-            str(inner),
-            "--inventory",
-            str(LAB),
-            str(inner),
-        ],
+        argv,
         cwd=inner,
         env=env,
         capture_output=True,
