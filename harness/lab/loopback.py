@@ -71,6 +71,17 @@ class LabError(SplitbrainError):
     """The lab cannot be brought up, reached or taken down."""
 
 
+def abandon_bring_up(lab: Any, record: Any, exc: BaseException, what: str) -> SplitbrainError:
+    """After ``lab up`` failed half way: save what was started, take it all down, and
+    return the error to raise (a user's error as it is, an OS error as ``LabError``)."""
+    with contextlib.suppress(SplitbrainError, OSError):
+        lab.state.save(record)
+        lab.down()
+    if isinstance(exc, SplitbrainError):
+        return exc
+    return LabError(f"cannot bring {what} up: {exc}")
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -282,12 +293,7 @@ class LoopbackLab:
             if pairs and self.wait_sync:
                 self.wait_synchronized([p.alias for p in pairs])
         except (SplitbrainError, OSError) as exc:
-            with contextlib.suppress(SplitbrainError, OSError):
-                self.state.save(record)
-                self.down()
-            if isinstance(exc, SplitbrainError):
-                raise
-            raise LabError(f"cannot bring the lab up in {self.state.root}: {exc}") from None
+            raise abandon_bring_up(self, record, exc, f"the lab in {self.state.root}") from None
         return record
 
     def _start_node(

@@ -41,7 +41,6 @@ inside the lab's namespaces.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import secrets
@@ -68,6 +67,7 @@ from harness.lab.loopback import (
     LabError,
     NodeCommand,
     _link_purpose,
+    abandon_bring_up,
     inventory_summary,
     node_config,
     reference_target_command,
@@ -204,12 +204,7 @@ class NetnsLab:
             if pairs and self.wait_sync:
                 self.wait_synchronized([p.alias for p in pairs])
         except (SplitbrainError, OSError) as exc:
-            with contextlib.suppress(SplitbrainError, OSError):
-                self.state.save(record)
-                self.down()
-            if isinstance(exc, SplitbrainError):
-                raise
-            raise LabError(f"cannot bring the netns lab up: {exc}") from None
+            raise abandon_bring_up(self, record, exc, "the netns lab") from None
         return record
 
     def _build(self, inventory: Inventory, record: LabRecord, run: str) -> None:
