@@ -24,9 +24,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import Enum
 
 from harness.errors import SplitbrainError
+from harness.scsi.alua import AccessState
 
 
 class PathState(Enum):
@@ -44,26 +45,9 @@ class PathState(Enum):
         return self in (PathState.ACTIVE, PathState.STANDBY)
 
 
-class AluaState(IntEnum):
-    """Asymmetric access state of a target port group (SPC-4 table 164)."""
-
-    ACTIVE_OPTIMIZED = 0x0
-    ACTIVE_NON_OPTIMIZED = 0x1
-    STANDBY = 0x2
-    UNAVAILABLE = 0x3
-    LBA_DEPENDENT = 0x4
-    OFFLINE = 0xE
-    TRANSITIONING = 0xF
-
-    @property
-    def serves_io(self) -> bool:
-        """Whether a READ or WRITE through a port in this state can succeed."""
-        return self in (
-            AluaState.ACTIVE_OPTIMIZED,
-            AluaState.ACTIVE_NON_OPTIMIZED,
-            AluaState.LBA_DEPENDENT,
-            AluaState.STANDBY,
-        )
+#: The asymmetric access state of a path's target port group (SPC-4 table 164), as
+#: ``harness.scsi`` decodes it from REPORT TARGET PORT GROUPS; named for MPIO's use.
+AluaState = AccessState
 
 
 class PathStateError(SplitbrainError):

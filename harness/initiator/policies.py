@@ -50,9 +50,15 @@ class PathSnapshot:
     preferred: bool = False
 
 
+#: Access states a path may carry I/O in: active ones, and standby as a last resort
+#: (MSDSM moves I/O to a standby path only when nothing better is left).
+ALUA_CARRIES_IO = frozenset({AluaState.ACTIVE_OPTIMIZED, AluaState.ACTIVE_NON_OPTIMIZED,
+                             AluaState.LBA_DEPENDENT, AluaState.STANDBY})
+
+
 def tier(path: PathSnapshot, *, honour_designation: bool) -> int:
     """The ALUA tier of a path (lower is better), or ``UNUSABLE``."""
-    if not path.state.healthy or not path.alua.serves_io:
+    if not path.state.healthy or path.alua not in ALUA_CARRIES_IO:
         return UNUSABLE
     if path.alua == AluaState.STANDBY:
         return 2
