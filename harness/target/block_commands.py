@@ -134,12 +134,19 @@ class BlockCommands:
             return self._result(ScsiStatus.GOOD)
         return self._result(ScsiStatus.GOOD, await self.store.read(cmd.lba, cmd.blocks))
 
-    async def _write(self, task: ScsiTask, cmd: c.Write) -> TaskResult:
+    def _writable_blocks(self, task: ScsiTask, cmd: Any) -> TaskResult | int:
+        """How many blocks of ``cmd`` its data-out carries, or the CHECK CONDITION for a
+        range beyond capacity or the transfer limit, or a write-protected LU."""
         bad = self._range(cmd, limit=self.limits.max_transfer_blocks) or self._write_protected()
         if bad is not None:
             return bad
+        return min(cmd.blocks, len(task.data_out) // self.store.block_size)
+
+    async def _write(self, task: ScsiTask, cmd: c.Write) -> TaskResult:
+        blocks = self._writable_blocks(task, cmd)
+        if not isinstance(blocks, int):  # the CHECK CONDITION to answer
+            return blocks
         bs = self.store.block_size
-        blocks = min(cmd.blocks, len(task.data_out) // bs)
         if blocks:
             data = task.data_out
             if len(data) != blocks * bs:
@@ -190,11 +197,10 @@ class BlockCommands:
     async def _write_and_verify(self, task: ScsiTask, cmd: c.WriteAndVerify) -> TaskResult:
         if cmd.bytchk > 1:
             return self._check(invalid_field_in_cdb(1, 2))
-        bad = self._range(cmd, limit=self.limits.max_transfer_blocks) or self._write_protected()
-        if bad is not None:
-            return bad
+        blocks = self._writable_blocks(task, cmd)
+        if not isinstance(blocks, int):  # the CHECK CONDITION to answer
+            return blocks
         bs = self.store.block_size
-        blocks = min(cmd.blocks, len(task.data_out) // bs)
         if not blocks:
             return self._result(ScsiStatus.GOOD)
         data = bytes(task.data_out[: blocks * bs])
@@ -237,11 +243,10 @@ class BlockCommands:
         return self._result(ScsiStatus.GOOD)
 
     async def _or_write(self, task: ScsiTask, cmd: c.OrWrite) -> TaskResult:
-        bad = self._range(cmd, limit=self.limits.max_transfer_blocks) or self._write_protected()
-        if bad is not None:
-            return bad
+        blocks = self._writable_blocks(task, cmd)
+        if not isinstance(blocks, int):  # the CHECK CONDITION to answer
+            return blocks
         bs = self.store.block_size
-        blocks = min(cmd.blocks, len(task.data_out) // bs)
         if not blocks:
             return self._result(ScsiStatus.GOOD)
         mask = int.from_bytes(task.data_out[: blocks * bs], "big")
