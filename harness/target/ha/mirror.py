@@ -301,10 +301,9 @@ class HaDevice:
         return seq
 
     async def _await_ack(self, seq: int, ack: asyncio.Future[None]) -> None:
+        """Wait for the partner's ACK of ``seq`` (or the loss handling's verdict)."""
         try:
             await ack
-        except ReplicaNotServing:
-            raise
         finally:
             self._acks.pop(seq, None)
 
