@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 # Real peers the tests talk to (installed when run as root; tests that need a
 # missing one skip and name the package).
-DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace
+DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace libpcap0.8
 
 .PHONY: run test venv debian-packages lint bench clean
 
