@@ -263,6 +263,9 @@ def ha_device_tables(
             "group": mine,
             "partner_group": theirs,
         }
+        defects = device.defects_of(host)
+        if defects:  # the defect zoo: a deliberately broken replica
+            table["defects"] = list(defects)
         channels = [
             ("sync", pair.sync_network, pair.sync_port),
             ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),

@@ -192,6 +192,8 @@ class Replica:
     host: str
     target: str
     priority: int
+    #: defect modes of this replica only (harness.target.defects; the defect zoo)
+    defects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,13 @@ class HaDevice:
     strategy: FailoverStrategy
     replicas: tuple[Replica, ...]
     witness: str | None
+    #: defect modes of every replica of the device (harness.target.defects)
+    defects: tuple[str, ...] = ()
+
+    def defects_of(self, host: str) -> tuple[str, ...]:
+        """The defect modes the replica on ``host`` runs with: the device's and its own."""
+        own = self.replica_on(host).defects
+        return tuple(sorted(set(self.defects) | set(own)))
 
     def replica_on(self, host: str) -> Replica:
         for r in self.replicas:

@@ -357,7 +357,8 @@ def _devices(
         d = r.table(
             body,
             path,
-            allowed=("purpose", "size", "lun", "strategy", "replicas", "witness", "description"),
+            allowed=("purpose", "size", "lun", "strategy", "replicas", "witness", "description",
+                     "defects"),
             required=("purpose", "size", "replicas"),
         )
         size = _size(r, d["size"], (*path, "size"))
@@ -401,8 +402,15 @@ def _devices(
                 f"node-majority with {len(replicas)} replicas and no witness has no majority",
                 'add witness = "HOST" or use strategy = "heartbeat"',
             )
+        defects = _defect_names(r, d.get("defects", []), (*path, "defects"))
         if len(replicas) > 1:
             _check_links(r, path, strategy, replicas, hosts, networks)
+        elif defects or any(rep.defects for rep in replicas):
+            raise r.fail(
+                (*path, "defects"),
+                "defect modes need an HA device with two replicas",
+                "add a second replica or remove defects",
+            )
         out[alias] = HaDevice(
             alias,
             Purpose(r.choice(d["purpose"], (*path, "purpose"), [p.value for p in Purpose])),
@@ -411,8 +419,24 @@ def _devices(
             strategy,
             tuple(replicas),
             witness,
+            defects,
         )
     return out
+
+
+def _defect_names(r: _Reader, value: object, path: KeyPath) -> tuple[str, ...]:
+    """Defect modes named in the inventory (the defect zoo switches them on)."""
+    from harness.target.defects import Defect
+
+    if not isinstance(value, list):
+        raise r.fail(path, "expected a list of defect names", 'write defects = ["name"]')
+    names = [r.string(v, (*path, i)) for i, v in enumerate(value)]
+    known = sorted(d.value for d in Defect)
+    for i, name in enumerate(names):
+        if name not in known:
+            raise r.fail((*path, i), f"unknown defect mode {name!r}",
+                         did_you_mean(name, known))
+    return tuple(sorted(set(names)))
 
 
 def _size(r: _Reader, value: object, path: KeyPath) -> int:
@@ -443,7 +467,9 @@ def _replicas(r: _Reader, value: object, path: KeyPath, hosts: dict[str, Host]) 
     out: list[Replica] = []
     for i, body in enumerate(value):
         p: KeyPath = (*path, i)
-        rep = r.table(body, p, allowed=("host", "target", "priority"), required=("host", "target"))
+        rep = r.table(
+            body, p, allowed=("host", "target", "priority", "defects"), required=("host", "target")
+        )
         host = r.string(rep["host"], (*p, "host"))
         if host not in hosts:
             raise r.fail((*p, "host"), f"unknown host {host!r}", did_you_mean(host, hosts))
@@ -480,7 +506,8 @@ def _replicas(r: _Reader, value: object, path: KeyPath, hosts: dict[str, Host]) 
                     f"target name {target} is already used by {other.host}",
                     "each replica has its own target name (e.g. ...:ha1 and ...:ha1partner)",
                 )
-        out.append(Replica(host, target, priority))
+        defects = _defect_names(r, rep.get("defects", []), (*p, "defects"))
+        out.append(Replica(host, target, priority, defects))
     return out
 
 

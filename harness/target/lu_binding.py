@@ -55,7 +55,8 @@ def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
     reservations = PersistentReservations(aptpl_file=aptpl)
     binding = node.ha_binding(target.iqn, lun.lun)
     if binding is not None:  # a replica of an HA device: mirrored blocks, shared PR state
-        defects = parse_defects(node.defects)
+        # node-wide modes ([node] defects) and this replica's own ([[ha_device]] defects)
+        defects = parse_defects(node.defects) | binding.device.defects
         if Defect.IDENTITY_PER_NODE in defects:
             identity = replace(identity, serial=f"{identity.serial[:20]}-{node.name}"[-32:],
                                naa=identity.naa[:-4] + hashlib.sha256(

@@ -20,6 +20,8 @@ Example (node ``store2``, the partner of ``store1``, which listens)::
     partner_group = 1
     sync_timeout = 1.0                              # seconds
     heartbeat_timeout = 0.5
+    defects = []                                    # defect modes of this replica only
+                                                    # (harness.target.defects; the zoo)
 
 Both nodes must present the same identity for the LUN (``serial`` and ``naa`` of
 the ``[[target.lun]]``), which ``lab`` and the wizard do for you.
@@ -31,13 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.target.config import _address, _Reader
+from harness.target.defects import Defect, UnknownDefect, parse_defects
 from harness.target.ha.config import Address, HaDeviceConfig, HaTimeouts
 from harness.target.ha.replica import FailoverStrategy, InitialSync
 
 KEYS = {"alias", "target", "lun", "priority", "partner", "partner_priority", "sync_listen",
         "partner_sync", "heartbeat_listen", "partner_heartbeat", "strategy", "witness",
         "initial_sync", "initial_source", "group", "partner_group", "sync_timeout",
-        "heartbeat_timeout", "witness_timeout", "region_size"}
+        "heartbeat_timeout", "witness_timeout", "region_size", "defects"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,17 @@ def _choice(reader: _Reader, t: dict[str, Any], key: str, name: str, enum: Any,
         choices = ", ".join(e.value for e in enum)
         raise reader.fail(f"{key}.{name}", f"{value!r} is not one of {choices}",
                           f"write {name} = \"{default.value}\"") from None
+
+
+def _defects(reader: _Reader, t: dict[str, Any], key: str) -> frozenset[Defect]:
+    names = t.get("defects", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise reader.fail(f"{key}.defects", "expected a list of defect names",
+                          "write it as defects = [\"name\"] or leave it out")
+    try:
+        return parse_defects(names)
+    except UnknownDefect as exc:
+        raise reader.fail(f"{key}.defects", str(exc), "drop or correct the name") from None
 
 
 def parse_ha_device(reader: _Reader, raw: Any, key: str, *, node: str,
@@ -109,6 +123,7 @@ def parse_ha_device(reader: _Reader, raw: Any, key: str, *, node: str,
         heartbeat_s=reader.number(t, key, "heartbeat_timeout", 0.5, 0.02, 600),
         witness_s=reader.number(t, key, "witness_timeout", 1.0, 0.05, 600))
     device = HaDeviceConfig(
+        defects=_defects(reader, t, key),
         alias=alias, node=node, priority=priority, partner=partner,
         partner_priority=partner_priority, state_dir=state_dir / "ha",
         sync_listen=endpoints["sync_listen"], partner_sync=endpoints["partner_sync"],

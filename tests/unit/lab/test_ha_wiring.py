@@ -50,3 +50,43 @@ def test_node_majority_is_refused_in_the_lab() -> None:
     text = text.replace('size = "64MiB"', 'size = "64MiB"\nwitness = "SWS-DC"')
     with pytest.raises(HaWiringError, match="no witness process"):
         plan_pairs(loads(text, "lab.toml"))
+
+
+def _with_defects(device: str, replica: str) -> str:
+    text = LAB.read_text()
+    text = text.replace('size = "64MiB"', f'size = "64MiB"\n{device}', 1)
+    return text.replace(
+        'target = "iqn.2008-08.com.starwindsoftware:sws-store2-ha1partner"',
+        f'target = "iqn.2008-08.com.starwindsoftware:sws-store2-ha1partner"\n{replica}',
+    )
+
+
+def test_inventory_defects_reach_the_node_tables_per_device_and_per_replica() -> None:
+    from harness.target.config import parse_config  # the node reads what the lab writes
+
+    inventory = loads(
+        _with_defects('defects = ["slow-failover"]', 'defects = ["no-fencing"]'), "lab.toml"
+    )
+    pairs = plan_pairs(inventory)
+    ports = {link_name(n, "SWS-Store1", a): 40000 + i
+             for i, (n, a) in enumerate((n, a) for n in ("sync", "heartbeat")
+                                        for a in ("HA1", "HA2"))}
+    store1 = tomllib.loads("\n".join(ha_device_tables(inventory, "SWS-Store1", pairs, ports)))
+    store2 = tomllib.loads("\n".join(ha_device_tables(inventory, "SWS-Store2", pairs, ports)))
+    assert store1["ha_device"][0]["defects"] == ["slow-failover"]
+    assert store2["ha_device"][0]["defects"] == ["no-fencing", "slow-failover"]
+    assert "defects" not in store1["ha_device"][1]  # HA2 is untouched
+    node = {"node": {"name": "SWS-Store2", "data_dir": "/tmp/x"},
+            "portal": [{"address": "127.0.0.1"}],
+            "target": [{"iqn": store2["ha_device"][0]["target"],
+                        "lun": [{"lun": 0, "image": "a.img", "size": 1 << 20}]}],
+            "ha_device": [store2["ha_device"][0]]}
+    binding = parse_config(node).ha_devices[0]
+    assert {d.value for d in binding.device.defects} == {"no-fencing", "slow-failover"}
+
+
+def test_inventory_refuses_an_unknown_defect_in_one_line() -> None:
+    from harness.lab.toml_source import InventoryError
+
+    with pytest.raises(InventoryError, match=r"unknown defect mode 'no-fencin'.*no-fencing"):
+        loads(_with_defects("", 'defects = ["no-fencin"]'), "lab.toml")
