@@ -21,7 +21,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,10 +44,12 @@ __all__ = [
     "MpioSettings",
     "Network",
     "NetworkRole",
+    "PowerControl",
     "Purpose",
     "Replica",
     "Secret",
     "Site",
+    "StorageSettings",
     "load",
     "loads",
     "parse_size",
@@ -90,6 +92,9 @@ MPIO_POLICIES = (
     "least-blocks",
 )
 LAB_BACKENDS = ("loopback", "netns")
+#: how replica states are read and which service the storage faults act on
+STORAGE_KINDS = ("bundled", "starwind", "drbd", "lio", "tgt")
+POWER_KINDS = ("redfish", "ipmi")
 SECRET_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 TARGET_NAME = re.compile(
     r"^(iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[^\s]+)?|eui\.[0-9A-F]{16}|naa\.[0-9A-F]{16,32})$"
@@ -137,6 +142,7 @@ class Site:
     destructive: bool
     description: str
     iscsi_port: int
+    vms: tuple[str, ...] = ()  # the site's virtual machines (never written, moved only)
 
 
 @dataclass(frozen=True)
@@ -161,9 +167,23 @@ class Access:
     key: str | Secret | None
     password: Secret | None
     passphrase: Secret | None
+    sudo: bool = False  # commands are sent as ``sudo -n -- ...``
+    known_hosts: str | None = None  # pinned host keys; default ~/.ssh/known_hosts
+    trust_on_first_use: bool = False  # accept an unknown host key (never a changed one)
 
     def key_path(self) -> str | None:
         return self.key.resolve() if isinstance(self.key, Secret) else self.key
+
+
+@dataclass(frozen=True)
+class PowerControl:
+    """Out-of-band power of a host (BMC): Redfish or IPMI, secrets as ``${ENV}``."""
+
+    kind: str
+    address: str
+    user: str
+    password: Secret
+    system: str | None = None  # the Redfish system id (default: the only one)
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,19 @@ class Host:
     roles: frozenset[HostRole]
     addresses: Mapping[str, IPAddress]
     access: Access | None
+    #: network -> interface (Linux) or adapter (Windows) name on that network
+    interfaces: Mapping[str, str] = field(default_factory=dict)
+    power: PowerControl | None = None
+
+    def interface(self, network: str) -> str:
+        try:
+            return self.interfaces[network]
+        except KeyError:
+            raise InventoryError(
+                f"host {self.name}",
+                f"has no interface name for network {network!r}",
+                f"add interfaces = {{ {network} = \"NAME\" }} to [hosts.{self.name}]",
+            ) from None
 
     def has_role(self, role: HostRole | str) -> bool:
         return HostRole(role) in self.roles
@@ -207,6 +240,12 @@ class HaDevice:
     witness: str | None
     #: defect modes of every replica of the device (harness.target.defects)
     defects: tuple[str, ...] = ()
+    #: the harness may write, reserve and break this device (a dedicated test LUN)
+    test: bool = False
+    #: cluster node -> its disk for this device (``/dev/mapper/mpatha``, ``PhysicalDrive3``)
+    disks: Mapping[str, str] = field(default_factory=dict)
+    #: the device's name on the storage (StarWind device, DRBD resource, LIO backstore)
+    storage_name: str | None = None
 
     def defects_of(self, host: str) -> tuple[str, ...]:
         """The defect modes the replica on ``host`` runs with: the device's and its own."""
@@ -277,6 +316,18 @@ class MpioSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """What the storage is (``kind``), how to manage it, and its service on each host."""
+
+    kind: str = "bundled"
+    user: Secret | None = None
+    password: Secret | None = None
+    port: int | None = None  # management port (StarWind: 3261)
+    service: str | None = None  # the unit (Linux) or service (Windows) faults stop
+    process: str | None = None  # the process name faults kill or freeze
+
+
+@dataclass(frozen=True)
 class LabSettings:
     backend: str = "loopback"
     state_dir: Path | None = None
@@ -292,6 +343,7 @@ class Inventory:
     budgets: Mapping[str, BudgetProfile]
     mpio: MpioSettings
     lab: LabSettings | None
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     def host(self, name: str) -> Host:
         try:
@@ -336,6 +388,11 @@ class Inventory:
     @property
     def is_lab(self) -> bool:
         return self.lab is not None
+
+    @property
+    def test_devices(self) -> list[HaDevice]:
+        """The devices marked ``test = true``: the only ones the harness may write or break."""
+        return [d for d in self.devices.values() if d.test]
 
 
 def parse_size(text: str) -> int:

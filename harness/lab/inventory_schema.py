@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from harness.lab import inventory_real_site as real_site
 from harness.lab.inventory import (
     LAB_BACKENDS,
     MPIO_POLICIES,
@@ -39,7 +40,7 @@ from harness.lab.inventory import (
 )
 from harness.lab.toml_source import KeyPath, TomlSource, did_you_mean
 
-_TOP = ("site", "networks", "hosts", "devices", "budgets", "mpio", "lab")
+_TOP = ("site", "networks", "hosts", "devices", "budgets", "mpio", "lab", "storage")
 
 
 class _Reader:
@@ -167,6 +168,14 @@ def build(source: TomlSource) -> Inventory:
     budgets = _budgets(r, top.get("budgets", {}))
     mpio = _mpio(r, top.get("mpio", {}))
     lab = _lab(r, top["lab"], source.path) if "lab" in top else None
+    storage = real_site.storage(r, top.get("storage", {}))
+    for alias, device in devices.items():
+        for node in device.disks:
+            if node not in hosts or not hosts[node].has_role(HostRole.CLUSTER_NODE):
+                raise r.fail(("devices", alias, "disks", node),
+                             f"{node!r} is not a cluster node of this inventory",
+                             did_you_mean(node, [h for h in hosts
+                                                 if hosts[h].has_role(HostRole.CLUSTER_NODE)]))
     return Inventory(
         source.path,
         site,
@@ -176,6 +185,7 @@ def build(source: TomlSource) -> Inventory:
         MappingProxyType(budgets),
         mpio,
         lab,
+        storage,
     )
 
 
@@ -183,14 +193,18 @@ def _site(r: _Reader, value: object) -> Site:
     t = r.table(
         value,
         ("site",),
-        allowed=("name", "destructive", "description", "iscsi_port"),
+        allowed=("name", "destructive", "description", "iscsi_port", "vms"),
         required=("name",),
     )
+    vms = t.get("vms", [])
+    if not isinstance(vms, list):
+        raise r.fail(("site", "vms"), "must be a list of VM names", 'write vms = ["vm1"]')
     return Site(
         name=r.string(t["name"], ("site", "name")),
         destructive=r.boolean(t.get("destructive", False), ("site", "destructive")),
         description=str(t.get("description", "")),
         iscsi_port=r.integer(t.get("iscsi_port", 3260), ("site", "iscsi_port"), 1, 65535),
+        vms=tuple(r.string(v, ("site", "vms", i)) for i, v in enumerate(vms)),
     )
 
 
@@ -234,7 +248,8 @@ def _networks(r: _Reader, value: object) -> dict[str, Network]:
     return out
 
 
-_ACCESS_KEYS = ("user", "host", "port", "os", "key", "password", "passphrase")
+_ACCESS_KEYS = ("user", "host", "port", "os", "key", "password", "passphrase", "sudo",
+                "known_hosts", "trust_on_first_use")
 
 
 def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str, Host]:
@@ -250,7 +265,8 @@ def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str,
         h = r.table(
             body,
             path,
-            allowed=("role", "roles", "addresses", "access", "description"),
+            allowed=("role", "roles", "addresses", "access", "description", "interfaces",
+                     "power"),
             required=("addresses",),
         )
         if ("role" in h) == ("roles" in h):
@@ -306,7 +322,17 @@ def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str,
             if "access" in h
             else None
         )
-        out[name] = Host(name, roles, MappingProxyType(addresses), access)
+        interfaces: dict[str, str] = {}
+        for net_name, raw in r.table(h.get("interfaces", {}), (*path, "interfaces"),
+                                     free=True).items():
+            if net_name not in addresses:
+                raise r.fail((*path, "interfaces", net_name),
+                             f"host {name!r} has no address on network {net_name!r}",
+                             did_you_mean(net_name, addresses))
+            interfaces[net_name] = r.string(raw, (*path, "interfaces", net_name))
+        power = real_site.power(r, h["power"], (*path, "power")) if "power" in h else None
+        out[name] = Host(name, roles, MappingProxyType(addresses), access,
+                         MappingProxyType(interfaces), power)
     return out
 
 
@@ -341,6 +367,12 @@ def _access(
         key=key,
         password=r.secret(a["password"], (*path, "password")) if "password" in a else None,
         passphrase=r.secret(a["passphrase"], (*path, "passphrase")) if "passphrase" in a else None,
+        sudo=r.boolean(a.get("sudo", False), (*path, "sudo")),
+        known_hosts=(real_site.file_path(r, a["known_hosts"], (*path, "known_hosts"))
+                     if "known_hosts" in a
+                     else None),
+        trust_on_first_use=r.boolean(a.get("trust_on_first_use", False),
+                                     (*path, "trust_on_first_use")),
     )
 
 
@@ -358,7 +390,7 @@ def _devices(
             body,
             path,
             allowed=("purpose", "size", "lun", "strategy", "replicas", "witness", "description",
-                     "defects"),
+                     "defects", "test", "disks", "storage_name"),
             required=("purpose", "size", "replicas"),
         )
         size = _size(r, d["size"], (*path, "size"))
@@ -420,6 +452,13 @@ def _devices(
             tuple(replicas),
             witness,
             defects,
+            test=r.boolean(d.get("test", False), (*path, "test")),
+            disks=MappingProxyType({
+                node: r.string(disk, (*path, "disks", node))
+                for node, disk in r.table(d.get("disks", {}), (*path, "disks"), free=True).items()
+            }),
+            storage_name=(r.string(d["storage_name"], (*path, "storage_name"))
+                          if "storage_name" in d else None),
         )
     return out
 

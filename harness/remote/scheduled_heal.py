@@ -5,7 +5,8 @@ is injected (an adapter disabled, a firewall block, a stopped service), the host
 gets a task ``\\splitbrain\\splitbrain-heal-<tag>-<hash>`` that runs once, as
 SYSTEM, ``ttl_s`` seconds later. It runs the fault's heal script (enable that
 adapter, remove the rules named ``splitbrain-<tag>-*``, start that service) and
-then unregisters itself. A normal heal unregisters the task first. Tasks live
+then unregisters itself. The task starts when available: a host that was off at
+the trigger time runs it as soon as it is back. A normal heal unregisters the task first. Tasks live
 only under the ``\\splitbrain\\`` folder, so ``sweep`` removes all of ours and
 nothing else.
 
@@ -65,9 +66,11 @@ def arm(host: PowerShellRunner, tag: str, ttl_s: float, heal_body: str) -> str:
         f"$trigger = New-ScheduledTaskTrigger -Once -At ((Get-Date).AddSeconds({seconds}))\n"
         "$principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount "
         "-RunLevel Highest\n"
+        # a host that was off or asleep at the trigger time still heals when it is back
+        "$settings = New-ScheduledTaskSettingsSet -StartWhenAvailable\n"
         f"Register-ScheduledTask -TaskPath {ps.literal(TASK_PATH)} -TaskName "
         f"{ps.literal(name)} -Action $action -Trigger $trigger -Principal $principal "
-        "-Force | Out-Null",
+        "-Settings $settings -Force | Out-Null",
         operation=f"Register-ScheduledTask {name}",
         hint="the ScheduledTasks module and an administrator login are needed")
     return name

@@ -93,6 +93,9 @@ class SshTarget:
     connect_timeout: float = 10.0
     known_hosts: str | None = None
     sudo: bool = False
+    #: with no ``known_hosts``: False trusts an unknown key on first use (fabric's way),
+    #: True checks ``~/.ssh/known_hosts`` and refuses a host missing from it
+    strict_host_keys: bool = False
 
     @property
     def where(self) -> str:
@@ -111,7 +114,9 @@ class SshTarget:
         fields: dict[str, Any] = dict(
             name=host.name, address=str(access.host), port=int(access.port),
             user=access.user, key_filename=access.key_path(), password=access.password,
-            passphrase=access.passphrase,
+            passphrase=access.passphrase, sudo=bool(getattr(access, "sudo", False)),
+            known_hosts=getattr(access, "known_hosts", None),
+            strict_host_keys=not getattr(access, "trust_on_first_use", False),
         )
         fields.update(overrides)
         return cls(**fields)
@@ -139,7 +144,8 @@ def classify_connect_error(exc: BaseException, target: SshTarget) -> Exception:
     """Map what paramiko/socket raised to a ``_Transient`` or a final typed error."""
     if isinstance(exc, paramiko.BadHostKeyException):
         return AuthenticationFailed(
-            f"the host key of {target.where} does not match {target.known_hosts}: if the host "
+            f"the host key of {target.where} does not match "
+            f"{target.known_hosts or '~/.ssh/known_hosts'}: if the host "
             "was reinstalled, update that known_hosts entry; otherwise stop, this may be an attack"
         )
     if isinstance(exc, paramiko.PasswordRequiredException):
@@ -169,8 +175,9 @@ def classify_connect_error(exc: BaseException, target: SshTarget) -> Exception:
         return _Transient("connection refused")
     if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
         return AuthenticationFailed(
-            f"{target.where} is not in {target.known_hosts}: add its host key there "
-            "(ssh-keyscan, checked by hand) or leave known_hosts unset to trust on first use"
+            f"{target.where} is not in {target.known_hosts or '~/.ssh/known_hosts'}: add its "
+            "host key there (ssh-keyscan, checked by hand), or set trust_on_first_use = true "
+            "in the host's access table"
         )
     if isinstance(exc, paramiko.SSHException | EOFError):
         return _Transient(f"ssh handshake failed: {exc}")
@@ -227,6 +234,9 @@ class RemoteHost:
         )
         if t.known_hosts is not None:
             conn.client.load_host_keys(t.known_hosts)
+            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        elif t.strict_host_keys:
+            conn.client.load_system_host_keys()
             conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             conn.open()

@@ -282,6 +282,8 @@ def test_a_ttl_arms_a_heal_task_before_the_adapter_goes_down():
     assert f"-TaskPath '\\splitbrain\\' -TaskName '{timer_name('path-3')}'" in register
     assert "-At ((Get-Date).AddSeconds(90))" in register
     assert "New-ScheduledTaskPrincipal -UserId 'SYSTEM'" in register
+    assert "New-ScheduledTaskSettingsSet -StartWhenAvailable" in register
+    assert "-Settings $settings" in register
     task = task_of(register)
     assert "Where-Object { $_.Name -eq 'iSCSI ''1''' } | Enable-NetAdapter -Confirm:$false" in task
     assert task.rstrip().endswith(f"-TaskName '{timer_name('path-3')}' -Confirm:$false")
