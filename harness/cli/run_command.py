@@ -1,15 +1,16 @@
 """``splitbrain run``: the main job: a seeded chaos run on the bundled lab, checked end to end.
 
-Brings the lab up (or reuses one already up), runs the stamped workload over
-MPIO on the lab's vm-storage HA device while the seeded nemesis cuts an iSCSI
-path, black-holes the sync channel and kills the secondary storage node (one at
-a time, each healed before the next), waits until both replicas are
-Synchronized, then checks integrity through every path, divergence and split
-brain between the replicas, and timing against the inventory's budgets. Writes
-history.jsonl, schedule.json, verdict.json, summary.txt and timeline.png/svg to
-``--output`` (default ``reports/run-<UTC time>-<seed>/``). Every fault is healed
-and a lab the run started is taken down on every way out. Exits 0 only when no
-problem was found; otherwise prints one line per problem and exits 1.
+A thin wrapper over the chaos runner (``harness.chaos``): brings the lab up (or
+reuses one already up), runs the stamped workload over MPIO on the lab's
+vm-storage HA device while the seeded nemesis cuts an iSCSI path, black-holes
+the sync channel and kills the secondary storage node (one at a time, each
+healed before the next), waits until both replicas are Synchronized, then
+checks integrity through every path, divergence and split brain between the
+replicas, and timing against the inventory's budgets. Writes history.jsonl,
+schedule.json, verdict.json, summary.txt and timeline.png/svg to ``--output``
+(default ``reports/run-<UTC time>-<seed>/``). Every fault is healed and a lab
+the run started is taken down on every way out. Exits 0 only when no problem
+was found; otherwise prints one line per problem and exits 1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "the main job: chaos run on the lab (workload + faults over MPIO), then every check"
 
@@ -50,20 +52,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the inventory's [budgets.NAME] to judge timing by")
 
 
-def run(args: argparse.Namespace) -> int:
-    from harness.cli.lab_command import lab_inventory
-    from harness.report.chaos_plan import parse_kinds
-    from harness.report.run import ChaosRun, RunInterrupted, RunSettings
-    from harness.report.run_summary import write_report
+def lab_only(inventory: Any) -> None:
+    """``splitbrain run`` drives the loopback lab (its initiator connects from here)."""
+    from harness.chaos.runner import RunError
 
+    if inventory.lab is None:
+        raise RunError(
+            f"{inventory.path} has no [lab] table: `splitbrain run` drives a lab; "
+            "pass a lab inventory with --inventory (the default is the bundled lab), "
+            "or use `splitbrain chaos` for a real site"
+        )
+    if inventory.lab.backend != "loopback":
+        raise RunError(
+            f"{inventory.path}: lab.backend is {inventory.lab.backend!r}; "
+            "`splitbrain run` drives the loopback lab (its initiator connects from this "
+            "namespace); use an inventory with backend = \"loopback\""
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.chaos.runner import RunSettings, check_settings
+    from harness.chaos.schedule import parse_kinds
+    from harness.cli.chaos_site import execute_run
+    from harness.cli.lab_command import lab_inventory
+    from harness.lab.inventory import load
+
+    inventory = load(args.inventory or lab_inventory())
+    lab_only(inventory)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     settings = RunSettings(
-        inventory=args.inventory or lab_inventory(),
         seed=seed,
         duration_s=args.duration,
         output=args.output,
-        keep_lab=args.keep_lab,
-        state_dir=args.state_dir,
         device=args.device,
         fault_kinds=parse_kinds(args.faults),
         max_faults=args.max_faults,
@@ -71,14 +91,6 @@ def run(args: argparse.Namespace) -> int:
         queue_depth=args.qd,
         budget_profile=args.budget_profile,
     )
-    chaos = ChaosRun(settings, out=sys.stdout)
-    print(f"splitbrain run: seed {seed} (repeat with --seed {seed}), "
-          f"{settings.duration_s:g} s, output {chaos.output}/", flush=True)
-    try:
-        outcome = chaos.execute()
-    except RunInterrupted as exc:
-        print(f"splitbrain run: interrupted by {exc}; faults healed, partial output in "
-              f"{chaos.output}/", file=sys.stderr)
-        return 128 + exc.signum
-    print(write_report(outcome), flush=True)
-    return 0 if outcome.valid else 1
+    check_settings(inventory, settings)
+    return execute_run(inventory, settings, command="run", state_dir=args.state_dir,
+                       keep_lab=args.keep_lab, out=sys.stdout)

@@ -3,9 +3,9 @@
 A ``Schedule`` is pure data: steps ``(at_s, duration_s, FaultSpec)``, where a
 ``FaultSpec`` names an action (``cut``, ``blackhole``, ``kill``, ``crash``...), a
 target selector and parameters. ``Schedule.scripted`` takes steps as written
-(they may overlap); ``Schedule.random(seed, ...)`` draws them from a catalogue of
-specs with ``random.Random(seed)`` only, so the same seed and catalogue give the
-same schedule on every machine (the run itself is still subject to timing).
+(they may overlap); ``Schedule.from_json`` reads a saved one back. Seeded
+schedules are drawn by the chaos layer's one generator
+(``harness.chaos.schedule.draw_schedule``).
 
 ``Nemesis.run`` walks the schedule's start and stop events in time order: at a
 start it records ``fault_start`` in the history, then injects; at a stop it heals,
@@ -17,7 +17,6 @@ is anything with ``fault_start(name, *, time_ns, **attrs)`` and
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -84,37 +83,30 @@ class Schedule:
                 raise FaultError(f"schedule step {s.spec} has a negative time; use seconds >= 0")
         return cls(tuple(sorted(out, key=lambda s: s.at_s)))
 
-    @classmethod
-    def random(
-        cls,
-        seed: int,
-        catalogue: Sequence[FaultSpec],
-        *,
-        duration_s: float,
-        fault_s: tuple[float, float] = (5.0, 15.0),
-        gap_s: tuple[float, float] = (5.0, 10.0),
-    ) -> Schedule:
-        """One fault at a time, Jepsen style: gap, fault, gap, fault... until ``duration_s``."""
-        if not catalogue:
-            raise FaultError("a random schedule needs at least one fault in its catalogue")
-        if min(*fault_s, *gap_s) < 0 or fault_s[0] > fault_s[1] or gap_s[0] > gap_s[1]:
-            raise FaultError(f"bad ranges fault_s={fault_s} gap_s={gap_s}; use 0 <= low <= high")
-        rng = random.Random(seed)
-        steps: list[Step] = []
-        t = rng.uniform(*gap_s)
-        while t < duration_s:
-            spec = catalogue[rng.randrange(len(catalogue))]
-            length = min(rng.uniform(*fault_s), duration_s - t)
-            steps.append(Step(t, length, spec))
-            t += length + rng.uniform(*gap_s)
-        return cls(tuple(steps), seed)
-
     @property
     def duration_s(self) -> float:
         return max((s.at_s + s.duration_s for s in self.steps), default=0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "steps": [s.to_json() for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Schedule:
+        """The schedule ``to_json`` wrote; ``FaultError`` (one line) if it is not one."""
+        try:
+            steps = [
+                Step(float(s["at_s"]), float(s["duration_s"]), FaultSpec.of(
+                    str(s["action"]), str(s["target"]), **dict(s.get("params") or {})))
+                for s in data["steps"]
+            ]
+            seed = data.get("seed")
+            seed = None if seed is None else int(seed)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FaultError(
+                f"not a fault schedule ({type(exc).__name__}: {exc}); expected "
+                '{"seed": N, "steps": [{"at_s", "duration_s", "action", "target", "params"}]}'
+            ) from None
+        return cls(cls.scripted(steps).steps, seed)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report.run import RunOutcome
+from harness.chaos.runner import RunOutcome
 
 LIMIT = 20  # problems listed per checker in the summary (all are in verdict.json)
 

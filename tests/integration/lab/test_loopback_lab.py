@@ -230,15 +230,16 @@ def test_seeded_nemesis_on_the_lab_records_and_heals_everything(
 ) -> None:
     import asyncio
 
-    from harness.faults import Nemesis, Schedule
+    from harness.chaos.schedule import Density, draw_schedule
+    from harness.faults import Nemesis
     from harness.workload.history import History, HistoryHeader, load_history
 
     faults = LabFaults(standin_lab.state.root)
-    catalogue = [s for s in faults.catalogue() if s.action in ("cut", "blackhole", "freeze")]
-    schedule = Schedule.random(11, catalogue, duration_s=1.5, fault_s=(0.1, 0.3), gap_s=(0.05, 0.1))
-    assert schedule == Schedule.random(
-        11, catalogue, duration_s=1.5, fault_s=(0.1, 0.3), gap_s=(0.05, 0.1)
-    )
+    wanted = ("cut", "blackhole", "freeze")
+    catalogue = {"any": [s for s in faults.catalogue() if s.action in wanted]}
+    dense = Density(fault_s=(0.1, 0.3), gap_s=(0.05, 0.1), relative=False, tail_s=0.0)
+    schedule = draw_schedule(catalogue, ["any"], seed=11, duration_s=1.5, density=dense)
+    assert schedule == draw_schedule(catalogue, ["any"], seed=11, duration_s=1.5, density=dense)
     header = HistoryHeader(
         seed=11, generation=0, block_size=4096, logical_block_size=512, num_blocks=8, device="lab"
     )

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos.runner import RunSettings, plan
+from harness.chaos.schedule import FAULT_KINDS
 from harness.cli.lab_command import lab_inventory
 from harness.faults.journal import FaultJournal
+from harness.lab.inventory import load
 from harness.lab.loopback import LoopbackLab
-from harness.report.chaos_plan import FAULT_KINDS
-from harness.report.run import ChaosRun, RunSettings
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -51,8 +52,7 @@ def faults_in(history: Path) -> list[dict]:
 
 def test_a_seed_reproduces_its_fault_schedule() -> None:
     def schedule(seed: int, duration_s: float = 20.0) -> dict:
-        run = ChaosRun(RunSettings(lab_inventory(), seed, duration_s, output=Path("unused")))
-        return run.plan()[1].to_json()
+        return plan(load(lab_inventory()), RunSettings(seed, duration_s))[1].to_json()
 
     first = schedule(1234)
     assert first == schedule(1234)
@@ -98,8 +98,6 @@ def test_a_short_run_passes_and_leaves_no_process_or_fault_behind(tmp_path: Path
 
 @pytest.fixture
 def running_lab(tmp_path: Path) -> Iterator[LoopbackLab]:
-    from harness.lab.inventory import load
-
     lab = LoopbackLab(tmp_path / "lab")
     lab.up(load(lab_inventory()))
     try:

@@ -1,4 +1,4 @@
-"""The two timed phases of ``splitbrain run``: chaos (workload + nemesis), then the checks.
+"""The two timed phases of a chaos run: chaos (workload + nemesis), then the checks.
 
 ``chaos`` opens the HA device over MPIO (every path of both replicas, as the
 inventory's first cluster node: its IQN, the inventory's ``[mpio]`` policy and
@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from harness.chaos.observers import FaultLog
+from harness.chaos.schedule import DeviceFaults
 from harness.checks.compose import RunVerdict, check_run
 from harness.checks.verdict import Problem
 from harness.errors import SplitbrainError
 from harness.faults.nemesis import Nemesis, Schedule
-from harness.lab.backends import Lab
-from harness.report.chaos_plan import DeviceFaults
 from harness.workload.errors import DeviceError
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, load_history
@@ -29,24 +29,19 @@ from harness.workload.iscsi_device import IscsiDevice, MultipathBlockDevice, mir
 from harness.workload.writers import Workload, WorkloadResult, header_for
 
 if TYPE_CHECKING:
-    from harness.report.run import ChaosRun
+    from harness.chaos.runner import ChaosRun
 
 BLOCK_SIZES = (4096, 16384, 65536)
 READ_RATIO = 0.25
 
 
-def cluster_node_iqn(host: str) -> str:
-    """A Windows cluster node's default IQN (``iqn.1991-05.com.microsoft:<name>``)."""
-    return f"iqn.1991-05.com.microsoft:{host.lower()}"
-
-
 class RunPhases:
     """Chaos and checks of one ``ChaosRun`` on its (running) lab."""
 
-    def __init__(self, run: ChaosRun, lab: Lab, faults: DeviceFaults) -> None:
-        self.run, self.lab, self.faults = run, lab, faults
+    def __init__(self, run: ChaosRun, faults: DeviceFaults) -> None:
+        self.run, self.faults = run, faults
         self.history_file = run.output / "history.jsonl"
-        self.node = run.cluster_node()
+        self.node = run.cluster_nodes()[0]
         self.paths = self._path_specs()
         run.meta.update(initiator=self.node, paths=len(self.paths),
                         path_names=[p.name for p in self.paths])
@@ -54,28 +49,11 @@ class RunPhases:
     # -- paths -------------------------------------------------------------------------------
 
     def _path_specs(self) -> list[Any]:
-        """One PathSpec per lab portal link of a replica host, named ``node->net/host``."""
-        from harness.initiator.pathlink import PathSpec
-
-        device = self.run.device
-        node = self.run.inventory.host(self.node)
-        targets = {r.host: r.target for r in device.replicas}
-        links = self.lab.state.load().links.values()
-        specs = [
-            PathSpec(
-                host=link.listen[0],
-                port=link.listen[1],
-                target=targets[link.host],
-                lun=device.lun,
-                initiator=cluster_node_iqn(self.node),
-                name=f"{self.node}->{link.network}/{link.host}",
-            )
-            for link in sorted(links, key=lambda x: x.name)
-            if link.purpose == "portal" and link.host in targets and link.network in node.addresses
-        ]
+        """One PathSpec per path of the device from the cluster node, named ``node->net/host``."""
+        specs = self.run.sut.initiator(self.node).path_specs(self.run.device.alias)
         if len(specs) < 2:
             raise DeviceError(
-                f"{device.alias} has {len(specs)} path(s) from {self.node} in the lab; "
+                f"{self.run.device.alias} has {len(specs)} path(s) from {self.node}; "
                 "MPIO needs two or more: check the inventory's iSCSI networks"
             )
         return specs
@@ -94,19 +72,9 @@ class RunPhases:
     # -- chaos -------------------------------------------------------------------------------
 
     async def chaos(self, schedule: Schedule) -> WorkloadResult:
-        from harness.initiator.multipath import MultipathDevice
-        from harness.initiator.session_link import SessionConnector
-        from harness.report.run import ReplicaWatch
-
         run, settings = self.run, self.run.settings
         timers = self.timers()
-        mpio = MultipathDevice(
-            self.paths,
-            connector=SessionConnector.for_timers(timers),
-            policy=run.inventory.mpio.policy,
-            timers=timers,
-            name=f"{self.node}:{run.device.alias}",
-        )
+        mpio = run.sut.initiator(self.node).multipath(run.device.alias)
         try:
             await mpio.open()
         except SplitbrainError as exc:
@@ -129,8 +97,8 @@ class RunPhases:
                 spec,
                 name=f"{run.device.alias} over {len(self.paths)} paths from {self.node}",
                 # a lab this run started holds zeros; a reused one holds anything
-                initial="zero" if run.fresh else "unknown",
-                options={"run": "splitbrain run", "inventory": str(run.inventory.path),
+                initial="zero" if settings.fresh else "unknown",
+                options={"run": "splitbrain chaos", "inventory": str(run.inventory.path),
                          "schedule": schedule.to_json()},
             )
             run.say(
@@ -140,8 +108,7 @@ class RunPhases:
             )
             with History(self.history_file, header) as history:
                 unsubscribe = mirror_path_events(device, history)
-                hosts = [r.host for r in sorted(run.device.replicas, key=lambda r: r.priority)]
-                with ReplicaWatch(self.lab, run.device.alias, hosts, history) as watch:
+                with run.replica_watch(history) as watch:
                     try:
                         result = await self._play(device, spec, history, schedule)
                     finally:
@@ -161,8 +128,6 @@ class RunPhases:
     async def _play(
         self, device: Any, spec: WorkloadSpec, history: History, schedule: Schedule
     ) -> WorkloadResult:
-        from harness.report.run import FaultLog
-
         run = self.run
         workload = Workload(device, spec, history)
         nemesis = Nemesis(schedule, run.build_fault(), FaultLog(history, self.faults, self.where()))
@@ -191,10 +156,10 @@ class RunPhases:
     # -- checks ------------------------------------------------------------------------------
 
     async def check(self) -> RunVerdict:
+        from harness.chaos.runner import spec_with_isid
         from harness.checks.divergence import image_reader
         from harness.initiator.session import SessionTimeouts
         from harness.initiator.session_link import SessionConnector
-        from harness.report.run import spec_with_isid
 
         run = self.run
         history = load_history(self.history_file)
@@ -215,13 +180,14 @@ class RunPhases:
                         device=spec.name))
                     continue
                 devices[spec.name] = dev
-            images = run.image_files()
+            images = run.image_files() or {}
             missing = [str(p) for p in images.values() if not p.exists()]
             if missing:
                 run.run_problems.append(Problem(
                     "replica_missing", f"replica image(s) not found: {', '.join(missing)}; "
                     "the replicas could not be compared"))
-            replicas = None if missing else {n: image_reader(p) for n, p in images.items()}
+            replicas = None if missing or not images else {
+                n: image_reader(p) for n, p in images.items()}
             run.say(f"checks: reading {run.device.alias} back through {len(devices)} paths and "
                     f"comparing {len(images)} replica images")
             return await check_run(
