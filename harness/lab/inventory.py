@@ -325,6 +325,9 @@ class StorageSettings:
     port: int | None = None  # management port (StarWind: 3261)
     service: str | None = None  # the unit (Linux) or service (Windows) faults stop
     process: str | None = None  # the process name faults kill or freeze
+    ready_file: str | None = None  # bundled: the node's ready file on each storage host
+    token_file: str | None = None  # bundled: the management token file on each storage host
+    python: str = "python3"  # the interpreter the shipped scripts run with on the hosts
 
 
 @dataclass(frozen=True)

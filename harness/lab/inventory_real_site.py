@@ -42,7 +42,8 @@ def power(r: _Reader, value: object, path: KeyPath) -> PowerControl:
 
 def storage(r: _Reader, value: object) -> StorageSettings:
     t = r.table(value, ("storage",),
-                allowed=("kind", "user", "password", "port", "service", "process"))
+                allowed=("kind", "user", "password", "port", "service", "process", "ready_file",
+                         "token_file", "python"))
     kind = r.choice(t.get("kind", "bundled"), ("storage", "kind"), STORAGE_KINDS)
     if kind == "starwind" and ("user" not in t or "password" not in t):
         raise r.fail(("storage",), "StarWind needs its management credentials",
@@ -54,4 +55,9 @@ def storage(r: _Reader, value: object) -> StorageSettings:
         port=r.integer(t["port"], ("storage", "port"), 1, 65535) if "port" in t else None,
         service=r.string(t["service"], ("storage", "service")) if "service" in t else None,
         process=r.string(t["process"], ("storage", "process")) if "process" in t else None,
+        ready_file=r.string(t["ready_file"], ("storage", "ready_file"))
+        if "ready_file" in t else None,
+        token_file=r.string(t["token_file"], ("storage", "token_file"))
+        if "token_file" in t else None,
+        python=r.string(t.get("python", "python3"), ("storage", "python")),
     )

@@ -179,10 +179,14 @@ class WindowsHost(RemoteHost):
     """A Windows host over OpenSSH, driven by PowerShell cmdlets returning JSON."""
 
     def powershell(self, body: str, *, operation: str, timeout: float | None = None,
-                   hint: str = "", depth: int = ps.JSON_DEPTH) -> list[Any]:
-        """Run ``body`` in the envelope and return its objects; raise ``PowerShellError``."""
+                   hint: str = "", depth: int = ps.JSON_DEPTH,
+                   stdin: str | None = None) -> list[Any]:
+        """Run ``body`` in the envelope and return its objects; raise ``PowerShellError``.
+
+        ``stdin`` feeds the script's ``[Console]::In`` (secrets go there, never into
+        the command line)."""
         line = ps.command_line(ps.wrap(body, depth=depth))
-        result: CommandResult = self.execute(line, check=False, timeout=timeout)
+        result: CommandResult = self.execute(line, check=False, timeout=timeout, stdin=stdin)
         if result.exit_status != 0:
             ps.raise_for(result.stderr, operation=operation, host=self.name, hint=hint)
         return ps.parse_output(result.stdout, operation=operation, host=self.name)
