@@ -158,8 +158,8 @@ class RunPhases:
     async def check(self) -> RunVerdict:
         from harness.chaos.runner import spec_with_isid
         from harness.checks.divergence import image_reader
+        from harness.initiator.mpio.session_link import SessionConnector
         from harness.initiator.session import SessionTimeouts
-        from harness.initiator.session_link import SessionConnector
 
         run = self.run
         history = load_history(self.history_file)

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +52,7 @@ from harness.faults.fault import Fault, heal_live
 from harness.faults.guard import heal_journal
 from harness.faults.journal import FaultJournal, default_journal_path
 from harness.faults.nemesis import FaultSpec, Schedule
+from harness.iscsi.names import READ_BACK_PATHS
 from harness.lab.inventory import HaDevice, HostRole, Inventory
 from harness.lab.loopback import replica_alias
 from harness.workload.writers import WorkloadResult
@@ -337,8 +337,7 @@ class ChaosRun:
 
 def spec_with_isid(spec: Any, number: int) -> Any:
     """The spec with its own ISID (random-qualifier format), one per read-back session."""
-    isid = 0x80 << 40 | 0x5C << 32 | (os.getpid() & 0xFFFF) << 16 | number & 0xFFFF
-    return dataclasses.replace(spec, isid=isid)
+    return dataclasses.replace(spec, isid=READ_BACK_PATHS.isid(number))
 
 
 __all__ = [

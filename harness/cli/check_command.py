@@ -70,7 +70,8 @@ def _budget(items: list[str]) -> dict[str, float]:
 
 
 async def _open_paths(specs: list[str], size_hint: int) -> dict[str, Any]:
-    from harness.workload.device import FileDevice, is_iscsi_url, parse_iscsi_url
+    from harness.iscsi.names import is_iscsi_url, parse_iscsi_url
+    from harness.workload.device import FileDevice
     from harness.workload.errors import DeviceUrlError
     from harness.workload.iscsi_device import open_iscsi_paths
 
@@ -85,7 +86,7 @@ async def _open_paths(specs: list[str], size_hint: int) -> dict[str, Any]:
 async def _replica_readers(specs: list[str], opened: dict[str, Any]) -> dict[str, Any]:
     """A chunk reader per replica: an image file read-only, or an iscsi:// path of it."""
     from harness.checks.divergence import device_reader, image_reader
-    from harness.workload.device import is_iscsi_url, parse_iscsi_url
+    from harness.iscsi.names import is_iscsi_url, parse_iscsi_url
     from harness.workload.errors import DeviceError
     from harness.workload.iscsi_device import open_iscsi_paths
 

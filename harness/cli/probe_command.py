@@ -18,11 +18,10 @@ import argparse
 import asyncio
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from harness.errors import SplitbrainError
+from harness.iscsi.names import IscsiUrl, parse_iscsi_url
 
 HELP = "log in to an iSCSI portal and print its targets, LUNs, identities and PR/ALUA support"
 
@@ -31,42 +30,6 @@ NOP_SAMPLES = 3
 
 class ProbeError(SplitbrainError):
     """The probe's input or the probed target's answers make the probe impossible."""
-
-
-@dataclass(frozen=True)
-class ProbeUrl:
-    host: str
-    port: int
-    target: str | None
-    lun: int | None
-    user: str | None
-    secret: str | None
-
-
-def parse_probe_url(url: str) -> ProbeUrl:
-    """``iscsi://[user:secret@]host[:port][/iqn[/lun]]``."""
-    parts = urlsplit(url)
-    shown = url.replace(parts.password, "***") if parts.password else url
-    if parts.scheme != "iscsi":
-        raise ProbeError(f"{shown!r} is not an iscsi:// URL; use "
-                         "iscsi://[user:secret@]host[:port][/iqn[/lun]]")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ProbeError(f"{shown}: bad port ({exc}); use iscsi://host:port/iqn/lun") from None
-    if not host:
-        raise ProbeError(f"{shown}: no host; use iscsi://host:port/iqn/lun")
-    segments = [unquote(s) for s in parts.path.split("/") if s]
-    if len(segments) > 2:
-        raise ProbeError(f"{shown}: path must be /<target iqn>[/<lun>]")
-    lun = None
-    if len(segments) == 2:
-        if not segments[1].isdigit():
-            raise ProbeError(f"{shown}: LUN {segments[1]!r} is not a number")
-        lun = int(segments[1])
-    return ProbeUrl(host, port or 3260, segments[0] if segments else None, lun,
-                    unquote(parts.username) if parts.username else None,
-                    unquote(parts.password) if parts.password else None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = parse_probe_url(args.url)
+    url = parse_iscsi_url(args.url, partial=True)
     report = asyncio.run(probe(url, args))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -99,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chap(url: ProbeUrl, args: argparse.Namespace) -> Any:
+def _chap(url: IscsiUrl, args: argparse.Namespace) -> Any:
     from harness.initiator.login import ChapSecrets
 
     user = url.user or args.chap_user
@@ -116,7 +79,7 @@ def _chap(url: ProbeUrl, args: argparse.Namespace) -> Any:
     return ChapSecrets(user, secret, args.mutual_user, args.mutual_secret)
 
 
-async def probe(url: ProbeUrl, args: argparse.Namespace) -> dict[str, Any]:
+async def probe(url: IscsiUrl, args: argparse.Namespace) -> dict[str, Any]:
     from harness.initiator.recorder import PcapRecorder
     from harness.initiator.session import DEFAULT_INITIATOR, Session, SessionTimeouts
 
@@ -151,7 +114,7 @@ async def probe(url: ProbeUrl, args: argparse.Namespace) -> dict[str, Any]:
             recorder.close()
 
 
-async def _discover(url: ProbeUrl, initiator: str, chap: Any, timeouts: Any,
+async def _discover(url: IscsiUrl, initiator: str, chap: Any, timeouts: Any,
                     recorder: Any) -> Any:
     """SendTargets; discovery sessions often need no CHAP even when the target does
     (tgtd, open-iscsi keep separate discovery credentials), so try without first."""

@@ -77,7 +77,8 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from harness.workload.device import FileDevice, open_device
+    from harness.workload.device import FileDevice
+    from harness.workload.device_spec import open_device
     from harness.workload.errors import WorkloadConfigError
     from harness.workload.generator import parse_size
     from harness.workload.history import History
@@ -136,7 +137,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _shown(specs: list[str]) -> list[str]:
     """Device specs as they may be printed (no CHAP secret)."""
-    from harness.workload.device import is_iscsi_url, parse_iscsi_url
+    from harness.iscsi.names import is_iscsi_url, parse_iscsi_url
 
     return [str(parse_iscsi_url(s)) if is_iscsi_url(s) else s for s in specs]
 

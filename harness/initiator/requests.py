@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from harness.initiator.connection import Connection
 from harness.initiator.errors import ProtocolError, TaskAborted, Timeout
@@ -25,8 +25,17 @@ from harness.iscsi.keys import SessionParameters, TextAssembler, encode_keys
 from harness.iscsi.pdu import NO_TAG, Pdu
 from harness.iscsi.target_pdus import TaskManagementResponse, TextResponse
 
-if TYPE_CHECKING:
-    from harness.initiator.session import SessionTimeouts
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Deadlines, in seconds, of each kind of operation."""
+
+    connect: float = 5.0
+    login: float = 10.0
+    command: float = 30.0
+    nop: float = 5.0
+    task_management: float = 10.0
+    logout: float = 5.0
 
 
 class SessionRequests:

@@ -44,7 +44,7 @@ from harness.initiator.errors import (
 )
 from harness.initiator.login import ChapSecrets, LoginResult, LoginSpec, run_login
 from harness.initiator.recorder import PcapRecorder
-from harness.initiator.requests import SessionRequests
+from harness.initiator.requests import SessionRequests, SessionTimeouts
 from harness.initiator.task import (
     CommandHandle,
     ScsiResult,
@@ -62,6 +62,7 @@ from harness.iscsi.initiator_pdus import (
     ScsiCommand,
 )
 from harness.iscsi.keys import SessionParameters
+from harness.iscsi.names import random_isid
 from harness.iscsi.pdu import NO_TAG, Pdu
 from harness.iscsi.target_pdus import (
     R2T,
@@ -86,23 +87,6 @@ _HALF = 0x80000000
 def serial_lt(a: int, b: int) -> bool:
     """RFC 1982 serial-number ``a < b`` for 32-bit sequence numbers."""
     return a != b and ((b - a) & _MASK) < 0x80000000
-
-
-def random_isid() -> int:
-    """A random-format ISID (T=10b): 0x80 then 40 random bits."""
-    return (0x80 << 40) | secrets.randbits(40)
-
-
-@dataclass(frozen=True)
-class SessionTimeouts:
-    """Deadlines, in seconds, of each kind of operation."""
-
-    connect: float = 5.0
-    login: float = 10.0
-    command: float = 30.0
-    nop: float = 5.0
-    task_management: float = 10.0
-    logout: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from harness.lab.toml_source import InventoryError, TomlSource, did_you_mean
 
 if TYPE_CHECKING:
-    from harness.initiator.timers import MpioTimers
+    from harness.initiator.mpio.timers import MpioTimers
 
 __all__ = [
     "Access",
@@ -299,7 +299,7 @@ class MpioSettings:
 
     def timers(self) -> MpioTimers:
         """These settings as the initiator's ``MpioTimers``."""
-        from harness.initiator.timers import MpioTimers
+        from harness.initiator.mpio.timers import MpioTimers
 
         return MpioTimers(
             path_verify_enabled=self.path_verify,

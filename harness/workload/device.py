@@ -1,4 +1,4 @@
-"""Block devices the workload drives, and the ``--device`` specification parser.
+"""Block devices the workload drives: the ``BlockDevice`` interface and local files.
 
 Everything the workload and the checkers touch implements ``BlockDevice``:
 ``block_size`` (bytes per LBA), ``num_blocks``, ``async read(lba, count)``,
@@ -13,8 +13,8 @@ allows it, using page-aligned ``mmap`` buffers, and falls back to buffered I/O
 ``preadv``/``pwritev`` calls run in a thread pool so the event loop stays free.
 
 The iSCSI devices (one ``Session`` LUN, or an MPIO device over several paths)
-live in ``harness.workload.iscsi_device``; ``open_device`` picks the right one
-for a path or for ``iscsi://[user:secret@]host:port/iqn/lun`` URLs.
+live in ``harness.workload.iscsi_device``; ``harness.workload.device_spec``
+opens the right one for a ``--device`` value (a path, or ``iscsi://`` URLs).
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit
 
-from harness.workload.errors import DeviceError, DeviceUrlError
+from harness.workload.errors import DeviceError
 
 BLKGETSIZE64 = 0x80081272
 BLKSSZGET = 0x1268
@@ -265,79 +264,3 @@ class FileDevice:
             os.close(fd)
         self.fd = -1
         self._retired.clear()
-
-
-@dataclass(frozen=True, slots=True)
-class IscsiUrl:
-    """``iscsi://[user:secret@]host:port/iqn/lun`` parsed."""
-
-    host: str
-    port: int
-    target: str
-    lun: int
-    user: str | None = None
-    secret: str | None = None
-
-    @property
-    def portal(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    def __str__(self) -> str:  # never print the secret
-        who = f"{self.user}@" if self.user else ""
-        return f"iscsi://{who}{self.portal}/{self.target}/{self.lun}"
-
-
-def parse_iscsi_url(url: str) -> IscsiUrl:
-    """Parse an ``iscsi://`` device URL; raises ``DeviceUrlError`` saying what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme != "iscsi":
-        raise DeviceUrlError(f"{url!r} is not an iscsi:// URL")
-    shown = str(url).replace(parts.password or "\0", "***") if parts.password else url
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise DeviceUrlError(f"{shown}: bad port ({exc}); use iscsi://host:port/iqn/lun") from exc
-    if not host:
-        raise DeviceUrlError(f"{shown}: no host; use iscsi://host:port/iqn/lun")
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) != 2:
-        raise DeviceUrlError(f"{shown}: path must be /<target iqn>/<lun>; use "
-                             "iscsi://[user:secret@]host:port/iqn/lun")
-    target, lun_text = unquote(segments[0]), segments[1]
-    if not lun_text.isdigit():
-        raise DeviceUrlError(f"{shown}: LUN {lun_text!r} is not a number")
-    if (parts.username is None) != (parts.password is None):
-        raise DeviceUrlError(f"{shown}: CHAP needs both user and secret (user:secret@)")
-    return IscsiUrl(
-        host=host,
-        port=port or 3260,
-        target=target,
-        lun=int(lun_text),
-        user=unquote(parts.username) if parts.username else None,
-        secret=unquote(parts.password) if parts.password else None,
-    )
-
-
-def is_iscsi_url(spec: str) -> bool:
-    return spec.startswith("iscsi://")
-
-
-async def open_device(specs: list[str], *, size: int | None = None,
-                      block_size: int | None = None, direct: bool = True) -> BlockDevice:
-    """Open what ``--device`` names: one path, or one or more iSCSI URLs (one per path)."""
-    if not specs:
-        raise DeviceUrlError("no --device given; pass a file, a block device or an iscsi:// URL")
-    urls = [s for s in specs if is_iscsi_url(s)]
-    if urls and len(urls) != len(specs):
-        raise DeviceUrlError("cannot mix iscsi:// URLs and local paths in one --device list")
-    if urls:
-        from harness.workload.iscsi_device import open_iscsi_device
-
-        return await open_iscsi_device([parse_iscsi_url(u) for u in urls])
-    if len(specs) > 1:
-        raise DeviceUrlError(
-            f"{len(specs)} local devices given; a local device has one path (use the "
-            "multipath device node, or iscsi:// URLs for several paths)"
-        )
-    return FileDevice(specs[0], size=size, block_size=block_size, direct=direct)

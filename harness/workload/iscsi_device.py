@@ -5,7 +5,7 @@
 a non-GOOD status raises ``ScsiIoError`` carrying the status, so the workload
 can tell a RESERVATION CONFLICT (not executed: ``fail``) from everything else
 (unknown: ``info``). ``MultipathBlockDevice`` adapts a
-``harness.initiator.multipath.MultipathDevice`` to ``BlockDevice``;
+``harness.initiator.mpio.device.MultipathDevice`` to ``BlockDevice``;
 ``mirror_path_events`` copies its path state changes into a ``History`` so the
 checkers and the timeline see them.
 
@@ -16,18 +16,16 @@ the integrity checker reads the data back through every path.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import SplitbrainError
-from harness.workload.device import BlockDevice, Completion, IscsiUrl
+from harness.iscsi.names import WORKLOAD_PATHS, IscsiUrl
+from harness.workload.device import BlockDevice, Completion
 from harness.workload.errors import DeviceError
 from harness.workload.history import History
 
 WORKLOAD_INITIATOR = "iqn.2026-11.org.splitbrain:workload"
-_ISIDS = itertools.count(1)
 
 
 class ScsiIoError(DeviceError):
@@ -41,10 +39,13 @@ class ScsiIoError(DeviceError):
 def path_spec(url: IscsiUrl, *, initiator: str = WORKLOAD_INITIATOR,
               isid: int | None = None) -> Any:
     """The initiator's PathSpec for a URL; each gets its own ISID (a random-format one)."""
-    from harness.initiator.pathlink import Chap, PathSpec
+    from harness.initiator.mpio.link import Chap, PathSpec
 
     if isid is None:
-        isid = 0x80 << 40 | 0x5B << 32 | (os.getpid() & 0xFFFF) << 16 | next(_ISIDS) & 0xFFFF
+        isid = WORKLOAD_PATHS.isid()
+    if url.target is None or url.lun is None:
+        raise DeviceError(f"{url}: a path to a disk needs its target and LUN "
+                          "(iscsi://host:port/iqn/lun)")
     chap = Chap(url.user, url.secret) if url.user and url.secret else None
     return PathSpec(host=url.host, port=url.port, target=url.target, lun=url.lun,
                     initiator=initiator, isid=isid, chap=chap,
@@ -54,10 +55,10 @@ def path_spec(url: IscsiUrl, *, initiator: str = WORKLOAD_INITIATOR,
 def default_connector() -> Callable[[Any], Any]:
     """The initiator's ``Session``-backed path connector."""
     try:
-        from harness.initiator.session_link import session_connector
+        from harness.initiator.mpio.session_link import session_connector
     except ImportError as exc:
         raise DeviceError(
-            "this splitbrain has no iSCSI initiator session (harness.initiator.session_link); "
+            "this splitbrain has no iSCSI initiator session (harness.initiator.mpio.session_link); "
             "use a local device instead"
         ) from exc
     return session_connector
@@ -74,14 +75,14 @@ class IscsiDevice:
 
     @classmethod
     async def open(cls, spec: Any, connector: Callable[[Any], Any]) -> IscsiDevice:
-        from harness.initiator import pathprobe
+        from harness.initiator.mpio import probe
 
         try:
             link = await connector(spec)
         except SplitbrainError as exc:
             raise DeviceError(f"cannot log in to {spec.label}: {exc}") from exc
         try:
-            bs, n = await pathprobe.capacity(link)
+            bs, n = await probe.capacity(link)
         except BaseException:
             await link.abort()
             raise
@@ -89,7 +90,7 @@ class IscsiDevice:
 
     async def _run(self, op: str, cdb: bytes, *, data_out: bytes = b"",
                    expected_in: int = 0) -> bytes:
-        from harness.initiator.pathlink import PathLost
+        from harness.initiator.mpio.link import PathLost
 
         try:
             outcome = await self.link.execute(cdb, data_out=data_out, expected_in=expected_in)
@@ -180,13 +181,13 @@ async def open_iscsi_device(urls: Sequence[IscsiUrl], *,
     if connector is None:
         connector = default_connector()
         if mpio_options.get("timers") is not None:  # session deadlines follow the MPIO timers
-            from harness.initiator.session_link import SessionConnector
+            from harness.initiator.mpio.session_link import SessionConnector
 
             connector = SessionConnector.for_timers(mpio_options["timers"])
     specs = [path_spec(u) for u in urls]
     if len(specs) == 1:
         return await IscsiDevice.open(specs[0], connector)
-    from harness.initiator.multipath import MultipathDevice
+    from harness.initiator.mpio.device import MultipathDevice
 
     mpio = MultipathDevice(specs, connector=connector, **mpio_options)
     try:

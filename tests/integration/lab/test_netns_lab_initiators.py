@@ -26,9 +26,9 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixe
 from fixtures.sut import SystemUnderTest
 from harness.faults.lab_faults import LabFaults
 from harness.initiator.errors import ConnectionLost, Timeout
-from harness.initiator.paths import PathState
+from harness.initiator.mpio.session_link import SessionLink
+from harness.initiator.mpio.status import PathState
 from harness.initiator.session import Session, SessionTimeouts
-from harness.initiator.session_link import SessionLink
 from harness.lab import netns
 from harness.lab.inventory import Inventory, load
 from harness.lab.loopback import LabError

@@ -15,7 +15,7 @@ import pytest
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target
-from harness.initiator.pathlink import PathSpec
+from harness.initiator.mpio.link import PathSpec
 from harness.lab.proxy import FaultProxy, LinkSpec, LinkState, ProxyControl
 
 SHARED_NAA = "6001405c0ffee0000000000000000001"

@@ -14,7 +14,7 @@ from collections import Counter
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from harness.initiator.multipath import MultipathDevice
+from harness.initiator.mpio.device import MultipathDevice
 
 
 class Writers:

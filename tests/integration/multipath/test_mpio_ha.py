@@ -9,10 +9,10 @@ from collections import Counter
 
 from mpio_load import Writers, eventually, holds, run
 
-from harness.initiator.multipath import MultipathDevice
-from harness.initiator.pathlink import session_connector
-from harness.initiator.paths import AluaState, PathState
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.device import MultipathDevice
+from harness.initiator.mpio.session_link import session_connector
+from harness.initiator.mpio.status import AluaState, PathState
+from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import LinkState
 
 TIMERS = MpioTimers(noop_out_interval_s=0.5, noop_out_timeout_s=1.0, link_down_time_s=0.2,

@@ -11,11 +11,11 @@ import pytest
 from mpio_load import Writers, eventually, holds, run
 
 from fixtures.reference_target import lun_target
-from harness.initiator.mpio_errors import AllPathsDown, PathIdentityMismatch
-from harness.initiator.multipath import MultipathDevice
-from harness.initiator.pathlink import session_connector
-from harness.initiator.paths import PathState
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.device import MultipathDevice
+from harness.initiator.mpio.errors import AllPathsDown, PathIdentityMismatch
+from harness.initiator.mpio.session_link import session_connector
+from harness.initiator.mpio.status import PathState
+from harness.initiator.mpio.timers import MpioTimers
 
 TIMERS = MpioTimers(
     noop_out_interval_s=0.5,
@@ -146,7 +146,7 @@ def test_a_blackholed_path_is_failed_by_the_nop_out_checker(one_node_lab):
 
 def test_paths_to_different_luns_are_refused(reference_target_factory):
     node = reference_target_factory.start(targets=(lun_target(luns=2),))
-    from harness.initiator.pathlink import PathSpec
+    from harness.initiator.mpio.link import PathSpec
 
     (host, port), _ = node.portals
     specs = [PathSpec(host, port, node.iqn, lun=0, name="lun0"),

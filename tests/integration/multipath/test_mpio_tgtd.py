@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
-from harness.initiator.mpio_errors import PathIdentityMismatch
-from harness.initiator.multipath import MultipathDevice
-from harness.initiator.pathlink import PathSpec, session_connector
-from harness.initiator.paths import PathState
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.device import MultipathDevice
+from harness.initiator.mpio.errors import PathIdentityMismatch
+from harness.initiator.mpio.session_link import PathSpec, session_connector
+from harness.initiator.mpio.status import PathState
+from harness.initiator.mpio.timers import MpioTimers
 
 TIMERS = MpioTimers(noop_out_interval_s=1.0, noop_out_timeout_s=2.0, link_down_time_s=0.2,
                     replacement_timeout_s=None, retry_interval_s=0.05,
@@ -76,8 +76,8 @@ def test_pr_register_on_tgtd_registers_every_nexus(tgtd_target):
 
 
 def test_sessions_already_logged_in_are_adopted_and_logged_back_in_after_a_drop(tgtd_target):
+    from harness.initiator.mpio.session_link import multipath_from_sessions
     from harness.initiator.session import Session
-    from harness.initiator.session_link import multipath_from_sessions
 
     async def body():
         sessions = [Session(tgtd_target.host, tgtd_target.port, tgtd_target.iqn,
@@ -106,8 +106,8 @@ def test_sessions_already_logged_in_are_adopted_and_logged_back_in_after_a_drop(
 
 def test_every_path_logs_in_with_mutual_chap_and_a_wrong_secret_is_all_paths_down(
         tgtd_target_factory):
-    from harness.initiator.mpio_errors import AllPathsDown
-    from harness.initiator.pathlink import Chap
+    from harness.initiator.mpio.errors import AllPathsDown
+    from harness.initiator.mpio.link import Chap
 
     target = tgtd_target_factory(chap=True, mutual=True)
     c = target.chap

@@ -15,10 +15,10 @@ from harness.checks.integrity import check_image
 from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
 from harness.checks.register import check_reads
 from harness.checks.timing import measure
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.timers import MpioTimers
+from harness.iscsi.names import parse_iscsi_url
 from harness.lab.proxy import PASS, FaultProxy, LinkSpec, LinkState
 from harness.report.timeline import plot_timeline
-from harness.workload.device import parse_iscsi_url
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, HistoryHeader, load_history
 from harness.workload.iscsi_device import mirror_path_events, open_iscsi_device

@@ -14,7 +14,7 @@ from tamper_blocks import tamper
 
 from harness.checks.integrity import check_devices, check_image
 from harness.checks.register import check_reads
-from harness.workload.device import parse_iscsi_url
+from harness.iscsi.names import parse_iscsi_url
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, HistoryHeader, load_history
 from harness.workload.iscsi_device import (

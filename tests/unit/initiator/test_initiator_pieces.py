@@ -9,13 +9,14 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.utils import rdpcap
 
-from harness.cli.probe_command import ProbeError, _chap, parse_probe_url
+from harness.cli.probe_command import ProbeError, _chap
 from harness.initiator.discovery import Portal, parse_send_targets
 from harness.initiator.errors import ProtocolError
 from harness.initiator.recorder import MAX_SEGMENT, PcapRecorder
-from harness.initiator.session import random_isid, serial_lt
+from harness.initiator.session import serial_lt
 from harness.iscsi import codec
 from harness.iscsi.initiator_pdus import NopOut
+from harness.iscsi.names import IscsiUrlError, parse_iscsi_url, random_isid
 from harness.iscsi.target_pdus import DataIn
 
 
@@ -61,7 +62,7 @@ def test_recorder_speaks_ipv6(tmp_path) -> None:
     ("iscsi://[::1]:3262/iqn.x", ("::1", 3262, "iqn.x", None, None, None)),
 ])
 def test_probe_urls(url: str, expected: tuple) -> None:
-    parsed = parse_probe_url(url)
+    parsed = parse_iscsi_url(url, partial=True)
     assert (parsed.host, parsed.port, parsed.target, parsed.lun, parsed.user,
             parsed.secret) == expected
 
@@ -69,8 +70,8 @@ def test_probe_urls(url: str, expected: tuple) -> None:
 @pytest.mark.parametrize("url", ["http://h/x/1", "iscsi:///x/1", "iscsi://h/x/one",
                                  "iscsi://h/x/1/2", "iscsi://u:pw42@h:99999/x/1"])
 def test_bad_probe_urls_are_one_line_errors_without_secrets(url: str) -> None:
-    with pytest.raises(ProbeError) as info:
-        parse_probe_url(url)
+    with pytest.raises(IscsiUrlError) as info:
+        parse_iscsi_url(url, partial=True)
     assert "\n" not in str(info.value) and "pw42" not in str(info.value)
 
 
@@ -78,9 +79,9 @@ def test_probe_chap_needs_user_and_secret_together() -> None:
     args = argparse.Namespace(chap_user="u", chap_secret=None, mutual_user=None,
                               mutual_secret=None)
     with pytest.raises(ProbeError, match="both"):
-        _chap(parse_probe_url("iscsi://h/x/1"), args)
+        _chap(parse_iscsi_url("iscsi://h/x/1"), args)
     args.chap_secret = "s"
-    assert _chap(parse_probe_url("iscsi://h/x/1"), args).user == "u"
+    assert _chap(parse_iscsi_url("iscsi://h/x/1"), args).user == "u"
 
 
 def test_send_targets_answer_groups_portals_under_names() -> None:

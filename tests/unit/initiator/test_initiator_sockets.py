@@ -18,11 +18,11 @@ import pytest
 from harness.errors import SplitbrainError
 from harness.initiator.connection import Connection
 from harness.initiator.errors import ConnectionLost, Timeout
-from harness.initiator.mpio_errors import MultipathConfigError
-from harness.initiator.pathlink import PathLost, PathSpec
+from harness.initiator.mpio.errors import MultipathConfigError
+from harness.initiator.mpio.link import PathLost, PathSpec
+from harness.initiator.mpio.session_link import SessionConnector, multipath_from_sessions
+from harness.initiator.mpio.timers import MpioTimers
 from harness.initiator.session import Session
-from harness.initiator.session_link import SessionConnector, multipath_from_sessions
-from harness.initiator.timers import MpioTimers
 
 
 class Listener:

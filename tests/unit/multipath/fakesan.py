@@ -2,7 +2,7 @@
 
 One ``FakeDisk`` (blocks, a VPD 0x83 identity, per-nexus PR registrations, ALUA
 port groups) reached through ``FakeLink``s, one per logged-in path, that speak
-the :class:`~harness.initiator.pathlink.PathLink` interface. A test can kill a
+the :class:`~harness.initiator.mpio.link.PathLink` interface. A test can kill a
 link (connection reset), make a portal refuse logins, hang a portal (commands
 never answer), or script a sense answer for the next commands on a portal. No
 sockets: the device logic is tested on its own; the real wire is the
@@ -16,7 +16,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from harness.initiator.pathlink import PathLost, PathSpec, ScsiOutcome
+from harness.initiator.mpio.link import PathLost, PathSpec, ScsiOutcome
 from harness.scsi.alua import AccessState, RtpgData, TargetPortGroupDescriptor
 from harness.scsi.capacity import ReadCapacity16Data
 from harness.scsi.cdb import (

@@ -9,16 +9,16 @@ import pytest
 from fakesan import FakeDisk, FakeSan, block, check_condition, spec
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from harness.initiator.mpio_errors import (
+from harness.initiator.mpio.device import MultipathDevice
+from harness.initiator.mpio.errors import (
     AllPathsDown,
     DeviceClosed,
     MultipathCommandFailed,
     MultipathConfigError,
     PathIdentityMismatch,
 )
-from harness.initiator.multipath import MultipathDevice
-from harness.initiator.paths import AluaState, PathState
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.status import AluaState, PathState
+from harness.initiator.mpio.timers import MpioTimers
 from harness.scsi.alua import AccessState
 from harness.scsi.reservations import PrType
 from harness.scsi.sense import Asc, SenseData, SenseKey

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from harness.initiator.paths import (
+from harness.initiator.mpio.status import (
     PathEventLog,
     PathState,
     PathStateError,

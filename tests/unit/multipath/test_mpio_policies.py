@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.initiator.paths import AluaState, PathState
-from harness.initiator.policies import (
+from harness.initiator.mpio.policies import (
     ALUA_CARRIES_IO,
     POLICIES,
     FailoverOnly,
@@ -23,6 +22,7 @@ from harness.initiator.policies import (
     policy_named,
     tier,
 )
+from harness.initiator.mpio.status import AluaState, PathState
 
 USABLE_ALUA = (AluaState.ACTIVE_OPTIMIZED, AluaState.ACTIVE_NON_OPTIMIZED)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.initiator.pathlink import ScsiOutcome
-from harness.initiator.paths import AluaState
-from harness.initiator.redrive import Action, classify
+from harness.initiator.mpio.link import ScsiOutcome
+from harness.initiator.mpio.redrive import Action, classify
+from harness.initiator.mpio.status import AluaState
 from harness.scsi.sense import Asc, SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
 

@@ -14,8 +14,8 @@ from harness.initiator.errors import (
     TaskAborted,
     Timeout,
 )
-from harness.initiator.pathlink import PathLost, PathSpec
-from harness.initiator.session_link import SessionLink
+from harness.initiator.mpio.link import PathLost, PathSpec
+from harness.initiator.mpio.session_link import SessionLink
 from harness.initiator.task import ScsiResult
 from harness.iscsi.errors import TruncatedPdu
 from harness.scsi.sense import Asc, SenseData, SenseKey

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from harness.errors import SplitbrainError
-from harness.initiator.timers import MpioTimers, TimerConfigError
+from harness.initiator.mpio.timers import MpioTimers, TimerConfigError
 
 
 def test_windows_preset_carries_the_documented_defaults():

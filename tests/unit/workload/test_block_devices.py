@@ -13,7 +13,9 @@ import pytest
 from harness.checks.integrity import check_devices
 from harness.checks.register import check_reads
 from harness.checks.timing import measure
-from harness.workload.device import FileDevice, open_device, parse_iscsi_url
+from harness.iscsi.names import parse_iscsi_url
+from harness.workload.device import FileDevice
+from harness.workload.device_spec import open_device
 from harness.workload.errors import DeviceError, DeviceUrlError
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, HistoryHeader, load_history
@@ -30,7 +32,7 @@ from harness.workload.writers import Workload, write_not_applied
 sys.path.insert(0, str(Path(__file__).parents[1] / "multipath"))
 from fakesan import FakeDisk, FakeSan
 
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.timers import MpioTimers
 
 
 def run(coro):
@@ -128,7 +130,7 @@ def test_workload_over_multipath_survives_a_killed_path(tmp_path):
 def test_reservation_conflict_is_a_write_that_did_not_happen():
     class ConflictLink:
         async def execute(self, cdb, *, data_out=b"", expected_in=0):
-            from harness.initiator.pathlink import ScsiOutcome
+            from harness.initiator.mpio.link import ScsiOutcome
 
             return ScsiOutcome(0x18)
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from harness.workload.device import parse_iscsi_url
-from harness.workload.errors import DeviceUrlError, HistoryError, WorkloadConfigError
+from harness.iscsi.names import IscsiUrlError, parse_iscsi_url
+from harness.workload.errors import HistoryError, WorkloadConfigError
 from harness.workload.generator import WorkloadSpec, parse_region, parse_size, plan
 from harness.workload.history import History, HistoryHeader, load_history
 
@@ -139,7 +139,7 @@ def test_iscsi_urls():
     for bad, match in [("iscsi://h:1/iqn", "path must be"), ("iscsi://h:1/iqn/x", "not a number"),
                        ("iscsi:///iqn/0", "no host"), ("iscsi://h:99999/iqn/0", "bad port"),
                        ("http://h/iqn/0", "not an iscsi")]:
-        with pytest.raises(DeviceUrlError, match=match):
+        with pytest.raises(IscsiUrlError, match=match):
             parse_iscsi_url(bad)
 
 

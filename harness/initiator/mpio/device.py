@@ -14,7 +14,7 @@ machine, statistics) and the tasks that keep it alive:
 
 Every I/O takes a queue slot (``queue_depth``), asks the load-balance policy
 for a path, and runs there with the per-command timeout (disk timeout). What
-happens when it does not end GOOD is decided by :mod:`harness.initiator.redrive`:
+happens when it does not end GOOD is decided by :mod:`harness.initiator.mpio.redrive`:
 connection loss, timeout or a NOT READY path fail the path; the command is held
 up to the path hold time (LinkDownTime / replacement_timeout) for that path to
 come back, then re-driven on whatever path the policy picks. ALUA answers
@@ -33,15 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
-from harness.initiator import pathprobe
-from harness.initiator.mpio_errors import (
+from harness.initiator.mpio import probe
+from harness.initiator.mpio.errors import (
     AllPathsDown,
     DeviceClosed,
     MultipathCommandFailed,
@@ -49,12 +48,20 @@ from harness.initiator.mpio_errors import (
     PathIdentityMismatch,
     PathIdentityMissing,
 )
-from harness.initiator.pathlink import PathConnector, PathLink, PathLost, PathSpec, ScsiOutcome
-from harness.initiator.paths import AluaState, PathEvent, PathEventLog, PathState, PathStatus
-from harness.initiator.policies import LoadBalancePolicy, PathSnapshot, policy_named
-from harness.initiator.pr_multipath import PersistentReservationPaths
-from harness.initiator.redrive import Action, classify
-from harness.initiator.timers import MpioTimers
+from harness.initiator.mpio.link import (
+    PathCompletion,
+    PathConnector,
+    PathLink,
+    PathLost,
+    PathSpec,
+    ScsiOutcome,
+)
+from harness.initiator.mpio.policies import LoadBalancePolicy, PathSnapshot, policy_named
+from harness.initiator.mpio.redrive import Action, classify
+from harness.initiator.mpio.reservations import PersistentReservationPaths
+from harness.initiator.mpio.status import AluaState, PathEvent, PathEventLog, PathState, PathStatus
+from harness.initiator.mpio.timers import MpioTimers
+from harness.iscsi.names import MPIO_PATHS
 from harness.scsi.cdb import Inquiry, Read, SynchronizeCache, TestUnitReady, Write
 
 _DEVICE_NUMBERS = itertools.count(1)
@@ -66,20 +73,12 @@ class _StillInaccessible(Exception):
     """The port is still not active (internal: drives the ALUA poll's back-off)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PathCompletion:
-    """A finished command: the data it read (b"" otherwise) and the path that served it."""
-
-    data: bytes
-    path: str
-
-
 @dataclass(eq=False)
 class _Path:
     spec: PathSpec
     status: PathStatus
     link: PathLink | None = None
-    identity: pathprobe.PathIdentity | None = None
+    identity: probe.PathIdentity | None = None
     up: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     recovery: asyncio.Task[None] | None = None
@@ -126,14 +125,13 @@ class MultipathDevice:
         self.num_blocks = 0
         self.refused: dict[str, Exception] = {}
         self._connector = connector
-        base = 0x80 << 40 | (os.getpid() & 0xFFFF) << 16 | (next(_DEVICE_NUMBERS) & 0xFF) << 8
         self._paths = [
             _Path(
-                spec=s if s.isid is not None else _with_isid(s, base | i),
+                spec=s if s.isid is not None else replace(s, isid=MPIO_PATHS.isid()),
                 status=PathStatus(s.label, self.events, designation=s.designation,
                                   weight=s.weight, preferred=s.preferred),
             )
-            for i, s in enumerate(specs)
+            for s in specs
         ]
         self._slots = asyncio.Semaphore(queue_depth)
         self._changed = asyncio.Event()
@@ -195,7 +193,7 @@ class MultipathDevice:
                                                p.name, p.identity.designators)
             self.identity = first.identity.designators
             assert first.link is not None
-            self.block_size, self.num_blocks = await pathprobe.capacity(first.link)
+            self.block_size, self.num_blocks = await probe.capacity(first.link)
             await self._refresh_alua(first)
         except BaseException:
             await asyncio.gather(*(p.link.abort() for p in up if p.link), return_exceptions=True)
@@ -407,10 +405,10 @@ class MultipathDevice:
         except Exception as exc:  # a login error of any kind: the path is not up
             raise PathLost(f"login failed: {exc}") from exc
         try:
-            path.identity = await asyncio.wait_for(pathprobe.identify(link),
+            path.identity = await asyncio.wait_for(probe.identify(link),
                                                    self.timers.disk_timeout_s)
             # the unit must be ready (this also consumes the new nexus's unit attentions)
-            await asyncio.wait_for(pathprobe.ready(link), self.timers.disk_timeout_s)
+            await asyncio.wait_for(probe.ready(link), self.timers.disk_timeout_s)
         except BaseException as exc:
             await link.abort()
             if isinstance(exc, TimeoutError):
@@ -527,7 +525,7 @@ class MultipathDevice:
         """RTPG on one path updates the access state of every path in a reported group."""
         if path.link is None or path.identity is None or not path.identity.alua_supported:
             return
-        states = await asyncio.wait_for(pathprobe.port_group_states(path.link),
+        states = await asyncio.wait_for(probe.port_group_states(path.link),
                                         self.timers.disk_timeout_s)
         for p in self._paths:
             if p.identity is not None and p.identity.port_group in states:
@@ -579,6 +577,11 @@ class MultipathDevice:
             f"multipath device {self.name} has no path {name!r}; its paths are "
             f"{', '.join(p.name for p in self._paths)}")
 
+    async def usable_links(self) -> list[tuple[str, PathLink]]:
+        """(name, link) of every usable path; waits for one, up to the PDO remove period."""
+        await self._choose()
+        return self.healthy_links()
+
     def healthy_links(self) -> list[tuple[str, PathLink]]:
         """(name, link) of every path that can carry a command now."""
         return [(p.name, p.link) for p in self._paths
@@ -599,8 +602,3 @@ class MultipathDevice:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-
-def _with_isid(spec: PathSpec, isid: int) -> PathSpec:
-    from dataclasses import replace
-
-    return replace(spec, isid=isid)

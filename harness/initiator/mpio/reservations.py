@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from harness.initiator.mpio_errors import MultipathCommandFailed, MultipathConfigError
-from harness.initiator.pathlink import PathLink, PathLost, ScsiOutcome
-from harness.initiator.redrive import Action, classify
+from harness.initiator.mpio.errors import MultipathCommandFailed, MultipathConfigError
+from harness.initiator.mpio.link import PathCompletion, PathLink, PathLost, ScsiOutcome
+from harness.initiator.mpio.redrive import Action, classify
+from harness.initiator.mpio.timers import MpioTimers
 from harness.scsi.cdb import PersistentReserveIn, PersistentReserveOut
 from harness.scsi.reservations import (
     PR_OUT_BASIC_LENGTH,
@@ -35,8 +36,25 @@ from harness.scsi.reservations import (
     ReadReservationData,
 )
 
-if TYPE_CHECKING:
-    from harness.initiator.multipath import MultipathDevice
+
+class ReservationPaths(Protocol):
+    """What PR over multipath needs of the device (a :class:`MultipathDevice` is one)."""
+
+    name: str
+    timers: MpioTimers
+
+    async def usable_links(self) -> list[tuple[str, PathLink]]:
+        """(name, link) of every usable path; waits for one (or raises AllPathsDown)."""
+        ...
+
+    def fail_path(self, name: str, reason: str) -> None:
+        """Take a path out of service."""
+        ...
+
+    async def execute(self, cdb: bytes, *, data_out: bytes = b"", expected_in: int = 0,
+                      op: str = "command") -> PathCompletion:
+        """Run one command on whichever path the device picks, failing over as needed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +75,9 @@ def _pr_out(action: PrOutAction, key: int, sa_key: int = 0, pr_type: int = 0,
 
 
 class PersistentReservationPaths:
-    """The PR side of a :class:`MultipathDevice` (``device.pr``)."""
+    """The PR side of a multipath device (``device.pr``), over :class:`ReservationPaths`."""
 
-    def __init__(self, device: MultipathDevice) -> None:
+    def __init__(self, device: ReservationPaths) -> None:
         self._device = device
         self.key: int | None = None
         self.aptpl = False
@@ -88,8 +106,7 @@ class PersistentReservationPaths:
     async def _fan_out(self, sa_key: int, aptpl: bool) -> list[str]:
         device = self._device
         while True:
-            await device._choose()  # at least one usable path, or AllPathsDown after the hold
-            links = device.healthy_links()
+            links = await device.usable_links()  # at least one, or AllPathsDown after the hold
             results = await asyncio.gather(
                 *(self._register_on(name, link, sa_key, aptpl) for name, link in links),
                 return_exceptions=True)

@@ -6,7 +6,7 @@ in production, so a user can copy their site's values into the inventory and
 the harness fails over on the same clock. Every duration says its unit (``_s``).
 
 The model: each timer drives exactly one mechanism of
-:class:`harness.initiator.multipath.MultipathDevice`.
+:class:`harness.initiator.mpio.device.MultipathDevice`.
 
 ================================  ===================================================
 timer                             what it does in the device

@@ -1,13 +1,13 @@
 """The harness's own iSCSI ``Session`` as a multipath path (a ``PathLink``).
 
-:class:`SessionConnector` logs one :class:`~harness.initiator.pathlink.PathSpec`
+:class:`SessionConnector` logs one :class:`~harness.initiator.mpio.link.PathSpec`
 in with a :class:`~harness.initiator.session.Session` (its own ISID, CHAP when
 the spec has it) and wraps it in a :class:`SessionLink`, which maps the
 session's view onto the multipath device's: a SCSI status of any kind is a
-:class:`~harness.initiator.pathlink.ScsiOutcome` (carrying the session's own
+:class:`~harness.initiator.mpio.link.ScsiOutcome` (carrying the session's own
 typed error, e.g. ``CheckCondition``, for a non-GOOD status), and anything that
 makes the session unusable (connection lost, protocol error, timeout, login
-refused) is :class:`~harness.initiator.pathlink.PathLost`.
+refused) is :class:`~harness.initiator.mpio.link.PathLost`.
 
 A connector with a ``sock_factory`` makes every path's TCP connection with it
 (first login and every re-login after a path failed), e.g. inside a cluster
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.initiator.connection import SocketFactory
 from harness.initiator.errors import (
@@ -29,14 +29,12 @@ from harness.initiator.errors import (
     TaskAborted,
 )
 from harness.initiator.login import ChapSecrets
-from harness.initiator.mpio_errors import MultipathConfigError
-from harness.initiator.pathlink import Chap, PathConnector, PathLost, PathSpec, ScsiOutcome
+from harness.initiator.mpio.device import MultipathDevice
+from harness.initiator.mpio.errors import MultipathConfigError
+from harness.initiator.mpio.link import Chap, PathConnector, PathLost, PathSpec, ScsiOutcome
+from harness.initiator.mpio.timers import MpioTimers
 from harness.initiator.session import Session, SessionTimeouts
-from harness.initiator.timers import MpioTimers
 from harness.scsi.status import ScsiStatus
-
-if TYPE_CHECKING:
-    from harness.initiator.multipath import MultipathDevice
 
 
 class SessionLink:
@@ -155,8 +153,6 @@ async def multipath_from_sessions(sessions: Sequence[Session], *,
     ``sock_factory``, so a path comes back from where it was first made), keeping
     its ISID.
     """
-    from harness.initiator.multipath import MultipathDevice
-
     specs = [spec_of(s) for s in sessions]
     if connector is None:
         factories = {id(s.sock_factory): s.sock_factory for s in sessions}

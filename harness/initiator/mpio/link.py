@@ -7,10 +7,11 @@ device drives: it runs one SCSI command and returns a :class:`ScsiOutcome`
 lost. Anything that means "this path no longer carries commands" (connection
 reset, protocol error, a session that logged out under us) is raised as
 :class:`PathLost`; a SCSI status, good or bad, is *never* an exception here: the
-device decides what a status means (:mod:`harness.initiator.redrive`).
+device decides what a status means (:mod:`harness.initiator.mpio.redrive`).
 
-The device never builds PDUs: ``session_connector``
-(:mod:`harness.initiator.session_link`, also importable from here) adapts the
+This module is the bottom of :mod:`harness.initiator.mpio`: it imports nothing
+of the device. The device never builds PDUs: ``session_connector``
+(:mod:`harness.initiator.mpio.session_link`, a layer above the device) adapts the
 harness's own ``harness.initiator.session.Session`` to this interface, and unit
 tests plug in an in-memory disk with the same interface.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from harness.errors import SplitbrainError
-from harness.initiator.paths import PathState
+from harness.initiator.mpio.status import PathState
 from harness.scsi.sense import SenseData
 from harness.scsi.status import ScsiStatus
 
@@ -42,7 +43,7 @@ class PathSpec:
     """How to reach one path of a disk, and how MPIO should treat it.
 
     ``isid`` is the 6-byte initiator session id as an int; each path needs its
-    own I_T nexus, so :class:`~harness.initiator.multipath.MultipathDevice`
+    own I_T nexus, so :class:`~harness.initiator.mpio.device.MultipathDevice`
     gives paths without one distinct ISIDs. ``designation`` (active or
     standby), ``weight`` and ``preferred`` feed the load-balance policy.
     """
@@ -89,6 +90,14 @@ class ScsiOutcome:
         return self.status in (ScsiStatus.GOOD, ScsiStatus.CONDITION_MET)
 
 
+@dataclass(frozen=True, slots=True)
+class PathCompletion:
+    """A finished command: the data it read (b"" otherwise) and the path that served it."""
+
+    data: bytes
+    path: str
+
+
 class PathLost(SplitbrainError):
     """The path's connection or session is gone; ``reason`` says how."""
 
@@ -125,13 +134,3 @@ class PathLink(Protocol):
 
 PathConnector = Callable[[PathSpec], Awaitable[PathLink]]
 """Logs in one path; raises :class:`PathLost` (or a login error) when it cannot."""
-
-
-
-def __getattr__(name: str) -> object:
-    """``session_connector`` and friends live in :mod:`harness.initiator.session_link`."""
-    if name in ("session_connector", "SessionConnector", "SessionLink"):
-        from harness.initiator import session_link
-
-        return getattr(session_link, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.errors import SplitbrainError
-from harness.initiator.paths import AluaState, PathState
+from harness.initiator.mpio.status import AluaState, PathState
 
 UNUSABLE = 99
 

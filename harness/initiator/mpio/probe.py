@@ -5,8 +5,8 @@ target port group the path's port is in and what ALUA access state that group
 has (standard INQUIRY TPGS, VPD 0x83 target-port-group designator, REPORT
 TARGET PORT GROUPS), how big the disk is (READ CAPACITY 16), and whether the
 logical unit is ready (TEST UNIT READY). Each asks over one
-:class:`~harness.initiator.pathlink.PathLink`; a non-GOOD answer to a question
-every disk must answer is raised as :class:`~harness.initiator.pathlink.PathLost`
+:class:`~harness.initiator.mpio.link.PathLink`; a non-GOOD answer to a question
+every disk must answer is raised as :class:`~harness.initiator.mpio.link.PathLost`
 so the path is not used.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.initiator.pathlink import PathLink, PathLost, ScsiOutcome
-from harness.initiator.paths import AluaState
+from harness.initiator.mpio.link import PathLink, PathLost, ScsiOutcome
+from harness.initiator.mpio.status import AluaState
 from harness.scsi.alua import RtpgData
 from harness.scsi.capacity import ReadCapacity16Data
 from harness.scsi.cdb import Inquiry, ReadCapacity16, ReportTargetPortGroups, TestUnitReady

@@ -8,7 +8,7 @@ request, a reservation conflict) is the caller's answer, and re-driving it would
 be a lie. In between sit transient conditions that are retried a bounded number
 of times (Windows RetryCount / RetryInterval).
 
-:func:`classify` maps one :class:`~harness.initiator.pathlink.ScsiOutcome` to a
+:func:`classify` maps one :class:`~harness.initiator.mpio.link.ScsiOutcome` to a
 :class:`Verdict`; it is pure so the table is tested on its own.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from harness.initiator.pathlink import ScsiOutcome
-from harness.initiator.paths import AluaState
+from harness.initiator.mpio.link import ScsiOutcome
+from harness.initiator.mpio.status import AluaState
 from harness.scsi.sense import Asc, SenseKey
 from harness.scsi.status import ScsiStatus
 
