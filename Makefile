@@ -11,14 +11,19 @@ STAMP := $(VENV)/.installed
 
 # Real peers the tests talk to (installed when run as root; tests that need a
 # missing one skip and name the package).
-DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace libpcap0.8
+# chromium is the headless browser the report tests open the reports in.
+DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace libpcap0.8 chromium
+# The Allure 3 report needs Node.js >= 20 (reports/package.json pins the CLI);
+# Debian's nodejs and npm are installed only when there is no node at all.
+NODE_MIN := 20
+ALLURE_STAMP := reports/node_modules/.installed
 
-.PHONY: run test venv debian-packages lint bench clean
+.PHONY: run test venv debian-packages allure lint bench clean
 
-run: venv debian-packages
+run: venv debian-packages allure
 	$(VENV)/bin/splitbrain run
 
-test: venv debian-packages
+test: venv debian-packages allure
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -41,6 +46,24 @@ debian-packages:
 	  echo "not root: tests that need these Debian packages will skip: $$missing"; \
 	fi
 
+# The Allure 3 command line (npm ci from reports/package-lock.json). Without a
+# recent enough Node.js this says so and goes on: the audit report needs no Node.
+allure: $(ALLURE_STAMP)
+
+$(ALLURE_STAMP): reports/package.json reports/package-lock.json
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	  else echo "not root and no Node.js/npm: no Allure report (the audit report does not need it)"; exit 0; fi; \
+	fi; \
+	major=$$(node -p 'process.versions.node.split(".")[0]'); \
+	if [ "$$major" -lt $(NODE_MIN) ]; then \
+	  echo "Node.js $$major is older than $(NODE_MIN): no Allure report (the audit report does not need it)"; exit 0; \
+	fi; \
+	cd reports && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
+	  || { echo "npm ci failed in reports/: no Allure report (the audit report does not need it)"; exit 0; }
+
 lint: venv
 	$(VENV)/bin/ruff check harness fixtures suites tests bench
 
@@ -53,4 +76,4 @@ bench: venv debian-packages
 	done
 
 clean:
-	rm -rf $(VENV) reports/allure-results reports/html .pytest_cache
+	rm -rf $(VENV) reports/node_modules reports/allure-results reports/html .pytest_cache

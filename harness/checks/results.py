@@ -34,6 +34,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import SplitbrainError
+from harness.redact import Redactor
 
 SCHEMA = "splitbrain.result/1"
 RUN_SCHEMA = "splitbrain.run/1"
@@ -197,7 +198,8 @@ class ResultsDir:
     def write(self, result: CheckResult) -> Path:
         """Write one record (replacing an earlier one of the same slug)."""
         target = self.results_path / f"{result.slug}.json"
-        _write_whole(target, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        text = json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
+        _write_whole(target, Redactor.from_environment().text(text))
         return target
 
     def write_run(self, info: RunInfo) -> Path:
@@ -206,11 +208,13 @@ class ResultsDir:
         return target
 
     def attach(self, name: str, content: bytes | str | Path, media_type: str) -> Attachment:
-        """Store evidence under ``attachments/`` and return the record that cites it."""
+        """Store evidence under ``attachments/`` (secrets masked, ``harness.redact``) and
+        return the record that cites it."""
         if isinstance(content, Path):
             content = content.read_bytes()
         elif isinstance(content, str):
             content = content.encode()
+        content = Redactor.from_environment().content(content, media_type)
         relative = Path("attachments") / _slug(name, keep_dots=True)
         _write_whole(self.path / relative, content)
         return Attachment(name=name, path=relative.as_posix(), media_type=media_type)

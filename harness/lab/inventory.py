@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.lab.toml_source import InventoryError, TomlSource, did_you_mean
+from harness.redact import remember_secret
 
 if TYPE_CHECKING:
     from harness.initiator.mpio.timers import MpioTimers
@@ -130,6 +131,7 @@ class Secret:
                 f"secret variable ${{{self.variable}}} is not set",
                 f"export {self.variable}=... before running",
             )
+        remember_secret(value)  # every redactor of this process masks it from now on
         return value
 
     def __repr__(self) -> str:

@@ -1,0 +1,147 @@
+"""What a person sees while a command runs: progress on a terminal, plain lines in a CI log.
+
+A ``Console`` looks at its stream once. On a terminal it draws with rich: a
+spinner for a phase with no known length (lab start, a chaos phase), a bar for
+one with a known total (validation checks, resync percentage), and result words
+in colour. Anywhere else (a CI log, a pipe, a file) it writes plain timestamped
+lines with no escape codes: a line when a phase starts and ends, and a progress
+line only when the percentage crosses a ``STEP_PERCENT`` boundary, so a log stays
+short. Colour follows the terminal unless ``NO_COLOR`` is set (or
+``FORCE_COLOR`` forces it on).
+
+The lower layers (chaos, validation) do not import this: they take a plain
+callback, and the command line wires a ``Console`` method to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+STEP_PERCENT = 10
+RESULT_STYLES = {"Success": "green", "Warning": "yellow", "Failed": "bold red",
+                 "Canceled": "magenta", "Not Applicable": "dim"}
+
+
+def _wants_colour(stream: TextIO, tty: bool) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return tty and os.environ.get("TERM", "") != "dumb"
+
+
+class Progress:
+    """One task with a known total: ``update(done, detail)`` as it goes."""
+
+    def __init__(self, console: Console, label: str, total: float, unit: str) -> None:
+        self.console, self.label, self.total, self.unit = console, label, total, unit
+        self._last_step = -1
+        self._task = None
+        self._bar = None
+        if console.tty:
+            from rich.progress import (
+                BarColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                     TaskProgressColumn(), TextColumn("{task.fields[detail]}"),
+                                     TimeElapsedColumn(), console=console.rich,
+                                     transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total or None, detail="")
+
+    def update(self, done: float, detail: str = "") -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, detail=detail)
+            return
+        percent = int(100 * done / self.total) if self.total else 0
+        step = percent // STEP_PERCENT
+        if step > self._last_step:
+            self._last_step = step
+            extra = f" {detail}" if detail else ""
+            self.console.line(f"{self.label}: {done:g}/{self.total:g} {self.unit} "
+                              f"({percent}%){extra}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class Console:
+    """Progress, results and errors for one command, fitted to where its output goes."""
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.colour = _wants_colour(self.stream, self.tty)
+        self._rich = None
+
+    @property
+    def rich(self):  # type: ignore[no-untyped-def]
+        if self._rich is None:
+            from rich.console import Console as RichConsole
+
+            self._rich = RichConsole(file=self.stream, force_terminal=self.tty,
+                                     no_color=not self.colour, highlight=False,
+                                     soft_wrap=True)
+        return self._rich
+
+    def line(self, text: str) -> None:
+        """A plain line (timestamped when not on a terminal)."""
+        if self.tty:
+            self.rich.print(text, markup=False)
+        else:
+            stamp = time.strftime("%H:%M:%S", time.gmtime())
+            print(f"[{stamp}] {text}", file=self.stream, flush=True)
+
+    def result(self, word: str, text: str) -> None:
+        """A result word (coloured on a terminal) followed by its text."""
+        if self.colour:
+            from rich.text import Text
+
+            line = Text(f"{word:<14}", style=RESULT_STYLES.get(word, ""))
+            line.append(text)
+            self.rich.print(line)
+        else:
+            print(f"{word:<14} {text}", file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def phase(self, label: str) -> Iterator[None]:
+        """A wait of unknown length: a spinner on a terminal, start/end lines elsewhere."""
+        start = time.monotonic()
+        if self.tty:
+            with self.rich.status(label):
+                yield
+            self.rich.print(f"{label}: done in {time.monotonic() - start:.1f} s", markup=False)
+            return
+        self.line(f"{label} ...")
+        yield
+        self.line(f"{label}: done in {time.monotonic() - start:.1f} s")
+
+    @contextlib.contextmanager
+    def progress(self, label: str, total: float, unit: str = "") -> Iterator[Progress]:
+        """A wait with a known total (checks, percent resynchronized)."""
+        p = Progress(self, label, total, unit)
+        try:
+            yield p
+        finally:
+            p.close()
+
+    def error(self, command: str, message: str) -> None:
+        """The one line an error gets (``error:`` in red on a terminal)."""
+        err = sys.stderr if self.stream is sys.stdout else self.stream
+        prefix = f"splitbrain {command}: "
+        if self.colour and err.isatty():
+            print(f"{prefix}\x1b[1;31merror:\x1b[0m {message}", file=err, flush=True)
+        else:
+            print(f"{prefix}error: {message}", file=err, flush=True)
