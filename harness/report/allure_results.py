@@ -10,10 +10,12 @@ The mapping (used both inside pytest and by ``splitbrain report``):
 - status: Success and Warning are *passed* (a Warning keeps its reason and a
   ``warning`` tag), Failed is *failed*, Canceled is *broken*, Not Applicable is
   *skipped*;
-- steps, one per phase: evidence titled ``"<phase>: ..."`` for a phase of
-  ``PHASES`` (steady state, inject, evidence, heal, verify) goes into that step,
-  other evidence and the attachments into ``evidence``; ``verify`` always closes
-  with the result and reason, its status the result's;
+- steps, one per phase of ``PHASES`` (steady state, inject, evidence, heal,
+  verify): evidence titled ``"<phase>: ..."`` goes into that step, other
+  evidence by its title's first words (``TITLE_PHASES``: "took effect" is
+  inject, "recovery" is heal, "checker"/"problem" is verify), the rest and the
+  attachments (same rule on their names) into ``evidence``; ``verify`` always
+  closes with the result and reason, its status the result's;
 - every evidence text and attachment is redacted (``harness.redact``).
 
 ``publish(result, results_dir)`` is the one call a suite makes inside a test:
@@ -84,11 +86,30 @@ def labels(result: CheckResult) -> list[tuple[str, str]]:
     return out
 
 
+# Titles the chaos and validation records use, by the phase they belong to.
+TITLE_PHASES = (
+    ("steady state", "steady state"),
+    ("schedule", "inject"), ("took effect", "inject"), ("no effect", "inject"),
+    ("inject", "inject"), ("fault", "inject"),
+    ("recovery", "heal"), ("heal", "heal"), ("resync", "heal"),
+    ("checker", "verify"), ("problem", "verify"), ("replicas after", "verify"),
+    ("verify", "verify"),
+)
+
+
 def phase_of(evidence: Evidence) -> tuple[str, str]:
-    """The phase an evidence belongs to and its title without the phase prefix."""
+    """The phase an evidence belongs to and its title without a ``"<phase>: "`` prefix.
+
+    An explicit prefix naming one of ``PHASES`` decides; otherwise the title's
+    first words (``TITLE_PHASES``); otherwise the ``evidence`` phase.
+    """
     head, sep, rest = evidence.title.partition(":")
     if sep and head.strip().lower() in PHASES:
         return head.strip().lower(), rest.strip() or evidence.title
+    lowered = evidence.title.strip().lower()
+    for start, phase in TITLE_PHASES:
+        if lowered.startswith(start):
+            return phase, evidence.title
     return "evidence", evidence.title
 
 
@@ -135,7 +156,8 @@ def publish(result: CheckResult, results_dir: str | Path | None = None,
     allure.dynamic.title(f"{result.category}: {result.name}")
     allure.dynamic.description(redactor.text(result.description))
     for key, value in sorted(result.numbers.items()):
-        allure.dynamic.parameter(key, redactor.text(str(value)))
+        # allure shows repr(): numbers as they are, text redacted
+        allure.dynamic.parameter(key, redactor.text(value) if isinstance(value, str) else value)
     for phase in phases(result, redactor):
         with allure.step(phase.name):
             for title, text in phase.evidence:
