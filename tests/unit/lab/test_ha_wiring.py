@@ -47,7 +47,7 @@ def test_tables_listen_on_one_side_and_dial_the_proxy_on_the_other() -> None:
 def test_node_majority_is_refused_in_the_lab() -> None:
     text = LAB.read_text().replace('strategy = "heartbeat"', 'strategy = "node-majority"', 1)
     text = text.replace('roles = ["domain-controller"]', 'roles = ["domain-controller", "witness"]')
-    text = text.replace('size = "64MiB"', 'size = "64MiB"\nwitness = "SWS-DC"')
+    text = text.replace('size = "1GiB"', 'size = "1GiB"\nwitness = "SWS-DC"')
     with pytest.raises(HaWiringError, match="no witness process"):
         plan_pairs(loads(text, "lab.toml"))
 

@@ -30,7 +30,10 @@ def test_real_site_devices_have_portals_on_the_iscsi_network(site: SystemUnderTe
         ("198.51.100.11", 3260, "iscsi"),
         ("198.51.100.12", 3260, "iscsi"),
     ]
-    assert set(site.hosts) >= {"Demo1", "SWS-DC"} and "sync" in site.networks
+    assert set(site.hosts) >= {"Demo1", "SWS-DC"}
+    # the seed: a private heartbeat network, and the mirror traffic on the iSCSI network
+    assert site.networks["private"].has_role("heartbeat") and "sync" not in site.networks
+    assert site.networks["iscsi"].has_role("sync")
     assert site.budget.seconds("path_failover_s") == 10.0  # the strict profile
     with pytest.raises(SutError, match="did you mean 'HA1'"):
         site.device("HA-1")
@@ -57,24 +60,25 @@ def test_multipath_uses_the_inventory_policy_and_timers(site: SystemUnderTest) -
     assert device.timers.pdo_remove_period_s == 20.0 and device.timers.link_down_time_s == 15.0
 
 
-def test_real_site_faults_are_black_holes_that_never_cut_management(
-    site: SystemUnderTest,
-) -> None:
+def test_real_site_faults_are_black_holes_that_never_cut_management() -> None:
     from harness.faults import FaultError, RemoteFaults
 
+    # the best-practice variant of the seed: a dedicated sync link to cut
+    site = SystemUnderTest(load(INVENTORIES / "example-site-dedicated-sync.toml"))
     faults = site.faults
     assert isinstance(faults, RemoteFaults)
     assert faults.pairs("sync") == [("SWS-Store1", "sync"), ("SWS-Store2", "sync")]
     assert faults.pairs("iscsi/SWS-Store2") == [("SWS-Store2", "iscsi")]
-    assert faults.pairs("SWS-Store1") == [("SWS-Store1", "iscsi"), ("SWS-Store1", "sync")]
+    assert faults.pairs("SWS-Store1") == [
+        ("SWS-Store1", "private"), ("SWS-Store1", "iscsi"), ("SWS-Store1", "sync")]
     fault = faults.blackhole("sync")
-    assert fault.targets == [("SWS-Store1", "203.0.113.0/24"), ("SWS-Store2", "203.0.113.0/24")]
+    assert fault.targets == [("SWS-Store1", "198.18.0.0/24"), ("SWS-Store2", "198.18.0.0/24")]
     assert fault.ttl_s > 0
     with pytest.raises(FaultError, match="cut the harness off"):
         faults.blackhole("public/SWS-Store1")  # the hosts are managed through public
     with pytest.raises(FaultError, match="did you mean 'sync'"):
         faults.blackhole("synk")
-    assert [s.target for s in faults.catalogue()] == ["iscsi", "sync"]
+    assert [s.target for s in faults.catalogue()] == ["private", "iscsi", "sync"]
 
 
 DESTRUCTIVE_TEST = textwrap.dedent("""
