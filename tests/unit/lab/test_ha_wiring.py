@@ -54,7 +54,7 @@ def test_node_majority_is_refused_in_the_lab() -> None:
 
 def _with_defects(device: str, replica: str) -> str:
     text = LAB.read_text()
-    text = text.replace('size = "64MiB"', f'size = "64MiB"\n{device}', 1)
+    text = text.replace('size = "1GiB"', f'size = "1GiB"\n{device}', 1)
     return text.replace(
         'target = "iqn.2008-08.com.starwindsoftware:sws-store2-ha1partner"',
         f'target = "iqn.2008-08.com.starwindsoftware:sws-store2-ha1partner"\n{replica}',
