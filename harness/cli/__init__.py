@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,10 +42,23 @@ def available_commands() -> list[str]:
     return [c for c in COMMANDS if importlib.util.find_spec(_module_name(c)) is not None]
 
 
+EXIT_CODES = """\
+exit codes (each command's --help lists its own):
+  0    done, and nothing was found wrong
+  1    a check or scenario failed, or an error the message explains
+  2    bad command line
+  128+N  stopped by signal N after healing (130 Ctrl-C, 143 SIGTERM)
+
+Errors are one line: what happened, where, and what to do. Progress is drawn on a
+terminal and written as plain timestamped lines elsewhere (CI logs); colour only on
+a terminal, never with NO_COLOR set."""
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="splitbrain",
         description="Validation and chaos-testing harness for highly available iSCSI storage.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"splitbrain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -70,11 +84,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except SplitbrainError as exc:
-        print(f"splitbrain {args.command}: error: {exc}", file=sys.stderr)
+        _error(args.command, str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"splitbrain {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _error(command: str, message: str) -> None:
+    """One line on stderr; ``error:`` in red only on a terminal (and not with NO_COLOR)."""
+    red = sys.stderr.isatty() and not os.environ.get("NO_COLOR") \
+        and os.environ.get("TERM", "") != "dumb"
+    word = "\x1b[1;31merror:\x1b[0m" if red else "error:"
+    print(f"splitbrain {command}: {word} {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
