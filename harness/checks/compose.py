@@ -1,7 +1,8 @@
 """All checkers over one run, composed (Jepsen's ``checker/compose``).
 
 ``check_run`` judges one history: the reads recorded during the run (register),
-the timing against a budget, and, when devices are given, the data read back
+the timing against a budget, each fault's honest numbers (``faults_report``,
+when the history's file is given), and, when devices are given, the data read back
 through every path (integrity) and the replicas compared with each other
 (divergence). The result is a ``RunVerdict``: one ``Verdict`` per checker that
 ran, valid only when all are.
@@ -9,10 +10,12 @@ ran, valid only when all are.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.divergence import ChunkReader, compare_replicas
+from harness.checks.faults_report import faults_verdict, per_fault_report
 from harness.checks.integrity import check_devices
 from harness.checks.model import WriteIndex
 from harness.checks.register import RegisterCheck
@@ -20,6 +23,8 @@ from harness.checks.timing import check_timing
 from harness.checks.verdict import Problem, Verdict
 from harness.workload.device import BlockDevice
 from harness.workload.history import RecordedHistory
+
+WHOLE_RUN_BUDGETS = ("io_pause", "io_pause_s", "caller_errors", "caller_errors_max")
 
 
 @dataclass(slots=True)
@@ -59,13 +64,18 @@ async def check_run(
     pcap: str | None = None,
     iscsi_ports: tuple[int, ...] = (3260,),
     wire_tolerance_s: float = 0.005,
+    history_path: str | os.PathLike[str] | None = None,
 ) -> RunVerdict:
-    """Run every checker that has what it needs."""
+    """Run every checker that has what it needs (``faults``: when ``history_path`` is given)."""
     index = WriteIndex(history)
     result = RunVerdict(name)
     result.verdicts.append(RegisterCheck(history, index).check())
-    timing = check_timing(history, budget, bin_s=bin_s)
-    result.verdicts.append(timing)
+    if history_path is None:
+        result.verdicts.append(check_timing(history, budget, bin_s=bin_s))
+    else:  # per-fault measures are judged by the faults report, whole-run ones here
+        whole_run = {k: v for k, v in (budget or {}).items() if k in WHOLE_RUN_BUDGETS}
+        result.verdicts.append(check_timing(history, whole_run, bin_s=bin_s))
+        result.verdicts.append(faults_verdict(per_fault_report(history_path, budgets=budget)))
     if pcap is not None:
         from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
         from harness.checks.timing import measure

@@ -1,11 +1,14 @@
 """``splitbrain check``: judge a recorded history (and the device it was recorded on).
 
-Always checks the reads recorded during the run (register semantics) and the
-timing (against ``--budget`` limits when given). With ``--device`` it reads
-the whole device back through every path given (each ``iscsi://`` URL is read
-on its own) and checks every block; with two or more ``--replica`` (image files
-or device paths) it compares the replicas and reports divergence or split
-brain. Exits 1 when any problem is found, 0 when the run is clean.
+Always checks the reads recorded during the run (register semantics), the
+timing and, per fault window, the honest numbers (longest gap with no
+completion, longest operation, stalled operations, caller errors, time until
+every path carries I/O and until the replicas are synchronized again), printed
+as a table and judged by ``--budget`` limits or an ``--inventory``'s budgets.
+With ``--device`` it reads the whole device back through every path given
+(each ``iscsi://`` URL is read on its own) and checks every block; with two or
+more ``--replica`` (image files or device paths) it compares the replicas and
+reports divergence or split brain. Exits 1 when any problem is found, 0 when the run is clean.
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a replica's image file, or an iscsi:// URL of a path to that "
                              "replica; give two or more to compare")
     parser.add_argument("--budget", action="append", default=[], metavar="NAME=LIMIT",
-                        help="timing budget: io_pause, failover, heal_to_all_paths, "
-                             "heal_to_synchronized (seconds), caller_errors (count), or the "
-                             "inventory's io_pause_s, path_failover_s, resync_s")
+                        help="timing budget, over the inventory's: the inventory's names "
+                             "(path_failover_s, node_failover_s, io_pause_s, op_latency_s, "
+                             "stall_s, heal_to_all_paths_s, resync_s in seconds; "
+                             "caller_errors_max, stalled_ops_max as counts) or io_pause, "
+                             "failover, heal_to_all_paths, heal_to_synchronized, caller_errors")
+    parser.add_argument("--inventory", metavar="FILE",
+                        help="take the timing budgets from this inventory's [budgets] "
+                             "(--budget-profile picks the profile)")
+    parser.add_argument("--budget-profile", default="default", metavar="NAME",
+                        help="budget profile of --inventory (default: default)")
     parser.add_argument("--bin", type=float, default=1.0, metavar="S",
                         help="timing bin width in seconds (default 1)")
     parser.add_argument("--json", action="store_true",
@@ -110,7 +120,12 @@ async def _check(args: argparse.Namespace) -> Any:
     from harness.workload.history import load_history
 
     history = load_history(args.history)
-    budget = _budget(args.budget)
+    budget: dict[str, float] = {}
+    if args.inventory:
+        from harness.lab.inventory import load
+
+        budget.update(load(args.inventory).budget(args.budget_profile).limits)
+    budget.update(_budget(args.budget))
     if len(args.replica) == 1:
         raise DeviceUrlError("one --replica given; give every replica (two or more) to compare")
     devices: dict[str, Any] = {}
@@ -122,7 +137,8 @@ async def _check(args: argparse.Namespace) -> Any:
         result = await check_run(history, name=args.history, devices=paths or None,
                                  replicas=replicas, budget=budget, bin_s=args.bin,
                                  pcap=args.pcap, iscsi_ports=tuple(args.iscsi_port or [3260]),
-                                 wire_tolerance_s=args.wire_tolerance)
+                                 wire_tolerance_s=args.wire_tolerance,
+                                 history_path=args.history)
     finally:
         for dev in devices.values():
             await dev.close()
@@ -135,6 +151,17 @@ def _fmt_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n}"
+
+
+def _fault_rows(rows: list[dict[str, Any]], problems: list[Any]) -> list[Any]:
+    """``FaultReport``s again from the verdict's stats (for the table)."""
+    from harness.checks.faults_report import FaultReport
+
+    out = []
+    for row in rows:
+        mine = [p for p in problems if p.detail.get("fault") == row["name"]]
+        out.append(FaultReport(**{**row, "problems": mine}))
+    return out
 
 
 def _print_text(history: Any, result: Any, limit: int) -> None:
@@ -159,17 +186,8 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
             print(f"reads      {v.stats['reads']} reads, {v.stats['blocks']} blocks: {status}")
         elif v.checker == "timing":
             s = v.stats
-            faults = "; ".join(
-                f"{f['name']}: failover "
-                + (f"{f['failover_s']:.3f} s" if f["failover_s"] is not None else "never")
-                + (f", all paths back {f['heal_to_all_paths_s']:.3f} s after heal"
-                   if f["heal_to_all_paths_s"] is not None else "")
-                + (f", replicas synchronized {f['heal_to_synchronized_s']:.3f} s after heal"
-                   if f["heal_to_synchronized_s"] is not None else "")
-                for f in s["faults"])
             print(f"timing     longest I/O pause {s['longest_pause_s']:.3f} s, "
-                  f"{s['caller_errors']} caller errors"
-                  + (f"; {faults}" if faults else "") + f": {status}")
+                  f"{s['caller_errors']} caller errors over the whole run: {status}")
         elif v.checker == "packet_timing":
             rows = "; ".join(
                 f"{r['fault']} {r['measure']}: wire "
@@ -178,6 +196,15 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
                 for r in v.stats["comparison"])
             print(f"wire       {len(v.stats['paths'])} paths in the capture"
                   + (f"; {rows}" if rows else "") + f": {status}")
+        elif v.checker == "faults":
+            rows = v.stats["faults"]
+            print(f"faults     {len(rows)} fault windows (seconds; gap: longest with no "
+                  f"completion, paths/sync: after the heal): {status}")
+            if rows:
+                from harness.checks.faults_report import table_lines
+
+                for line in table_lines(_fault_rows(rows, v.problems)):
+                    print(f"  {line}")
         elif v.checker == "divergence":
             word = "SPLIT BRAIN" if v.stats.get("split_brain") else status
             print(f"replicas   {', '.join(v.stats['replicas'])}: "

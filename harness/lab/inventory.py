@@ -271,7 +271,8 @@ class HaDevice:
 
 @dataclass(frozen=True)
 class BudgetProfile:
-    """Named failover time limits in seconds (``path_failover_s = 20``)."""
+    """Named limits: seconds for names ending ``_s`` (``path_failover_s = 20``), counts
+    for names ending ``_max`` (``caller_errors_max = 0``)."""
 
     name: str
     limits: Mapping[str, float]

@@ -587,13 +587,16 @@ def _budgets(r: _Reader, value: object) -> dict[str, BudgetProfile]:
         b = r.table(body, path, free=True)
         limits: dict[str, float] = {}
         for name, raw in b.items():
-            if not name.endswith("_s"):
+            if name.endswith("_max"):
+                limits[name] = float(r.integer(raw, (*path, name), 0, 2**31 - 1))
+            elif name.endswith("_s"):
+                limits[name] = r.seconds(raw, (*path, name))
+            else:
                 raise r.fail(
                     (*path, name),
                     f"budget {name!r} does not say its unit",
-                    f"name it {name}_s (seconds)",
+                    f"name it {name}_s (seconds) or {name}_max (a count)",
                 )
-            limits[name] = r.seconds(raw, (*path, name))
         out[profile] = BudgetProfile(profile, MappingProxyType(limits))
     if out and "default" not in out:
         raise r.fail(

@@ -107,6 +107,11 @@ def test_shipped_inventories_load(name: str) -> None:
     assert "default" in inv.budgets
 
 
+def test_lab_budgets_include_counts() -> None:
+    limits = load(INVENTORIES / "lab.toml").budget().limits
+    assert limits["caller_errors_max"] == 0 and limits["stalled_ops_max"] == 32
+
+
 def test_seed_has_three_separated_networks_in_documentation_ranges() -> None:
     inv = load(INVENTORIES / "example-site.toml")
     docs = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
@@ -227,6 +232,12 @@ MISTAKES = [
         "path_failover_s = -1",
         ["positive number of seconds"],
         id="negative-budget",
+    ),
+    pytest.param(
+        ("path_failover_s = 20", "path_failover_s = 20\ncaller_errors_max = 0.5"),
+        "caller_errors_max = 0.5",
+        ["must be an integer from 0"],
+        id="count-budget-not-an-integer",
     ),
     pytest.param(
         ("[budgets.default]", "[budgets.nightly]"),

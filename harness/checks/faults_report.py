@@ -1,0 +1,440 @@
+"""Per-fault timing: what each fault cost the caller, in honest numbers, against budgets.
+
+The model: the caller's view is the truth, and a fault is judged by the whole
+outage it caused, not by the first lucky completion. For each fault window
+(injected at ``a``, healed at ``b``; a fault never healed lasts until the end of
+the history) the history gives
+
+- ``longest_gap_s``: the longest interval with no successful (``ok``)
+  completion that overlaps ``[a, b]``, whole, not clipped to the window: a
+  2.2 s blackout that starts during a path cut is 2.2 s. (Measuring failover as
+  "first success on another path" says milliseconds under round robin while
+  I/O on the cut path hangs.) Resolution: gaps shorter than ``BUCKET_NS``
+  (5 ms) are not resolved;
+- ``longest_op_s``: the longest single operation in flight during the window
+  (an operation that never completed counts until the end of the history);
+- ``stalled_ops``: operations in flight during the window that took longer
+  than the ``stall_s`` budget;
+- ``caller_errors``: ``fail`` and ``info`` completions of operations in flight
+  during the window (with MPIO in front a failover should return none);
+- ``heal_to_all_paths_s``: from the heal until every path that carried I/O
+  before the fault has completed an ``ok`` operation again (a path that never
+  does is a problem, budget or not, unless a later fault takes it again first);
+- ``heal_to_synchronized_s``: from the heal until every HA replica of the
+  history's ``replica`` records last said ``synchronized``.
+
+Budgets are the inventory's names (``[budgets.PROFILE]``): a number of seconds
+for names ending in ``_s``, a count for names ending in ``_max``:
+
+=======================  ===================================================
+``path_failover_s`` ...  the fault record's ``budget`` names the one that
+                         judges ``longest_gap_s`` (else ``io_pause_s``)
+``op_latency_s``         judges ``longest_op_s``
+``stall_s``              when an operation counts as stalled (default 5 s)
+``stalled_ops_max``      judges ``stalled_ops``
+``caller_errors_max``    judges ``caller_errors``
+``heal_to_all_paths_s``  judges ``heal_to_all_paths_s`` (default 60 s)
+``resync_s``             judges ``heal_to_synchronized_s``
+=======================  ===================================================
+
+The history is streamed (``harness.workload.history_stream``): state is a few
+arrays per 5 ms of history plus the rare slow or failed operations, never one
+Python object per operation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.checks.verdict import Problem, Verdict
+from harness.workload.history import FaultWindow, ReplicaState
+from harness.workload.history_stream import (
+    FAIL,
+    INFO,
+    NEVER,
+    OK,
+    PENDING,
+    OpChunk,
+    OpStream,
+    outline,
+    read_records,
+)
+
+BUCKET_NS = 5_000_000
+DEFAULT_BUDGETS: dict[str, float] = {"heal_to_all_paths_s": 60.0, "stall_s": 5.0}
+MAX_CITED_OPS = 5  # operations whose records one problem cites
+
+
+@dataclass(slots=True)
+class FaultReport:
+    """The honest numbers of one fault window and the problems they make."""
+
+    fault: int
+    name: str
+    kind: str | None
+    target: str | None
+    injected_s: float  # seconds since the history's first record
+    healed_s: float | None  # None: never healed in this history
+    longest_gap_s: float
+    gap_from_s: float | None
+    gap_to_s: float | None
+    longest_op_s: float | None  # None: no operation was in flight
+    stalled_ops: int
+    caller_errors: int
+    heal_to_all_paths_s: float | None  # None: not healed, or some path never came back
+    paths_back_s: dict[str, float | None] = field(default_factory=dict)
+    heal_to_synchronized_s: float | None = None  # None: no replica states, or never
+    budgets: dict[str, float] = field(default_factory=dict)  # the budgets that judged it
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["problems"] = [p.to_json() for p in self.problems]
+        return out
+
+
+class _Rows:
+    """A growable table of int64 rows (the rare slow or failed operations)."""
+
+    COLS = ("invoke", "complete", "op", "outcome", "invoke_at", "complete_at")
+
+    def __init__(self) -> None:
+        self.data = np.empty((0, len(self.COLS)), dtype=np.int64)
+        self._parts: list[np.ndarray] = []
+
+    def add(self, chunk: OpChunk, mask: np.ndarray) -> None:
+        if mask.any():
+            self._parts.append(np.stack([chunk.invoke[mask], chunk.complete[mask],
+                                         chunk.op[mask], chunk.outcome[mask].astype(np.int64),
+                                         chunk.invoke_at[mask], chunk.complete_at[mask]],
+                                        axis=1))
+
+    def table(self) -> np.ndarray:
+        if self._parts:
+            self.data = np.concatenate([self.data, *self._parts])
+            self._parts.clear()
+        return self.data
+
+
+class FaultTimer:
+    """Accumulates what ``FaultReport`` needs from a stream of ``OpChunk``s."""
+
+    def __init__(self, windows: Sequence[FaultWindow], stall_s: float) -> None:
+        self.windows = list(windows)
+        self.stall_ns = int(stall_s * 1e9)
+        self.origin: int | None = None
+        self.ok_min = np.empty(0, dtype=np.int64)
+        self.ok_max = np.empty(0, dtype=np.int64)
+        self.lat_max = np.empty(0, dtype=np.int64)
+        self.lat_end = np.empty(0, dtype=np.int64)
+        self.max_latency = 0
+        self.slow = _Rows()
+        self.errors = _Rows()
+        self.path_first_ok: dict[int, int] = {}
+        stops = [w.stop_ns for w in self.windows if w.stop_ns is not None]
+        self.stops = np.array(sorted(set(stops)), dtype=np.int64)
+        self.back: dict[int, np.ndarray] = {}  # path -> first ok completion >= each stop
+
+    def _grow(self, n: int) -> None:
+        if n <= len(self.ok_min):
+            return
+        size = max(n, 2 * len(self.ok_min), 1024)
+        extra = size - len(self.ok_min)
+        self.ok_min = np.concatenate([self.ok_min, np.full(extra, NEVER, dtype=np.int64)])
+        self.ok_max = np.concatenate([self.ok_max, np.full(extra, -1, dtype=np.int64)])
+        self.lat_max = np.concatenate([self.lat_max, np.full(extra, -1, dtype=np.int64)])
+        self.lat_end = np.concatenate([self.lat_end, np.zeros(extra, dtype=np.int64)])
+
+    def bucket(self, t: np.ndarray | int) -> Any:
+        assert self.origin is not None
+        return np.maximum((np.asarray(t, dtype=np.int64) - self.origin) // BUCKET_NS, 0)
+
+    def add(self, chunk: OpChunk) -> None:
+        done = chunk.outcome != PENDING
+        if self.origin is None:
+            first = [int(chunk.invoke.min())] + [w.start_ns for w in self.windows]
+            self.origin = min(first) - 60 * 10**9  # room for records slightly out of order
+        c = chunk.complete[done]
+        if len(c):
+            k = self.bucket(c)
+            self._grow(int(k.max()) + 1)
+            ok = chunk.outcome[done] == OK
+            np.minimum.at(self.ok_min, k[ok], c[ok])
+            np.maximum.at(self.ok_max, k[ok], c[ok])
+            lat = c - chunk.invoke[done]
+            self.max_latency = max(self.max_latency, int(lat.max()))
+            order = np.lexsort((lat, k))
+            ks = k[order]
+            last = np.flatnonzero(np.append(ks[1:] != ks[:-1], True))
+            kk, ll, cc = ks[last], lat[order][last], c[order][last]
+            better = ll > self.lat_max[kk]
+            self.lat_max[kk[better]] = ll[better]
+            self.lat_end[kk[better]] = cc[better]
+        self.slow.add(chunk, done & (chunk.complete - chunk.invoke > self.stall_ns))
+        self.errors.add(chunk, (chunk.outcome == FAIL) | (chunk.outcome == INFO))
+        ok_all = chunk.outcome == OK
+        for p in np.unique(chunk.path[ok_all]).tolist():
+            if p < 0:
+                continue
+            cp = np.sort(chunk.complete[ok_all & (chunk.path == p)])
+            self.path_first_ok[p] = min(self.path_first_ok.get(p, NEVER), int(cp[0]))
+            if len(self.stops):
+                j = np.searchsorted(cp, self.stops)
+                cand = np.where(j < len(cp), cp[np.minimum(j, len(cp) - 1)], NEVER)
+                best = self.back.setdefault(p, np.full(len(self.stops), NEVER, dtype=np.int64))
+                np.minimum(best, cand, out=best)
+
+    def pending(self, chunk: OpChunk) -> None:
+        """Operations that never completed: slow by definition (until the history ends)."""
+        self.slow.add(chunk, chunk.outcome == PENDING)
+
+    def gaps(self, first_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every interval with no ok completion, as (from, to), in time order."""
+        full = np.flatnonzero(self.ok_max >= 0)
+        if not len(full):
+            return np.array([first_ns]), np.array([end_ns])
+        starts = np.concatenate([[first_ns], self.ok_max[full]])
+        ends = np.concatenate([self.ok_min[full], [max(end_ns, int(self.ok_max[full[-1]]))]])
+        return starts, ends
+
+
+def _overlapping(rows: np.ndarray, a: int, b: int, end_ns: int) -> np.ndarray:
+    complete = np.where(rows[:, 1] == NEVER, end_ns, rows[:, 1])
+    return rows[(rows[:, 0] <= b) & (complete >= a)]
+
+
+def _latency(rows: np.ndarray, end_ns: int) -> np.ndarray:
+    """Each row's latency; an operation that never completed lasts until ``end_ns``."""
+    return np.where(rows[:, 1] == NEVER, end_ns, rows[:, 1]) - rows[:, 0]
+
+
+def _synchronized_after(replicas: list[ReplicaState], stop: int) -> float | None:
+    events = sorted(replicas, key=lambda e: e.time_ns)
+    state = {e.replica: "unknown" for e in events}
+    for e in events:
+        if e.time_ns > stop:
+            break
+        state[e.replica] = e.state
+    if all(s == "synchronized" for s in state.values()):
+        return 0.0
+    for e in events:
+        if e.time_ns <= stop:
+            continue
+        state[e.replica] = e.state
+        if all(s == "synchronized" for s in state.values()):
+            return (e.time_ns - stop) / 1e9
+    return None
+
+
+def resolve_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:
+    """The given budgets over the defaults (``DEFAULT_BUDGETS``)."""
+    out = dict(DEFAULT_BUDGETS)
+    out.update({k: float(v) for k, v in (budgets or {}).items()})
+    return out
+
+
+def per_fault_report(history_path: str | os.PathLike[str],
+                     fault_windows: Sequence[FaultWindow] | None = None,
+                     budgets: Mapping[str, float] | None = None,
+                     *, chunk: int | None = None) -> list[FaultReport]:
+    """One ``FaultReport`` per fault window (default: the history's own fault records)."""
+    budget = resolve_budgets(budgets)
+    out = outline(history_path)
+    windows = list(out.faults if fault_windows is None else fault_windows)
+    timer = FaultTimer(windows, budget["stall_s"])
+    stream = OpStream(history_path) if chunk is None else OpStream(history_path, chunk=chunk)
+    for c in stream:
+        timer.add(c)
+        timer.pending(c)
+    return finish_reports(timer, stream, out.replicas, budget, history_path)
+
+
+def finish_reports(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaState],
+                   budget: dict[str, float],
+                   history_path: str | os.PathLike[str]) -> list[FaultReport]:
+    """Turn a consumed stream's accumulated state into reports (see ``per_fault_report``)."""
+    end = stream.end_ns
+    first = stream.first_ns if stream.first_ns is not None else 0
+    t0 = min([first, *(w.start_ns for w in timer.windows)]) if timer.windows else first
+    if timer.origin is None:
+        timer.origin = t0
+    gs, ge = timer.gaps(first, end)
+    slow, errors = timer.slow.table(), timer.errors.table()
+    reports = []
+    for w in timer.windows:
+        a = w.start_ns
+        b = w.stop_ns if w.stop_ns is not None else end
+        lo = int(np.searchsorted(ge, a, side="right"))
+        hi = int(np.searchsorted(gs, b, side="left"))
+        gap, g_from, g_to = 0, None, None
+        if hi > lo:
+            i = lo + int(np.argmax(ge[lo:hi] - gs[lo:hi]))
+            gap, g_from, g_to = int(ge[i] - gs[i]), int(gs[i]), int(ge[i])
+        longest = _longest_op(timer, slow, a, b, end)
+        stalled = _overlapping(slow, a, b, end)
+        stalled = stalled[_latency(stalled, end) > timer.stall_ns]
+        errs = _overlapping(errors, a, b, end)
+        rep = FaultReport(
+            fault=w.fault, name=w.name, kind=w.attrs.get("kind"),
+            target=w.attrs.get("target"), injected_s=(a - t0) / 1e9,
+            healed_s=None if w.stop_ns is None else (w.stop_ns - t0) / 1e9,
+            longest_gap_s=gap / 1e9,
+            gap_from_s=None if g_from is None else (g_from - t0) / 1e9,
+            gap_to_s=None if g_to is None else (g_to - t0) / 1e9,
+            longest_op_s=None if longest is None else longest / 1e9,
+            stalled_ops=len(stalled), caller_errors=len(errs), heal_to_all_paths_s=None,
+        )
+        if w.stop_ns is not None:
+            _paths_back(rep, timer, stream, w, end)
+            if replicas:
+                rep.heal_to_synchronized_s = _synchronized_after(replicas, w.stop_ns)
+        _judge(rep, w, timer.windows, budget, bool(replicas), stalled, errs, history_path,
+               end)
+        reports.append(rep)
+    return reports
+
+
+def _longest_op(timer: FaultTimer, slow: np.ndarray, a: int, b: int, end: int) -> int | None:
+    best: int | None = None
+    if len(timer.lat_max):
+        k0 = int(timer.bucket(a))
+        k1 = min(int(timer.bucket(b + timer.max_latency)) + 1, len(timer.lat_max))
+        lat, c = timer.lat_max[k0:k1], timer.lat_end[k0:k1]
+        hit = (lat >= 0) & (c >= a) & (c - lat <= b)
+        if hit.any():
+            best = int(lat[hit].max())
+    rows = _overlapping(slow, a, b, end)
+    if len(rows):
+        best = max(best or 0, int(_latency(rows, end).max()))
+    return best
+
+
+def _paths_back(rep: FaultReport, timer: FaultTimer, stream: OpStream, w: FaultWindow,
+                end: int) -> None:
+    assert w.stop_ns is not None
+    si = int(np.searchsorted(timer.stops, w.stop_ns))
+    for p, first_ok in sorted(timer.path_first_ok.items()):
+        if first_ok >= w.start_ns:
+            continue  # carried no I/O before the fault
+        back = int(timer.back[p][si]) if p in timer.back else NEVER
+        name = stream.path_names[p]
+        rep.paths_back_s[name] = None if back == NEVER else (back - w.stop_ns) / 1e9
+    values = list(rep.paths_back_s.values())
+    if values and all(v is not None for v in values):
+        rep.heal_to_all_paths_s = max(v for v in values if v is not None)
+
+
+def _retaken(windows_after: Sequence[FaultWindow], path: str, after: int) -> int | None:
+    """When a later fault took ``path`` again (its record names it), if one did."""
+    starts = [f.start_ns for f in windows_after
+              if f.start_ns > after and path in (f.attrs.get("paths") or [])]
+    return min(starts, default=None)
+
+
+def _judge(rep: FaultReport, w: FaultWindow, windows: Sequence[FaultWindow],
+           budget: dict[str, float], has_replicas: bool, stalled: np.ndarray,
+           errs: np.ndarray, history_path: str | os.PathLike[str], end: int) -> None:
+    recs = list(w.records)
+
+    def cite(rows: np.ndarray) -> list[dict[str, Any]]:
+        offs = [int(x) for r in rows[:MAX_CITED_OPS] for x in (r[4], r[5])]
+        return recs + read_records(history_path, offs)
+
+    def over(measure: str, value: float, name: str, text: str,
+             records: list[dict[str, Any]] | None = None) -> None:
+        limit = budget[name]
+        rep.budgets[name] = limit
+        if value > limit:
+            unit = "" if name.endswith("_max") else " s"
+            shown = f"{value:g}" if name.endswith("_max") else f"{value:.3f} s"
+            rep.problems.append(Problem(
+                "over_budget",
+                f"over budget: {w.name}: {text.format(shown)}; budget {name} = {limit:g}{unit}",
+                records=records if records is not None else recs,
+                detail={"measure": measure, "value": value, "budget": limit,
+                        "budget_name": name, "fault": w.name}))
+
+    gap_budget = w.attrs.get("budget")
+    if not (isinstance(gap_budget, str) and gap_budget in budget):
+        gap_budget = "io_pause_s" if "io_pause_s" in budget else None
+    if gap_budget is not None:
+        over("longest_gap", rep.longest_gap_s, gap_budget,
+             "no I/O completed for {}" + (f" (from {rep.gap_from_s:.3f} s)"
+                                          if rep.gap_from_s is not None else ""))
+    if "op_latency_s" in budget and rep.longest_op_s is not None:
+        over("longest_op", rep.longest_op_s, "op_latency_s", "the longest operation took {}")
+    if "stalled_ops_max" in budget:
+        over("stalled_ops", rep.stalled_ops, "stalled_ops_max",
+             "{} operations took longer than stall_s = " + f"{budget['stall_s']:g} s",
+             cite(stalled))
+    if "caller_errors_max" in budget:
+        over("caller_errors", rep.caller_errors, "caller_errors_max",
+             "{} errors returned to the caller", cite(errs))
+    if w.stop_ns is None:
+        rep.problems.append(Problem("not_healed", f"{w.name} was never healed in this history",
+                                    records=recs, detail={"fault": w.name}))
+        return
+    limit = budget["heal_to_all_paths_s"]
+    rep.budgets["heal_to_all_paths_s"] = limit
+    missing = []
+    for path, back in rep.paths_back_s.items():
+        if back is not None:
+            continue
+        retaken = _retaken(windows, path, w.stop_ns)
+        if retaken is not None and retaken - w.stop_ns <= limit * 1e9:
+            continue
+        missing.append(path)
+    if missing:
+        rep.problems.append(Problem(
+            "path_not_restored",
+            f"path not restored: after healing {w.name} no I/O succeeded again on "
+            f"{', '.join(missing)} (in the {(end - w.stop_ns) / 1e9:.3f} s to the end of "
+            "the history)", records=recs, device=",".join(missing),
+            detail={"fault": w.name, "paths": missing}))
+    elif rep.heal_to_all_paths_s is not None:
+        over("heal_to_all_paths", rep.heal_to_all_paths_s, "heal_to_all_paths_s",
+             "every path carried I/O again {} after the heal")
+    if "resync_s" in budget and has_replicas:
+        if rep.heal_to_synchronized_s is None:
+            rep.budgets["resync_s"] = budget["resync_s"]
+            rep.problems.append(Problem(
+                "not_resynchronized", f"after healing {w.name} the replicas never all "
+                "reported synchronized", records=recs, detail={"fault": w.name}))
+        else:
+            over("heal_to_synchronized", rep.heal_to_synchronized_s, "resync_s",
+                 "the replicas were synchronized again {} after the heal")
+
+
+def faults_verdict(reports: Sequence[FaultReport]) -> Verdict:
+    """The ``faults`` checker's verdict: every report's problems, the numbers as stats."""
+    return Verdict("faults", [p for r in reports for p in r.problems],
+                   {"faults": [{k: v for k, v in r.to_json().items() if k != "problems"}
+                               for r in reports]})
+
+
+def _num(v: float | None, width: int = 7) -> str:
+    return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
+
+
+def table_lines(reports: Sequence[FaultReport]) -> list[str]:
+    """The per-fault table as text lines (times in seconds)."""
+    head = (f"{'fault':<34} {'at':>7} {'healed':>7} {'gap':>7} {'op max':>7} {'stall':>5} "
+            f"{'errs':>4} {'paths':>7} {'sync':>7}  verdict")
+    lines = [head]
+    for r in reports:
+        verdict = "ok" if r.valid else ", ".join(
+            p.detail.get("budget_name") or p.kind for p in r.problems)
+        lines.append(f"{r.name[:34]:<34} {_num(r.injected_s)} {_num(r.healed_s)} "
+                     f"{_num(r.longest_gap_s)} {_num(r.longest_op_s)} {r.stalled_ops:>5} "
+                     f"{r.caller_errors:>4} {_num(r.heal_to_all_paths_s)} "
+                     f"{_num(r.heal_to_synchronized_s)}  {verdict}")
+    return lines
