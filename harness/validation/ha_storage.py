@@ -43,21 +43,19 @@ STAMPED = 4
        "Validate that every replica of every HA device is Synchronized.")
 async def validate_synchronized(run: CheckRun) -> Outcome:
     site = run.site
-    if site.lab is None:
-        reader = getattr(site.sut, "replica_states", None)
-        if reader is None:
-            return not_applicable("this site's storage has no replica state reader in the "
-                                  "harness yet; check the replicas in the storage console")
-        states = await asyncio.to_thread(reader)
-    else:
-        states = await asyncio.to_thread(site.lab.ha_states)
+    reader = site.sut.replicas  # the lab's nodes, or the reader [storage] kind names
+    statuses = await asyncio.to_thread(reader.states, list(site.devices))
+    states = {(s.device, s.host): s for s in statuses}
+    run.add("How", f"replica states read by the {reader.kind!r} reader")
     problems = []
     for alias, device in site.devices.items():
         for replica in device.replicas:
-            state = states.get(alias, {}).get(replica.host, "unknown (no answer)")
-            run.step(f"{alias} on {replica.host}: {state}")
+            status = states.get((alias, replica.host))
+            run.step(status.line() if status else f"{alias}@{replica.host}: no answer")
+            state = status.state if status else "unknown (no answer)"
             if state != "Synchronized":
-                problems.append(f"{alias} on {replica.host} is {state}, not Synchronized")
+                problems.append(f"{alias} on {replica.host} is {state}, not Synchronized"
+                                + (f" ({status.detail})" if status and status.detail else ""))
     return judged(problems, [], f"{len(site.devices)} device(s): every replica Synchronized")
 
 

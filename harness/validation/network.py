@@ -380,9 +380,9 @@ async def validate_cluster_network_configuration(run: CheckRun) -> Outcome:
                                 f"{dst_host}'s private address {dst}: the heartbeat network is "
                                 "reachable from another network")
         run.number("separation_probes", len(results))
-    return judged(problems, warnings, f"heartbeat on {', '.join(n.name for n in private)}, "
-                                      f"separate from public and iSCSI; storage: "
-                                      f"{design(inv)}")
+    names = ", ".join(n.name for n in private)
+    return judged(problems, warnings, f"cluster heartbeat on network(s) {names}, separate "
+                                      f"from public and iSCSI; storage: {design(inv)}")
 
 
 @check(NETWORK, "Validate Multiple Subnet Properties",
