@@ -30,12 +30,13 @@ def _plant_raw(results: Path, planted: str, inline: str) -> None:
     record.write_text(text.replace("3 acknowledged writes lost", f"lost; token {planted}"))
 
 
-def test_report_from_results_has_every_output_and_no_secret(results, planted_env, tmp_path,
-                                                            capsys) -> None:
+def test_report_from_results_has_every_output_and_no_secret(example_results, planted_env,
+                                                            tmp_path, capsys) -> None:
     planted, inline = planted_env
-    _plant_raw(results.path, planted, inline)
+    _plant_raw(example_results.path, planted, inline)
     out = tmp_path / "report"
-    code, stdout, _ = _report(capsys, str(results.path), "--out", str(out), "--no-allure")
+    code, stdout, _ = _report(capsys, str(example_results.path), "--out", str(out),
+                              "--no-allure")
     assert code == 0
     assert stdout.strip().splitlines()[-1] == f"audit report   {out / 'audit.html'}"
     for name in ("audit.html", "junit.xml", MANIFEST, "allure-results/environment.properties",
@@ -52,10 +53,10 @@ def test_report_from_results_has_every_output_and_no_secret(results, planted_env
     assert "REDACTED" in audit
 
 
-def test_audit_lists_failures_first_with_counts_and_inline_timeline(results, tmp_path,
+def test_audit_lists_failures_first_with_counts_and_inline_timeline(example_results, tmp_path,
                                                                    capsys) -> None:
     out = tmp_path / "r"
-    assert _report(capsys, str(results.path), "--out", str(out), "--no-allure")[0] == 0
+    assert _report(capsys, str(example_results.path), "--out", str(out), "--no-allure")[0] == 0
     audit = (out / "audit.html").read_text()
     index = audit[audit.index('id="index"'):]
     order = re.findall(r'<tr data-result="([^"]+)">', index)
@@ -69,9 +70,9 @@ def test_audit_lists_failures_first_with_counts_and_inline_timeline(results, tmp
     assert (suites.get("tests"), suites.get("failures"), suites.get("skipped")) == ("4", "1", "1")
 
 
-def test_verify_names_the_one_altered_attachment(results, tmp_path, capsys) -> None:
+def test_verify_names_the_one_altered_attachment(example_results, tmp_path, capsys) -> None:
     out = tmp_path / "r"
-    _report(capsys, str(results.path), "--out", str(out), "--no-allure")
+    _report(capsys, str(example_results.path), "--out", str(out), "--no-allure")
     code, stdout, _ = _report(capsys, "--verify", str(out))
     assert code == 0 and "match" in stdout
     journal = out / "evidence" / "attachments" / "faults.jsonl"
@@ -93,12 +94,13 @@ def test_folder_without_results_is_one_line_and_no_report(tmp_path, capsys) -> N
 
 
 def test_damaged_record_and_missing_attachment_are_named_and_the_rest_reported(
-        results, tmp_path, capsys) -> None:
-    record = next((results.path / "results").glob("validation-Network-*.json"))
+        example_results, tmp_path, capsys) -> None:
+    record = next((example_results.path / "results").glob("validation-Network-*.json"))
     record.write_text(record.read_text()[:80])  # truncated mid-write
-    (results.path / "attachments" / "history.jsonl.gz").unlink()
+    (example_results.path / "attachments" / "history.jsonl.gz").unlink()
     out = tmp_path / "r"
-    code, _stdout, stderr = _report(capsys, str(results.path), "--out", str(out), "--no-allure")
+    code, _stdout, stderr = _report(capsys, str(example_results.path), "--out", str(out),
+                                    "--no-allure")
     assert code == 3
     lines = stderr.strip().splitlines()
     assert len(lines) == 2
@@ -110,10 +112,10 @@ def test_damaged_record_and_missing_attachment_are_named_and_the_rest_reported(
     assert "missing from the results directory" in audit
 
 
-def test_an_interrupted_build_leaves_the_earlier_report_alone(results, tmp_path, capsys,
-                                                              monkeypatch) -> None:
+def test_an_interrupted_build_leaves_the_earlier_report_alone(example_results, tmp_path,
+                                                              capsys, monkeypatch) -> None:
     out = tmp_path / "r"
-    _report(capsys, str(results.path), "--out", str(out), "--no-allure")
+    _report(capsys, str(example_results.path), "--out", str(out), "--no-allure")
     before = (out / "audit.html").read_bytes()
 
     def broken(*_a, **_k):
@@ -121,28 +123,27 @@ def test_an_interrupted_build_leaves_the_earlier_report_alone(results, tmp_path,
 
     monkeypatch.setattr(build_module, "render_junit", broken)
     with pytest.raises(OSError):
-        build_module.build_report([results.path], out, allure=False)
+        build_module.build_report([example_results.path], out, allure=False)
     assert (out / "audit.html").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_without_node_the_audit_report_is_made_and_the_command_says_how(results, tmp_path,
-                                                                       capsys,
-                                                                       monkeypatch) -> None:
+def test_without_node_the_audit_report_is_made_and_the_command_says_how(
+        example_results, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
     monkeypatch.delenv("SPLITBRAIN_ALLURE", raising=False)
     out = tmp_path / "r"
-    code, stdout, _ = _report(capsys, str(results.path), "--out", str(out))
+    code, stdout, _ = _report(capsys, str(example_results.path), "--out", str(out))
     assert code == 0
     assert "Allure report skipped: Node.js is not installed" in stdout
     assert "make allure" in stdout
     assert (out / "audit.html").is_file() and not (out / "allure-report").exists()
 
 
-def test_out_that_holds_other_files_is_refused(results, tmp_path, capsys) -> None:
+def test_out_that_holds_other_files_is_refused(example_results, tmp_path, capsys) -> None:
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    code, _, stderr = _report(capsys, str(results.path), "--out", str(other))
+    code, _, stderr = _report(capsys, str(example_results.path), "--out", str(other))
     assert code == 4 and "not empty" in stderr
     assert (other / "notes.txt").read_text() == "keep me"
