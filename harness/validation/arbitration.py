@@ -284,9 +284,12 @@ async def _duel(device: Any, owner: NodeDisk, owner_i: int, challenger: NodeDisk
                         "are not replicated)")
     res = await challenger.first_on(rc).read_reservation()
     if res.key != ko:
+        cause = (f": the reservation taken through {ro} is not visible through {rc}; "
+                 "reservations are not replicated between the storage nodes"
+                 if rc != ro else "")
         problems.append(f"{alias}: through {rc} the reservation is "
                         f"{'none' if res.key is None else hex(res.key)}, not the owner "
-                        f"{owner.node}'s {ko:#x}")
+                        f"{owner.node}'s {ko:#x}{cause}")
     await give_up(challenger, rc, kc, stolen)
     await give_up(owner, ro, ko, True)
     return problems
@@ -331,6 +334,19 @@ async def _scramble(run: CheckRun, device: Any, disks: NodeDisks, n: int) -> lis
             f"({', '.join(f'{disks[i].node} through {hosts[i]}' for i in owners) or 'none'}); "
             "exactly one must" + ("; the replicas do not share reservation state"
                                   if len(owners) > 1 and len(set(hosts)) > 1 else ""))
+    elif owners:
+        winner, via = keys[owners[0]], hosts[owners[0]]
+        for host in replica_hosts(device):
+            path = next((p for d in disks for p in d.on_replica(host)), None)
+            if path is None:
+                continue
+            res = await path.read_reservation()
+            if res.key != winner:
+                problems.append(
+                    f"{device.alias}: {disks[owners[0]].node} won through {via}, but through "
+                    f"{host} the reservation is {'none' if res.key is None else hex(res.key)}"
+                    + (": reservations are not replicated between the storage nodes"
+                       if host != via else ""))
     for i, d in enumerate(disks):
         await give_up(d, hosts[i], keys[i], i in owners)
     return problems

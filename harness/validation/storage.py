@@ -108,8 +108,8 @@ async def list_disks(run: CheckRun) -> Outcome:
                if n not in seen.get(a, {})]
     if missing:
         return failed(f"{missing[0]}: {problems[0] if problems else 'no path logs in'}")
-    return judged([], problems, f"{len(lines)} disk(s) listed on "
-                                f"{len(run.site.cluster_nodes)} node(s)")
+    return judged([], problems, f"{len(run.site.devices)} disk(s), each seen by all "
+                                f"{len(run.site.cluster_nodes)} cluster node(s)")
 
 
 @check(STORAGE, "List Potential Cluster Disks",
