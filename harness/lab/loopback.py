@@ -21,8 +21,12 @@ The topology, from the inventory:
   (``harness.lab.witness_daemon``, a lab node like the storage nodes, so process
   faults apply to it); each replica's node asks it through its own proxy link
   ``<network>/<witness>/<node>`` (``harness.lab.ha_wiring``);
-- cluster nodes and the domain controller run no process: the harness's
-  initiators act for the cluster nodes, binding their addresses.
+- cluster nodes and the domain controller run no process of the lab: the
+  harness's initiators act for the cluster nodes, binding their addresses. A
+  cluster node with an address on a heartbeat network gets a link
+  ``heartbeat/<node>`` (purpose ``cluster-heartbeat``) that points at nothing
+  until ``harness.cluster`` starts that node and retargets it, so the
+  nemesis can cut the cluster's heartbeat like any other link.
 
 Everything lives in the lab's state directory (``harness.lab.state``), so
 ``lab down`` and ``lab status`` work from any process, and ``lab down`` leaves
@@ -358,6 +362,13 @@ class LoopbackLab:
                 purpose = _link_purpose(net.roles)
                 if purpose == "portal" or (purpose and not pairs):
                     add(f"{net_name}/{host.name}", net, host.name, str(address), 0, purpose)
+        for host in inventory.hosts_with_role("cluster-node"):
+            # the cluster's own heartbeat: points at nothing until the cluster node runs
+            for net_name, address in sorted(host.addresses.items()):
+                net = inventory.network(net_name)
+                if NetworkRole.HEARTBEAT in net.roles:
+                    add(f"{net_name}/{host.name}", net, host.name, str(address), 0,
+                        "cluster-heartbeat")
         for pair in pairs:
             listener = inventory.host(pair.listener)
             for purpose, net_name, port in (

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import SplitbrainError
@@ -140,7 +140,7 @@ class Workload:
     """A seeded workload bound to a device and a history."""
 
     def __init__(self, device: BlockDevice, spec: WorkloadSpec, history: History,
-                 *, on_op: Callable[[str], None] | None = None) -> None:
+                 *, on_op: Callable[[str], None] | None = None, seq_base: int = 0) -> None:
         self.device = device
         self.history = history
         self.spec = spec.validate(device.num_blocks * device.block_size, device.block_size)
@@ -159,6 +159,9 @@ class Workload:
         self._deadline_ns: int | None = None
         self._next_process = spec.writers * spec.queue_depth
         self._rate = RateLimit(spec.rate) if spec.rate else None
+        # A later part of one logical run (a VM resumed elsewhere) numbers its writes
+        # from seq_base, drawn from a plan of its own, so no stamp id repeats.
+        self._seq_base = seq_base
 
     def stop(self) -> None:
         """Ask every slot to stop after its current operation."""
@@ -169,7 +172,7 @@ class Workload:
         start = time.monotonic_ns()
         if spec.duration is not None:
             self._deadline_ns = start + int(spec.duration * 1e9)
-        streams = [plan(spec, w) for w in range(spec.writers)]
+        streams = [self._plan(w) for w in range(spec.writers)]
         writes_done = [0] * spec.writers
         tasks = [
             asyncio.create_task(self._slot(w, w * spec.queue_depth + q, streams[w], writes_done))
@@ -184,6 +187,13 @@ class Workload:
         await self._flush(process=-1)
         self.result.elapsed_s = (time.monotonic_ns() - start) / 1e9
         return self.result
+
+    def _plan(self, writer: int) -> Iterator[PlannedOp]:
+        if not self._seq_base:
+            return plan(self.spec, writer)
+        base = self._seq_base
+        spec = replace(self.spec, seed=self.spec.seed + base)
+        return (replace(op, seq=base + op.seq) for op in plan(spec, writer))
 
     def _running(self) -> bool:
         if self._stop.is_set():

@@ -45,7 +45,9 @@ def test_up_builds_the_topology_and_down_leaves_nothing(
             f"{net}/{host}"
             for host in ("SWS-Store1", "SWS-Store2")
             for net in ("iscsi1", "iscsi2", "sync", "heartbeat")
-        }
+        } | {"heartbeat/Demo1", "heartbeat/Demo2"}  # the cluster's own heartbeat
+        assert record.links["heartbeat/Demo1"].purpose == "cluster-heartbeat"
+        assert record.links["heartbeat/Demo1"].listen[0] == "127.10.4.21"
         portal = record.links["iscsi2/SWS-Store2"]
         assert portal.purpose == "portal" and portal.listen[0] == "127.10.2.12"
         assert portal.upstream[0] == "127.10.2.12" and portal.upstream[1] != portal.listen[1]
@@ -206,7 +208,8 @@ def test_ha_channels_pass_through_per_device_links(
     lab = LoopbackLab(tmp_path / "lab", node_command=standin_command, ha=True, wait_sync=False)
     record = lab.up(lab_inventory)
     try:
-        channels = sorted(n for n, x in record.links.items() if x.purpose != "portal")
+        channels = sorted(n for n, x in record.links.items()
+                          if x.purpose not in ("portal", "cluster-heartbeat"))
         assert channels == [
             f"{net}/SWS-Store1/{alias}" for net in ("heartbeat", "sync") for alias in ("HA1", "HA2")
         ]  # the priority-1 replica listens
