@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import SplitbrainError
+from harness.report.allure_results import CATEGORIES
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 REPORTS = CHECKOUT / "reports"
@@ -78,6 +79,9 @@ def generate(results: Path, out: Path, name: str) -> Path:
     config.write_text(json.dumps({
         "name": name,
         "output": str(out),
+        # Allure 3 takes failure categories from its config (categories.json in the
+        # results is for Allure 2 readers)
+        "categories": CATEGORIES,
         "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name}}},
     }))
     env = {**os.environ, "NO_COLOR": "1", "ALLURE_NO_ANALYTICS": "true"}

@@ -49,18 +49,21 @@ STATUS = {
 }
 CRITICAL_CATEGORIES = ("Storage", "HA Storage", "Chaos")
 # Known failure kinds, matched against a failed result's reason (Allure categories).
+# Regexes in the dialect both Allure readers share (Java and JavaScript): no inline
+# flags, so cases are spelled out and [\s\S] stands for "anything, newlines too".
 CATEGORIES: list[dict[str, Any]] = [
     {"name": "Data loss: an acknowledged write lost, stale, torn or misplaced",
      "matchedStatuses": ["failed"],
-     "messageRegex": r"(?is).*\b(lost|stale|torn|misplaced|corrupt\w*|data loss)\b.*"},
+     "messageRegex": r"[\s\S]*\b([Ll]ost|[Ss]tale|[Tt]orn|[Mm]isplaced|[Cc]orrupt\w*"
+                     r"|[Dd]ata loss)\b[\s\S]*"},
     {"name": "Split brain or replica divergence",
      "matchedStatuses": ["failed"],
-     "messageRegex": r"(?is).*(split.brain|diverg\w*|replicas? differ).*"},
+     "messageRegex": r"[\s\S]*([Ss]plit.[Bb]rain|[Dd]iverg\w*|replicas? differ)[\s\S]*"},
     {"name": "Availability: failover or I/O pause over budget",
      "matchedStatuses": ["failed"],
-     "messageRegex": r"(?is).*(budget|failover|pause|timed? ?out).*"},
+     "messageRegex": r"[\s\S]*([Bb]udget|[Ff]ailover|[Pp]ause|[Tt]imed? ?out)[\s\S]*"},
     {"name": "Site configuration: a validation check failed",
-     "matchedStatuses": ["failed"], "messageRegex": r"(?s).*"},
+     "matchedStatuses": ["failed"], "messageRegex": r"[\s\S]*"},
     {"name": "Harness or heal error (the run could not finish)",
      "matchedStatuses": ["broken"]},
 ]

@@ -4,6 +4,7 @@ Screenshots go to the artifacts folder (``reports/test-artifacts/report/``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,8 @@ COUNTS_JS = """[...document.querySelectorAll('#summary tr[data-category]')].map(
   [r.dataset.category, Object.fromEntries([...r.querySelectorAll('td[data-word]')]
     .map(c => [c.dataset.word, Number(c.textContent)]))])"""
 IMAGES_JS = "[...document.images].map(i => [i.alt, i.complete, i.naturalWidth])"
+OPEN_TEST_JS = """[...document.querySelectorAll('span')]
+  .find(e => e.children.length == 0 && e.textContent.includes(%s)).click()"""
 FIRST_JS = "document.querySelector('#index tr[data-result]').dataset.result"
 
 
@@ -61,5 +64,12 @@ def test_both_reports_in_chromium(example_results, chromium, artifacts_dir, tmp_
     assert total and int(total.group(1)) == len(built.run.records), text[:400]
     assert re.search(r"Failed\s+1\b", text), text[:400]
     page.screenshot(shots / "example-allure.png")
+    failed = built.run.ordered()[0].result
+    page.evaluate(OPEN_TEST_JS % json.dumps(failed.name))
+    chromium.loop.run_until_complete(asyncio.sleep(1.0))
+    detail = page.evaluate("document.body.innerText")
+    assert "Category: Data loss" in detail, detail[:600]  # the known failure kind
+    assert "steady state" in detail and "verify" in detail  # one step per phase
+    page.screenshot(shots / "example-allure-failed-test.png")
     summary = json.loads((built.out / "allure-report" / "summary.json").read_text())
     assert summary["stats"]["failed"] == 1, summary
