@@ -50,6 +50,7 @@ class Probe:
     max_ms: float | None
     how: str  # the command run, or "tcp connect"
     detail: str = ""
+    ran: bool = True  # False: the probe itself could not run (no ping, no answer to parse)
 
     @property
     def loss(self) -> float:
@@ -84,7 +85,10 @@ def parse_ping(output: str, how: str) -> Probe:
         rtt = _WINDOWS_RTT.search(output)
         return Probe(int(m[1]), int(m[2]), float(rtt[2]) if rtt else None,
                      float(rtt[1]) if rtt else None, how)
-    return Probe(PINGS, 0, None, None, how, " ".join(output.split())[-200:])
+    text = " ".join(output.split())[-200:]
+    # no route from this host to that network: a real answer (nothing got through)
+    unreachable = "Network is unreachable" in output or "Destination host unreachable" in output
+    return Probe(PINGS, 0, None, None, how, text, ran=unreachable)
 
 
 def ping_argv(src: str, dst: str, windows: bool = False) -> list[str]:
@@ -215,6 +219,9 @@ async def validate_network_communication(run: CheckRun) -> Outcome:
         if isinstance(p, str):
             warnings.append(f"not tested from {src_host}: {p}")
             continue
+        if not p.ran:
+            problems.append(f"could not test {src_host} -> {dst_host} on {net}: {p.detail}")
+            continue
         tested += 1
         if p.received == 0:
             why = f" ({p.detail})" if p.detail else ""
@@ -233,7 +240,7 @@ async def validate_network_communication(run: CheckRun) -> Outcome:
             warnings.append(f"cluster nodes {a} and {b} share only {shared or 'no network'}: "
                             "a single point of failure")
     run.number("pairs_tested", tested)
-    if not tested:
+    if not tested and not problems:
         return not_applicable("no host could be tested: "
                               + "; ".join(sorted(set(reach.unavailable.values())))
                               if reach.unavailable else "no two hosts share a network")
@@ -375,6 +382,8 @@ async def validate_cluster_network_configuration(run: CheckRun) -> Outcome:
         for (label, src_host, _, dst_host, dst), p in sorted(results.items()):
             if isinstance(p, str):
                 warnings.append(f"separation not tested from {src_host}: {p}")
+            elif not p.ran:
+                warnings.append(f"separation not tested from {src_host}: {p.detail}")
             elif p.received:
                 problems.append(f"{src_host} (on {label.split('->')[0]} only) reaches "
                                 f"{dst_host}'s private address {dst}: the heartbeat network is "
