@@ -85,10 +85,10 @@ class VirtualDisk:
 async def open_csv(paths: list[dict[str, Any]], timers: dict[str, Any], name: str,
                    pr_key: int | None) -> Any:
     """An open MPIO device over ``paths`` (PathSpec fields), the node's PR key registered."""
-    from harness.initiator.multipath import MultipathDevice
-    from harness.initiator.pathlink import PathSpec
-    from harness.initiator.session_link import SessionConnector
-    from harness.initiator.timers import MpioTimers
+    from harness.initiator.mpio.device import MultipathDevice
+    from harness.initiator.mpio.link import PathSpec
+    from harness.initiator.mpio.session_link import SessionConnector
+    from harness.initiator.mpio.timers import MpioTimers
     from harness.workload.iscsi_device import MultipathBlockDevice
 
     mpio_timers = MpioTimers.from_mapping(timers)

@@ -390,7 +390,7 @@ class LabCluster:
         from harness.checks.compose import check_run
         from harness.cluster.guest import VirtualDisk, segments
         from harness.cluster.history import check_handover, load_vm_history
-        from harness.initiator.session_link import session_connector
+        from harness.initiator.mpio.session_link import session_connector
         from harness.workload.iscsi_device import IscsiDevice
 
         history = load_vm_history(self.history_dir(vm))
