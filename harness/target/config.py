@@ -499,6 +499,10 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
         seen.add(t.iqn.lower())
     limits = _limits(reader, top.get("limits", {}))
     ha_devices = _ha_devices(reader, top.get("ha_device", []), name, data_dir, targets)
+    if ha_devices and not write_through:
+        raise reader.fail("node.write_through", "false is refused on a node with HA devices "
+                          "(a mirrored write is acknowledged only once every replica has it "
+                          "on disk)", "remove write_through = false")
     return NodeConfig(name, data_dir, portals, management, targets, limits, write_through,
                       tuple(defects), source, ha_devices)
 

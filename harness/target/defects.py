@@ -28,6 +28,18 @@ class Defect(enum.StrEnum):
     SLOW_FAILOVER = "slow-failover"
     #: each replica presents its own serial and NAA designator
     IDENTITY_PER_NODE = "identity-per-node"
+    #: HELLO is sent the moment a link comes up, before the previous loss was decided,
+    #: and two replicas that both carried on alone are merged (the higher generation,
+    #: then priority, wins) instead of reported as split brain
+    MERGE_AFTER_SPLIT_BRAIN = "merge-after-split-brain"
+    #: a replica restarted after a crash does not name the regions it had writes in
+    #: flight in (its activity log): a fast resync leaves them different
+    RESYNC_WITHOUT_ACTIVITY_LOG = "resync-without-activity-log"
+    #: once the sync link is lost, a write is applied and acknowledged locally before
+    #: the decision to carry on alone is taken (node majority: it may then lose the vote)
+    ACK_BEFORE_FAILOVER_DECISION = "ack-before-failover-decision"
+    #: an ORDER the partner never acknowledges is waited for forever
+    NO_ORDER_TIMEOUT = "no-order-timeout"
 
 
 #: extra seconds a slow failover takes before carrying on alone

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -48,6 +49,8 @@ class PartnerLink:
         self._activity = asyncio.Event()
         #: set by the owner once it has dealt with this link's loss
         self.loss_handled = False
+        #: the HELLO this node sent on the link (a ReplicaSummary; resync.py plans with it)
+        self.hello_sent: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

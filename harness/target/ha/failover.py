@@ -8,12 +8,14 @@ it carries on, first waits out the fence: one sync timeout after the loss, by
 which time the partner has certainly noticed and stopped serving, so no read on
 the partner can miss a write acknowledged here. Carrying on alone marks every
 unacknowledged order's range dirty, bumps the generation and persists it before
-the gate opens again.
+the gate opens again. Until then no write is applied without the partner
+(``mirror_or_alone``), even one that passed the gate before it closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,40 @@ from harness.target.ha.replica import (
 if TYPE_CHECKING:
     from harness.target.ha.channel import PartnerLink
     from harness.target.ha.mirror import HaDevice
+
+
+async def mirror_or_alone(dev: HaDevice) -> PartnerLink | None:
+    """The link to mirror a change on, or None when this node carries on alone.
+
+    A change is applied without the partner only once the decision to carry on
+    alone is taken and persisted (``meta.alone``): a lost link whose loss is not
+    decided yet makes the write wait for the decision (docs/ha.md).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _decision_budget_s(dev)
+    while True:
+        link = dev.session_link
+        if dev.mirroring and link is not None and not link.lost.is_set():
+            return link
+        if dev.state is not ReplicaState.SYNCHRONIZED:
+            raise ReplicaNotServing(
+                f"HA device {dev.config.alias} on {dev.config.node} is "
+                f"{dev.state.value}", transitioning=False)
+        if dev.meta.alone or Defect.ACK_BEFORE_FAILOVER_DECISION in dev.config.defects:
+            return None
+        changed = dev._changed
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise ReplicaNotServing(f"HA device {dev.config.alias}: sync-loss decision "
+                                    "pending", transitioning=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), remaining)
+
+
+def _decision_budget_s(dev: HaDevice) -> float:
+    """The longest a sync-loss decision can take (detect, ask, fence), with margin."""
+    t = dev.config.timeouts
+    return 2 * (2 * t.sync_s + t.heartbeat_s + t.witness_s) + 1.0
 
 
 async def watch_link(dev: HaDevice, link: PartnerLink) -> None:
@@ -72,6 +108,7 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
                                             state=ReplicaState.NOT_SYNCHRONIZED))
         return
     dev._gate.clear()
+    dev.failover_phase = "deciding"
     try:
         decision = await _decide(dev, lost_at, partner_leaving)
         defects = dev.config.defects
@@ -81,6 +118,7 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
             if Defect.SLOW_FAILOVER in defects:
                 await asyncio.sleep(SLOW_FAILOVER_S)
             if not partner_leaving and Defect.NO_FENCING not in defects:
+                dev.failover_phase = "fencing"
                 await _fence(dev, lost_at)
             _carry_on_alone(dev, link.loss_reason)
         else:
@@ -90,6 +128,7 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
                 state=ReplicaState.NOT_SYNCHRONIZED))
             fail_pending(dev, transitioning=False)
     finally:
+        dev.failover_phase = None
         dev._gate.set()
 
 

@@ -29,6 +29,7 @@ from harness.errors import SplitbrainError
 from harness.target.blockstore import BlockStoreError
 from harness.target.defects import Defect
 from harness.target.ha import failover, protocol, resync
+from harness.target.ha.activity_log import ActivityLog
 from harness.target.ha.channel import LinkKeeper, PartnerLink
 from harness.target.ha.config import HaDeviceConfig
 from harness.target.ha.dirtymap import DirtyMap
@@ -84,6 +85,8 @@ class HaDevice:
         self._map_path = config.state_dir / f"{config.alias}.dirty"
         self.meta = ReplicaMetadata.load(self._meta_path, config.alias, config.node)
         self.dirty = DirtyMap(self.num_blocks, self.block_size, config.region_bytes)
+        self.activity_log = ActivityLog(config.state_dir / f"{config.alias}.al",
+                                        self.dirty.blocks_per_region, self.num_blocks)
         self.dirty_map_trusted = False
         self.last_shutdown_clean = False
         self.locks = RangeLocks()
@@ -92,10 +95,15 @@ class HaDevice:
         self._state = ReplicaState.NOT_SYNCHRONIZED  # what this node serves as, now
         self._partner_state: ReplicaState | None = None
         self.partner_summary: ReplicaSummary | None = None
-        self.mirroring = False  # the partner receives our ORDERs
+        #: set (and replaced) whenever what a write may do changes: state, metadata,
+        #: mirroring; a write waiting for a sync-loss decision waits on it
+        self._changed = asyncio.Event()
+        self._mirroring = False  # the partner receives our ORDERs
         self.resync: resync.Resync | None = None
         self.last_plan = ""
         self._gate = asyncio.Event()  # cleared while a sync-loss decision is pending
+        #: "deciding" or "fencing" while a sync-loss decision is pending (failover.py)
+        self.failover_phase: str | None = None
         self._gate.set()
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
@@ -141,8 +149,23 @@ class HaDevice:
     def state(self, value: ReplicaState) -> None:
         changed = value is not self._state
         self._state = value
+        self._notify()
         if changed and self.on_state_change is not None:
             self.on_state_change()
+
+    @property
+    def mirroring(self) -> bool:
+        """Whether the partner receives this node's ORDERs."""
+        return self._mirroring
+
+    @mirroring.setter
+    def mirroring(self, value: bool) -> None:
+        self._mirroring = value
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     @property
     def partner_state(self) -> ReplicaState | None:
@@ -165,6 +188,7 @@ class HaDevice:
         if self.dirty_map_trusted:
             self.dirty = DirtyMap.load(self._map_path, self.num_blocks, self.block_size,
                                        self.config.region_bytes)
+        self.activity_log.recover()  # empty after a clean shutdown
         self.state = startup_state(self.meta)
         self._save(replace(self.meta, clean_shutdown=False, dirty_map_valid=False))
         bound = {"sync": await self.sync.start()}
@@ -184,6 +208,7 @@ class HaDevice:
         for task in list(self._tasks):
             task.cancel()
         await self.store.flush()
+        self.activity_log.clear()
         self.dirty.save(self._map_path)
         self._save(replace(self.meta, clean_shutdown=True, dirty_map_valid=self.dirty_map_trusted))
 
@@ -211,6 +236,7 @@ class HaDevice:
     def _save(self, meta: ReplicaMetadata) -> None:
         self.meta = meta
         meta.save(self._meta_path)
+        self._notify()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -269,9 +295,18 @@ class HaDevice:
     async def _sequence(self, kind: OrderKind, lba: int, count: int, data: bytes, *,
                         fua: bool = False, rid: int = 0) -> int:
         """Order, mirror and apply one change; returns its sequence number (0: alone)."""
+        link = await failover.mirror_or_alone(self)
+        active = self.activity_log.begin(lba, count)  # persisted before the write leaves
+        try:
+            return await self._sequence_locked(kind, lba, count, data, link, fua=fua, rid=rid)
+        finally:
+            self.activity_log.end(active)
+
+    async def _sequence_locked(self, kind: OrderKind, lba: int, count: int, data: bytes,
+                               link: PartnerLink | None, *, fua: bool, rid: int) -> int:
         lock = self.locks.enqueue(lba, count)
-        seq, ack, link = 0, None, self.session_link
-        if self.mirroring and link is not None and not link.lost.is_set():
+        seq, ack = 0, None
+        if link is not None:
             self._seq += 1
             seq = self._seq
             self._unacked[seq] = (lba, count)
@@ -297,12 +332,25 @@ class HaDevice:
         if ack is not None and kind is not OrderKind.FORWARDED:
             if Defect.ACK_BEFORE_MIRROR in self.config.defects:
                 return seq  # defect: acknowledged before the partner has it
-            await self._await_ack(seq, ack)
+            await self._await_ack(seq, ack, link)
         return seq
 
-    async def _await_ack(self, seq: int, ack: asyncio.Future[None]) -> None:
-        """Wait for the partner's ACK of ``seq`` (or the loss handling's verdict)."""
+    async def _await_ack(self, seq: int, ack: asyncio.Future[None],
+                         link: PartnerLink | None) -> None:
+        """Wait for the partner's ACK of ``seq`` (or the loss handling's verdict).
+
+        An ORDER not acknowledged within the sync timeout means the partner is out,
+        even if it still answers keepalives (a hung disk): the link is failed, and
+        the loss handling decides as for any sync loss.
+        """
         try:
+            if Defect.NO_ORDER_TIMEOUT not in self.config.defects:
+                timeout = self.config.timeouts.sync_s
+                try:
+                    await asyncio.wait_for(asyncio.shield(ack), timeout)
+                except TimeoutError:
+                    if link is not None and not link.lost.is_set():
+                        link.fail(f"ORDER {seq} not acknowledged within {timeout:g}s")
             await ack
         finally:
             self._acks.pop(seq, None)
@@ -352,7 +400,7 @@ class HaDevice:
             ack = self._acks[seq] = asyncio.get_running_loop().create_future()
             self._unacked[seq] = (0, 0)
             link.send(protocol.control(MessageKind.ORDER, body, seq=seq, flags=OrderKind.PR))
-        await self._await_ack(seq, ack)
+        await self._await_ack(seq, ack, link)
 
     # ------------------------------------------------------------- sync stream
 
@@ -360,14 +408,27 @@ class HaDevice:
         # Orders of this link are numbered from 1; reset before its first frame is read.
         self._expected_seq = 1
         self._early.clear()
-        link.send(protocol.control(MessageKind.HELLO, self.summary().to_json()))
-        await link.drain()
         self._spawn(failover.watch_link(self, link))
+        if Defect.MERGE_AFTER_SPLIT_BRAIN in self.config.defects:
+            self.send_hello(link)  # defect: may describe a state about to change
+            await link.drain()
+            return
+        # HELLO describes this replica once any pending sync-loss decision is taken
+        # and persisted, so both nodes plan from what the other really is now.
+        self._spawn(resync.hello_when_settled(self, link))
+
+    def send_hello(self, link: PartnerLink) -> None:
+        """Send this replica's summary on ``link`` once; planning uses exactly it."""
+        if link.hello_sent is None:
+            link.hello_sent = self.summary()
+            link.send(protocol.control(MessageKind.HELLO, link.hello_sent.to_json()))
 
     def summary(self) -> ReplicaSummary:
         s = ReplicaSummary.of(self.meta, self.config.priority)
+        extents = () if Defect.RESYNC_WITHOUT_ACTIVITY_LOG in self.config.defects \
+            else tuple(self.activity_log.extents())
         return replace(s, dirty_map_valid=self.dirty_map_trusted,
-                       clean_shutdown=self.last_shutdown_clean)
+                       clean_shutdown=self.last_shutdown_clean, activity_log=extents)
 
     def _on_message(self, link: PartnerLink, msg: Message) -> Awaitable[None] | None:
         kind = msg.kind
@@ -534,7 +595,10 @@ class HaDevice:
             "heartbeat_link": (self.heartbeat is not None and self.heartbeat.link is not None
                                and not self.heartbeat.link.lost.is_set()),
             "strategy": self.config.strategy.value,
+            "failover": self.failover_phase,
             "dirty_regions": len(self.dirty),
+            "activity_log": {"active": len(self.activity_log),
+                             "suspect": len(self.activity_log.suspect)},
             "resync": resync.progress() if resync is not None else None,
             "last_plan": self.last_plan,
             "events": list(self.meta.events[-10:]),

@@ -132,16 +132,23 @@ class ReplicaSummary:
     clean_shutdown: bool
     dirty_map_valid: bool
     forced: bool = False
+    #: regions (lba, count) this replica had writes in flight in when it crashed
+    #: (its activity log): they may differ from the partner's until resynced
+    activity_log: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         body = asdict(self)
         body["state"] = self.state.value
+        body["activity_log"] = [list(e) for e in self.activity_log]
         return body
 
     @classmethod
     def from_json(cls, body: dict[str, object]) -> ReplicaSummary:
         values = dict(body)
         values["state"] = ReplicaState(str(values["state"]))
+        extents = values.get("activity_log", [])
+        values["activity_log"] = tuple((int(e[0]), int(e[1]))  # type: ignore[index]
+                                       for e in extents)  # type: ignore[union-attr]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
 
@@ -201,8 +208,15 @@ def _may_be_source(r: ReplicaSummary) -> bool:
     return r.state is ReplicaState.SYNCHRONIZED
 
 
-def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
-    """Decide how two replicas that (re)connect converge."""
+def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
+                   merge_split_brain: bool = False) -> ReconnectPlan:
+    """Decide how two replicas that (re)connect converge.
+
+    Two Synchronized replicas that both carried on alone hold writes the other
+    lacks: split brain. Neither is the source; both stay Not synchronized until an
+    administrator marks one (``merge_split_brain``: the old, wrong behaviour kept
+    as a defect mode, which keeps the higher generation and discards the rest).
+    """
     if not _may_be_source(a) and not _may_be_source(b):
         return ReconnectPlan(None, None, ResyncMode.NONE,
                              "neither replica is synchronized: mark one as synchronized")
@@ -215,6 +229,12 @@ def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
         src, dst = (a, b) if a.forced else (b, a)
         return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
                              f"{src.node} was marked synchronized by an administrator")
+    if a.alone and b.alone and not merge_split_brain:
+        return ReconnectPlan(None, None, ResyncMode.NONE,
+                             f"split brain: {a.node} (generation {a.generation}) and {b.node} "
+                             f"(generation {b.generation}) both carried on alone; both stay "
+                             "Not synchronized until an administrator marks one synchronized",
+                             split_brain=True)
     if a.alone and b.alone:
         src, dst = _by_generation_then_priority(a, b)
         return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,

@@ -100,7 +100,7 @@ class Resync:
                                   flags=OrderKind.RESYNC))
             await link.drain()
             try:
-                await dev._await_ack(seq, ack)
+                await dev._await_ack(seq, ack, link)
             except ReplicaNotServing:
                 return False
             if self._aborted:
@@ -114,25 +114,62 @@ class Resync:
 
 # -- (re)connection: who copies to whom, and when it is over --------------------
 
+async def _end_previous_session(dev: HaDevice, link: PartnerLink) -> None:
+    previous = dev.session_link
+    if previous is not None and previous is not link:
+        previous.fail("replaced by a newer connection")
+        await failover.end_session(dev, previous)
+
+
+async def hello_when_settled(dev: HaDevice, link: PartnerLink) -> None:
+    """Send HELLO on a new link once the previous session's loss is decided.
+
+    The partner plans with this summary, so it must not change before this node
+    plans too: a previous session still counted as alive is ended first (its loss
+    decided and persisted), under the membership lock like every planning step.
+    """
+    async with dev.membership:
+        if link.lost.is_set():
+            return
+        await _end_previous_session(dev, link)
+        dev.send_hello(link)
+    await link.drain()
+
+
 async def on_hello(dev: HaDevice, link: PartnerLink, partner: ReplicaSummary) -> None:
     """Start a partner session on ``link``: first end the previous one, then plan."""
     async with dev.membership:
         if link.lost.is_set():
             return  # a HELLO from a connection that is already gone
-        previous = dev.session_link
-        if previous is not None and previous is not link:
-            previous.fail("replaced by a newer connection")
-            await failover.end_session(dev, previous)
+        await _end_previous_session(dev, link)
+        dev.send_hello(link)
+        mine = link.hello_sent
+        merge = Defect.MERGE_AFTER_SPLIT_BRAIN in dev.config.defects
+        if merge:
+            mine = dev.summary()  # defect: plans with a state the partner never saw
+        elif mine != dev.summary():  # both sides must plan from the same two summaries
+            link.fail("this replica changed since its HELLO; reconnecting to plan again")
+            return
         dev.session_link = link
         dev._seq = 0  # this session's orders are numbered from 1
-        await _plan_and_start(dev, partner)
+        await _plan_and_start(dev, mine, partner, merge=merge)
 
 
-async def _plan_and_start(dev: HaDevice, partner: ReplicaSummary) -> None:
+async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaSummary, *,
+                          merge: bool = False) -> None:
     dev.partner_summary = partner
-    plan = plan_reconnect(dev.summary(), partner)
+    plan = plan_reconnect(mine, partner, merge_split_brain=merge)
     dev.last_plan = plan.reason
     me = dev.config.node
+    if plan.split_brain and plan.source is None:
+        # Both carried on alone: each holds writes the other lacks. Neither serves
+        # until an administrator marks one synchronized (mark-synchronized).
+        dev.mirroring = False
+        dev.partner_state = ReplicaState.NOT_SYNCHRONIZED
+        dev.state = ReplicaState.NOT_SYNCHRONIZED
+        dev._save(dev.meta.with_event(f"split brain detected: {plan.reason}",
+                                      state=ReplicaState.NOT_SYNCHRONIZED))
+        return
     if plan.split_brain:
         dev._save(dev.meta.with_event(f"split brain detected: {plan.reason}"))
     if plan.source is None:
@@ -145,6 +182,7 @@ async def _plan_and_start(dev: HaDevice, partner: ReplicaSummary) -> None:
             # Identical from here on: a fresh map tracks exactly what the partner misses.
             dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
             dev.dirty_map_trusted = True
+            dev.activity_log.forget_suspects()
             dev._save(dev.meta.with_event("partner connected: in sync", alone=False))
         return
     if plan.source == me:
@@ -152,6 +190,9 @@ async def _plan_and_start(dev: HaDevice, partner: ReplicaSummary) -> None:
         dev.partner_state = ReplicaState.SYNCHRONIZING
         if plan.mode is ResyncMode.FULL:
             dev.dirty.mark_all()
+        # what a crash may have left different on either side (their activity logs)
+        for lba, count in (*partner.activity_log, *mine.activity_log):
+            dev.dirty.mark(lba, count)
         dev.resync = Resync(dev, plan.mode)
         dev._save(dev.meta.with_event(f"resync {plan.mode.value} to {plan.target}: "
                                         f"{plan.reason}"))
@@ -174,6 +215,7 @@ def on_resync_done(dev: HaDevice, body: dict[str, Any]) -> None:
     dev.resync = None
     dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
     dev.dirty_map_trusted = True
+    dev.activity_log.forget_suspects()
     dev._save(dev.meta.with_event(
         "resync complete: synchronized", state=ReplicaState.SYNCHRONIZED,
         generation=generation, alone=False, partner_left_at=generation, forced=False))
@@ -186,6 +228,7 @@ def finish(dev: HaDevice, link: PartnerLink | None) -> None:
     dev.partner_state = ReplicaState.SYNCHRONIZED
     dev.resync = None
     dev.dirty_map_trusted = True
+    dev.activity_log.forget_suspects()
     dev._save(dev.meta.with_event("resync complete: partner synchronized", alone=False,
                                     forced=False, partner_left_at=dev.meta.generation))
     link.send(protocol.control(MessageKind.RESYNC_DONE, {"generation": dev.meta.generation}))

@@ -10,6 +10,7 @@ one. Initiators are the harness's own ``Session`` and libiscsi's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from fixtures.ha_pair import free_port
 from fixtures.reference_target import NodeSpec, ReferenceTarget, ReferenceTargetFactory
@@ -269,3 +270,53 @@ def test_libiscsi_multipath_and_reservation_tests_pass_across_replicas(ha_nodes)
         output = proc.stdout + proc.stderr
         assert "FAILED" not in output and "CRASH" not in output.upper(), output[-3000:]
         assert "PASSED" in output or "passed" in output, output[-3000:]
+
+
+def image_block(path: Path, lba: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(lba * BLOCK)
+        return f.read(BLOCK)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost", ["local write", "order"])
+def test_sequencer_killed_between_order_and_local_write_resyncs_the_block(ha_nodes, lost):
+    """The sequencer dies with a write half done: its ORDER reached the partner but its
+    own disk never got the block, or its disk got it and the ORDER never left. Whatever
+    the two replicas hold for that block, they must hold the same once both report
+    Synchronized again (the activity log names the block after the restart)."""
+    lba, data = 4096, blocks(4096)
+    sequencer = ha_nodes.store1
+    if lost == "local write":  # its disk hangs on the block; the ORDER still leaves
+        sequencer.management.request("POST", "/v1/faults/disk", {
+            "target": sequencer.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000,
+            "lba": lba, "count": 1})
+        half_done = ha_nodes.store2.image
+    else:  # the ORDER is swallowed; its own disk takes the block
+        ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
+        half_done = sequencer.image
+
+    async def write_then_kill() -> None:
+        a = ha_nodes.session("store1")
+        await a.__aenter__()
+        write = asyncio.ensure_future(a.write(lba, data))
+        async for attempt in AsyncRetrying(stop=stop_after_delay(10), wait=wait_fixed(0.02),
+                                           retry=retry_if_exception_type(AssertionError),
+                                           reraise=True):
+            with attempt:
+                assert image_block(half_done, lba) == data
+        await asyncio.get_running_loop().run_in_executor(None, sequencer.kill9)
+        with pytest.raises(Exception):  # noqa: B017 - the path died with its node
+            await write
+        with contextlib.suppress(Exception):
+            await a.__aexit__(None, None, None)
+    run(write_then_kill())
+    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05),
+                            retry=retry_if_exception_type(AssertionError), reraise=True):
+        with attempt:
+            assert ha_nodes.ha("store2")["alone"]
+    ha_nodes.proxy.set_state(["sync"], LinkState())  # heals only now: the ORDER is lost
+    sequencer.restart()
+    ha_nodes.in_sync()
+    assert image_block(ha_nodes.store1.image, lba) == image_block(ha_nodes.store2.image, lba)
+    assert ha_nodes.images_equal()

@@ -59,3 +59,29 @@ def test_primary_side_must_listen():
         parse(raw, node="store1")
     raw["sync_listen"] = "127.0.3.1:3261"
     assert not parse(raw, node="store1").device.dials
+
+
+def test_a_node_with_ha_devices_refuses_write_back_in_one_line():
+    from harness.target.config import parse_config
+
+    node = {"node": {"name": "store2", "data_dir": "/tmp/x", "write_through": False},
+            "portal": [{"address": "127.0.0.1"}],
+            "target": [{"iqn": PARTNER_SIDE["target"],
+                        "lun": [{"lun": 0, "image": "a.img", "size": 1 << 20}]}],
+            "ha_device": [PARTNER_SIDE]}
+    with pytest.raises(ConfigError) as err:
+        parse_config(node)
+    assert err.value.key == "node.write_through" and "HA devices" in str(err.value)
+    assert "\n" not in str(err.value)
+    node["node"]["write_through"] = True
+    assert parse_config(node).ha_devices  # write-through is accepted
+    node["node"]["write_through"] = False
+    del node["ha_device"]
+    assert not parse_config(node).write_through  # a plain node may still write back
+
+
+def test_defects_of_one_replica_parse_and_unknown_ones_are_refused():
+    assert {d.value for d in parse({**PARTNER_SIDE, "defects": ["no-fencing"]}).device.defects} \
+        == {"no-fencing"}
+    with pytest.raises(ConfigError, match="unknown defect mode"):
+        parse({**PARTNER_SIDE, "defects": ["gremlins"]})

@@ -77,8 +77,25 @@ def test_both_served_alone_is_split_brain():
     a = summary("a", 1, generation=2, alone=True, partner_left_at=1)
     b = summary("b", 2, generation=2, alone=True, partner_left_at=1)
     plan = plan_reconnect(a, b)
+    assert plan.split_brain and plan.source is None and plan.mode is ResyncMode.NONE
+    assert "split brain" in plan.reason and "administrator" in plan.reason
+    assert plan_reconnect(b, a) == plan_reconnect(b, a)  # both nodes reach the same verdict
+    assert plan_reconnect(b, a).source is None
+
+
+def test_merge_after_split_brain_defect_keeps_the_higher_generation():
+    a = summary("a", 1, generation=2, alone=True, partner_left_at=1)
+    b = summary("b", 2, generation=2, alone=True, partner_left_at=1)
+    plan = plan_reconnect(a, b, merge_split_brain=True)
     assert plan.split_brain and plan.source == "a" and plan.mode is ResyncMode.FULL
-    assert "split brain" in plan.reason
+
+
+def test_activity_log_survives_the_hello_round_trip():
+    a = summary("a", 1, generation=2, alone=True, partner_left_at=1)
+    from dataclasses import replace
+
+    with_log = replace(a, activity_log=((2048, 2048), (0, 2048)))
+    assert type(a).from_json(with_log.to_json()) == with_log
 
 
 def test_neither_synchronized_waits_for_an_administrator():
