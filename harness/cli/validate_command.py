@@ -79,19 +79,26 @@ def run(args: argparse.Namespace) -> int:
         f"validation-{inventory.site.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     results = ResultsDir(results_path)
 
-    def say(text: str) -> None:
-        print(text, file=out, flush=True)
+    from harness.report.console import Console
 
-    def progress(r: Any) -> None:
-        if not args.json:
-            print(f"  {r.result:<15} {r.category} - {r.name}", file=sys.stderr, flush=True)
-
+    # progress: a bar and coloured result words on a terminal, plain lines in a log
+    say, console = Console(out).line, Console(sys.stderr)
     t0 = time.monotonic()
     with site_for(inventory, args.budget_profile, say) as site:
         say(f"Validating site {inventory.site.name!r} ({inventory.path}, {site.backend}): "
             f"{len(chosen)} test(s)")
-        report = validate(site, include=include, ignore=ignore, results=results,
-                          command="splitbrain " + " ".join(sys.argv[1:]), on_result=progress)
+        with console.progress("validation checks", len(chosen), log_lines=False) as bar:
+            done: list[Any] = []
+
+            def progress(r: Any) -> None:
+                done.append(r)
+                bar.update(len(done), r.name)
+                if not args.json:
+                    console.result(str(r.result), f"{r.category} - {r.name}")
+
+            report = validate(site, include=include, ignore=ignore, results=results,
+                              command="splitbrain " + " ".join(sys.argv[1:]),
+                              on_result=progress)
     elapsed = time.monotonic() - t0
     if args.json:
         print(json.dumps({"site": inventory.site.name, "summary": report.summary,

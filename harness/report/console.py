@@ -38,8 +38,10 @@ def _wants_colour(stream: TextIO, tty: bool) -> bool:
 class Progress:
     """One task with a known total: ``update(done, detail)`` as it goes."""
 
-    def __init__(self, console: Console, label: str, total: float, unit: str) -> None:
+    def __init__(self, console: Console, label: str, total: float, unit: str,
+                 log_lines: bool = True) -> None:
         self.console, self.label, self.total, self.unit = console, label, total, unit
+        self.log_lines = log_lines
         self._last_step = -1
         self._task = None
         self._bar = None
@@ -62,6 +64,8 @@ class Progress:
     def update(self, done: float, detail: str = "") -> None:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, detail=detail)
+            return
+        if not self.log_lines:
             return
         percent = int(100 * done / self.total) if self.total else 0
         step = percent // STEP_PERCENT
@@ -106,11 +110,11 @@ class Console:
 
     def result(self, word: str, text: str) -> None:
         """A result word (coloured on a terminal) followed by its text."""
-        if self.colour:
+        if self.tty:  # through rich, so a live progress bar stays below it
             from rich.text import Text
 
-            line = Text(f"{word:<14}", style=RESULT_STYLES.get(word, ""))
-            line.append(text)
+            line = Text(f"{word:<14} ", style=RESULT_STYLES.get(word, "") if self.colour else "")
+            line.append(text, style="")
             self.rich.print(line)
         else:
             print(f"{word:<14} {text}", file=self.stream, flush=True)
@@ -129,9 +133,11 @@ class Console:
         self.line(f"{label}: done in {time.monotonic() - start:.1f} s")
 
     @contextlib.contextmanager
-    def progress(self, label: str, total: float, unit: str = "") -> Iterator[Progress]:
-        """A wait with a known total (checks, percent resynchronized)."""
-        p = Progress(self, label, total, unit)
+    def progress(self, label: str, total: float, unit: str = "",
+                 log_lines: bool = True) -> Iterator[Progress]:
+        """A wait with a known total (checks, percent resynchronized). ``log_lines=False``
+        draws the bar on a terminal only (when the caller logs each step itself)."""
+        p = Progress(self, label, total, unit, log_lines)
         try:
             yield p
         finally:
