@@ -147,3 +147,19 @@ def test_out_that_holds_other_files_is_refused(example_results, tmp_path, capsys
     code, _, stderr = _report(capsys, str(example_results.path), "--out", str(other))
     assert code == 4 and "not empty" in stderr
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_without_results_the_newest_under_reports_is_used(example_results, tmp_path, capsys,
+                                                          monkeypatch) -> None:
+    import os
+    import shutil
+
+    reports = tmp_path / "work" / "reports"
+    older, newer = reports / "validation-old", reports / "chaos-new"
+    shutil.copytree(example_results.path, older)
+    shutil.copytree(example_results.path, newer)
+    os.utime(older, (1, 1))
+    monkeypatch.chdir(tmp_path / "work")
+    code, stdout, _ = _report(capsys, "--no-allure")
+    assert code == 0
+    assert stdout.strip().splitlines()[-1].endswith("reports/chaos-new/report/audit.html")
