@@ -20,7 +20,8 @@ anomaly to the fault that was active.
 
 Modules: ``journal`` (the ledger), ``fault`` (base class, live registry),
 ``link`` / ``netns_link`` / ``process`` / ``disk`` / ``node`` (the fault kinds), ``lab_faults``
-(the lab's injector, ``sut.faults``), ``remote_faults`` (a real site's), ``guard`` (signals and the
+(the lab's injector, ``sut.faults``), ``remote_faults`` (a real site's) with
+``remote_catalogue`` (its faults on real hosts), ``guard`` (signals and the
 journal sweep), ``nemesis`` (schedules).
 """
 
@@ -41,6 +42,15 @@ from harness.faults.nemesis import FaultRecorder, FaultSpec, Nemesis, Schedule, 
 from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash
 from harness.faults.process import ProcessFault
+from harness.faults.remote_catalogue import (
+    FaultNotEffective,
+    RemoteAdapterDown,
+    RemoteFreeze,
+    RemotePathDrop,
+    RemotePeerBlock,
+    RemoteProcessKill,
+    RemoteServiceStop,
+)
 from harness.faults.remote_faults import RemoteBlackHole, RemoteFaults
 
 __all__ = [
@@ -50,6 +60,7 @@ __all__ = [
     "Fault",
     "FaultError",
     "FaultJournal",
+    "FaultNotEffective",
     "FaultRecorder",
     "FaultSpec",
     "HealError",
@@ -61,8 +72,14 @@ __all__ = [
     "NodeCrash",
     "OpenFault",
     "ProcessFault",
+    "RemoteAdapterDown",
     "RemoteBlackHole",
     "RemoteFaults",
+    "RemoteFreeze",
+    "RemotePathDrop",
+    "RemotePeerBlock",
+    "RemoteProcessKill",
+    "RemoteServiceStop",
     "Schedule",
     "Step",
     "default_journal_path",

@@ -106,8 +106,20 @@ class RemoteBlackHole(Fault):
                 raise HealError(f"rules of fault {tag} are still on {host} after heal")
 
 
+#: the storage service and process a kind runs as, when the inventory does not say
+SERVICE_DEFAULTS: dict[str, tuple[str | None, str | None]] = {
+    "starwind": ("StarWindService", "StarWindService"),
+    "tgt": ("tgt", "tgtd"),
+    "lio": ("target", None),
+    "drbd": (None, None),
+    "bundled": (None, None),
+}
+
+
 class RemoteFaults:
-    """The fault injector of a real site (black holes; more as the drivers grow)."""
+    """The fault injector of a real site: black holes, storage service stop, kill and
+    freeze, adapter down, one MPIO path down, host-pair black holes (see
+    ``harness.faults.remote_catalogue``)."""
 
     def __init__(
         self,
@@ -180,19 +192,192 @@ class RemoteFaults:
             self.inventory.path, targets, label=selector, ttl_s=self.ttl_s, journal=self.journal
         )
 
+    # -- the catalogue on real hosts ---------------------------------------------------
+
+    def storage_host(self, selector: str) -> str:
+        """A storage host by name, or ``primary``/``secondary`` (``primary:HA1``) of a
+        device (default: the first test device)."""
+        inv = self.inventory
+        role, _, alias = selector.partition(":")
+        if role in ("primary", "secondary"):
+            devices = [inv.device(alias)] if alias else inv.test_devices
+            if not devices:
+                raise FaultError(f"{selector!r}: {inv.path} marks no test device (test = true)")
+            ranked = sorted(devices[0].replicas, key=lambda r: r.priority)
+            return (ranked[0] if role == "primary" else ranked[-1]).host
+        host = inv.host(selector)
+        if not host.has_role(HostRole.STORAGE):
+            raise FaultError(f"{selector} is not a storage host")
+        return host.name
+
+    def require_only_test_devices(self, host: str, what: str) -> None:
+        """Refuse a fault on storage ``host`` that would also break a device not marked test."""
+        inv = self.inventory
+        held = [d for d in inv.devices.values() if any(r.host == host for r in d.replicas)]
+        if not held:
+            raise FaultError(f"refused: {what} on {host} breaks no device of the inventory")
+        others = [d.alias for d in held if not d.test]
+        if others:
+            raise FaultError(
+                f"refused: {what} on {host} would also break {', '.join(others)}, not marked "
+                "as test devices (test = true); only a site whose every device there is a "
+                "test device may be broken this way")
+
+    def _service_and_process(self) -> tuple[str | None, str | None]:
+        storage = self.inventory.storage
+        default_service, default_process = SERVICE_DEFAULTS.get(storage.kind, (None, None))
+        return storage.service or default_service, storage.process or default_process
+
+    def _common(self, spec_ttl: float | None) -> dict[str, Any]:
+        return {"inventory": self.inventory.path, "journal": self.journal,
+                "ttl_s": spec_ttl or self.ttl_s}
+
+    def stop(self, selector: str, ttl_s: float | None = None) -> Fault:
+        from harness.faults.remote_catalogue import RemoteServiceStop
+
+        host = self.storage_host(selector)
+        service, _ = self._service_and_process()
+        if not service:
+            raise FaultError("stopping the storage service needs [storage] service = \"UNIT\"")
+        self.require_only_test_devices(host, f"stopping {service}")
+        return RemoteServiceStop(host=host, label=f"{selector}", service=service,
+                                 **self._common(ttl_s))
+
+    def _process_fault(self, cls: Any, selector: str, ttl_s: float | None) -> Fault:
+        host = self.storage_host(selector)
+        service, process = self._service_and_process()
+        if not process:
+            raise FaultError(f"{cls.action} needs the storage process: add [storage] process")
+        self.require_only_test_devices(host, f"{cls.action} of {process}")
+        return cls(host=host, label=selector, process=process, service=service,
+                   **self._common(ttl_s))
+
+    def kill(self, selector: str, ttl_s: float | None = None) -> Fault:
+        from harness.faults.remote_catalogue import RemoteProcessKill
+
+        return self._process_fault(RemoteProcessKill, selector, ttl_s)
+
+    def freeze(self, selector: str, ttl_s: float | None = None) -> Fault:
+        from harness.faults.remote_catalogue import RemoteFreeze
+
+        return self._process_fault(RemoteFreeze, selector, ttl_s)
+
+    def adapter_down(self, selector: str, ttl_s: float | None = None) -> Fault:
+        """``sync/Store1``: Store1's adapter on network sync (a host alone: its sync network)."""
+        from harness.faults.remote_catalogue import RemoteAdapterDown
+
+        inv = self.inventory
+        net, _, name = selector.rpartition("/")
+        host = inv.host(self.storage_host(name) if not inv.hosts.get(name) else name)
+        if not net:
+            syncs = [n.name for n in inv.networks_with_role("sync") if n.name in host.addresses]
+            if not syncs:
+                raise FaultError(f"{host.name} is on no sync network; say which: NET/{host.name}")
+            net = syncs[0]
+        if self._manages(host.name, net):
+            raise FaultError(f"taking {net} down on {host.name} would cut the harness off from it")
+        self.require_only_test_devices(host.name, f"taking the {net} adapter down")
+        return RemoteAdapterDown(host=host.name, label=f"{net}/{host.name}",
+                                 interface=host.interface(net), network=net,
+                                 **self._common(ttl_s))
+
+    def path_drop(self, selector: str, ttl_s: float | None = None) -> Fault:
+        """``Node1->iscsi/Store1``: the node's path to Store1's portal on network iscsi."""
+        from harness.faults.remote_catalogue import RemotePathDrop
+
+        inv = self.inventory
+        node, arrow, rest = selector.partition("->")
+        net, _, storage = rest.partition("/")
+        if not arrow or not storage:
+            raise FaultError(f"path {selector!r} is not NODE->NETWORK/STORAGE_HOST")
+        if not inv.host(node).has_role(HostRole.CLUSTER_NODE):
+            raise FaultError(f"{node} is not a cluster node")
+        if self._manages(node, net):
+            raise FaultError(f"dropping {net} on {node} would cut the harness off from it")
+        self.require_only_test_devices(storage, f"dropping the path from {node}")
+        portal = str(inv.host(storage).address(net))
+        return RemotePathDrop(host=node, label=selector, peer=portal,
+                              port=inv.site.iscsi_port, require_drops=True,
+                              **self._common(ttl_s))
+
+    def pair_blackhole(self, selector: str, network: str | None = None, port: int | None = None,
+                       ttl_s: float | None = None) -> Fault:
+        """``Store1~Store2``: Store1 drops all traffic with Store2's address on ``network``
+        (default: their shared sync network), only on ``port`` when given."""
+        from harness.faults.remote_catalogue import RemotePeerBlock
+
+        inv = self.inventory
+        a, sep, b = selector.partition("~")
+        if not sep:
+            raise FaultError(f"host pair {selector!r} is not HOST~HOST")
+        ha, hb = inv.host(a), inv.host(b)
+        shared = [n for n in ha.addresses if n in hb.addresses]
+        if network is None:
+            syncs = [n for n in shared if inv.network(n).has_role("sync")]
+            if not syncs:
+                raise FaultError(f"{a} and {b} share no sync network; pass network=")
+            network = syncs[0]
+        if network not in shared:
+            raise FaultError(f"{a} and {b} do not share network {network}")
+        if self._manages(a, network):
+            raise FaultError(f"black-holing {network} on {a} would cut the harness off from it")
+        self.require_only_test_devices(a, f"black-holing {b}")
+        return RemotePeerBlock(host=a, label=f"{selector}@{network}" + (f":{port}" if port
+                                                                        else ""),
+                               peer=str(hb.address(network)), port=port,
+                               **self._common(ttl_s))
+
     def build(self, spec: FaultSpec) -> Fault:
+        kw = spec.kwargs
+        ttl = kw.pop("ttl_s", None)
         if spec.action == "blackhole":
             return self.blackhole(spec.target)
+        builders = {"stop": self.stop, "kill": self.kill, "freeze": self.freeze,
+                    "adapter-down": self.adapter_down, "path-drop": self.path_drop}
+        if spec.action in builders:
+            return builders[spec.action](spec.target, ttl_s=ttl)
+        if spec.action == "pair-blackhole":
+            return self.pair_blackhole(spec.target, ttl_s=ttl, **kw)
         raise FaultError(
-            f"a real site supports blackhole faults, not {spec.action!r}; "
-            "run other faults against the lab"
-        )
+            f"a real site has no fault {spec.action!r}; use one of blackhole, stop, kill, "
+            "freeze, adapter-down, path-drop, pair-blackhole")
 
     def catalogue(self) -> list[FaultSpec]:
-        """A black hole per non-public network storage hosts are on, for random schedules."""
-        return [
+        """Every fault this site's inventory allows, for random schedules: black holes of
+        non-public storage networks, and, where every device of the storage hosts is a
+        test device, the service/process faults on the primary and the secondary, the
+        sync adapter, host-pair black holes and each cluster node's paths."""
+        inv = self.inventory
+        specs = [
             FaultSpec.of("blackhole", n.name)
-            for n in self.inventory.networks.values()
+            for n in inv.networks.values()
             if not n.has_role("public")
-            and any(n.name in h.addresses for h in self.inventory.hosts_with_role("storage"))
+            and any(n.name in h.addresses for h in inv.hosts_with_role("storage"))
         ]
+        if not inv.test_devices:
+            return specs
+        service, process = self._service_and_process()
+        candidates: list[FaultSpec] = []
+        for role in ("primary", "secondary"):
+            if service:
+                candidates.append(FaultSpec.of("stop", role))
+            if process:
+                candidates += [FaultSpec.of("kill", role), FaultSpec.of("freeze", role)]
+        storage = [r.host for r in inv.test_devices[0].replicas]
+        for host in storage:
+            if any(n.name in inv.host(host).interfaces for n in inv.networks_with_role("sync")):
+                candidates.append(FaultSpec.of("adapter-down", host))
+        if len(storage) > 1:
+            candidates.append(FaultSpec.of("pair-blackhole", f"{storage[0]}~{storage[1]}"))
+        for node in inv.hosts_with_role(HostRole.CLUSTER_NODE):
+            for net in inv.networks_with_role("iscsi"):
+                if net.name in node.addresses:
+                    candidates += [FaultSpec.of("path-drop", f"{node.name}->{net.name}/{h}")
+                                   for h in storage if net.name in inv.host(h).addresses]
+        for spec in candidates:
+            try:
+                self.build(spec)
+            except (FaultError, SplitbrainError):
+                continue
+            specs.append(spec)
+        return specs

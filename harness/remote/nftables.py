@@ -23,7 +23,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.remote.errors import ForeignState, OutputFormatError, UnsafeArgument
 from harness.remote.result import CommandRunner
@@ -121,7 +121,8 @@ class DropRule:
                 tokens += [self.protocol, "sport", str(self.sport)]
             if self.dport is not None:
                 tokens += [self.protocol, "dport", str(self.dport)]
-        return [*tokens, "drop", "comment", f'"{TAG_PREFIX}{self.tag}"']
+        # the counter proves the fault took effect: packets it dropped (read by rules())
+        return [*tokens, "counter", "drop", "comment", f'"{TAG_PREFIX}{self.tag}"']
 
 
 def _format(addr: Address) -> str:
@@ -164,6 +165,7 @@ class TaggedRule:
     chain: str
     handle: int
     tag: str | None  # None: a foreign rule (no splitbrain comment)
+    packets: int = field(default=0, compare=False)  # what its counter dropped so far
 
 
 class NftTable:
@@ -277,5 +279,8 @@ def parse_rules(text: str, *, where: str = "host") -> list[TaggedRule]:
             if isinstance(comment, str) and comment.startswith(TAG_PREFIX)
             else None
         )
-        found.append(TaggedRule(chain=str(rule["chain"]), handle=int(rule["handle"]), tag=tag))
+        packets = sum(int(e["counter"].get("packets", 0)) for e in rule.get("expr", [])
+                      if isinstance(e, dict) and isinstance(e.get("counter"), dict))
+        found.append(TaggedRule(chain=str(rule["chain"]), handle=int(rule["handle"]), tag=tag,
+                                packets=packets))
     return found
