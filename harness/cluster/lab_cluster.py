@@ -311,10 +311,13 @@ class LabCluster:
         return RoleStatus(spec.name, node, "Online")
 
     def _vm_endpoint(self, vm: str, node: str) -> dict[str, Any]:
-        role = self._status(node)["roles"].get(vm)
-        if not role or not role["ready"]:
-            raise ClusterError(f"VM {vm} is not running on {node}")
-        return role["ready"]
+        def ready() -> dict[str, Any] | None:
+            role = self._status(node)["roles"].get(vm)
+            if not role or not role["running"]:
+                raise ClusterError(f"VM {vm} is not running on {node}")
+            return role["ready"]  # None for a moment: the node is still recording it
+
+        return self._wait(ready, f"the node {node} to record VM {vm}", 10.0)
 
     def move(self, vm: str, node: str, kind: str = "live") -> MigrationReport:
         """Move VM role ``vm`` to ``node`` by ``kind`` ("live" or "quick") migration."""

@@ -85,6 +85,7 @@ class VirtualMachine:
         self.done = asyncio.Event()
         self.last_report: dict[str, Any] | None = None
         self._incoming_busy = False
+        self.control_ready = False
 
     # -- storage and workload --------------------------------------------------
 
@@ -125,9 +126,13 @@ class VirtualMachine:
         self.memory.run_guest()
         self.guest.start()
         self.state = "Running"
-        if self.config.get("running_file"):  # tells the node: this VM is its role now
-            Path(self.config["running_file"]).touch()
+        self.mark_running()
         return time.monotonic_ns()
+
+    def mark_running(self) -> None:
+        """Tell the node this VM is its role now (once the VM can be asked about it)."""
+        if self.control_ready and self.state == "Running" and self.config.get("running_file"):
+            Path(self.config["running_file"]).touch()
 
     async def pause(self) -> dict[str, Any]:
         """Pause the guest: memory stops changing, every I/O in flight completes."""
@@ -270,6 +275,8 @@ async def main_async(config: dict[str, Any], ready_file: str) -> int:
     else:
         extra["resume_ns"] = vm.run_guest(await vm.first_header())
     await server.start(ready_file, **extra)
+    vm.control_ready = True
+    vm.mark_running()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, vm.done.set)
     await vm.done.wait()
