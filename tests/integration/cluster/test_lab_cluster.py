@@ -3,12 +3,16 @@ bad input. Every run is judged by the project's checkers over the VM's joined hi
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from fixtures.sut import SystemUnderTest
 from harness.cluster.budgets import judge_migrations
 from harness.cluster.errors import ClusterError
+from harness.cluster.history import load_vm_history
 from harness.cluster.lab_cluster import LabCluster, VmSpec
+from harness.cluster.quorum import node_key
 from harness.faults.lab_faults import LabFaults
 
 pytestmark = pytest.mark.slow
@@ -56,7 +60,8 @@ def test_live_migration_20_times_under_load(cluster: LabCluster,
     assert all(r.announce.startswith("Not Applicable") for r in reports)
 
 
-def test_quick_migration_reports_downtime(cluster: LabCluster) -> None:
+def test_quick_migration_reports_downtime(cluster: LabCluster,
+                                          cluster_sut: SystemUnderTest) -> None:
     cluster.add_vm(VmSpec("vmq", workload=LOAD), "Demo1")
     wait_ops(cluster, "vmq", 10)
     report = cluster.move("vmq", "Demo2", "quick")
@@ -66,6 +71,19 @@ def test_quick_migration_reports_downtime(cluster: LabCluster) -> None:
     cluster.stop_vm("vmq")
     verdict = cluster.check_vm("vmq", errors_allowed=False)
     assert verdict.valid, [p.message for p in verdict.problems][:10]
+    # the checker can fail: zero an acknowledged write of vmq behind the cluster's back
+    history = load_vm_history(cluster.history_dir("vmq"))
+    victim = next(o for o in reversed(history.writes) if o.outcome == "ok")
+    offset, _ = cluster.disk_region("vmq")
+    asyncio.run(zero_blocks(cluster_sut, offset, victim.lba, victim.count))
+    broken = cluster.check_vm("vmq", errors_allowed=False)
+    assert not broken.valid and "lost" in broken.verdict("integrity").counts()
+
+
+async def zero_blocks(sut: SystemUnderTest, disk_offset: int, lba: int, count: int) -> None:
+    async with sut.multipath("HA2") as dev:
+        await dev.pr.register(node_key("a-test-outside-the-cluster"))
+        await dev.write(disk_offset // dev.block_size + lba, bytes(count * dev.block_size))
 
 
 def test_vm_dies_with_its_node_and_restarts_on_the_survivor(cluster: LabCluster) -> None:
