@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from harness.scsi.reservations import PrOutAction, PrType
@@ -44,19 +45,44 @@ async def test_disks(run: CheckRun) -> tuple[list[tuple[Any, NodeDisks]], Outcom
     chosen, skipped = site.test_devices()
     for reason in skipped:
         run.step(f"skipped: {reason}")
-    opened: list[tuple[Any, NodeDisks]] = []
-    for device in chosen:
+    async def open_unused(device: Any) -> tuple[Any, NodeDisks] | None:
         disks = await open_all(site, device, run)
         keys = await disks[0].paths[0].read_keys()
         if keys.keys:
             skipped.append(f"{device.alias} is in use: {len(keys.keys)} persistent reservation "
                            "registration(s) held by another initiator")
             await disks.close()
-            continue
-        opened.append((device, disks))
+            return None
+        return device, disks
+
+    tried = await asyncio.gather(*(open_unused(d) for d in chosen), return_exceptions=True)
+    opened = [t for t in tried if isinstance(t, tuple)]
+    errors = [t for t in tried if isinstance(t, BaseException)]
+    if errors:
+        await asyncio.gather(*(d.close() for _, d in opened))
+        raise errors[0]
     if not opened:
         return [], not_applicable("no disk may be written or reserved: " + "; ".join(skipped))
     return opened, None
+
+
+async def each_device(opened: list[tuple[Any, NodeDisks]],
+                      one: Callable[[Any, NodeDisks], Awaitable[list[str]]],
+                      parallel: int = 8) -> list[str]:
+    """``one(device, disks)`` for every opened device, ``parallel`` devices at a time (each
+    device's own steps stay in order); the problems of all, in device order; every
+    device's sessions closed at the end."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def gated(device: Any, disks: NodeDisks) -> list[str]:
+        async with gate:
+            return await one(device, disks)
+
+    try:
+        found = await asyncio.gather(*(gated(d, n) for d, n in opened))
+    finally:
+        await asyncio.gather(*(n.close() for _, n in opened))
+    return [p for problems in found for p in problems]
 
 
 def replica_for(device: Any, index: int) -> str:
@@ -137,16 +163,14 @@ async def validate_persistent_reservation(run: CheckRun) -> Outcome:
     opened, none = await test_disks(run)
     if none:
         return none
-    problems: list[str] = []
-    try:
-        for device, disks in opened:
-            try:
-                problems += await _pr_sequence(run, device, disks[0], disks[1])
-                problems += await leftovers(disks, device)
-            finally:
-                await clear_everything(disks, device, run)
-    finally:
-        await asyncio.gather(*(d.close() for _, d in opened))
+    async def one(device: Any, disks: NodeDisks) -> list[str]:
+        try:
+            return (await _pr_sequence(run, device, disks[0], disks[1])
+                    + await leftovers(disks, device))
+        finally:
+            await clear_everything(disks, device, run)
+
+    problems = await each_device(opened, one)
     return judged(problems, [], f"{len(opened)} disk(s): register, reserve, read, fence, "
                                 "preempt, release and unregister behaved on every path")
 
@@ -248,20 +272,18 @@ async def validate_disk_arbitration(run: CheckRun) -> Outcome:
     opened, none = await test_disks(run)
     if none:
         return none
-    problems: list[str] = []
-    try:
-        for device, disks in opened:
-            try:
-                for owner_i in range(len(disks)):
-                    owner = disks[owner_i]
-                    challenger_i = (owner_i + 1) % len(disks)
-                    problems += await _duel(device, owner, owner_i, disks[challenger_i],
-                                            challenger_i)
-                problems += await leftovers(disks, device)
-            finally:
-                await clear_everything(disks, device, run)
-    finally:
-        await asyncio.gather(*(d.close() for _, d in opened))
+    async def one(device: Any, disks: NodeDisks) -> list[str]:
+        problems: list[str] = []
+        try:
+            for owner_i in range(len(disks)):
+                challenger_i = (owner_i + 1) % len(disks)
+                problems += await _duel(device, disks[owner_i], owner_i, disks[challenger_i],
+                                        challenger_i)
+            return problems + await leftovers(disks, device)
+        finally:
+            await clear_everything(disks, device, run)
+
+    problems = await each_device(opened, one)
     return judged(problems, [], f"{len(opened)} disk(s): every node won arbitration in turn "
                                 "and defended it against the others")
 
@@ -302,18 +324,18 @@ async def validate_multiple_arbitration(run: CheckRun) -> Outcome:
     opened, none = await test_disks(run)
     if none:
         return none
-    problems: list[str] = []
     rounds = 3
-    try:
-        for device, disks in opened:
-            try:
-                for n in range(rounds):
-                    problems += await _scramble(run, device, disks, n)
-                problems += await leftovers(disks, device)
-            finally:
-                await clear_everything(disks, device, run)
-    finally:
-        await asyncio.gather(*(d.close() for _, d in opened))
+
+    async def one(device: Any, disks: NodeDisks) -> list[str]:
+        problems: list[str] = []
+        try:
+            for n in range(rounds):
+                problems += await _scramble(run, device, disks, n)
+            return problems + await leftovers(disks, device)
+        finally:
+            await clear_everything(disks, device, run)
+
+    problems = await each_device(opened, one)
     run.number("rounds", rounds)
     return judged(problems, [], f"{len(opened)} disk(s): exactly one owner in each of "
                                 f"{rounds} concurrent arbitrations")
@@ -420,15 +442,13 @@ async def validate_disk_failover(run: CheckRun) -> Outcome:
     opened, none = await test_disks(run)
     if none:
         return none
-    problems: list[str] = []
-    try:
-        for device, disks in opened:
-            try:
-                problems += await failover_cycle(run, device, disks)
-            finally:
-                await clear_everything(disks, device, run)
-    finally:
-        await asyncio.gather(*(d.close() for _, d in opened))
+    async def one(device: Any, disks: NodeDisks) -> list[str]:
+        try:
+            return await failover_cycle(run, device, disks)
+        finally:
+            await clear_everything(disks, device, run)
+
+    problems = await each_device(opened, one, parallel=4)
     return judged(problems, [], f"{len(opened)} disk(s) failed over between every pair of "
                                 "nodes with their data intact")
 

@@ -233,12 +233,16 @@ async def validate_disk_access_latency(run: CheckRun) -> Outcome:
         if not writable:
             warnings.append(f"{alias}: reads only (not marked test = true, so "
                             "nothing is written)")
-        for node in site.cluster_nodes:
-            disk = await open_node_disk(site.initiator(node), device, run)
-            try:
-                reads, writes = await _time_raw_io(disk, writable)
-            finally:
-                await disk.close()
+        disks = await asyncio.gather(*(open_node_disk(site.initiator(n), device, run)
+                                       for n in site.cluster_nodes), return_exceptions=True)
+        try:
+            for d in disks:
+                if isinstance(d, BaseException):
+                    raise d
+            series = [(d.node, await _time_raw_io(d, writable)) for d in disks]
+        finally:
+            await asyncio.gather(*(d.close() for d in disks if isinstance(d, NodeDisk)))
+        for node, (reads, writes) in series:
             for kind, samples in (("read", reads), ("write", writes)):
                 if not samples:
                     continue
