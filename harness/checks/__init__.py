@@ -1,7 +1,8 @@
 """Checkers: turn a recorded history and the devices' contents into verdicts.
 
 Every checker block is a register (``model``); ``integrity`` judges the data read
-back after the run, ``register`` the reads made during it, ``divergence`` the
+back after the run, ``register`` the reads made during it, ``monotonic`` those
+reads against each other (no going back to an older value), ``divergence`` the
 replicas against each other (split brain), ``timing`` the whole run's pauses and
 errors, ``faults_report`` each fault window's honest numbers against the
 inventory's budgets, and ``packet_timing`` the same times from a capture.
@@ -22,7 +23,9 @@ The API the chaos runner uses:
   docstring). ``FaultReport.problems`` lists what is over budget;
   ``faults_verdict(reports)`` is the ``faults`` ``Verdict``;
   ``table_lines(reports)`` prints them.
-- ``compose.check_run(history, ..., history_path=PATH)`` adds that verdict to
+- ``monotonic.check_read_monotonicity(history_path) -> Verdict``: reads across
+  each other (also across initiators), streamed.
+- ``compose.check_run(history, ..., history_path=PATH)`` adds both verdicts to
   the others.
 
 The history is read as a stream (``harness.workload.history_stream``) by the

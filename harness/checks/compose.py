@@ -1,8 +1,9 @@
 """All checkers over one run, composed (Jepsen's ``checker/compose``).
 
 ``check_run`` judges one history: the reads recorded during the run (register),
-the timing against a budget, each fault's honest numbers (``faults_report``,
-when the history's file is given), and, when devices are given, the data read back
+the timing against a budget, each fault's honest numbers (``faults_report``)
+and the reads against each other (``monotonic``) when the history's file is
+given, and, when devices are given, the data read back
 through every path (integrity) and the replicas compared with each other
 (divergence). The result is a ``RunVerdict``: one ``Verdict`` per checker that
 ran, valid only when all are.
@@ -18,6 +19,7 @@ from harness.checks.divergence import ChunkReader, compare_replicas
 from harness.checks.faults_report import faults_verdict, per_fault_report
 from harness.checks.integrity import check_devices
 from harness.checks.model import WriteIndex
+from harness.checks.monotonic import check_read_monotonicity
 from harness.checks.register import RegisterCheck
 from harness.checks.timing import check_timing
 from harness.checks.verdict import Problem, Verdict
@@ -76,6 +78,7 @@ async def check_run(
         whole_run = {k: v for k, v in (budget or {}).items() if k in WHOLE_RUN_BUDGETS}
         result.verdicts.append(check_timing(history, whole_run, bin_s=bin_s))
         result.verdicts.append(faults_verdict(per_fault_report(history_path, budgets=budget)))
+        result.verdicts.append(check_read_monotonicity(history_path))
     if pcap is not None:
         from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
         from harness.checks.timing import measure

@@ -196,6 +196,9 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
                 for r in v.stats["comparison"])
             print(f"wire       {len(v.stats['paths'])} paths in the capture"
                   + (f"; {rows}" if rows else "") + f": {status}")
+        elif v.checker == "monotonic":
+            print(f"monotonic  {v.stats['reads']} reads, {v.stats['blocks']} blocks read "
+                  f"against the earlier reads: {status}")
         elif v.checker == "faults":
             rows = v.stats["faults"]
             print(f"faults     {len(rows)} fault windows (seconds; gap: longest with no "
