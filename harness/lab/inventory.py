@@ -331,6 +331,7 @@ class StorageSettings:
     ready_file: str | None = None  # bundled: the node's ready file on each storage host
     token_file: str | None = None  # bundled: the management token file on each storage host
     python: str = "python3"  # the interpreter the shipped scripts run with on the hosts
+    logs: tuple[str, ...] = ()  # log files of the storage service, collected as evidence
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ def power(r: _Reader, value: object, path: KeyPath) -> PowerControl:
 def storage(r: _Reader, value: object) -> StorageSettings:
     t = r.table(value, ("storage",),
                 allowed=("kind", "user", "password", "port", "service", "process", "ready_file",
-                         "token_file", "python"))
+                         "token_file", "python", "logs"))
+    logs = t.get("logs", [])
+    if not isinstance(logs, list):
+        raise r.fail(("storage", "logs"), "must be a list of log file paths",
+                     'write logs = ["/var/log/tgt.log"]')
     kind = r.choice(t.get("kind", "bundled"), ("storage", "kind"), STORAGE_KINDS)
     if kind == "starwind" and ("user" not in t or "password" not in t):
         raise r.fail(("storage",), "StarWind needs its management credentials",
@@ -60,4 +64,5 @@ def storage(r: _Reader, value: object) -> StorageSettings:
         token_file=r.string(t["token_file"], ("storage", "token_file"))
         if "token_file" in t else None,
         python=r.string(t.get("python", "python3"), ("storage", "python")),
+        logs=tuple(r.string(v, ("storage", "logs", i)) for i, v in enumerate(logs)),
     )

@@ -113,3 +113,38 @@ def test_windows_path_drop_with_the_session_still_up_is_a_failed_injection(windo
 def test_resume_body_quotes_only_integers():
     with pytest.raises(UnsafeArgument):
         windows_process.resume_body(["1; Stop-Computer"])  # type: ignore[list-item]
+
+
+def test_windows_evidence_reads_system_log_and_cluster_log_on_nodes_only(monkeypatch):
+    import time
+
+    from harness.lab.inventory import loads
+    from harness.redact import MASK
+    from harness.remote import evidence
+    from tests.unit.lab.test_inventory import BASE
+
+    monkeypatch.setenv("T_PASSWORD", "winpass-123")
+    text = BASE.replace('access = { user = "admin", password = "${T_PASSWORD}" }',
+                        'access = { user = "admin", os = "windows", password = "${T_PASSWORD}" }')
+    text = text.replace('[hosts.Node1]\nroles = ["cluster-node"]\n'
+                        'addresses = { public = "192.0.2.21", iscsi = "198.51.100.21" }',
+                        '[hosts.Node1]\nroles = ["cluster-node"]\n'
+                        'addresses = { public = "192.0.2.21", iscsi = "198.51.100.21" }\n'
+                        'access = { user = "admin", os = "windows", password = "${T_PASSWORD}" }')
+    inventory = loads(text)
+    scripts: dict[str, str] = {}
+
+    class Host:
+        def __init__(self, name):
+            self.name = name
+
+        def powershell(self, body, **kw):
+            scripts[self.name] = body
+            return [{"Name": "System", "Text": "logon by admin with winpass-123"}]
+
+    logs = evidence.collect(inventory, time.time() - 300,
+                            opener=lambda inv, h: contextlib.nullcontext(Host(h)))
+    assert sorted(scripts) == ["Node1", "Store1"]
+    assert "Get-WinEvent -FilterHashtable @{ LogName = 'System'" in scripts["Store1"]
+    assert "Get-ClusterLog" in scripts["Node1"] and "Get-ClusterLog" not in scripts["Store1"]
+    assert all("winpass-123" not in log.text and MASK in log.text for log in logs)
