@@ -8,6 +8,6 @@ inventory alone) played by the nemesis while the stamped workload writes over
 MPIO; ``observers`` record replica states and each fault's lost paths into the
 same history; ``phases`` are the timed parts (chaos, then checks); ``runner``
 ties them together and heals every fault on every way out. ``signals`` turns
-SIGINT/SIGTERM into a clean stop. ``lab_site`` adopts a running lab or starts
-one for the command line (until the lab layer's lifecycle takes that over).
+SIGINT/SIGTERM into a clean stop. The command line adopts a running lab or
+starts one with the lab layer's lifecycle (``harness.lab.lifecycle.LabSite``).
 """

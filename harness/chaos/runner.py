@@ -53,8 +53,8 @@ from harness.faults.guard import heal_journal
 from harness.faults.journal import FaultJournal, default_journal_path
 from harness.faults.nemesis import FaultSpec, Schedule
 from harness.iscsi.names import READ_BACK_PATHS
+from harness.lab.backend import replica_alias
 from harness.lab.inventory import HaDevice, HostRole, Inventory
-from harness.lab.loopback import replica_alias
 from harness.workload.writers import WorkloadResult
 
 

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from harness.faults.guard import signals_ignored
+
 
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM ended the run; faults were healed on the way out."""
@@ -35,15 +37,4 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(s, old)
 
 
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """SIGINT and SIGTERM are ignored while active (teardown: heal and lab down finish)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
+__all__ = ["RunInterrupted", "signals_ignored", "signals_interrupt"]

@@ -2,7 +2,7 @@
 
 ``open_site`` is the caller's side of the chaos runner's contract (the runner
 takes a system under test that is already up): for a lab inventory it adopts
-the running lab or starts one (``harness.chaos.lab_site.LabSite``) and takes
+the running lab or starts one (``harness.lab.lifecycle.LabSite``) and takes
 down only a lab it started; for a real site it refuses unless the inventory
 says ``destructive = true``, before anything is touched. Either way it yields
 the same ``sut`` the suites get.
@@ -52,7 +52,7 @@ def open_site(
     say: Callable[[str], None] = lambda _: None,
 ) -> Iterator[Site]:
     from fixtures.sut import SystemUnderTest
-    from harness.chaos.lab_site import LabSite
+    from harness.lab.lifecycle import LabSite
 
     refuse_unsafe(inventory, command)
     if inventory.lab is None:

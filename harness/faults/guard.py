@@ -3,8 +3,10 @@
 ``heal_on_signals()`` installs handlers that heal every live fault of this
 process, then restore the previous handler and deliver the signal again, so
 the program still ends the way it would have (KeyboardInterrupt, exit 143...).
-``heal_journal(path)`` is what ``splitbrain heal`` and the session-start sweep
-run: heal every open fault of a journal, newest first, and report each.
+``signals_ignored()`` keeps them from interrupting a teardown that must finish
+(heal, then lab down). ``heal_journal(path)`` is what ``splitbrain heal`` and
+the session-start sweep run: heal every open fault of a journal, newest first,
+and report each.
 """
 
 from __future__ import annotations
@@ -28,8 +30,23 @@ from harness.faults.fault import (
     heal_with_retries,
 )
 from harness.faults.journal import FaultJournal
+from harness.faults.kinds import KINDS  # noqa: F401  (registers every fault kind)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM are ignored while active (teardown: heal and lab down finish)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 @contextmanager
@@ -67,8 +84,6 @@ class HealOutcome:
 
 def heal_journal(journal: FaultJournal, deadline_s: float = 30.0) -> list[HealOutcome]:
     """Heal every open fault in ``journal`` (newest first); never stops at a failure."""
-    import harness.faults  # noqa: F401  (registers every fault kind)
-
     outcomes: list[HealOutcome] = []
     for fault in reversed(journal.open_faults()):
         cls = FAULT_KINDS.get(fault.kind)

@@ -2,8 +2,9 @@
 
 ``lab_for(inventory, dir)`` gives the backend the inventory asks for (``[lab]
 backend``); ``open_lab(dir)`` the backend that brought up the lab recorded in
-``dir``; ``reap_orphan_labs()`` takes down labs whose owning test session was
-killed before its teardown, so a crashed run's lab does not outlive it.
+``dir`` (both give a :class:`harness.lab.backend.Lab`); ``reap_orphan_labs()``
+takes down labs whose owning test session was killed before its teardown, so a
+crashed run's lab does not outlive it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import os
 from pathlib import Path
 
 from harness.errors import SplitbrainError
+from harness.lab.backend import Lab
 from harness.lab.inventory import Inventory
 from harness.lab.loopback import LoopbackLab
 from harness.lab.netns_lab import NetnsLab
 from harness.lab.node_process import process_start_ticks
 from harness.lab.state import LabState, default_state_dir
-
-Lab = LoopbackLab | NetnsLab
 
 
 def lab_for(inventory: Inventory, state_dir: str | os.PathLike[str]) -> Lab:

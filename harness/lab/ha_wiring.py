@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SplitbrainError
+from harness.lab.backend import LabError
 from harness.lab.inventory import FailoverStrategy, HaDevice, Inventory, NetworkRole
 
 
@@ -297,7 +298,6 @@ def wait_synchronized(ha_states: Callable[[], dict[str, dict[str, str]]], aliase
 
     ``ha_states()`` maps alias -> host -> state, as both lab backends report it.
     """
-    from harness.lab.loopback import LabError
     from harness.lab.node_process import wait_until
 
     def synchronized() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.lab.inventory import POWER_KINDS, STORAGE_KINDS, PowerControl, StorageSettings
+from harness.lab.inventory_model import POWER_KINDS, STORAGE_KINDS, PowerControl, StorageSettings
 from harness.lab.toml_source import KeyPath
 
 if TYPE_CHECKING:

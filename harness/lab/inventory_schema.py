@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.lab import inventory_real_site as real_site
-from harness.lab.inventory import (
+from harness.lab.inventory_model import (
     LAB_BACKENDS,
     MPIO_POLICIES,
     SECRET_REFERENCE,

@@ -37,16 +37,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import secrets
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SplitbrainError
+from harness.lab.backend import (
+    TOKEN_ENV,
+    LabError,
+    NodeCommand,
+    abandon_bring_up,
+    inventory_summary,
+    link_purpose,
+    node_config,
+    record_running,
+    reference_target_command,
+)
 from harness.lab.ha_wiring import (
     HaPair,
     WitnessPlan,
@@ -57,7 +66,7 @@ from harness.lab.ha_wiring import (
     plan_witnesses,
     wait_synchronized,
 )
-from harness.lab.inventory import HaDevice, Host, Inventory, Network, NetworkRole
+from harness.lab.inventory import Host, Inventory, Network, NetworkRole
 from harness.lab.node_process import (
     NodeProcess,
     NodeProcessError,
@@ -67,153 +76,7 @@ from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
 from harness.lab.state import LabRecord, LabState, LinkRecord, default_state_dir
 
-TOKEN_ENV = "SPLITBRAIN_LAB_NODE_TOKEN"
 PROXY = "fault-proxy"
-
-
-class LabError(SplitbrainError):
-    """The lab cannot be brought up, reached or taken down."""
-
-
-def abandon_bring_up(lab: Any, record: Any, exc: BaseException, what: str) -> SplitbrainError:
-    """After ``lab up`` failed half way: save what was started, take it all down, and
-    return the error to raise (a user's error as it is, an OS error as ``LabError``)."""
-    with contextlib.suppress(SplitbrainError, OSError):
-        lab.state.save(record)
-        lab.down()
-    if isinstance(exc, SplitbrainError):
-        return exc
-    return LabError(f"cannot bring {what} up: {exc}")
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-def replica_alias(device: HaDevice, host: str) -> str:
-    """``HA1`` on the primary replica, ``HA1Partner`` on the others (the wizard's names)."""
-    return device.alias if device.primary.host == host else f"{device.alias}Partner"
-
-
-def device_identity(inventory: Inventory, device: HaDevice) -> tuple[str, str]:
-    """(serial, NAA) shared by every replica of a device: one disk on every path."""
-    from harness.target.config import default_naa
-
-    serial = f"{inventory.site.name}-{device.alias}"[:64]
-    return serial, default_naa(f"iqn.2026-11.org.splitbrain:{serial.lower()}", device.lun)
-
-
-def node_config(
-    inventory: Inventory,
-    host: Host,
-    data_dir: Path,
-    ports: dict[str, int] | None = None,
-    management: str = "127.0.0.1:0",
-    extra: list[str] | None = None,
-) -> str:
-    """The reference target node TOML for one storage host of the lab.
-
-    ``ports`` pins each portal address to a port (0 or absent: any free port), so a
-    node restarted by a fault listens where it listened before, as a real server does.
-    """
-    ports = ports or {}
-    lines = ["[node]", f"name = {_toml(host.name)}", f"data_dir = {_toml(str(data_dir))}", ""]
-    for net in sorted(host.addresses):
-        if inventory.network(net).has_role(NetworkRole.ISCSI):
-            address = str(host.addresses[net])
-            lines += [
-                "[[portal]]",
-                f"address = {_toml(address)}",
-                f"port = {int(ports.get(address, 0))}",
-                "",
-            ]
-    lines += [
-        "[management]",
-        f"listen = {_toml(management)}",
-        f"token_env = {_toml(TOKEN_ENV)}",
-        "",
-    ]
-    for device in inventory.devices.values():
-        replica = next((r for r in device.replicas if r.host == host.name), None)
-        if replica is None:
-            continue
-        alias = replica_alias(device, host.name)
-        serial, naa = device_identity(inventory, device)
-        lines += [
-            "[[target]]",
-            f"iqn = {_toml(replica.target)}",
-            f"alias = {_toml(alias)}",
-            "",
-            "[[target.lun]]",
-            f"lun = {device.lun}",
-            f"image = {_toml(alias + '.img')}",
-            f"size = {device.size}",
-            f"serial = {_toml(serial)}",
-            f"naa = {_toml(naa)}",
-            "",
-        ]
-    return "\n".join(lines + (extra or []))
-
-
-def inventory_summary(inventory: Inventory) -> dict[str, Any]:
-    """Hosts, networks and devices of an inventory, JSON-ready (for ``lab status``)."""
-    return {
-        "hosts": {
-            h.name: {
-                "roles": sorted(r.value for r in h.roles),
-                "addresses": {n: str(a) for n, a in h.addresses.items()},
-            }
-            for h in inventory.hosts.values()
-        },
-        "networks": {
-            n.name: {"roles": sorted(r.value for r in n.roles), "cidr": str(n.cidr)}
-            for n in inventory.networks.values()
-        },
-        "devices": {
-            d.alias: {
-                "purpose": d.purpose.value,
-                "size": d.size,
-                "lun": d.lun,
-                "strategy": d.strategy.value,
-                "replicas": [
-                    {"host": r.host, "target": r.target, "priority": r.priority} for r in d.replicas
-                ],
-            }
-            for d in inventory.devices.values()
-        },
-    }
-
-
-def _link_purpose(roles: frozenset[NetworkRole]) -> str | None:
-    for role, purpose in (
-        (NetworkRole.ISCSI, "portal"),
-        (NetworkRole.SYNC, "sync"),
-        (NetworkRole.HEARTBEAT, "heartbeat"),
-    ):
-        if role in roles:
-            return purpose
-    return None  # public only: nothing listens there
-
-
-NodeCommand = Callable[[Path, Path], tuple[str, ...]]
-
-
-def reference_target_command(config: Path, ready_file: Path) -> tuple[str, ...]:
-    """How a storage node starts: the bundled reference target, as its own process."""
-    return (
-        sys.executable,
-        "-m",
-        "harness.target",
-        "serve",
-        "--config",
-        str(config),
-        "--ready-file",
-        str(ready_file),
-    )
 
 
 class LoopbackLab:
@@ -359,7 +222,7 @@ class LoopbackLab:
         for host in inventory.hosts_with_role("storage"):
             for net_name, address in sorted(host.addresses.items()):
                 net = inventory.network(net_name)
-                purpose = _link_purpose(net.roles)
+                purpose = link_purpose(net.roles)
                 if purpose == "portal" or (purpose and not pairs):
                     add(f"{net_name}/{host.name}", net, host.name, str(address), 0, purpose)
         for host in inventory.hosts_with_role("cluster-node"):
@@ -455,13 +318,7 @@ class LoopbackLab:
         return self.state.load()
 
     def running(self) -> bool:
-        try:
-            record = self.state.load()
-        except SplitbrainError:
-            return False
-        return any(n.alive for n in record.nodes.values()) or bool(
-            record.proxy and record.proxy.alive
-        )
+        return record_running(self.state)
 
     def proxy(self) -> ProxyControl:
         endpoint = self.state.endpoint()

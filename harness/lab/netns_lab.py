@@ -53,6 +53,17 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.lab import netns
+from harness.lab.backend import (
+    TOKEN_ENV,
+    LabError,
+    NodeCommand,
+    abandon_bring_up,
+    inventory_summary,
+    link_purpose,
+    node_config,
+    record_running,
+    reference_target_command,
+)
 from harness.lab.ha_wiring import (
     HaPair,
     ha_device_tables,
@@ -62,16 +73,6 @@ from harness.lab.ha_wiring import (
     wait_synchronized,
 )
 from harness.lab.inventory import Inventory, NetworkRole
-from harness.lab.loopback import (
-    TOKEN_ENV,
-    LabError,
-    NodeCommand,
-    _link_purpose,
-    abandon_bring_up,
-    inventory_summary,
-    node_config,
-    reference_target_command,
-)
 from harness.lab.node_process import (
     NodeProcess,
     NodeProcessError,
@@ -220,7 +221,7 @@ class NetnsLab:
                 netns.attach(
                     ns, ifname, switch, f"br{i}", f"h{h}n{i}", f"{address}/{network.cidr.prefixlen}"
                 )
-                purpose = _link_purpose(network.roles)
+                purpose = link_purpose(network.roles)
                 if purpose is None or not host.has_role("storage"):
                     continue
                 port = inventory.site.iscsi_port if purpose == "portal" else 0
@@ -330,6 +331,9 @@ class NetnsLab:
 
     def record(self) -> LabRecord:
         return self.state.load()
+
+    def running(self) -> bool:
+        return record_running(self.state)
 
     def sockets(self, host: str) -> HostSockets:
         """A socket factory for connections made from ``host`` (e.g. a cluster node's

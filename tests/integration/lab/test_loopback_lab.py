@@ -12,8 +12,9 @@ import pytest
 
 from harness.faults import FaultJournal, heal_journal
 from harness.faults.lab_faults import LabFaults
+from harness.lab.backend import LabError
 from harness.lab.inventory import Inventory
-from harness.lab.loopback import LabError, LoopbackLab
+from harness.lab.loopback import LoopbackLab
 from tests.integration.lab.conftest import lab_processes, standin_command
 
 REPO = Path(__file__).parents[3]

@@ -30,8 +30,8 @@ from harness.initiator.mpio.session_link import SessionLink
 from harness.initiator.mpio.status import PathState
 from harness.initiator.session import Session, SessionTimeouts
 from harness.lab import netns
+from harness.lab.backend import LabError
 from harness.lab.inventory import Inventory, load
-from harness.lab.loopback import LabError
 from harness.lab.netns_lab import HostSockets, NetnsLab
 
 INVENTORY = Path(__file__).parents[3] / "fixtures" / "inventories" / "lab-netns.toml"

@@ -1,12 +1,24 @@
-"""Adopt the inventory's running lab or start one, for a chaos run from the command line.
+"""The lab's lifecycle: adopt the inventory's running lab, or start one; take down only that.
 
-``LabSite`` is a context manager: on enter it reuses a lab already up at the
-state directory (after healing what its fault journal still holds open and
-waiting until its replicas are Synchronized), takes over the lab of a run that
-was killed (its owner pid is gone; this run then takes it down), or starts a
-fresh one (its disks hold zeros). On exit it takes a lab it started down
-(unless ``keep``). The chaos runner itself never brings a site up or down; this
-is the caller's side.
+The model. A lab lives in a state directory; whoever uses it (a pytest
+session, ``splitbrain chaos``/``run``) either *adopts* a lab already up there
+or *starts* one, and on leaving takes down only a lab it started.
+``LabSite`` is that context manager, the one way every caller does it:
+
+- a lab running at the state directory with this inventory is *reused* after
+  the faults its journal still holds open are healed and its replicas are
+  Synchronized again (a lab of another inventory, or one with a dead node, is
+  refused in one line);
+- a lab whose owning process was killed (its recorded owner pid is gone, or is
+  another process now) is *taken over*: healed and reused like the above, and
+  taken down on exit as if this run had started it;
+- otherwise a fresh lab is *started* (its disks hold zeros; ``fresh``), owned
+  by this process, and taken down on exit unless ``keep``.
+
+Teardown ignores SIGINT and SIGTERM so a second Ctrl-C cannot leave the lab
+half down; a failed teardown is recorded in ``problems``, not raised over the
+caller's own result. Neither the chaos runner nor a suite brings a site up or
+down itself; this is the caller's side.
 """
 
 from __future__ import annotations
@@ -17,11 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.signals import signals_ignored
 from harness.errors import SplitbrainError
-from harness.faults.guard import heal_journal
+from harness.faults.guard import heal_journal, signals_ignored
 from harness.faults.journal import FaultJournal
-from harness.lab.backends import Lab, lab_for, open_lab
+from harness.lab.backend import Lab
+from harness.lab.backends import lab_for, open_lab
 from harness.lab.inventory import Inventory
 from harness.lab.node_process import process_start_ticks
 from harness.lab.state import default_state_dir
