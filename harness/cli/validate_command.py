@@ -52,7 +52,7 @@ def site_for(inventory: Any, budget_profile: str, say: Any) -> Iterator[Any]:
     if inventory.lab is None:
         yield ValidationSite(SystemUnderTest(inventory, None, budget_profile))
         return
-    from harness.chaos.lab_site import LabSite
+    from harness.lab.lifecycle import LabSite
 
     resync = inventory.budget(budget_profile).limits.get("resync_s", 120.0) \
         if inventory.budgets else 120.0
