@@ -25,8 +25,11 @@ The API the chaos runner uses:
   ``table_lines(reports)`` prints them.
 - ``monotonic.check_read_monotonicity(history_path) -> Verdict``: reads across
   each other (also across initiators), streamed.
-- ``compose.check_run(history, ..., history_path=PATH)`` adds both verdicts to
-  the others.
+- ``packet_timing.check_scenario_capture(pcap, history_path, reports) -> Verdict``
+  (``packet_faults``): the capture's longest gap, longest command and heal time
+  beside each ``FaultReport``'s; ``beside_lines(verdict)`` prints them.
+- ``compose.check_run(history, ..., history_path=PATH)`` adds these verdicts to
+  the others (the capture's when ``pcap`` is given).
 
 The history is read as a stream (``harness.workload.history_stream``) by the
 checkers that scale with the run's length, so memory grows with the device and

@@ -77,8 +77,14 @@ async def check_run(
     else:  # per-fault measures are judged by the faults report, whole-run ones here
         whole_run = {k: v for k, v in (budget or {}).items() if k in WHOLE_RUN_BUDGETS}
         result.verdicts.append(check_timing(history, whole_run, bin_s=bin_s))
-        result.verdicts.append(faults_verdict(per_fault_report(history_path, budgets=budget)))
+        reports = per_fault_report(history_path, budgets=budget)
+        result.verdicts.append(faults_verdict(reports))
         result.verdicts.append(check_read_monotonicity(history_path))
+        if pcap is not None:
+            from harness.checks.packet_timing import check_scenario_capture
+
+            result.verdicts.append(check_scenario_capture(
+                pcap, history_path, reports, ports=iscsi_ports, tolerance_s=wire_tolerance_s))
     if pcap is not None:
         from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
         from harness.checks.timing import measure

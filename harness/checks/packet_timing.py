@@ -19,6 +19,9 @@ clock with the history header's ``wall_clock``/``start_ns`` pair):
 - ``heal_to_all_paths_s``: after the fault stopped, when every path had
   completed a command sent after the heal.
 
+``check_scenario_capture`` (the ``packet_faults`` checker, one call per chaos
+scenario) sets the capture's longest gap, longest command and heal time beside
+``harness.checks.faults_report``'s, and ``beside_lines`` prints them.
 ``compare_with_history`` sets these beside ``harness.checks.timing`` and
 reports a ``timing_disagrees`` problem when the two differ by more than a
 tolerance (a few milliseconds on the lab): if they disagree, one of the two
@@ -245,3 +248,116 @@ def compare_with_history(wire: WireTiming, history: TimingReport, *,
                     f"{'never' if b is None else f'{b:.4f} s'} (tolerance {tolerance_s:g} s)",
                     detail={"fault": w.name, "measure": measure, "wire_s": a, "history_s": b}))
     return Verdict("packet_timing", problems, {"comparison": rows, **wire.to_json()})
+
+
+# The per-fault report's honest numbers, from the wire (``faults_report`` beside them).
+BESIDE = ("longest_gap", "heal_to_all_paths")  # judged for agreement; longest_command is shown
+
+
+@dataclass(slots=True)
+class WireFaultNumbers:
+    fault: int
+    name: str
+    longest_gap_s: float  # longest interval with no READ/WRITE completion overlapping it
+    longest_command_s: float | None  # longest READ/WRITE in flight (unanswered: to the end)
+    heal_to_all_paths_s: float | None  # every portal that carried I/O before, again
+
+
+def wire_fault_numbers(pdus: list[WirePdu], windows: Iterable[FaultWindow], *,
+                       wall_clock: float, start_ns: int) -> list[WireFaultNumbers]:
+    """The honest per-fault numbers of ``harness.checks.faults_report``, from a capture."""
+    if not wall_clock:
+        raise HistoryError("history header has no wall clock; it cannot be lined up with a "
+                           "capture (record it with this splitbrain)")
+    done = completions(pdus)
+    times = [c.time for c in done]
+    first = pdus[0].time if pdus else 0.0
+    last = pdus[-1].time if pdus else 0.0
+    edges = [first, *times, max(last, times[-1] if times else last)]
+    unanswered = _unanswered(pdus)
+    out = []
+    for f in windows:
+        a = wall_clock + (f.start_ns - start_ns) / 1e9
+        b = last if f.stop_ns is None else wall_clock + (f.stop_ns - start_ns) / 1e9
+        gap = max((y - x for x, y in itertools.pairwise(edges) if x < b and y > a), default=0.0)
+        spans = [c.time - c.sent for c in done if c.sent <= b and c.time >= a]
+        spans += [last - sent for sent in unanswered if sent <= b]
+        heal: float | None = None
+        if f.stop_ns is not None:
+            before = {c.path for c in done if c.time <= a}
+            back = [next((c.time - b for c in done if c.path == p and c.sent >= b), None)
+                    for p in sorted(before)]
+            heal = None if not back or any(v is None for v in back) else \
+                max(v for v in back if v is not None)
+        out.append(WireFaultNumbers(f.fault, f.name, gap, max(spans, default=None), heal))
+    return out
+
+
+def _unanswered(pdus: list[WirePdu]) -> list[float]:
+    """Send times of READs and WRITEs the capture never saw answered."""
+    sent: dict[tuple[str, str, int], float] = {}
+    for p in pdus:
+        key = (p.initiator, p.path, p.itt)
+        if p.to_target and p.opcode == SCSI_COMMAND and p.cdb_opcode in DATA_CDBS:
+            sent[key] = p.time
+        elif not p.to_target and p.completes:
+            sent.pop(key, None)
+    return sorted(sent.values())
+
+
+def check_scenario_capture(pcap: str | os.PathLike[str],
+                           history_path: str | os.PathLike[str],
+                           reports: Iterable[Any], *, ports: Iterable[int] = (3260,),
+                           tolerance_s: float = 0.01,
+                           fault_windows: Iterable[FaultWindow] | None = None) -> Verdict:
+    """The capture's numbers beside a scenario's ``FaultReport``s (one call per scenario).
+
+    ``reports`` come from ``faults_report.per_fault_report`` on the same history
+    (and the same ``fault_windows``, when given). A longest gap or heal time that
+    differs by more than ``tolerance_s`` is a ``timing_disagrees`` problem; the
+    rows (``stats["beside"]``) are what ``beside_lines`` prints.
+    """
+    from harness.workload.history_stream import outline
+
+    out = outline(history_path)
+    windows = list(out.faults if fault_windows is None else fault_windows)
+    wire = wire_fault_numbers(read_pdus(pcap, ports=ports), windows,
+                              wall_clock=out.header.wall_clock, start_ns=out.header.start_ns)
+    by_fault = {w.fault: w for w in wire}
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    for r in reports:
+        w = by_fault.get(r.fault)
+        if w is None:
+            continue
+        for measure, hist, on_wire in (("longest_gap", r.longest_gap_s, w.longest_gap_s),
+                                       ("longest_op", r.longest_op_s, w.longest_command_s),
+                                       ("heal_to_all_paths", r.heal_to_all_paths_s,
+                                        w.heal_to_all_paths_s)):
+            rows.append({"fault": r.name, "measure": measure, "history_s": hist,
+                         "wire_s": on_wire})
+            if measure not in BESIDE or (hist is None and on_wire is None):
+                continue
+            if hist is None or on_wire is None or abs(hist - on_wire) > tolerance_s:
+                problems.append(Problem(
+                    "timing_disagrees",
+                    f"{measure} of {r.name!r}: the history says "
+                    f"{'never' if hist is None else f'{hist:.4f} s'}, the capture says "
+                    f"{'never' if on_wire is None else f'{on_wire:.4f} s'} "
+                    f"(tolerance {tolerance_s:g} s)",
+                    detail={"fault": r.name, "measure": measure, "history_s": hist,
+                            "wire_s": on_wire}))
+    return Verdict("packet_faults", problems, {"beside": rows, "pcap": os.fspath(pcap),
+                                               "tolerance_s": tolerance_s})
+
+
+def beside_lines(verdict: Verdict) -> list[str]:
+    """``check_scenario_capture``'s rows as a text table: history and wire side by side."""
+    def num(v: float | None) -> str:
+        return f"{'never':>9}" if v is None else f"{v:>9.4f}"
+
+    lines = [f"{'fault':<34} {'measure':<18} {'history':>9} {'wire':>9}"]
+    for row in verdict.stats.get("beside", []):
+        lines.append(f"{row['fault'][:34]:<34} {row['measure']:<18} {num(row['history_s'])} "
+                     f"{num(row['wire_s'])}")
+    return lines

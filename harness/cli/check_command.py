@@ -196,6 +196,12 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
                 for r in v.stats["comparison"])
             print(f"wire       {len(v.stats['paths'])} paths in the capture"
                   + (f"; {rows}" if rows else "") + f": {status}")
+        elif v.checker == "packet_faults":
+            from harness.checks.packet_timing import beside_lines
+
+            print(f"wire       each fault's numbers, history beside capture: {status}")
+            for line in beside_lines(v):
+                print(f"  {line}")
         elif v.checker == "monotonic":
             print(f"monotonic  {v.stats['reads']} reads, {v.stats['blocks']} blocks read "
                   f"against the earlier reads: {status}")

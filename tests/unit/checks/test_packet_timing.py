@@ -140,3 +140,32 @@ def test_check_command_sets_capture_beside_history(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "wire       2 paths in the capture; cut A failover: wire 0.3020 s, history 0.3021 s" \
         in run.stdout
+
+
+def test_capture_numbers_beside_the_per_fault_report(tmp_path):
+    from harness.checks.faults_report import per_fault_report
+    from harness.checks.packet_timing import beside_lines, check_scenario_capture
+
+    pcap, _ = build(tmp_path)
+    reports = per_fault_report(tmp_path / "h.jsonl")
+    verdict = check_scenario_capture(pcap, tmp_path / "h.jsonl", reports, tolerance_s=0.002)
+    assert verdict.valid, verdict.problems
+    rows = {r["measure"]: (r["history_s"], r["wire_s"]) for r in verdict.stats["beside"]}
+    assert rows["longest_gap"] == (pytest.approx(0.310), pytest.approx(0.310))
+    assert rows["heal_to_all_paths"] == (pytest.approx(0.1521), pytest.approx(0.152))
+    # the op the history saw time out after 0.4 s is never answered on the wire (until the
+    # last packet, at 2.401 s)
+    assert rows["longest_op"] == (pytest.approx(0.4001), pytest.approx(1.401, abs=1e-6))
+    head, gap, *_ = beside_lines(verdict)
+    assert head.split() == ["fault", "measure", "history", "wire"]
+    assert gap.split() == ["cut", "A", "longest_gap", "0.3100", "0.3100"]
+
+
+def test_capture_that_disagrees_with_the_per_fault_report(tmp_path):
+    from harness.checks.faults_report import per_fault_report
+    from harness.checks.packet_timing import check_scenario_capture
+
+    pcap, _ = build(tmp_path, history_skew_ns=20 * MS)
+    reports = per_fault_report(tmp_path / "h.jsonl")
+    verdict = check_scenario_capture(pcap, tmp_path / "h.jsonl", reports, tolerance_s=0.005)
+    assert [p.detail["measure"] for p in verdict.problems] == ["heal_to_all_paths"]
