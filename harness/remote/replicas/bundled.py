@@ -7,7 +7,7 @@ a fixed, standard-library-only Python snippet reads the node's ready file (its
 management URL) and token file on that host and prints the API's answer, so the
 API port never has to be reachable from the controller and nothing but
 ``python3`` is needed there. The files are ``[storage] ready_file`` and
-``token_file`` of the inventory.
+``token_file`` of the inventory (``{host}`` in them becomes the host's name).
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ class BundledReplicaStates(PerHostReader):
             raise ReplicaStateError(
                 f"{self.inventory.path}: [storage] kind = \"bundled\" on a real site needs "
                 "ready_file and token_file (the node's files on each storage host)")
-        result = driver.run_argv([storage.python, "-c", QUERY, storage.ready_file,
-                                  storage.token_file], timeout=30)
+        result = driver.run_argv([storage.python, "-c", QUERY,
+                                  storage.ready_file.replace("{host}", host),
+                                  storage.token_file.replace("{host}", host)], timeout=30)
         try:
             rows = json.loads(result.stdout)
         except ValueError:

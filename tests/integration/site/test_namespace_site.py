@@ -1,0 +1,133 @@
+"""End to end on a site made of real parts in namespaces, driven through SSH only.
+
+1. The site (fixtures/namespace_site.py): two storage hosts running the reference
+   target as their storage service with one HA device mirrored between them, a
+   cluster node with a loop disk for that test device, an OpenSSH server on every
+   host; the harness gets a real-site inventory (no [lab]) and reaches each host
+   only through its sshd.
+2. Every lab shortcut is made to fail (a test asserts none is used): the lab's
+   state, namespaces, socket factories and replica API, and the harness's own
+   iSCSI initiator.
+3. Over SSH: replica states (both Synchronized), the agent's safety check, a
+   clock offset, then the stamped workload on the node's disk while the sync
+   link between the storage hosts is black-holed; the replicas leave
+   Synchronized; the fault is healed; they resynchronize; the history (agent
+   records on the controller's clock, plus the fault) passes the integrity
+   checker reading the disk back through the agent; the hosts' logs are
+   collected, redacted; the fault journal is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.namespace_site import namespace_site
+from fixtures.sut import SystemUnderTest
+from harness.checks.integrity import check_devices
+from harness.checks.results import ResultsDir
+from harness.faults.fault import live_faults
+from harness.lab.inventory import load
+from harness.remote import evidence
+from harness.remote.agent import AgentRun
+from harness.remote.replicas import SYNCHRONIZED
+from harness.workload.history import load_history
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.slow]
+
+
+class LabShortcut(AssertionError):
+    pass
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    with namespace_site(tmp_path / "site") as built:
+        yield built
+
+
+@pytest.fixture
+def no_lab_shortcuts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every way around SSH raises (and is recorded) while the site is driven."""
+    used: list[str] = []
+
+    def forbid(owner: object, name: str) -> None:
+        def shortcut(*args: object, **kwargs: object) -> None:
+            used.append(f"{getattr(owner, '__name__', owner)}.{name}")
+            raise LabShortcut(f"lab shortcut {name} used on a real site")
+
+        monkeypatch.setattr(owner, name, shortcut)
+
+    from harness.initiator.session import Session
+    from harness.lab.loopback import LoopbackLab
+    from harness.lab.netns_lab import NetnsLab
+    from harness.lab.state import LabState
+
+    for cls in (NetnsLab, LoopbackLab):
+        for name in ("ha_states", "sockets", "record", "namespace", "wait_synchronized",
+                     "status"):
+            if hasattr(cls, name):
+                forbid(cls, name)
+    for name in ("load", "node_dir"):
+        forbid(LabState, name)
+    forbid(Session, "login")
+    return used
+
+
+def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, tmp_path):
+    inventory = load(site.inventory)
+    assert inventory.lab is None
+    sut = SystemUnderTest(inventory, None)
+
+    # replica states over SSH (the reference target's API read on each storage host)
+    states = sut.replicas.states()
+    assert {(s.host, s.state) for s in states} == {("Store1", SYNCHRONIZED),
+                                                  ("Store2", SYNCHRONIZED)}
+    sut.require_synchronized()
+
+    # the agent on the node's own disk: safe to write, and a clock relation
+    agent = sut.agent("Node1")
+    with agent.driver:
+        use = agent.refuse_if_in_use()
+        clock = agent.clock()
+        run = AgentRun("Node1", clock)
+        faults = sut.faults
+        fault = faults.pair_blackhole("Store1~Store2")  # the sync link
+        started = time.time()
+
+        async def drive() -> None:
+            work = asyncio.create_task(asyncio.to_thread(
+                agent.run, generation=0x5EED, seed=3, writers=2, duration_s=6.0))
+            await asyncio.sleep(1.0)
+            with run.fault(fault.name, kind=fault.kind):
+                fault.inject()
+                try:
+                    lost = await asyncio.to_thread(
+                        sut.replicas.states)
+                    assert any(s.state != SYNCHRONIZED for s in lost) or any(
+                        s.partner_connected is False for s in lost), lost
+                finally:
+                    fault.heal()
+            run.records = await work
+
+        asyncio.run(drive())
+        sut.wait_synchronized(deadline_s=120)
+        history = load_history(run.write(tmp_path / "history.jsonl"))
+        assert history.writes and {o.outcome for o in history.writes} == {"ok"}
+        window = history.faults[0]
+        assert history.writes[0].invoke_ns < window.start_ns < history.writes[-1].invoke_ns
+        verdict = asyncio.run(check_devices(history, {"Node1": agent.block_device(use)}))
+        assert verdict.valid, verdict.problems[:3]
+
+    # evidence from every host, redacted; nothing left broken
+    results = ResultsDir(tmp_path / "results")
+    logs = evidence.collect(inventory, started - 5, opener=lambda inv, h: __import__(
+        "harness.remote", fromlist=["open_host"]).open_host(inv.host(h)))
+    assert {entry.host for entry in logs} == {"Store1", "Store2", "Node1"}
+    assert all(entry.name == "journal" for entry in logs), [e.text[:200] for e in logs]
+    evidence.attach(results, logs)
+    assert faults.journal.open_faults() == [] and live_faults() == []
+    assert no_lab_shortcuts == []
