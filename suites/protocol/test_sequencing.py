@@ -25,6 +25,13 @@ from harness.scsi.status import ScsiStatus
 from suites.protocol.conftest import PENDING_WRITE_BUDGET, NodeHealth
 from suites.protocol.wire import RawConnection
 
+#: against the sut: write commands and unbounded sends are destructive
+DISTURBING = ("test_four_gib_write_is_refused_without_allocating",
+              "test_writes_that_never_send_data_hit_the_budget",
+              "test_a_peer_that_never_reads_costs_bounded_memory")
+#: the pending-write budget is the reference node's
+REFERENCE_ONLY = ("test_writes_that_never_send_data_hit_the_budget",)
+
 
 def test_cmdsn_outside_the_window_is_ignored(probe: RawConnection, health: NodeHealth) -> None:
     far = (probe.max_cmd_sn + 1000) & 0xFFFFFFFF
