@@ -35,12 +35,15 @@ def judge_migrations(reports: Sequence[MigrationReport],
     quick = [r for r in reports if r.kind == "quick"]
     problems: list[Problem] = []
     stats: dict[str, float | int | str] = {"live": len(live), "quick": len(quick)}
+    blackouts = [r.blackout_s for r in live if r.blackout_measured]
     if live:
-        blackouts = [r.blackout_s for r in live]
+        stats.update(total_max_s=max(r.total_s for r in live))
+    if live and not blackouts:
+        stats["blackout"] = "not measured (the hypervisor's own migration)"
+    if blackouts:
         stats.update(blackout_p50_s=nearest_rank(blackouts, 0.5),
                      blackout_p99_s=nearest_rank(blackouts, 0.99),
-                     blackout_max_s=max(blackouts),
-                     total_max_s=max(r.total_s for r in live))
+                     blackout_max_s=max(blackouts))
         limit = budgets.get("live_migration_blackout_s")
         if limit is not None and stats["blackout_p99_s"] > limit:
             problems.append(Problem(
@@ -48,6 +51,7 @@ def judge_migrations(reports: Sequence[MigrationReport],
                 f"{stats['blackout_p99_s']:.3f} s > live_migration_blackout_s {limit} s",
                 detail={"budget": "live_migration_blackout_s", "limit_s": limit,
                         "blackouts_s": blackouts}))
+    if live:
         limit = budgets.get("live_migration_s")
         for i, r in enumerate(live):
             if limit is not None and r.total_s > limit:
@@ -56,11 +60,12 @@ def judge_migrations(reports: Sequence[MigrationReport],
                     f"({r.source} -> {r.destination}) took {r.total_s:.2f} s > "
                     f"live_migration_s {limit} s", detail=r.to_json()))
     if quick:
-        downtimes = [r.blackout_s for r in quick]
-        stats.update(downtime_max_s=max(downtimes))
+        downtimes = [r.blackout_s for r in quick if r.blackout_measured]
+        if downtimes:
+            stats.update(downtime_max_s=max(downtimes))
         limit = budgets.get("quick_migration_downtime_s")
         for i, r in enumerate(quick):
-            if limit is not None and r.blackout_s > limit:
+            if limit is not None and r.blackout_measured and r.blackout_s > limit:
                 problems.append(Problem(
                     "over_budget", f"over_budget: quick migration {i + 1} of {r.vm} was down "
                     f"{r.blackout_s:.2f} s > quick_migration_downtime_s {limit} s",

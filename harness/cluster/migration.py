@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -73,8 +74,13 @@ class MigrationReport:
     announce: str = ""
 
     @property
+    def blackout_measured(self) -> bool:
+        """False where the blackout cannot be seen (a real hypervisor's migration)."""
+        return self.pause_ns > 0 and self.resume_ns >= self.pause_ns
+
+    @property
     def blackout_s(self) -> float:
-        return (self.resume_ns - self.pause_ns) / 1e9
+        return (self.resume_ns - self.pause_ns) / 1e9 if self.blackout_measured else math.nan
 
     @property
     def total_s(self) -> float:

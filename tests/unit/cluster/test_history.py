@@ -47,7 +47,7 @@ def test_a_replayed_write_and_io_left_in_flight_are_caught(tmp_path: Path) -> No
 
 
 def test_budgets_judge_the_blackout_p99_and_can_fail() -> None:
-    reports = [MigrationReport("vm", "live", "a", "b", 0, 0, int(ms * 1e6), int(2e9))
+    reports = [MigrationReport("vm", "live", "a", "b", 0, 1, 1 + int(ms * 1e6), int(2e9))
                for ms in range(10, 210, 10)]
     assert nearest_rank([r.blackout_s for r in reports], 0.99) == 0.2
     ok = judge_migrations(reports, {"live_migration_blackout_s": 0.5, "live_migration_s": 30})
