@@ -63,7 +63,7 @@ def _wait_precopy(cluster: LabCluster, vm: str, node: str, stop: threading.Event
 
 
 def _move_all(cluster: LabCluster, scenario: MigrationScenario, vm: str,
-              fault: Any) -> tuple[list[MigrationReport], list[str]]:
+              fault: Any, injected: list[int]) -> tuple[list[MigrationReport], list[str]]:
     nodes = cluster.node_names
     reports: list[MigrationReport] = []
     failures: list[str] = []
@@ -75,6 +75,7 @@ def _move_all(cluster: LabCluster, scenario: MigrationScenario, vm: str,
 
         def inject() -> None:
             if _wait_precopy(cluster, vm, owner, stop):
+                injected.append(time.monotonic_ns())
                 fault.inject()
 
         injector = threading.Thread(target=inject, daemon=True)
@@ -105,11 +106,13 @@ def run_scenario(sut: Any, cluster: LabCluster, scenario: MigrationScenario,
     fault = scenario.fault(sut) if scenario.fault is not None else None
     failures: list[str] = []
     reports: list[MigrationReport] = []
+    injected: list[int] = []
     try:
         cluster.add_vm(replace(scenario.vm, name=vm), cluster.node_names[0])
         if fault is not None and scenario.when == "throughout":
+            injected.append(time.monotonic_ns())
             fault.inject()
-        reports, failures = _move_all(cluster, scenario, vm, fault)
+        reports, failures = _move_all(cluster, scenario, vm, fault, injected)
         cluster.stop_vm(vm)
     finally:
         cluster.migration = saved
@@ -120,6 +123,11 @@ def run_scenario(sut: Any, cluster: LabCluster, scenario: MigrationScenario,
     verdict = cluster.check_vm(vm)
     budget = judge_migrations(reports, sut.budget.limits)
     problems = [p.message for p in verdict.problems] + [p.message for p in budget.problems]
+    if fault is not None and scenario.when == "precopy":
+        first = reports[0] if reports else None
+        if not (injected and first and first.started_ns <= injected[0] <= first.pause_ns):
+            failures.append("the fault did not land during the first migration's memory copy "
+                            f"(injected at {injected or 'never'}); the scenario proves nothing")
     word = ResultWord.FAILED if (problems or failures) else ResultWord.SUCCESS
     reason = (failures + problems)[0] if word is ResultWord.FAILED else (
         f"{len(reports)} live migrations under load, no write lost or replayed, "
@@ -132,6 +140,8 @@ def run_scenario(sut: Any, cluster: LabCluster, scenario: MigrationScenario,
         f"{r.source} -> {r.destination}: blackout {r.blackout_s * 1e3:.1f} ms, total "
         f"{r.total_s:.2f} s, passes {[p.pages for p in r.passes]}, last {r.final_pages} pages"
         for r in reports)
+    if injected and reports:
+        numbers["fault_after_start_s"] = (injected[0] - reports[0].started_ns) / 1e9
     evidence = [Evidence("migrations", table or "none completed"),
                 Evidence("checkers", "\n".join(v.summary() for v in verdict.verdicts)
                          + "\n" + budget.summary())]
