@@ -26,7 +26,7 @@ from harness.faults.journal import FaultJournal
 from harness.faults.link import LinkFault
 from harness.faults.nemesis import FaultSpec
 from harness.faults.netns_link import NetnsLinkFault
-from harness.faults.node import NodeCrash
+from harness.faults.node import NodeCrash, PowerLoss
 from harness.faults.process import ProcessFault
 from harness.lab.proxy import LinkMode, LinkState
 from harness.lab.state import LabState
@@ -142,6 +142,13 @@ class LabFaults:
             host, silence=silence, state_dir=str(self.state.root), journal=self.journal
         )
 
+    def power_loss(self, host: str) -> PowerLoss:
+        """Crash ``host`` and discard every write its disks had not made durable."""
+        silence = self.link(self._host(host), LinkState(LinkMode.BLACKHOLE))
+        return PowerLoss(
+            host, silence=silence, state_dir=str(self.state.root), journal=self.journal
+        )
+
     def disk(self, host: str, target_iqn: str, lun: int, action: str, **params: float) -> DiskFault:
         return DiskFault(
             self._host(host),
@@ -162,12 +169,15 @@ class LabFaults:
             return self.process(spec.target, spec.action)
         if spec.action == "crash":
             return self.crash(spec.target)
+        if spec.action == "power-loss":
+            return self.power_loss(spec.target)
         if spec.action.startswith("disk-"):
             return self.disk(spec.target, kw.pop("iqn"), kw.pop("lun", 0), spec.action[5:], **kw)
         raise FaultError(
             f"unknown fault action {spec.action!r}; use one of "
             + ", ".join(
-                (*LINK_ACTIONS, *PROCESS_ACTIONS, "crash", "disk-slow", "disk-eio", "disk-nospace")
+                (*LINK_ACTIONS, *PROCESS_ACTIONS, "crash", "power-loss", "disk-slow", "disk-eio",
+                 "disk-nospace")
             )
         )
 

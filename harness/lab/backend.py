@@ -133,7 +133,8 @@ def node_config(
     node restarted by a fault listens where it listened before, as a real server does.
     """
     ports = ports or {}
-    lines = ["[node]", f"name = {_toml(host.name)}", f"data_dir = {_toml(str(data_dir))}", ""]
+    lines = ["[node]", f"name = {_toml(host.name)}", f"data_dir = {_toml(str(data_dir))}",
+             "volatile_writes = true", ""]  # the power-loss fault (harness.faults.node)
     for net in sorted(host.addresses):
         if inventory.network(net).has_role(NetworkRole.ISCSI):
             address = str(host.addresses[net])

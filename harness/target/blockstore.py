@@ -16,6 +16,14 @@ durability requests share one ``fdatasync`` (group commit): a request waits
 for a sync that *started* after its own write completed, never an older one.
 Unmap punches holes with ``fallocate(PUNCH_HOLE|KEEP_SIZE)`` and falls back to
 writing zeros where the file system cannot.
+
+Power loss without a plug (LazyFS's idea, inside the store): an image opened
+with ``volatile=True`` keeps, for every write not yet covered by an
+``fdatasync``, the blocks it overwrote. ``discard_volatile`` puts them back
+(newest first, so the oldest content wins) and syncs: the image is then what a
+disk would hold after losing power at this instant. A sync drops the pre-images
+of every write captured before the sync started, so what the store reported
+durable is never discarded. ``harness.target.power_loss`` serves the fault.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import weakref
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -81,11 +90,16 @@ def _load_fallocate():  # type: ignore[no-untyped-def]
 _fallocate = _load_fallocate()
 
 
+#: images with a volatile layer in this process (what a power-loss fault discards)
+VOLATILE_IMAGES: weakref.WeakSet[ImageFile] = weakref.WeakSet()
+
+
 class ImageFile:
     """A sparse image file as a block store."""
 
     def __init__(self, path: str | Path, fd: int, block_size: int, num_blocks: int,
-                 *, write_through: bool = True, read_only: bool = False) -> None:
+                 *, write_through: bool = True, read_only: bool = False,
+                 volatile: bool = False) -> None:
         self.path = Path(path)
         self._fd = fd
         self.block_size = block_size
@@ -95,6 +109,12 @@ class ImageFile:
         self._written = 0        # completed writes so far (a counter, for group commit)
         self._durable = 0        # writes covered by a completed fdatasync
         self._sync_task: asyncio.Future[None] | None = None
+        #: volatile layer: (capture number, offset, overwritten bytes) of unsynced writes
+        self.volatile = volatile
+        self._pre_images: list[tuple[int, int, bytes]] = []
+        self._captured = 0
+        if volatile:
+            VOLATILE_IMAGES.add(self)
         self._punch_holes = _fallocate is not None
         # the file system's allocation unit: a write smaller than it is read-modify-write
         fs_block = os.fstat(fd).st_blksize
@@ -107,7 +127,7 @@ class ImageFile:
     @classmethod
     def open(cls, path: str | Path, size: int | None = None, *, block_size: int = 512,
              write_through: bool = True, create: bool = True,
-             read_only: bool = False) -> ImageFile:
+             read_only: bool = False, volatile: bool = False) -> ImageFile:
         """Open ``path``, creating a sparse file of ``size`` bytes when it does not exist.
 
         An existing file must have exactly ``size`` bytes when ``size`` is given
@@ -148,7 +168,7 @@ class ImageFile:
             os.close(fd)
             raise
         return cls(path, fd, block_size, actual // block_size,
-                   write_through=write_through, read_only=read_only)
+                   write_through=write_through, read_only=read_only, volatile=volatile)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -199,6 +219,8 @@ class ImageFile:
                                   writing=True)
         views = [memoryview(b).cast("B") for b in bufs]
         total = sum(v.nbytes for v in views)
+        if self.volatile:
+            self._capture(offset, total)
         written = 0
         try:
             while written < total:
@@ -215,6 +237,8 @@ class ImageFile:
 
     def _unmap(self, lba: int, count: int) -> None:
         offset, length = lba * self.block_size, count * self.block_size
+        if self.volatile and not self.read_only:
+            self._capture(offset, length)
         if self._punch_holes and _fallocate is not None:
             rc = _fallocate(self._fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
             if rc == 0:
@@ -230,6 +254,24 @@ class ImageFile:
             n = min(len(zeros), length - done)
             self._pwrite_all([memoryview(zeros)[:n]], offset + done, lba)
             done += n
+
+    def _capture(self, offset: int, length: int) -> None:
+        """Keep what a write is about to overwrite, until a sync covers the write."""
+        self._captured += 1
+        before = os.pread(self._fd, length, offset)
+        self._pre_images.append((self._captured, offset, before))
+
+    def discard_volatile(self) -> int:
+        """Power loss: undo every write no sync covered; returns how many were undone."""
+        undone = 0
+        while self._pre_images:
+            _, offset, before = self._pre_images.pop()
+            if offset >= os.fstat(self._fd).st_size:
+                continue
+            os.pwrite(self._fd, before, offset)
+            undone += 1
+        os.fdatasync(self._fd)
+        return undone
 
     def _fdatasync(self) -> None:
         try:
@@ -293,8 +335,11 @@ class ImageFile:
 
     async def _sync_once(self) -> None:
         covered = self._written
+        captured = self._captured
         await asyncio.get_running_loop().run_in_executor(None, self._fdatasync)
         self._durable = max(self._durable, covered)
+        if self._pre_images:  # what the sync covered survives a power loss
+            self._pre_images = [p for p in self._pre_images if p[0] > captured]
 
     def lba_status(self, lba: int, max_blocks: int,
                    max_ranges: int = 1024) -> list[tuple[int, int, bool]]:

@@ -183,6 +183,9 @@ class NodeConfig:
     source: str = "<config>"
     #: LUNs that are replicas of HA devices (``[[ha_device]]``, harness.target.ha)
     ha_devices: tuple[HaDeviceBinding, ...] = ()
+    #: keep unsynced writes undoable so a power-loss fault can discard them (labs only;
+    #: harness.target.power_loss)
+    volatile_writes: bool = False
 
     def target(self, iqn: str) -> TargetConfig | None:
         return next((t for t in self.targets if t.iqn.lower() == iqn.lower()), None)
@@ -456,7 +459,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
     top = reader.table(dict(data), "",
                        {"node", "portal", "management", "target", "limits", "ha_device"})
     node = reader.table(top.get("node", {}), "node",
-                        {"name", "data_dir", "write_through", "defects"})
+                        {"name", "data_dir", "write_through", "defects", "volatile_writes"})
     name = reader.string(node, "node", "name", required=True)
     if "data_dir" not in node:
         raise reader.fail("node.data_dir", "missing",
@@ -466,6 +469,10 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
     if not isinstance(write_through, bool):
         raise reader.fail("node.write_through", f"expected true or false, got {write_through!r}",
                           "write it as write_through = true")
+    volatile_writes = node.get("volatile_writes", False)
+    if not isinstance(volatile_writes, bool):
+        raise reader.fail("node.volatile_writes", f"expected true or false, got "
+                          f"{volatile_writes!r}", "write it as volatile_writes = true")
     defects = node.get("defects", [])
     if not isinstance(defects, list) or not all(isinstance(d, str) for d in defects):
         raise reader.fail("node.defects", "expected a list of defect names",
@@ -504,7 +511,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>",
                           "(a mirrored write is acknowledged only once every replica has it "
                           "on disk)", "remove write_through = false")
     return NodeConfig(name, data_dir, portals, management, targets, limits, write_through,
-                      tuple(defects), source, ha_devices)
+                      tuple(defects), source, ha_devices, volatile_writes)
 
 
 def _ha_devices(reader: _Reader, raw: Any, node: str, data_dir: Path,

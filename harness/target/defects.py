@@ -10,6 +10,7 @@ seen to break it.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from harness.errors import SplitbrainError
 
@@ -40,10 +41,33 @@ class Defect(enum.StrEnum):
     ACK_BEFORE_FAILOVER_DECISION = "ack-before-failover-decision"
     #: an ORDER the partner never acknowledges is waited for forever
     NO_ORDER_TIMEOUT = "no-order-timeout"
+    #: a write completes once it is in the page cache (FUA dropped), while the LU
+    #: still reports its write cache off: a power loss takes acknowledged writes
+    ACK_BEFORE_DURABLE = "ack-before-durable"
 
 
 #: extra seconds a slow failover takes before carrying on alone
 SLOW_FAILOVER_S = 5.0
+
+
+class AckBeforeDurable:
+    """The ``ack-before-durable`` defect around a block store opened without
+    write-through: FUA is dropped, yet the store says it writes through."""
+
+    write_through = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None:
+        await self.inner.write(lba, data, fua=False)
+
+    async def write_repeated(self, lba: int, block: bytes, count: int, *,
+                             fua: bool = False) -> None:
+        await self.inner.write_repeated(lba, block, count, fua=False)
 
 
 class UnknownDefect(SplitbrainError):

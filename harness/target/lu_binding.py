@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from harness.scsi.cdb import Direction, parse_cdb
 from harness.scsi.errors import CdbError, UnsupportedOpcode
@@ -23,7 +24,7 @@ from harness.scsi.sense import Asc, illegal_request, invalid_field_in_cdb
 from harness.scsi.status import ScsiStatus
 from harness.target.blockstore import ImageFile
 from harness.target.config import LunConfig, NodeConfig, TargetConfig
-from harness.target.defects import Defect, parse_defects
+from harness.target.defects import AckBeforeDurable, Defect, parse_defects
 from harness.target.device import LogicalUnit, ScsiTask, TaskResult
 from harness.target.disk_faults import FaultyStore
 from harness.target.ha.mirror import HaDevice
@@ -46,17 +47,21 @@ def open_logical_unit(lun: LunConfig, target: TargetConfig, node: NodeConfig, *,
                       abort_tasks: Callable[[Sequence[ItNexus]], None]) -> LogicalUnit:
     """The logical unit of ``lun``: its image (created sparse on first use), identity,
     persistent reservations persisted beside the image (APTPL) and ALUA group."""
-    image = ImageFile.open(lun.image, lun.size, block_size=lun.block_size,
-                           write_through=node.write_through)
+    binding = node.ha_binding(target.iqn, lun.lun)
+    # node-wide modes ([node] defects) and an HA replica's own ([[ha_device]] defects)
+    defects = parse_defects(node.defects) | (binding.device.defects if binding else frozenset())
+    lying = Defect.ACK_BEFORE_DURABLE in defects
+    image: Any = ImageFile.open(lun.image, lun.size, block_size=lun.block_size,
+                                write_through=node.write_through and not lying,
+                                volatile=node.volatile_writes)
+    if lying:
+        image = AckBeforeDurable(image)
     store = FaultyStore(image, where=f"{target.iqn}/{lun.lun}")  # disk faults (pass-through)
     identity = LuIdentity(serial=lun.serial, naa=lun.naa, vendor=lun.vendor,
                           product=lun.product)
     aptpl = AptplFile(lun.image.with_name(lun.image.name + ".pr.json"))
     reservations = PersistentReservations(aptpl_file=aptpl)
-    binding = node.ha_binding(target.iqn, lun.lun)
     if binding is not None:  # a replica of an HA device: mirrored blocks, shared PR state
-        # node-wide modes ([node] defects) and this replica's own ([[ha_device]] defects)
-        defects = parse_defects(node.defects) | binding.device.defects
         if Defect.IDENTITY_PER_NODE in defects:
             identity = replace(identity, serial=f"{identity.serial[:20]}-{node.name}"[-32:],
                                naa=identity.naa[:-4] + hashlib.sha256(

@@ -34,6 +34,7 @@ from harness.target.disk_faults import install_disk_fault_routes
 from harness.target.ha.service import ha_status, install_ha_routes
 from harness.target.management import ApiError, ManagementApi
 from harness.target.portal import Portal
+from harness.target.power_loss import install_power_loss_route
 from harness.target.session import SessionTable
 from harness.target.targets import TargetTable
 
@@ -65,6 +66,7 @@ class Node:
                                         port=config.management.port)
         install_ha_routes(self)
         install_disk_fault_routes(self)  # /v1/faults/disk: slow, EIO, no space (in memory)
+        install_power_loss_route(self)  # /v1/faults/power-loss (volatile_writes nodes)
         self.connections: set[Any] = set()   # harness.target.connection.Connection
         self.refused_connections = 0
         self._stopped = asyncio.Event()
