@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from harness.chaos.observers import FaultLog
@@ -35,33 +37,51 @@ BLOCK_SIZES = (4096, 16384, 65536)
 READ_RATIO = 0.25
 
 
+class SteadyStateError(SplitbrainError):
+    """The site was not in its steady state (all Synchronized, all paths up) before a fault."""
+
+
+def merge_results(results: list[WorkloadResult]) -> WorkloadResult:
+    """One result for several workloads that ran side by side."""
+    out = WorkloadResult()
+    for r in results:
+        for f in dataclasses.fields(WorkloadResult):
+            if f.name == "elapsed_s":
+                out.elapsed_s = max(out.elapsed_s, r.elapsed_s)
+            else:
+                setattr(out, f.name, getattr(out, f.name) + getattr(r, f.name))
+    return out
+
+
 class RunPhases:
     """Chaos and checks of one ``ChaosRun`` on its (running) lab."""
 
     def __init__(self, run: ChaosRun, faults: DeviceFaults) -> None:
         self.run, self.faults = run, faults
         self.history_file = run.output / "history.jsonl"
-        self.node = run.cluster_nodes()[0]
-        self.paths = self._path_specs()
-        run.meta.update(initiator=self.node, paths=len(self.paths),
-                        path_names=[p.name for p in self.paths])
+        self.nodes = run.cluster_nodes()
+        self.node = self.nodes[0]
+        self.paths = self._path_specs(self.node)
+        self.all_paths = [p for n in self.nodes for p in self._path_specs(n)]
+        run.meta.update(initiator=", ".join(self.nodes), paths=len(self.all_paths),
+                        path_names=[p.name for p in self.all_paths])
 
     # -- paths -------------------------------------------------------------------------------
 
-    def _path_specs(self) -> list[Any]:
-        """One PathSpec per path of the device from the cluster node, named ``node->net/host``."""
-        specs = self.run.sut.initiator(self.node).path_specs(self.run.device.alias)
+    def _path_specs(self, node: str) -> list[Any]:
+        """One PathSpec per path of the device from ``node``, named ``node->net/host``."""
+        specs = self.run.sut.initiator(node).path_specs(self.run.device.alias)
         if len(specs) < 2:
             raise DeviceError(
-                f"{self.run.device.alias} has {len(specs)} path(s) from {self.node}; "
+                f"{self.run.device.alias} has {len(specs)} path(s) from {node}; "
                 "MPIO needs two or more: check the inventory's iSCSI networks"
             )
         return specs
 
     def where(self) -> dict[str, tuple[str, str]]:
-        """path name -> (network, host) it leads to."""
+        """path name -> (network, host) it leads to, for every cluster node's paths."""
         out = {}
-        for spec in self.paths:
+        for spec in self.all_paths:
             net, host = spec.name.split("->", 1)[1].split("/", 1)
             out[spec.name] = (net, host)
         return out
@@ -71,75 +91,132 @@ class RunPhases:
 
     # -- chaos -------------------------------------------------------------------------------
 
-    async def chaos(self, schedule: Schedule) -> WorkloadResult:
-        run, settings = self.run, self.run.settings
-        timers = self.timers()
-        mpio = run.sut.initiator(self.node).multipath(run.device.alias)
+    async def _open(self, node: str) -> MultipathBlockDevice:
+        run = self.run
+        mpio = run.sut.initiator(node).multipath(run.device.alias)
         try:
             await mpio.open()
         except SplitbrainError as exc:
+            with contextlib.suppress(SplitbrainError, OSError):
+                await mpio.close()
             raise DeviceError(
-                f"cannot open {run.device.alias} over MPIO from {self.node}: {exc}"
+                f"cannot open {run.device.alias} over MPIO from {node}: {exc}"
             ) from exc
-        device = MultipathBlockDevice(mpio)
+        return MultipathBlockDevice(mpio)
+
+    def specs(self, device: MultipathBlockDevice) -> list[tuple[int, WorkloadSpec]]:
+        """(first writer id, spec) of each workload: one cluster node writes over the whole
+        device; several split it in a private half (each writer its own region) and a
+        shared half (every writer of every node on the same blocks)."""
+        settings, timers = self.run.settings, self.timers()
+        size = device.num_blocks * device.block_size
+        base = WorkloadSpec(
+            seed=settings.seed, writers=settings.writers, queue_depth=settings.queue_depth,
+            block_sizes=BLOCK_SIZES, read_ratio=READ_RATIO, duration=settings.duration_s,
+            op_timeout=max(30.0, timers.disk_timeout_s),
+        )
+        if len(self.nodes) == 1:
+            return [(0, base.validate(size, device.block_size))]
+        half = size // 2 // max(BLOCK_SIZES) * max(BLOCK_SIZES)
+        each = max(1, settings.writers // 2)
+        out = []
+        for i in range(len(self.nodes)):
+            first = i * 2 * each
+            private = replace(base, writers=each, region_mode="private", region_offset=0,
+                              region_length=half)
+            shared = replace(base, writers=each, region_mode="shared", region_offset=half,
+                             region_length=size - half)
+            out.append((first, private.validate(size, device.block_size)))
+            out.append((first + each, shared.validate(size, device.block_size)))
+        return out
+
+    async def chaos(self, schedule: Schedule) -> WorkloadResult:
+        run, settings = self.run, self.run.settings
+        devices: list[MultipathBlockDevice] = []
         try:
-            spec = WorkloadSpec(
-                seed=settings.seed,
-                writers=settings.writers,
-                queue_depth=settings.queue_depth,
-                block_sizes=BLOCK_SIZES,
-                read_ratio=READ_RATIO,
-                duration=settings.duration_s,
-                op_timeout=max(30.0, timers.disk_timeout_s),
-            ).validate(device.num_blocks * device.block_size, device.block_size)
+            for node in self.nodes:
+                devices.append(await self._open(node))
+            specs = self.specs(devices[0])
             header = header_for(
-                device,
-                spec,
-                name=f"{run.device.alias} over {len(self.paths)} paths from {self.node}",
+                devices[0],
+                specs[0][1],
+                name=f"{run.device.alias} over {len(self.all_paths)} paths from "
+                     f"{', '.join(self.nodes)}",
                 # a lab this run started holds zeros; a reused one holds anything
                 initial="zero" if settings.fresh else "unknown",
                 options={"run": "splitbrain chaos", "inventory": str(run.inventory.path),
-                         "schedule": schedule.to_json()},
+                         "schedule": schedule.to_json(), "initiators": self.nodes},
             )
+            dev0 = devices[0]
             run.say(
-                f"workload: {spec.writers} writers x qd {spec.queue_depth} on "
-                f"{header.device} ({device.num_blocks * device.block_size / 2**20:.0f} MiB), "
-                f"{settings.duration_s:g} s, seed {spec.seed}, generation {header.generation:08x}"
+                f"workload: {sum(s.writers for _, s in specs)} writers x qd "
+                f"{settings.queue_depth} from {', '.join(self.nodes)} on {run.device.alias} "
+                f"({dev0.num_blocks * dev0.block_size / 2**20:.0f} MiB), "
+                f"{settings.duration_s:g} s, seed {settings.seed}, "
+                f"generation {header.generation:08x}"
             )
             with History(self.history_file, header) as history:
-                unsubscribe = mirror_path_events(device, history)
+                unsubscribe = [mirror_path_events(d, history) for d in devices]
                 with run.replica_watch(history) as watch:
                     try:
-                        result = await self._play(device, spec, history, schedule)
+                        await self.steady_state(devices, watch)
+                        result = await self._play(devices, specs, history, schedule)
                     finally:
-                        unsubscribe()
+                        for u in unsubscribe:
+                            u()
                     waited = await asyncio.to_thread(run.wait_synchronized, watch)
+                    run.meta["replicas_after"] = dict(watch.last)
                 if waited is not None:
                     run.say(f"replicas: both Synchronized {waited:.1f} s after the workload ended")
                     run.meta["resync_wait_s"] = waited
                 else:
-                    run.say(f"replicas: NOT Synchronized within {run.resync_deadline():g} s "
-                            f"(resync_s): {watch.last}")
+                    run.say(f"replicas: NOT Synchronized within {run.settle_deadline():g} s "
+                            f"after the workload ended: {watch.last}")
         finally:
-            await device.close()
+            for d in devices:
+                with contextlib.suppress(SplitbrainError, OSError):
+                    await d.close()
         run.say(f"workload: {result.summary()}")
         return result
 
+    async def steady_state(self, devices: list[MultipathBlockDevice], watch: Any) -> None:
+        """Before any fault: every replica Synchronized and every path up, or the run stops."""
+        run = self.run
+        waited = await asyncio.to_thread(run.wait_synchronized, watch, "steady state")
+        if waited is None:
+            raise SteadyStateError(
+                f"steady state not reached: replicas of {run.device.alias} not Synchronized "
+                f"before the first fault: {watch.last}")
+        down = [p.name for d in devices for p in d.mpio.paths if not p.state.healthy]
+        if down:
+            raise SteadyStateError(
+                f"steady state not reached: path(s) {', '.join(down)} not up before the "
+                "first fault")
+        run.meta["steady_state"] = (
+            f"replicas {', '.join(f'{h}={s}' for h, s in watch.last.items())}; "
+            f"{sum(len(d.mpio.paths) for d in devices)} paths up")
+
     async def _play(
-        self, device: Any, spec: WorkloadSpec, history: History, schedule: Schedule
+        self, devices: list[MultipathBlockDevice], specs: list[tuple[int, WorkloadSpec]],
+        history: History, schedule: Schedule
     ) -> WorkloadResult:
         run = self.run
-        workload = Workload(device, spec, history)
-        nemesis = Nemesis(schedule, run.build_fault(), FaultLog(history, self.faults, self.where()))
+        per_node = len(specs) // len(devices)
+        workloads = [Workload(devices[i // per_node], spec, history, first_writer=first)
+                     for i, (first, spec) in enumerate(specs)]
+        nemesis = Nemesis(schedule, run.build_fault(),
+                          FaultLog(history, self.faults, self.where()),
+                          on_injected=run.on_injected)
         faults = asyncio.create_task(nemesis.run_async())
 
         def nemesis_done(task: asyncio.Task[list[str]]) -> None:
             if not task.cancelled() and task.exception() is not None:
-                workload.stop()  # a fault that cannot be injected or healed ends the run
+                for w in workloads:  # a fault that cannot be injected or healed ends the run
+                    w.stop()
 
         faults.add_done_callback(nemesis_done)
         try:
-            result = await workload.run()
+            results = await asyncio.gather(*(w.run() for w in workloads))
         except BaseException:
             nemesis.stop()
             with contextlib.suppress(BaseException):
@@ -151,7 +228,7 @@ class RunPhases:
             run.meta["faults_injected"] = injected
         except SplitbrainError as exc:
             run.run_problems.append(Problem("fault_failed", f"the nemesis stopped: {exc}"))
-        return result
+        return merge_results(results)
 
     # -- checks ------------------------------------------------------------------------------
 

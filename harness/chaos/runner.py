@@ -90,6 +90,7 @@ class RunSettings:
     schedule: Schedule | None = None  # a replayed schedule instead of a drawn one
     initiators: tuple[str, ...] = ()  # cluster nodes writing (default: the first one)
     fresh: bool = False  # the device holds zeros (a lab just started)
+    settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
 
 
 @dataclass
@@ -177,6 +178,8 @@ class ChaosRun:
         self.output = Path(settings.output or default_output(settings.seed))
         self.run_problems: list[Problem] = []
         self.meta: dict[str, Any] = {}
+        # called in the nemesis's thread after each inject (evidence that it took effect)
+        self.injected_hooks: list[Callable[[str, Any, Fault], None]] = []
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -193,7 +196,7 @@ class ChaosRun:
     # -- the whole run -----------------------------------------------------------------------
 
     def execute(self) -> RunOutcome:
-        from harness.chaos.phases import RunPhases
+        from harness.chaos.phases import RunPhases, SteadyStateError
         from harness.chaos.signals import signals_ignored
 
         self._prepare_output()
@@ -217,8 +220,13 @@ class ChaosRun:
                 fault_kinds=list(self.settings.fault_kinds),
             )
             phase = RunPhases(self, faults)
-            workload = asyncio.run(phase.chaos(schedule))
-            verdict = asyncio.run(phase.check())
+            try:
+                workload: WorkloadResult | None = asyncio.run(phase.chaos(schedule))
+                verdict = asyncio.run(phase.check())
+            except SteadyStateError as exc:
+                self.say(f"steady state: {exc}")
+                self.run_problems.append(Problem("steady_state", str(exc)))
+                workload, verdict = None, RunVerdict(str(phase.history_file))
         finally:
             with signals_ignored():  # a second Ctrl-C must not leave a fault behind
                 heals = self.heal_all()
@@ -265,9 +273,19 @@ class ChaosRun:
         hosts = [r.host for r in sorted(self.device.replicas, key=lambda r: r.priority)]
         return ReplicaWatch(replica_reader(self.sut), self.device.alias, hosts, history)
 
-    def wait_synchronized(self, watch: ReplicaWatch) -> float | None:
-        """Seconds until both replicas are Synchronized; None (a problem) at the deadline."""
-        deadline = self.resync_deadline()
+    def settle_deadline(self) -> float:
+        if self.settings.settle_s is not None:
+            return self.settings.settle_s
+        return self.resync_deadline()
+
+    def on_injected(self, name: str, step: Any, fault: Fault) -> None:
+        for hook in self.injected_hooks:
+            hook(name, step, fault)
+
+    def wait_synchronized(self, watch: ReplicaWatch, why: str = "") -> float | None:
+        """Seconds until both replicas are Synchronized; None at the deadline (after the
+        last heal that is a problem of the run; before the first fault, ``why`` says so)."""
+        deadline = self.resync_deadline() if why else self.settle_deadline()
         t0 = time.monotonic_ns()
         try:
             Retrying(
@@ -276,11 +294,13 @@ class ChaosRun:
                 retry=retry_if_result(lambda ok: not ok),
             )(watch.synchronized)
         except RetryError:
+            if why:
+                return None
             self.run_problems.append(
                 Problem(
                     "not_synchronized",
                     f"replicas of {self.device.alias} not Synchronized {deadline:g} s after the "
-                    f"last heal (budget resync_s): {watch.last}",
+                    f"workload ended (budget resync_s): {watch.last}",
                     detail={"states": dict(watch.last), "deadline_s": deadline},
                 )
             )

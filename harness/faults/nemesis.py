@@ -117,6 +117,8 @@ class Nemesis:
     build: Callable[[FaultSpec], Fault]
     history: FaultRecorder | None = None
     clock_ns: Callable[[], int] = time.monotonic_ns
+    # called after each successful inject (name, step, fault): evidence that it took effect
+    on_injected: Callable[[str, Step, Fault], None] | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _active: dict[int, tuple[str, Fault]] = field(default_factory=dict, repr=False)
 
@@ -187,6 +189,8 @@ class Nemesis:
             )
         self._active[i] = (name, fault)
         fault.inject()
+        if self.on_injected is not None:
+            self.on_injected(name, step, fault)
         return name
 
     def _finish(self, i: int) -> None:

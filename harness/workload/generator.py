@@ -110,9 +110,15 @@ def writer_seed(seed: int, writer: int) -> int:
     return (seed * 0x9E3779B1 + writer * 0x85EBCA77 + 0x27D4EB2F) & 0xFFFFFFFFFFFF
 
 
-def plan(spec: WorkloadSpec, writer: int) -> Iterator[PlannedOp]:
-    """The (possibly endless) operation stream of one writer; same spec, same stream."""
-    rng = random.Random(writer_seed(spec.seed, writer))
+def plan(spec: WorkloadSpec, writer: int, writer_id: int | None = None) -> Iterator[PlannedOp]:
+    """The (possibly endless) operation stream of one writer; same spec, same stream.
+
+    ``writer`` picks the region within the spec; ``writer_id`` (default: ``writer``)
+    is the writer's number in the whole history (several workloads, e.g. one per
+    cluster node, share one history with distinct ids) and seeds its stream.
+    """
+    wid = writer if writer_id is None else writer_id
+    rng = random.Random(writer_seed(spec.seed, wid))
     base, length = spec.writer_region(writer)
     cb = spec.check_block
     cursor = 0
@@ -128,7 +134,7 @@ def plan(spec: WorkloadSpec, writer: int) -> Iterator[PlannedOp]:
                 cursor = 0
             off = cursor
             cursor += size
-        yield PlannedOp(writer, seq, kind, base + off, size)
+        yield PlannedOp(wid, seq, kind, base + off, size)
         seq += 1
 
 

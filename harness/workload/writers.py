@@ -140,7 +140,10 @@ class Workload:
     """A seeded workload bound to a device and a history."""
 
     def __init__(self, device: BlockDevice, spec: WorkloadSpec, history: History,
-                 *, on_op: Callable[[str], None] | None = None, seq_base: int = 0) -> None:
+                 *, on_op: Callable[[str], None] | None = None, seq_base: int = 0,
+                 first_writer: int = 0) -> None:
+        """``first_writer``: the first writer id of this workload in the history, when
+        several workloads (one per cluster node, private and shared regions) share it."""
         self.device = device
         self.history = history
         self.spec = spec.validate(device.num_blocks * device.block_size, device.block_size)
@@ -157,7 +160,10 @@ class Workload:
         self._on_op = on_op
         self._stop = asyncio.Event()
         self._deadline_ns: int | None = None
-        self._next_process = spec.writers * spec.queue_depth
+        self.first_writer = first_writer
+        # slots are processes (first_writer + w) * qd + q; one whose write ended info
+        # continues as a fresh process id, unique over every workload of the history
+        self._next_process = 1_000_000 * (first_writer + 1)
         self._rate = RateLimit(spec.rate) if spec.rate else None
         # A later part of one logical run (a VM resumed elsewhere) numbers its writes
         # from seq_base, drawn from a plan of its own, so no stamp id repeats.
@@ -172,10 +178,12 @@ class Workload:
         start = time.monotonic_ns()
         if spec.duration is not None:
             self._deadline_ns = start + int(spec.duration * 1e9)
+        first = self.first_writer
         streams = [self._plan(w) for w in range(spec.writers)]
         writes_done = [0] * spec.writers
         tasks = [
-            asyncio.create_task(self._slot(w, w * spec.queue_depth + q, streams[w], writes_done))
+            asyncio.create_task(
+                self._slot(w, (first + w) * spec.queue_depth + q, streams[w], writes_done))
             for w in range(spec.writers)
             for q in range(spec.queue_depth)
         ]
@@ -189,11 +197,12 @@ class Workload:
         return self.result
 
     def _plan(self, writer: int) -> Iterator[PlannedOp]:
+        wid = self.first_writer + writer
         if not self._seq_base:
-            return plan(self.spec, writer)
+            return plan(self.spec, writer, wid)
         base = self._seq_base
         spec = replace(self.spec, seed=self.spec.seed + base)
-        return (replace(op, seq=base + op.seq) for op in plan(spec, writer))
+        return (replace(op, seq=base + op.seq) for op in plan(spec, writer, wid))
 
     def _running(self) -> bool:
         if self._stop.is_set():

@@ -1,0 +1,235 @@
+"""Evidence that each injected fault took effect: a fault that changed nothing is no pass.
+
+The model: every fault the nemesis injects names what it must break, and the
+run proves that it did, in what the site itself shows:
+
+- a storage node killed, crashed, powered off or stopped: its process is gone;
+  frozen: its process is stopped (SIGSTOP, state ``T``) while its sockets stay open;
+  restarted: its replica left Synchronized for a while;
+- the sync link cut, black-holed, flapping or lost one way: a replica of the
+  device left Synchronized, or a node reports its sync link lost;
+- the heartbeat link broken: a node reports its heartbeat link lost;
+- an iSCSI path broken: the cluster node's MPIO took that path down;
+- a link delayed (sync or path): the writes that crossed it took at least the delay;
+- a disk fault on one replica: that replica left Synchronized, I/O on its paths
+  failed, or (slow) took at least the delay.
+
+Node and link states are sampled *live* right after the inject (``LiveProbe``,
+polling until the fault's end or ``LIVE_DEADLINE_S``); what only the history
+shows (path states, latencies, replica states) is judged after the run
+(``judge``). Each fault gets one ``FaultEvidence``: proved or not, and in words.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import SplitbrainError
+from harness.faults.nemesis import FaultSpec, Step
+from harness.lab.inventory import HaDevice, Inventory, NetworkRole
+from harness.workload.history import RecordedHistory
+
+LIVE_DEADLINE_S = 10.0
+POLL_S = 0.1
+GRACE_NS = 10_000_000_000  # history evidence may show up to 10 s after the heal
+
+NODE_GONE = ("kill", "crash", "stop", "power-loss", "power")
+LINK_BREAKS = ("cut", "blackhole", "flap", "down", "oneway")
+
+
+@dataclass
+class FaultEvidence:
+    """Whether one fault took effect, and what showed it."""
+
+    name: str
+    spec: FaultSpec
+    proved: bool
+    text: str
+    at_ns: int | None = None  # when it was seen (monotonic), if live
+
+
+def classify(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
+    """What a spec breaks: ``node``, ``sync``, ``heartbeat``, ``path``, ``witness``, ``other``."""
+    target = spec.target
+    if spec.action.startswith("disk-"):
+        return "disk"
+    if target in inventory.hosts:
+        return "node"
+    net = target.split("/", 1)[0]
+    if net in inventory.networks:
+        network = inventory.network(net)
+        if network.has_role(NetworkRole.SYNC):
+            return "sync"
+        if network.has_role(NetworkRole.HEARTBEAT):
+            return "heartbeat"
+        if network.has_role(NetworkRole.ISCSI):
+            return "path"
+        if device.witness and f"/{device.witness}" in target:
+            return "witness"
+    return "other"
+
+
+class LiveProbe:
+    """Samples the site right after each inject; ``node_state(host)`` and ``ha_status(host)``
+    are the site's readers (None when it has none)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        device: HaDevice,
+        *,
+        node_state: Callable[[str], str | None] | None,
+        ha_status: Callable[[str], Mapping[str, Any] | None] | None,
+    ) -> None:
+        self.inventory, self.device = inventory, device
+        self.node_state, self.ha_status = node_state, ha_status
+        self.seen: dict[str, FaultEvidence] = {}
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def hook(self, name: str, step: Step, fault: Any) -> None:
+        """The nemesis's ``on_injected``: probe in the background, never delay the schedule."""
+        t = threading.Thread(target=self._probe, args=(name, step), daemon=True,
+                             name=f"evidence {name}")
+        self._threads.append(t)
+        t.start()
+
+    def join(self) -> None:
+        for t in self._threads:
+            t.join(LIVE_DEADLINE_S + 5.0)
+
+    def _probe(self, name: str, step: Step) -> None:
+        check = self._check_for(step.spec)
+        if check is None:
+            return
+        deadline = time.monotonic() + min(max(step.duration_s, 0.5), LIVE_DEADLINE_S)
+        while True:
+            try:
+                text = check()
+            except (SplitbrainError, OSError):
+                text = None
+            if text is not None:
+                with self._lock:
+                    self.seen[name] = FaultEvidence(name, step.spec, True, text,
+                                                    time.monotonic_ns())
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(POLL_S)
+
+    def _check_for(self, spec: FaultSpec) -> Callable[[], str | None] | None:
+        what = classify(spec, self.inventory, self.device)
+        if what == "node" and self.node_state is not None:
+            host, action = spec.target, spec.action
+            if action in NODE_GONE:
+                return lambda: (f"process of {host} is gone"
+                                if self.node_state(host) == "gone" else None)
+            if action == "freeze":
+                return lambda: (f"process of {host} is stopped (SIGSTOP), sockets open"
+                                if self.node_state(host) == "frozen" else None)
+            return None
+        if what in ("sync", "heartbeat") and spec.action in LINK_BREAKS \
+                and self.ha_status is not None:
+            key = "sync_link" if what == "sync" else "heartbeat_link"
+            hosts = [r.host for r in self.device.replicas]
+
+            def link_lost() -> str | None:
+                for host in hosts:
+                    status = self.ha_status(host)
+                    if status is None:
+                        continue
+                    if status.get(key) is False:
+                        return f"{host} reports its {what} link to its partner lost"
+                    if what == "sync" and str(status.get("state", "")).lower() != \
+                            "synchronized":
+                        return f"{host}'s replica is {status.get('state')}"
+                return None
+
+            return link_lost
+        return None
+
+
+def judge(
+    steps: list[tuple[str, Step]],
+    history: RecordedHistory,
+    live: Mapping[str, FaultEvidence],
+    inventory: Inventory,
+    device: HaDevice,
+) -> list[FaultEvidence]:
+    """One ``FaultEvidence`` per injected fault: live evidence, else the history's."""
+    windows = {f.name: f for f in history.faults}
+    out = []
+    for name, step in steps:
+        if name in live:
+            out.append(live[name])
+            continue
+        window = windows.get(name)
+        if window is None:
+            continue  # never injected (the run ended first): nothing to prove
+        text = _from_history(step.spec, window.start_ns, window.stop_ns, history, inventory,
+                             device)
+        out.append(FaultEvidence(name, step.spec, text is not None,
+                                 text or _missing(step.spec, inventory, device)))
+    return out
+
+
+def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
+    what = classify(spec, inventory, device)
+    expected = {
+        "node": "the node's process gone or stopped, or its replica leaving Synchronized",
+        "sync": "a replica leaving Synchronized or a node reporting its sync link lost",
+        "heartbeat": "a node reporting its heartbeat link lost",
+        "path": "the cluster node's MPIO taking the path down, or I/O on it slowed",
+        "disk": "the replica leaving Synchronized, or I/O on its paths failing or slowed",
+    }.get(what, "any visible change")
+    return f"no evidence that {spec} took effect: expected {expected}"
+
+
+def _from_history(spec: FaultSpec, start: int, stop: int | None, history: RecordedHistory,
+                  inventory: Inventory, device: HaDevice) -> str | None:
+    end = (stop if stop is not None else start) + GRACE_NS
+    what = classify(spec, inventory, device)
+    target = spec.target
+    if what == "path" and spec.action in LINK_BREAKS:
+        net_host = target
+        for e in history.paths:
+            if start <= e.time_ns <= end and e.path.endswith("->" + net_host) and \
+                    e.state not in ("active", "standby", "up"):
+                return f"MPIO path {e.path} went {e.state} " \
+                       f"{(e.time_ns - start) / 1e9:.2f} s after the inject"
+        return None
+    delay_ms = float(spec.kwargs.get("delay_ms", 0.0))
+    if spec.action in ("delay", "disk-slow") and delay_ms > 0:
+        host = target if what in ("node", "disk") else target.split("/")[1] \
+            if what == "path" else None
+        lat = [o.latency_ns for o in history.ops
+               if o.outcome == "ok" and o.latency_ns is not None and start <= o.invoke_ns
+               and (o.complete_ns or 0) <= (stop or end)
+               and ((what == "sync" and o.f == "write")
+                    or (host is not None and o.path is not None and o.path.endswith(
+                        ("/" + host) if what != "path" else ("->" + target))))]
+        if lat and statistics.median(lat) >= delay_ms * 0.5e6:
+            return (f"{len(lat)} operations across it took median "
+                    f"{statistics.median(lat) / 1e6:.1f} ms (delay {delay_ms:g} ms)")
+        return None
+    hosts = [target] if what in ("node", "disk") else [r.host for r in device.replicas]
+    if what in ("node", "disk", "sync"):
+        for r in history.replicas:
+            if start <= r.time_ns <= end and r.state != "synchronized" and \
+                    any(r.replica == f"{device.alias}@{h}" for h in hosts):
+                return f"replica {r.replica} went {r.state} " \
+                       f"{(r.time_ns - start) / 1e9:.2f} s after the inject"
+    if what == "disk":
+        errs = [o for o in history.ops if o.outcome in ("fail", "info")
+                and start <= o.invoke_ns <= end]
+        if errs:
+            return f"{len(errs)} operations failed during it (first: {errs[0].error})"
+    return None
+
+
+__all__ = ["FaultEvidence", "LiveProbe", "classify", "judge"]
