@@ -88,6 +88,7 @@ class RunSettings:
     density: Density = SPARSE
     weights: Mapping[str, float] | None = None
     schedule: Schedule | None = None  # a replayed schedule instead of a drawn one
+    catalogue: DeviceFaults | None = None  # what the schedule's faults are (a scenario's)
     initiators: tuple[str, ...] = ()  # cluster nodes writing (default: the first one)
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
@@ -136,7 +137,7 @@ def plan(
 ) -> tuple[DeviceFaults, Schedule]:
     """The device's faults and the seeded schedule (the same for the same seed)."""
     device = check_settings(inventory, settings)
-    faults = device_faults(inventory, device, links=links)
+    faults = settings.catalogue or device_faults(inventory, device, links=links)
     if settings.schedule is not None:
         return faults, settings.schedule
     schedule = chaos_schedule(
@@ -152,10 +153,17 @@ def plan(
 
 
 def replica_reader(sut: SystemUnderTest) -> ReplicaStates:
-    """How this site's replica states are read (the lab's API, or the site's reader)."""
-    reader = getattr(sut, "replica_states", None)
-    if callable(reader):
-        return reader
+    """How this site's replica states are read: ``sut.replicas`` (the site's reader),
+    else the lab's API."""
+    reader = getattr(sut, "replicas", None)
+    if reader is not None and hasattr(reader, "states"):
+        def states() -> dict[str, dict[str, str]]:
+            out: dict[str, dict[str, str]] = {}
+            for status in reader.states():
+                out.setdefault(status.device, {})[status.host] = status.state
+            return out
+
+        return states
     if sut.lab is not None:
         return sut.lab.ha_states
     raise RunError(
@@ -209,6 +217,7 @@ class ChaosRun:
             )
             self._say_schedule(schedule)
             self.meta.update(
+                started_wall=t_wall,
                 started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_wall)),
                 seed=self.settings.seed,
                 duration_s=self.settings.duration_s,

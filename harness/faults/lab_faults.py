@@ -32,7 +32,7 @@ from harness.lab.proxy import LinkMode, LinkState
 from harness.lab.state import LabState
 from harness.lab.toml_source import did_you_mean
 
-LINK_ACTIONS = ("cut", "blackhole", "delay", "throttle", "flap", "down")
+LINK_ACTIONS = ("cut", "blackhole", "delay", "throttle", "flap", "oneway", "down")
 PROCESS_ACTIONS = ("kill", "freeze", "stop", "restart")
 
 
@@ -112,6 +112,10 @@ class LabFaults:
 
     def flap(self, selector: str, period_s: float) -> LinkFault:
         return self.link(selector, LinkState(LinkMode.FLAP, period_s=period_s))
+
+    def oneway(self, selector: str, direction: str = "up") -> LinkFault:
+        """One direction black-holed (``up``: towards the listener's upstream)."""
+        return self.link(selector, LinkState(LinkMode.ONEWAY, direction=direction))
 
     def _host(self, host: str) -> str:
         nodes = self.state.load().nodes

@@ -23,6 +23,8 @@ new connections:
 - ``throttle``: each direction of the link carries at most ``rate_bps`` bytes/s.
 - ``flap``: the link alternates black-holed and passing phases of ``period_s / 2``
   each, starting black-holed when the state is set.
+- ``oneway``: one ``direction`` is black-holed (``up``: client to upstream,
+  ``down``: upstream to client), the other passes: asymmetric loss.
 
 Each link counts what it did (connections accepted/open/reset, bytes forwarded
 each way, connections currently held), so a test can observe a fault's effect.
@@ -66,6 +68,7 @@ class LinkMode(StrEnum):
     DELAY = "delay"
     THROTTLE = "throttle"
     FLAP = "flap"
+    ONEWAY = "oneway"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class LinkState:
     jitter_ms: float = 0.0
     rate_bps: int = 0
     period_s: float = 0.0
+    direction: str = ""  # oneway: the direction held ("up": client to upstream; "down")
 
     def __post_init__(self) -> None:
         try:
@@ -92,6 +96,8 @@ class LinkState:
             raise ProxyError("throttle needs rate_bps > 0")
         if self.mode is LinkMode.FLAP and self.period_s <= 0:
             raise ProxyError("flap needs period_s > 0")
+        if self.mode is LinkMode.ONEWAY and self.direction not in ("up", "down"):
+            raise ProxyError("oneway needs direction = \"up\" or \"down\"")
 
     def to_json(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, LinkMode) else v) for k, v in asdict(self).items()}
@@ -196,11 +202,14 @@ class Link:
             _reset(upstream)
         self.stats.reset += 1
 
-    def _closed_for_ns(self) -> int:
-        """0 if the link forwards now, else ns until it may (-1: until changed)."""
+    def _closed_for_ns(self, direction: str | None = None) -> int:
+        """0 if the link forwards now (in ``direction``), else ns until it may (-1: until
+        changed)."""
         mode = self.state.mode
         if mode in (LinkMode.BLACKHOLE, LinkMode.CUT):
             return -1
+        if mode is LinkMode.ONEWAY:
+            return -1 if direction == self.state.direction else 0
         if mode is LinkMode.FLAP:
             half = int(self.state.period_s * 1e9 / 2)
             elapsed = time.monotonic_ns() - self.since_ns
@@ -208,9 +217,9 @@ class Link:
                 return half - elapsed % half
         return 0
 
-    async def _gate(self, pair: tuple[Any, Any]) -> None:
+    async def _gate(self, pair: tuple[Any, Any], direction: str | None = None) -> None:
         """Return once the link forwards (or the connection is gone); count waits as held."""
-        wait = self._closed_for_ns()
+        wait = self._closed_for_ns(direction)
         if wait == 0:
             return
         self.stats.held += 1
@@ -220,7 +229,7 @@ class Link:
                 timeout = None if wait < 0 else wait / 1e9
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout)
-                wait = self._closed_for_ns()
+                wait = self._closed_for_ns(direction)
         finally:
             self.stats.held -= 1
 
@@ -284,7 +293,7 @@ class Link:
         self._tasks.add(sender)
         try:
             while pair in self._conns:
-                await self._gate(pair)
+                await self._gate(pair, direction)
                 try:
                     data = await reader.read(CHUNK)
                 except (ConnectionError, OSError):
@@ -332,7 +341,7 @@ class Link:
                 now = time.monotonic_ns()
                 if due > now:
                     await asyncio.sleep((due - now) / 1e9)
-                await self._gate(pair)
+                await self._gate(pair, direction)
                 if self.state.mode is LinkMode.THROTTLE:
                     await self._throttle(direction, len(data))
                 if pair not in self._conns:

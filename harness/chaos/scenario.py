@@ -1,0 +1,353 @@
+"""Chaos scenarios: one named way to break an HA device, run and judged end to end.
+
+A ``Scenario`` is data: a family (``sync-link``, ``primary``, ``mpio``,
+``split-brain``, ``double``, ``power-loss``, ``disk``), what it proves, and
+its faults as ``FaultTemplate`` s written in the site's roles rather than its
+names (``primary``, ``secondary``, ``sync``, ``heartbeat``, ``path:primary:0``,
+``paths:secondary``, ``witness:primary``), so the same scenario runs on the lab
+and on any site whose inventory has the device it needs. ``resolve`` turns the
+templates into a scripted ``Schedule`` for one device.
+
+``run_scenario`` runs it on a system under test in phases: steady state (every
+replica Synchronized, every path up), workload from every cluster node (shared
+and private regions), each fault injected with *evidence that it took effect*,
+heal, a bounded wait for Synchronized, then every checker. It returns one
+``CheckResult`` (kind ``chaos``, category ``Chaos``, label ``family``): a fault
+without evidence is a failed injection, never a pass; split brain is reported
+in those words, as the documented risk (Warning) where the strategy allows it,
+as a failure where it does not or where the device merged it silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.evidence import FaultEvidence, LiveProbe, judge
+from harness.chaos.runner import ChaosRun, RunError, RunOutcome, RunSettings
+from harness.chaos.schedule import DeviceFaults
+from harness.errors import SplitbrainError
+from harness.faults.nemesis import FaultSpec, Schedule, Step
+from harness.lab.inventory import HaDevice, HostRole, Inventory, NetworkRole
+
+FAMILIES = ("sync-link", "primary", "mpio", "split-brain", "double", "power-loss", "disk")
+
+
+class ScenarioError(RunError):
+    """A scenario that cannot run here (unknown name, or the inventory lacks what it needs)."""
+
+
+@dataclass(frozen=True)
+class FaultTemplate:
+    """One fault of a scenario, in roles: ``at_s`` after the workload starts, for
+    ``duration_s``; ``target`` is a role expression (see the module docstring)."""
+
+    at_s: float
+    duration_s: float
+    action: str
+    target: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, at_s: float, duration_s: float, action: str, target: str,
+           **params: Any) -> FaultTemplate:
+        return cls(at_s, duration_s, action, target, tuple(sorted(params.items())))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    family: str
+    proves: str
+    faults: tuple[FaultTemplate, ...]
+    duration_s: float = 6.0
+    strategy: str | None = None  # "heartbeat" or "node-majority" the device must use
+    split_brain: str = "forbidden"  # "forbidden" | "allowed" (the strategy's documented risk)
+    settle_s: float | None = None  # bounded wait for Synchronized after the run
+    writers: int = 4
+    queue_depth: int = 2
+    found: str = ""  # what this scenario found in the bundled device (docs/chaos.md)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "family": self.family, "proves": self.proves,
+            "duration_s": self.duration_s, "strategy": self.strategy,
+            "split_brain": self.split_brain, "settle_s": self.settle_s,
+            "writers": self.writers, "queue_depth": self.queue_depth,
+            "faults": [{"at_s": f.at_s, "duration_s": f.duration_s, "action": f.action,
+                        "target": f.target, "params": dict(f.params)} for f in self.faults],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Scenario:
+        """A scenario file (``splitbrain chaos --shrink`` writes them); one line if not."""
+        try:
+            faults = tuple(FaultTemplate.of(float(f["at_s"]), float(f["duration_s"]),
+                                            str(f["action"]), str(f["target"]),
+                                            **dict(f.get("params") or {}))
+                           for f in data["faults"])
+            return cls(
+                name=str(data["name"]), family=str(data.get("family", "nemesis")),
+                proves=str(data.get("proves", "")), faults=faults,
+                duration_s=float(data.get("duration_s", 8.0)),
+                strategy=data.get("strategy"), split_brain=str(data.get("split_brain",
+                                                                         "forbidden")),
+                settle_s=None if data.get("settle_s") is None else float(data["settle_s"]),
+                writers=int(data.get("writers", 4)), queue_depth=int(data.get("queue_depth", 2)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ScenarioError(
+                f"not a scenario ({type(exc).__name__}: {exc}); expected "
+                '{"name", "faults": [{"at_s", "duration_s", "action", "target", "params"}]}'
+            ) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"cannot read scenario file {path}: {exc}") from None
+    return Scenario.from_json(data)
+
+
+# -- resolving roles to one device's names ---------------------------------------------------
+
+
+def device_for(inventory: Inventory, scenario: Scenario) -> HaDevice:
+    """The HA pair the scenario breaks: the smallest pair with its strategy (a short
+    read-back after the run); ``ScenarioError`` in one line when the inventory has none."""
+    pairs = [d for d in inventory.devices.values() if len(d.replicas) == 2 and (
+        scenario.strategy is None or d.strategy.value == scenario.strategy)]
+    pairs.sort(key=lambda d: (d.size, d.alias))
+    if not pairs:
+        what = f"an HA pair with strategy = \"{scenario.strategy}\"" if scenario.strategy \
+            else "an HA pair (two replicas)"
+        raise ScenarioError(
+            f"scenario {scenario.name} needs {what}; {inventory.path} has "
+            + (", ".join(f"{d.alias} ({d.strategy.value}, {len(d.replicas)} replicas)"
+                         for d in inventory.devices.values()) or "no HA device"))
+    device = pairs[0]
+    if any("witness" in f.target for f in scenario.faults) and device.witness is None:
+        raise ScenarioError(f"scenario {scenario.name} needs a witness for {device.alias}")
+    return device
+
+
+def _iscsi_nets(inventory: Inventory, host: str) -> list[str]:
+    return sorted(n for n in inventory.host(host).addresses
+                  if inventory.network(n).has_role(NetworkRole.ISCSI))
+
+
+def _link(inventory: Inventory, device: HaDevice, role: NetworkRole,
+          links: list[str] | None) -> str:
+    primary = device.primary.host
+    nets = sorted(n for n in inventory.host(primary).addresses
+                  if inventory.network(n).has_role(role))
+    if not nets:
+        raise ScenarioError(f"{device.alias}: {primary} has no {role.value} network")
+    name = f"{nets[0]}/{primary}/{device.alias}"
+    if links is None or name in links:
+        return name
+    short = f"{nets[0]}/{primary}"
+    return short if short in links else nets[0]
+
+
+def resolve_target(expr: str, inventory: Inventory, device: HaDevice,
+                   links: list[str] | None = None) -> list[str]:
+    """The site's selectors a role expression names (several for ``paths:...``)."""
+    roles = {"primary": device.primary.host,
+             "secondary": max(device.replicas, key=lambda r: r.priority).host}
+    head, _, rest = expr.partition(":")
+    if expr in roles:
+        return [roles[expr]]
+    if expr == "sync":
+        return [_link(inventory, device, NetworkRole.SYNC, links)]
+    if expr == "heartbeat":
+        return [_link(inventory, device, NetworkRole.HEARTBEAT, links)]
+    if head == "path":
+        role, _, index = rest.partition(":")
+        host = roles[role]
+        return [f"{_iscsi_nets(inventory, host)[int(index or 0)]}/{host}"]
+    if head == "paths":
+        hosts = [roles[rest]] if rest in roles else list(roles.values())
+        return [f"{n}/{h}" for h in hosts for n in _iscsi_nets(inventory, h)]
+    if head == "witness":
+        nets = [n for n in inventory.host(device.witness).addresses] if device.witness else []
+        if not nets:
+            raise ScenarioError(f"{device.alias} has no witness to cut off")
+        return [f"{sorted(nets)[0]}/{device.witness}/{roles[rest]}"]
+    raise ScenarioError(
+        f"unknown fault target {expr!r}; use primary, secondary, sync, heartbeat, "
+        "path:ROLE:N, paths:ROLE, paths:all or witness:ROLE")
+
+
+def resolve(scenario: Scenario, inventory: Inventory, device: HaDevice,
+            links: list[str] | None = None) -> tuple[DeviceFaults, Schedule]:
+    """The scenario's faults on ``device`` as a scripted schedule, and what each takes away."""
+    steps: list[Step] = []
+    by_kind: dict[str, list[FaultSpec]] = {}
+    hosts_lost: dict[FaultSpec, tuple[str, ...]] = {}
+    path_lost: dict[FaultSpec, tuple[str, str]] = {}
+    replica = {r.host: r for r in device.replicas}
+    for t in scenario.faults:
+        for target in resolve_target(t.target, inventory, device, links):
+            params = dict(t.params)
+            if t.action.startswith("disk-"):
+                params.setdefault("iqn", replica[target].target)
+                params.setdefault("lun", device.lun)
+                if t.action != "disk-slow":
+                    params.setdefault("count", device.size // 512)
+            spec = FaultSpec.of(t.action, target, **params)
+            steps.append(Step(t.at_s, t.duration_s, spec))
+            kind = f"{scenario.family}:{t.action}"
+            by_kind.setdefault(kind, []).append(spec)
+            if target in inventory.hosts:
+                hosts_lost[spec] = (target,)
+            elif target.count("/") == 1:
+                net, host = target.split("/")
+                path_lost[spec] = (net, host)
+    return (DeviceFaults(device.alias, {k: tuple(v) for k, v in by_kind.items()}, hosts_lost,
+                         path_lost),
+            Schedule.scripted(steps))
+
+
+# -- running one ---------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioRun:
+    """What ``run_scenario`` found: the run's outcome, each fault's evidence, the verdict."""
+
+    scenario: Scenario
+    outcome: RunOutcome
+    evidence: list[FaultEvidence]
+    result: Any  # harness.checks.results.CheckResult
+    recovery: list[str] = field(default_factory=list)
+
+
+def cluster_nodes(inventory: Inventory) -> tuple[str, ...]:
+    """Every cluster node writes (Demo1 and Demo2 on the lab): at most two."""
+    return tuple(h.name for h in inventory.hosts_with_role(HostRole.CLUSTER_NODE))[:2]
+
+
+def _node_state(sut: Any) -> Callable[[str], str | None] | None:
+    lab = getattr(sut, "lab", None)
+    if lab is None:
+        return None
+
+    def state(host: str) -> str | None:
+        node = lab.record().nodes.get(host)
+        if node is None:
+            return None
+        if not node.alive:
+            return "gone"
+        return "frozen" if node.frozen else "running"
+
+    return state
+
+
+def _ha_status(sut: Any, alias: str) -> Callable[[str], Mapping[str, Any] | None] | None:
+    lab = getattr(sut, "lab", None)
+    if lab is None or not hasattr(lab, "management_url"):
+        return None
+    from harness.target.management import ManagementClient
+
+    def status(host: str) -> Mapping[str, Any] | None:
+        node = lab.record().nodes.get(host)
+        if node is None or not node.alive or node.frozen:
+            return None
+        client = ManagementClient(lab.management_url(host), lab.token(), timeout=2.0)
+        rows = client.request("GET", "/v1/ha")
+        return next((r for r in rows or [] if r.get("alias") == alias), None)
+
+    return status
+
+
+def run_scenario(
+    sut: Any,
+    scenario: Scenario,
+    *,
+    seed: int,
+    output: Path,
+    fresh: bool = False,
+    budget_profile: str = "default",
+    out: Any = None,
+) -> ScenarioRun:
+    """Run one scenario on a running site; the verdict is in ``.result``."""
+    from harness.chaos.verdict import scenario_result
+
+    inventory = sut.inventory
+    device = device_for(inventory, scenario)
+    links = list(sut.lab.state.load().links) if getattr(sut, "lab", None) is not None else None
+    faults, schedule = resolve(scenario, inventory, device, links)
+    schedule = Schedule(schedule.steps, seed)
+    settings = RunSettings(
+        seed=seed, duration_s=scenario.duration_s, output=output, device=device.alias,
+        fault_kinds=tuple(faults.by_kind), writers=scenario.writers,
+        queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
+        initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
+        catalogue=faults,
+    )
+    run = ChaosRun(sut, settings, out=out)
+    probe = LiveProbe(inventory, device, node_state=_node_state(sut),
+                      ha_status=_ha_status(sut, device.alias))
+    run.injected_hooks.append(probe.hook)
+    outcome = run.execute()
+    probe.join()
+    history = _history(outcome)
+    evidence = _evidence(history, schedule, probe, inventory, device)
+    recovery = recover_split_brain(sut, device, outcome)
+    result = scenario_result(scenario, outcome, evidence, recovery, device, sut, history)
+    (output / "scenario.json").write_text(json.dumps(scenario.to_json(), indent=1) + "\n",
+                                          encoding="utf-8")
+    verdict = outcome.verdict.to_json()
+    verdict["run"] = {**outcome.meta, "schedule": schedule.to_json(), "heals": outcome.heals,
+                      "evidence": [{"fault": e.name, "proved": e.proved, "text": e.text}
+                                   for e in evidence], "recovery": recovery}
+    (output / "verdict.json").write_text(json.dumps(verdict, indent=1, default=str) + "\n",
+                                         encoding="utf-8")
+    return ScenarioRun(scenario, outcome, evidence, result, recovery)
+
+
+def _history(outcome: RunOutcome) -> Any:
+    from harness.workload.history import HistoryError, load_history
+
+    try:
+        return load_history(outcome.output / "history.jsonl")
+    except (HistoryError, OSError):
+        return None
+
+
+def _evidence(history: Any, schedule: Schedule, probe: LiveProbe,
+              inventory: Inventory, device: HaDevice) -> list[FaultEvidence]:
+    if history is None:
+        return []
+    named = [(f"{s.spec.action} {s.spec.target} [{i}]", s) for i, s in enumerate(schedule.steps)]
+    return judge(named, history, probe.seen, inventory, device)
+
+
+def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list[str]:
+    """After a split brain the device keeps both replicas Not synchronized until an
+    administrator marks one side: do that on the primary (lab only) so the site is whole
+    again for the next scenario, and say so."""
+    after = outcome.meta.get("replicas_after") or {}
+    if not after or all(s == "synchronized" for s in after.values()):
+        return []
+    lab = getattr(sut, "lab", None)
+    if lab is None or not hasattr(lab, "management_url"):
+        return [f"replicas left {after}; mark one side synchronized on the site, then resync"]
+    from harness.target.management import ManagementClient
+
+    host = device.primary.host
+    lines = [f"replicas left {after}: marked {device.alias}@{host} synchronized "
+             "(administrator override), partner resyncs from it"]
+    try:
+        client = ManagementClient(lab.management_url(host), lab.token(), timeout=5.0)
+        client.request("POST", f"/v1/ha/{device.alias}/mark-synchronized")
+        lab.wait_synchronized([device.alias], 60.0)
+        lines.append(f"{device.alias}: both replicas Synchronized again after the mark")
+    except SplitbrainError as exc:
+        lines.append(f"FAILED to recover {device.alias}: {exc}")
+    return lines

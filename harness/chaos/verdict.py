@@ -1,0 +1,167 @@
+"""A chaos scenario's verdict: one ``CheckResult`` in the wizard's words, with its evidence.
+
+The rules, in order (the first that applies decides):
+
+1. the site was not in its steady state before the first fault: **Failed**;
+2. a fault could not be injected, or shows no evidence that it took effect:
+   **Failed** ("failed injection"), never a pass;
+3. the replicas hold different data and *both report Synchronized*: **Failed**,
+   "split brain merged silently" (each side acknowledged writes the other lacks)
+   or "replicas diverged";
+4. split brain (each replica acknowledged writes the other never saw) where the
+   scenario forbids it (node majority, or any fault but a full partition under
+   the heartbeat strategy): **Failed**, "split brain";
+5. split brain where the strategy's documented risk allows it, detected and kept
+   Not synchronized by the device: **Warning**, "split brain", with the side an
+   administrator marked;
+6. any other problem of a checker or of the run: **Failed**, the first problem's words;
+7. otherwise **Success**.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.chaos.evidence import FaultEvidence
+from harness.chaos.runner import RunOutcome
+from harness.checks.results import CheckResult, Evidence, ResultWord
+from harness.lab.inventory import HaDevice
+
+# problems that follow from a split brain the device kept apart (rule 5), not separate findings
+SPLIT_BRAIN_CONSEQUENCES = ("not_synchronized", "path_unusable", "unreadable", "split_brain",
+                            "diverged", "stale_read", "lost", "stale", "unreadable_block")
+
+
+def first_split(problems: list[Any]) -> str:
+    return next((p.message for _, p in problems if p.kind == "split_brain"), "split brain")
+
+
+def _numbers(outcome: RunOutcome) -> dict[str, float | int | str]:
+    nums: dict[str, float | int | str] = {}
+    timing = outcome.verdict.verdict("timing")
+    if timing is not None:
+        for key in ("longest_pause_s", "caller_errors", "longest_op_s"):
+            value = timing.stats.get(key)
+            if isinstance(value, (int, float)):
+                nums[key] = value
+    if outcome.workload is not None:
+        w = outcome.workload
+        nums.update(ops=w.ops, ok=w.ok, fail=w.fail, info=w.info, writes=w.writes,
+                    reads=w.reads)
+    if "resync_wait_s" in outcome.meta:
+        nums["synchronized_after_s"] = round(float(outcome.meta["resync_wait_s"]), 3)
+    nums["faults"] = len(outcome.schedule.steps)
+    nums["elapsed_s"] = outcome.meta.get("elapsed_s", 0.0)
+    return nums
+
+
+SETTLE_NS = 2_000_000_000  # writes acknowledged this long into a partition: each side alone
+
+
+def acknowledged_alone(history: Any, device: HaDevice) -> dict[str, int]:
+    """Writes each storage host acknowledged while the sync link was broken, counted from
+    ``SETTLE_NS`` into the fault (after sync loss and the fence): host -> count. Both
+    hosts non-zero is a split brain: each side carried on alone."""
+    if history is None:
+        return {}
+    windows = [(f.start_ns + SETTLE_NS, f.stop_ns if f.stop_ns is not None else 2**63)
+               for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
+               and f.attrs.get("action") in ("blackhole", "cut", "oneway", "flap")]
+    counts = {r.host: 0 for r in device.replicas}
+    if not windows:
+        return {}
+    for o in history.ops:
+        if o.f != "write" or o.outcome != "ok" or o.complete_ns is None or o.path is None:
+            continue
+        if any(a <= o.invoke_ns and o.complete_ns <= b for a, b in windows):
+            host = o.path.rsplit("/", 1)[-1]
+            if host in counts:
+                counts[host] += 1
+    return counts
+
+
+def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvidence],
+                    recovery: list[str], device: HaDevice, sut: Any,
+                    history: Any = None) -> CheckResult:
+    problems = [(v.checker, p) for v in outcome.verdict.verdicts for p in v.problems]
+    kinds = {p.kind for _, p in problems}
+    after = outcome.meta.get("replicas_after") or {}
+    both_synchronized = bool(after) and all(s == "synchronized" for s in after.values())
+    divergence = outcome.verdict.verdict("divergence")
+    alone = acknowledged_alone(history, device)
+    split = bool(divergence and divergence.stats.get("split_brain")) or (
+        len(alone) >= 2 and all(alone.values()))
+    split_text = (f"split brain: while the sync link was down each storage node acknowledged "
+                  f"writes alone ({', '.join(f'{h}: {n}' for h, n in alone.items())})"
+                  if alone and all(alone.values()) else first_split(problems))
+    failed_injections = [e for e in evidence if not e.proved]
+
+    def first(kind: str) -> str:
+        return next(p.message for _, p in problems if p.kind == kind)
+
+    lost = [p for _, p in problems if p.kind in ("lost", "stale", "stale_read", "diverged",
+                                                  "split_brain")]
+
+    if "steady_state" in kinds:
+        word, reason = ResultWord.FAILED, first("steady_state")
+    elif "fault_failed" in kinds:
+        word, reason = ResultWord.FAILED, "failed injection: " + first("fault_failed")
+    elif failed_injections:
+        word = ResultWord.FAILED
+        reason = f"failed injection: {failed_injections[0].text}"
+    elif split and both_synchronized:
+        word = ResultWord.FAILED
+        reason = (f"{split_text}; then merged silently: both replicas report Synchronized "
+                  f"after the heal and nothing said split brain"
+                  + (f"; {len(lost)} acknowledged-write problem(s), first: {lost[0].message}"
+                     if lost else ""))
+    elif ({"diverged"} & kinds) and both_synchronized:
+        word, reason = ResultWord.FAILED, first("diverged")
+    elif split and scenario.split_brain != "allowed":
+        word = ResultWord.FAILED
+        reason = f"{split_text}, under {device.strategy.value}, which must prevent it"
+    elif split:
+        word = ResultWord.WARNING
+        reason = (f"{split_text} (the {device.strategy.value} strategy's documented risk); "
+                  "the device kept the replicas Not synchronized until an administrator "
+                  "marked one side")
+        others = [p for _, p in problems if p.kind not in SPLIT_BRAIN_CONSEQUENCES]
+        if others:
+            word, reason = ResultWord.FAILED, f"{reason}; and {others[0].kind}: {others[0].message}"
+    elif problems:
+        checker, p = problems[0]
+        word = ResultWord.FAILED
+        reason = f"{p.message if p.message.startswith(p.kind) else f'{p.kind}: {p.message}'}"
+        if len(problems) > 1:
+            reason += f" (and {len(problems) - 1} more problem(s))"
+    else:
+        word = ResultWord.SUCCESS
+        reason = (f"{len(evidence)} fault(s) took effect and healed; no acknowledged write "
+                  "lost, replicas identical and Synchronized, timing within budget")
+    ev = [Evidence("steady state", str(outcome.meta.get("steady_state", "not reached")))]
+    ev.append(Evidence("schedule", "\n".join(
+        f"at {s.at_s:.2f} s for {s.duration_s:.2f} s: {s.spec}" for s in outcome.schedule.steps)
+        or "no faults"))
+    for e in evidence:
+        ev.append(Evidence(f"{'took effect' if e.proved else 'NO EFFECT'}: {e.name}", e.text))
+    if outcome.workload is not None:
+        ev.append(Evidence("workload", outcome.workload.summary()))
+    ev.append(Evidence("replicas after the run",
+                       ", ".join(f"{h}: {s}" for h, s in after.items()) or "not read"))
+    for line in recovery:
+        ev.append(Evidence("recovery", line))
+    for checker, p in problems[:20]:
+        ev.append(Evidence(f"problem ({checker}: {p.kind})", p.message))
+    for v in outcome.verdict.verdicts:
+        ev.append(Evidence(f"checker {v.checker}", "ok" if v.valid else
+                           f"{len(v.problems)} problem(s)"))
+    started = float(outcome.meta.get("started_wall", 0.0))
+    return CheckResult(
+        kind="chaos", category="Chaos", name=scenario.name, description=scenario.proves,
+        result=word, reason=reason, started=started,
+        finished=started + float(outcome.meta.get("elapsed_s", 0.0)),
+        evidence=ev, numbers=_numbers(outcome),
+        labels={"family": scenario.family, "seed": str(outcome.schedule.seed),
+                "scenario": scenario.name, "site": sut.inventory.site.name,
+                "device": device.alias},
+    )
