@@ -1,0 +1,54 @@
+"""A chaos scenario's record on disk: its ``CheckResult`` with the evidence files attached.
+
+``record_scenario`` plots the run's timeline (PNG and SVG), attaches it with the
+history, the schedule, the scenario, the verdict, the fault journal and any
+packet capture of the run, then writes the result into a ``ResultsDir`` for the
+report to read. Presentation only: the verdict was decided by ``harness.chaos``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.checks.results import CheckResult, ResultsDir
+
+FILES = (
+    ("history.jsonl", "application/x-ndjson"),
+    ("schedule.json", "application/json"),
+    ("scenario.json", "application/json"),
+    ("verdict.json", "application/json"),
+    ("faults.jsonl", "application/x-ndjson"),
+    ("capture.pcap", "application/vnd.tcpdump.pcap"),
+)
+
+
+def timeline(output: Path, title: str) -> list[Path]:
+    """``timeline.png`` and ``timeline.svg`` of the run in ``output`` (none without history)."""
+    from harness.report.timeline import plot_timeline
+    from harness.workload.history import HistoryError, load_history
+
+    try:
+        history = load_history(output / "history.jsonl")
+    except (HistoryError, OSError):
+        return []
+    if not history.ops:
+        return []
+    return plot_timeline(history, output / "timeline", title=title)
+
+
+def record_scenario(results: ResultsDir, result: CheckResult, output: Path) -> Path:
+    """Attach the run's files to ``result`` and write it; returns the record's path."""
+    seed = result.labels.get("seed", "")
+    plots = timeline(output, f"{result.name} (seed {seed}): {result.result}")
+    prefix = f"{result.name}-{seed}"
+    for plot in plots:
+        media = "image/png" if plot.suffix == ".png" else "image/svg+xml"
+        result.attachments.append(results.attach(f"{prefix}-{plot.name}", plot, media))
+    for name, media in FILES:
+        path = output / name
+        if path.exists():
+            result.attachments.append(results.attach(f"{prefix}-{name}", path, media))
+    return results.write(result)
+
+
+__all__ = ["record_scenario", "timeline"]

@@ -1,0 +1,1 @@
+"""Chaos suites: one module per fault family, each scenario a test on the ``sut``."""
