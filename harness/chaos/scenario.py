@@ -178,6 +178,8 @@ def resolve_target(expr: str, inventory: Inventory, device: HaDevice,
         if not nets:
             raise ScenarioError(f"{device.alias} has no witness to cut off")
         return [f"{sorted(nets)[0]}/{device.witness}/{roles[rest]}"]
+    if expr in inventory.hosts or expr.split("/", 1)[0] in inventory.networks:
+        return [expr]  # a selector in the site's own names (a shrunk nemesis schedule)
     raise ScenarioError(
         f"unknown fault target {expr!r}; use primary, secondary, sync, heartbeat, "
         "path:ROLE:N, paths:ROLE, paths:all or witness:ROLE")
@@ -276,13 +278,36 @@ def run_scenario(
     out: Any = None,
 ) -> ScenarioRun:
     """Run one scenario on a running site; the verdict is in ``.result``."""
+    device = device_for(sut.inventory, scenario)
+    faults, schedule = resolve(scenario, sut.inventory, device, site_links(sut))
+    return run_schedule(sut, scenario, device, faults, Schedule(schedule.steps, seed),
+                        output=output, fresh=fresh, budget_profile=budget_profile, out=out)
+
+
+def site_links(sut: Any) -> list[str] | None:
+    """The lab's link names (None on a real site: selectors are the inventory's)."""
+    lab = getattr(sut, "lab", None)
+    return list(lab.state.load().links) if lab is not None else None
+
+
+def run_schedule(
+    sut: Any,
+    scenario: Scenario,
+    device: HaDevice,
+    faults: DeviceFaults,
+    schedule: Schedule,
+    *,
+    output: Path,
+    fresh: bool = False,
+    budget_profile: str = "default",
+    out: Any = None,
+) -> ScenarioRun:
+    """Play ``schedule`` (faults described by ``faults``) on ``device`` as ``scenario``
+    says (writers, how long, split-brain policy), and judge it."""
     from harness.chaos.verdict import scenario_result
 
     inventory = sut.inventory
-    device = device_for(inventory, scenario)
-    links = list(sut.lab.state.load().links) if getattr(sut, "lab", None) is not None else None
-    faults, schedule = resolve(scenario, inventory, device, links)
-    schedule = Schedule(schedule.steps, seed)
+    seed = schedule.seed if schedule.seed is not None else 0
     settings = RunSettings(
         seed=seed, duration_s=scenario.duration_s, output=output, device=device.alias,
         fault_kinds=tuple(faults.by_kind), writers=scenario.writers,
@@ -305,7 +330,8 @@ def run_scenario(
     verdict = outcome.verdict.to_json()
     verdict["run"] = {**outcome.meta, "schedule": schedule.to_json(), "heals": outcome.heals,
                       "evidence": [{"fault": e.name, "proved": e.proved, "text": e.text}
-                                   for e in evidence], "recovery": recovery}
+                                   for e in evidence], "recovery": recovery,
+                      "result": str(result.result), "reason": result.reason}
     (output / "verdict.json").write_text(json.dumps(verdict, indent=1, default=str) + "\n",
                                          encoding="utf-8")
     return ScenarioRun(scenario, outcome, evidence, result, recovery)
