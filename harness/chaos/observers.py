@@ -85,7 +85,8 @@ class FaultLog:
     def fault_start(self, name: str, *, time_ns: int | None = None, **attrs: Any) -> int:
         spec = FaultSpec.of(attrs["action"], attrs["target"], **attrs.get("params", {}))
         kind = kind_of(self.faults, spec)
-        budget = BUDGET_OF_KIND.get(kind, "node_failover_s")
+        node_fault = "/" not in spec.target and bool(self.faults.hosts_lost.get(spec))
+        budget = BUDGET_OF_KIND.get(kind, "node_failover_s" if node_fault else "path_failover_s")
         return self.history.fault_start(
             name, time_ns=time_ns, kind=kind, paths=self.lost_paths(spec), budget=budget, **attrs
         )

@@ -248,7 +248,9 @@ class RunPhases:
             task_management=10.0, logout=5.0))
         devices: dict[str, Any] = {}
         try:
-            for i, spec in enumerate(self.paths):
+            # one path per replica host: every replica is read back on its own
+            per_host = {spec.name.rsplit("/", 1)[-1]: spec for spec in reversed(self.paths)}
+            for i, spec in enumerate(sorted(per_host.values(), key=lambda p: p.name)):
                 try:
                     dev = await IscsiDevice.open(spec_with_isid(spec, i + 1), connector)
                 except SplitbrainError as exc:

@@ -63,20 +63,30 @@ class Scenario:
     family: str
     proves: str
     faults: tuple[FaultTemplate, ...]
-    duration_s: float = 6.0
+    duration_s: float = 0.0  # 0: until 1.5 s after the last fault heals (at least 4 s)
     strategy: str | None = None  # "heartbeat" or "node-majority" the device must use
     split_brain: str = "forbidden"  # "forbidden" | "allowed" (the strategy's documented risk)
     settle_s: float | None = None  # bounded wait for Synchronized after the run
     writers: int = 4
     queue_depth: int = 2
-    found: str = ""  # what this scenario found in the bundled device (docs/chaos.md)
+    # faults (indexes) during which a full outage is correct (no replica may serve, e.g.
+    # the survivor killed while its partner is still Synchronizing): no failover expected
+    outage: tuple[int, ...] = ()
+
+    @property
+    def run_s(self) -> float:
+        """How long the workload runs."""
+        if self.duration_s > 0:
+            return self.duration_s
+        return max(4.0, max((f.at_s + f.duration_s for f in self.faults), default=0.0) + 1.5)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "family": self.family, "proves": self.proves,
-            "duration_s": self.duration_s, "strategy": self.strategy,
+            "duration_s": self.run_s, "strategy": self.strategy,
             "split_brain": self.split_brain, "settle_s": self.settle_s,
             "writers": self.writers, "queue_depth": self.queue_depth,
+            "outage": list(self.outage),
             "faults": [{"at_s": f.at_s, "duration_s": f.duration_s, "action": f.action,
                         "target": f.target, "params": dict(f.params)} for f in self.faults],
         }
@@ -97,6 +107,7 @@ class Scenario:
                                                                          "forbidden")),
                 settle_s=None if data.get("settle_s") is None else float(data["settle_s"]),
                 writers=int(data.get("writers", 4)), queue_depth=int(data.get("queue_depth", 2)),
+                outage=tuple(int(i) for i in data.get("outage", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScenarioError(
@@ -193,7 +204,7 @@ def resolve(scenario: Scenario, inventory: Inventory, device: HaDevice,
     hosts_lost: dict[FaultSpec, tuple[str, ...]] = {}
     path_lost: dict[FaultSpec, tuple[str, str]] = {}
     replica = {r.host: r for r in device.replicas}
-    for t in scenario.faults:
+    for index, t in enumerate(scenario.faults):
         for target in resolve_target(t.target, inventory, device, links):
             params = dict(t.params)
             if t.action.startswith("disk-"):
@@ -205,7 +216,9 @@ def resolve(scenario: Scenario, inventory: Inventory, device: HaDevice,
             steps.append(Step(t.at_s, t.duration_s, spec))
             kind = f"{scenario.family}:{t.action}"
             by_kind.setdefault(kind, []).append(spec)
-            if target in inventory.hosts:
+            if index in scenario.outage:
+                hosts_lost[spec] = ()  # nothing is expected to serve: no failover to judge
+            elif target in inventory.hosts:
                 hosts_lost[spec] = (target,)
             elif target.count("/") == 1:
                 net, host = target.split("/")
@@ -309,7 +322,7 @@ def run_schedule(
     inventory = sut.inventory
     seed = schedule.seed if schedule.seed is not None else 0
     settings = RunSettings(
-        seed=seed, duration_s=scenario.duration_s, output=output, device=device.alias,
+        seed=seed, duration_s=scenario.run_s, output=output, device=device.alias,
         fault_kinds=tuple(faults.by_kind), writers=scenario.writers,
         queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,

@@ -16,33 +16,33 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sync-reset", "sync-link",
              "The sync link resets: the lower priority stops serving, I/O carries on through "
              "the survivor, and a resync brings the partner back with identical data.",
-             (F(1.5, 3.0, "cut", "sync"),)),
+             (F(1.0, 2.5, "cut", "sync"),)),
     Scenario("sync-blackhole", "sync-link",
              "The sync link goes silent (no reset): sync loss is detected by timeout, the "
              "fence holds, nothing acknowledged is lost, the replicas resync.",
-             (F(1.5, 3.0, "blackhole", "sync"),)),
+             (F(1.0, 2.5, "blackhole", "sync"),)),
     Scenario("sync-flapping", "sync-link",
-             "The sync link flaps (down and up every 0.5 s): repeated loss and resync under "
+             "The sync link flaps (1.5 s down, 1.5 s up): repeated loss and resync under "
              "load never lose a write or leave the replicas different.",
-             (F(1.5, 4.0, "flap", "sync", period_s=1.0),)),
+             (F(1.0, 5.0, "flap", "sync", period_s=3.0),)),
     Scenario("sync-one-way", "sync-link",
              "The sync link loses one direction only (orders reach the partner, acks never "
              "come back): the unacknowledged orders take the partner out.",
-             (F(1.5, 3.0, "oneway", "sync", direction="up"),)),
+             (F(1.0, 2.5, "oneway", "sync", direction="up"),)),
     Scenario("sync-delay", "sync-link",
              "The sync link is slow (30 ms each way): writes wait for the partner (synchronous "
              "mirroring) and nothing times out.",
-             (F(1.5, 3.0, "delay", "sync", delay_ms=30.0),)),
+             (F(1.0, 2.5, "delay", "sync", delay_ms=30.0),)),
     # -- primary / sequencer ------------------------------------------------------------------
     Scenario("primary-kill", "primary",
              "kill -9 of the primary (the sequencer) under load: the partner takes over "
              "after the fence, no acknowledged write is lost, the primary resyncs on restart.",
-             (F(2.0, 3.0, "kill", "primary"),)),
+             (F(1.5, 2.5, "kill", "primary"),)),
     Scenario("primary-freeze", "primary",
              "The primary is frozen (SIGSTOP, sockets stay open: a gray failure) and thawed "
              "later: the partner must not wait forever, and the thawed node must not serve "
              "stale data.",
-             (F(2.0, 3.0, "freeze", "primary"),)),
+             (F(1.5, 2.5, "freeze", "primary"),)),
     Scenario("primary-restart-failback", "primary",
              "The primary restarts and fails back: the partner carried on, the primary "
              "resyncs and becomes the sequencer again with identical data.",
@@ -51,17 +51,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("path-one", "mpio",
              "One iSCSI path resets: MPIO fails over to the others, and the path carries "
              "I/O again after it returns.",
-             (F(1.5, 3.0, "cut", "path:primary:0"),)),
+             (F(1.0, 2.5, "cut", "path:primary:0"),)),
     Scenario("paths-of-one-node", "mpio",
              "Every path to one storage node is cut: I/O moves to the other node's paths.",
-             (F(1.5, 3.0, "cut", "paths:secondary"),)),
+             (F(1.0, 2.5, "cut", "paths:secondary"),)),
     Scenario("path-flapping", "mpio",
-             "One path flaps: MPIO keeps taking it out and back without losing I/O.",
-             (F(1.5, 4.0, "flap", "path:secondary:0", period_s=1.0),)),
+             "One path flaps (reset, back, reset, back...): MPIO keeps taking it out and "
+             "back without losing I/O, and it carries I/O again at the end.",
+             (F(1.5, 0.8, "cut", "path:secondary:0"), F(3.0, 0.8, "cut", "path:secondary:0"),
+              F(4.5, 0.8, "cut", "path:secondary:0"))),
     Scenario("all-paths-within-disk-timeout", "mpio",
              "Every path is down at once, and back within the disk timeout: I/O is held and "
              "completes, the caller sees no error.",
-             (F(1.5, 3.0, "cut", "paths:all"),)),
+             (F(1.0, 2.5, "cut", "paths:all"),)),
     # -- split brain ---------------------------------------------------------------------------
     Scenario("split-brain-heal-late", "split-brain",
              "Sync and heartbeat partitioned together under the heartbeat strategy while both "
@@ -85,11 +87,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The partner falls out (sync black hole), and the survivor is killed while it "
              "resyncs the partner: the half-resynced partner must not serve stale data.",
              (F(1.0, 2.0, "blackhole", "sync"), F(3.2, 3.0, "kill", "primary")),
-             settle_s=30.0),
+             settle_s=30.0, outage=(1,)),
     Scenario("kill-sequencer-mid-burst", "double",
              "The sequencer is killed in the middle of a deep write burst: orders in flight "
              "are either on both replicas or reported, never on one side only after resync.",
-             (F(2.0, 3.0, "kill", "primary"),), writers=8, queue_depth=8),
+             (F(1.5, 2.5, "kill", "primary"),), writers=8, queue_depth=8),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",
@@ -98,19 +100,19 @@ SCENARIOS: tuple[Scenario, ...] = (
              "Both storage nodes die and restart together: a stale replica is not served "
              "until it is resynchronized or marked.",
              (F(2.0, 2.0, "kill", "primary"), F(2.0, 2.0, "kill", "secondary")),
-             settle_s=20.0),
+             settle_s=20.0, outage=(0, 1)),
     # -- disk faults on one replica ----------------------------------------------------------
     Scenario("disk-eio-secondary", "disk",
              "The secondary's disk returns EIO under load: that replica leaves the device, "
              "the primary carries on, a resync repairs it.",
-             (F(1.5, 3.0, "disk-eio", "secondary"),)),
+             (F(1.0, 2.5, "disk-eio", "secondary"),)),
     Scenario("disk-slow-secondary", "disk",
              "The secondary's disk is slow (50 ms per I/O): mirrored writes wait, nothing "
              "is lost or times out.",
-             (F(1.5, 3.0, "disk-slow", "secondary", delay_ms=50.0),)),
+             (F(1.0, 2.5, "disk-slow", "secondary", delay_ms=50.0),)),
     Scenario("disk-nospace-secondary", "disk",
              "The secondary's thin pool is full: it leaves the device without diverging.",
-             (F(1.5, 3.0, "disk-nospace", "secondary"),)),
+             (F(1.0, 2.5, "disk-nospace", "secondary"),)),
 )
 
 

@@ -91,11 +91,17 @@ class IscsiDevice:
     async def _run(self, op: str, cdb: bytes, *, data_out: bytes = b"",
                    expected_in: int = 0) -> bytes:
         from harness.initiator.mpio.link import PathLost
+        from harness.scsi.sense import SenseKey
 
-        try:
-            outcome = await self.link.execute(cdb, data_out=data_out, expected_in=expected_in)
-        except PathLost as exc:
-            raise DeviceError(f"{op} on {self.name}: path lost ({exc.reason})") from exc
+        for _ in range(3):  # a UNIT ATTENTION reports an event; the command did not run
+            try:
+                outcome = await self.link.execute(cdb, data_out=data_out,
+                                                  expected_in=expected_in)
+            except PathLost as exc:
+                raise DeviceError(f"{op} on {self.name}: path lost ({exc.reason})") from exc
+            if outcome.good or outcome.sense is None or \
+                    outcome.sense.key != SenseKey.UNIT_ATTENTION:
+                break
         if not outcome.good:
             sense = f" ({outcome.sense})" if outcome.sense else ""
             raise ScsiIoError(f"{op} on {self.name} ended with status 0x{outcome.status:02x}"

@@ -1,0 +1,176 @@
+"""Evidence and the scenario verdict on hand-built histories: a fault that changed nothing
+is a failed injection; split brain is reported in those words, silent merges fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.chaos.evidence import FaultEvidence, judge
+from harness.chaos.runner import RunOutcome
+from harness.chaos.scenario import FaultTemplate, Scenario, resolve
+from harness.chaos.scenarios import by_name
+from harness.chaos.verdict import scenario_result
+from harness.checks.compose import RunVerdict
+from harness.checks.results import ResultWord
+from harness.checks.verdict import Problem, Verdict
+from harness.faults.nemesis import FaultSpec, Schedule, Step
+from harness.lab.inventory import load
+from harness.workload.history import History, HistoryHeader, load_history
+from harness.workload.writers import WorkloadResult
+
+LAB = Path(__file__).resolve().parents[3] / "fixtures" / "inventories" / "lab.toml"
+S = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def lab():  # type: ignore[no-untyped-def]
+    inv = load(LAB)
+    return inv, inv.devices["HA1"]
+
+
+def history(tmp_path: Path, build) -> object:  # type: ignore[no-untyped-def]
+    header = HistoryHeader(seed=1, generation=7, block_size=4096, logical_block_size=512,
+                           num_blocks=1024, device="t")
+    with History(tmp_path / "h.jsonl", header) as h:
+        build(h)
+    return load_history(tmp_path / "h.jsonl")
+
+
+def write(h: History, at: int, took: int, path: str) -> None:
+    op = h.invoke(1, "write", 0, 8, writer=0, seq=at, time_ns=at)
+    h.complete(op, "ok", invoke_ns=at, path=path, time_ns=at + took)
+
+
+def test_a_path_cut_is_proved_by_mpio_taking_the_path_down(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    spec = FaultSpec.of("cut", "iscsi1/SWS-Store1")
+
+    def build(h: History) -> None:
+        h.fault_start("cut iscsi1/SWS-Store1 [0]", time_ns=10 * S, action="cut",
+                      target=spec.target)
+        h.path_event("Demo1->iscsi1/SWS-Store1", "failed", time_ns=10 * S + 20_000_000)
+        h.fault_stop("cut iscsi1/SWS-Store1 [0]", time_ns=13 * S)
+
+    (ev,) = judge([("cut iscsi1/SWS-Store1 [0]", Step(1.0, 3.0, spec))],
+                  history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "went failed 0.02 s after the inject" in ev.text
+
+
+def test_a_fault_that_changed_nothing_is_not_proved(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    specs = [FaultSpec.of("cut", "iscsi1/SWS-Store1"), FaultSpec.of("delay", "sync/SWS-Store1/HA1",
+                                                                    delay_ms=30.0),
+             FaultSpec.of("disk-eio", "SWS-Store2", iqn="x", lun=0, count=8)]
+
+    def build(h: History) -> None:
+        for i, s in enumerate(specs):
+            name = f"{s.action} {s.target} [{i}]"
+            h.fault_start(name, time_ns=(10 + 10 * i) * S, action=s.action, target=s.target)
+            write(h, (11 + 10 * i) * S, 2_000_000, "Demo1->iscsi1/SWS-Store2")  # fast, ok
+            h.path_event("Demo1->iscsi2/SWS-Store2", "failed", time_ns=(11 + 10 * i) * S)
+            h.fault_stop(name, time_ns=(13 + 10 * i) * S)
+
+    named = [(f"{s.action} {s.target} [{i}]", Step(1.0, 3.0, s)) for i, s in enumerate(specs)]
+    evidence = judge(named, history(tmp_path, build), {}, inv, dev)
+    assert [e.proved for e in evidence] == [False, False, False]
+    assert all(e.text.startswith("no evidence that") for e in evidence)
+
+
+def test_a_delay_is_proved_by_the_writes_that_crossed_it(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    spec = FaultSpec.of("delay", "sync/SWS-Store1/HA1", delay_ms=30.0)
+
+    def build(h: History) -> None:
+        h.fault_start("d [0]", time_ns=10 * S, action="delay", target=spec.target)
+        for i in range(5):
+            write(h, 10 * S + i * 100_000_000, 35_000_000, "Demo1->iscsi1/SWS-Store1")
+        h.fault_stop("d [0]", time_ns=13 * S)
+
+    (ev,) = judge([("d [0]", Step(1.0, 3.0, spec))], history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "median 35.0 ms" in ev.text
+
+
+def outcome(tmp_path: Path, problems: list[Problem], after: dict[str, str],
+            split: bool = False) -> RunOutcome:
+    verdict = RunVerdict("h", [Verdict("run", []),
+                               Verdict("divergence", [p for p in problems
+                                                      if p.kind == "split_brain"],
+                                       {"split_brain": split}),
+                               Verdict("integrity", [p for p in problems
+                                                     if p.kind != "split_brain"])])
+    steps = (Step(1.5, 3.0, FaultSpec.of("blackhole", "sync/SWS-Store1/HA1")),)
+    return RunOutcome(tmp_path, verdict, Schedule(steps, 5), WorkloadResult(),
+                      meta={"replicas_after": after, "elapsed_s": 9.0, "started_wall": 1.0})
+
+
+class Sut:
+    def __init__(self, inv: object) -> None:
+        self.inventory = inv
+
+
+SYNC = {"SWS-Store1": "synchronized", "SWS-Store2": "synchronized"}
+APART = {"SWS-Store1": "not synchronized", "SWS-Store2": "not synchronized"}
+
+
+def ev(proved: bool) -> list[FaultEvidence]:
+    spec = FaultSpec.of("blackhole", "sync/SWS-Store1/HA1")
+    return [FaultEvidence("blackhole sync/SWS-Store1/HA1 [0]", spec, proved,
+                          "SWS-Store1 reports its sync link to its partner lost" if proved
+                          else f"no evidence that {spec} took effect: expected ...")]
+
+
+def test_a_fault_without_evidence_fails_the_scenario_however_clean_the_run(
+        tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    r = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [], SYNC), ev(False), [],
+                        dev, Sut(inv))
+    assert r.result is ResultWord.FAILED and r.reason.startswith("failed injection: no evidence")
+    ok = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [], SYNC), ev(True), [],
+                         dev, Sut(inv))
+    assert ok.result is ResultWord.SUCCESS and ok.kind == "chaos" and ok.category == "Chaos"
+    assert ok.labels["family"] == "sync-link" and ok.labels["seed"] == "5"
+
+
+SB = Problem("split_brain", "split brain: bytes 0+4096: each replica acknowledged writes ...")
+
+
+def test_split_brain_kept_apart_is_a_warning_in_those_words(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    r = scenario_result(by_name("split-brain-heal-late"),
+                        outcome(tmp_path, [SB], APART, split=True), ev(True),
+                        ["marked HA1@SWS-Store1 synchronized"], dev, Sut(inv))
+    assert r.result is ResultWord.WARNING and r.reason.startswith("split brain")
+    assert "documented risk" in r.reason
+
+
+def test_split_brain_merged_silently_fails(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    lost = Problem("lost", "lost: write w1#3 acknowledged, block holds w2#9")
+    r = scenario_result(by_name("split-brain-heal-late"),
+                        outcome(tmp_path, [SB, lost], SYNC, split=True), ev(True), [], dev,
+                        Sut(inv))
+    assert r.result is ResultWord.FAILED and "merged silently" in r.reason
+
+
+def test_split_brain_where_the_strategy_forbids_it_fails(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    r = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [SB], APART, split=True),
+                        ev(True), [], dev, Sut(inv))
+    assert r.result is ResultWord.FAILED and r.reason.startswith("split brain")
+
+
+def test_roles_resolve_to_the_lab_names(lab) -> None:
+    inv, dev = lab
+    scenario = Scenario("t", "mpio", "", (FaultTemplate.of(1, 2, "cut", "paths:secondary"),
+                                           FaultTemplate.of(1, 2, "kill", "primary"),
+                                           FaultTemplate.of(1, 2, "blackhole", "heartbeat"),
+                                           FaultTemplate.of(1, 2, "disk-eio", "secondary")))
+    faults, schedule = resolve(scenario, inv, dev)
+    targets = [s.spec.target for s in schedule.steps]
+    assert targets == ["iscsi1/SWS-Store2", "iscsi2/SWS-Store2", "SWS-Store1",
+                       "heartbeat/SWS-Store1/HA1", "SWS-Store2"]
+    assert faults.path_lost[schedule.steps[0].spec] == ("iscsi1", "SWS-Store2")
+    disk = schedule.steps[-1].spec.kwargs
+    assert disk["iqn"].endswith("sws-store2-ha1partner") and disk["count"] == 64 << 11
