@@ -248,9 +248,11 @@ class RunPhases:
             task_management=10.0, logout=5.0))
         devices: dict[str, Any] = {}
         try:
-            # one path per replica host: every replica is read back on its own
-            per_host = {spec.name.rsplit("/", 1)[-1]: spec for spec in reversed(self.paths)}
-            for i, spec in enumerate(sorted(per_host.values(), key=lambda p: p.name)):
+            paths = self.paths
+            if not run.settings.read_back_every_path:  # one path per replica host
+                per_host = {spec.name.rsplit("/", 1)[-1]: spec for spec in reversed(paths)}
+                paths = sorted(per_host.values(), key=lambda p: p.name)
+            for i, spec in enumerate(paths):
                 try:
                     dev = await IscsiDevice.open(spec_with_isid(spec, i + 1), connector)
                 except SplitbrainError as exc:
@@ -272,6 +274,7 @@ class RunPhases:
             return await check_run(
                 history, name=str(self.history_file), devices=devices or None,
                 replicas=replicas, budget=run.budget, bin_s=0.5,
+                history_path=self.history_file,
             )
         finally:
             for dev in devices.values():

@@ -92,6 +92,7 @@ class RunSettings:
     initiators: tuple[str, ...] = ()  # cluster nodes writing (default: the first one)
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
+    read_back_every_path: bool = True  # else one path per replica (shorter checks)
 
 
 @dataclass

@@ -66,7 +66,7 @@ def acknowledged_alone(history: Any, device: HaDevice) -> dict[str, int]:
         return {}
     windows = [(f.start_ns + SETTLE_NS, f.stop_ns if f.stop_ns is not None else 2**63)
                for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
-               and f.attrs.get("action") in ("blackhole", "cut", "oneway", "flap")]
+               and f.attrs.get("action") in ("blackhole", "cut", "oneway")]
     counts = {r.host: 0 for r in device.replicas}
     if not windows:
         return {}

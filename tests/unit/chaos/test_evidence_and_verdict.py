@@ -173,4 +173,4 @@ def test_roles_resolve_to_the_lab_names(lab) -> None:
                        "heartbeat/SWS-Store1/HA1", "SWS-Store2"]
     assert faults.path_lost[schedule.steps[0].spec] == ("iscsi1", "SWS-Store2")
     disk = schedule.steps[-1].spec.kwargs
-    assert disk["iqn"].endswith("sws-store2-ha1partner") and disk["count"] == 64 << 11
+    assert disk["iqn"].endswith("sws-store2-ha1partner") and disk["count"] == dev.size // 512
