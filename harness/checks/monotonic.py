@@ -28,21 +28,13 @@ Reads of torn, corrupt or foreign blocks are left to ``register``.
 from __future__ import annotations
 
 import os
+from array import array
 from typing import Any
 
-import numpy as np
-
+from harness.checks.register_stream import ReadBlocks, read_blocks
 from harness.checks.verdict import Problem, Verdict
 from harness.checks.write_table import WriteTable
-from harness.workload.history_stream import (
-    NEVER,
-    OK,
-    READ,
-    OpChunk,
-    OpStream,
-    outline,
-    read_records,
-)
+from harness.workload.history_stream import NEVER, OK, OpChunk, OpStream, outline, read_records
 
 NONE = -2  # no anchor yet
 VIOLATION, OLDER, NEWER = 0, 1, 2
@@ -54,62 +46,56 @@ class MonotonicReads:
     """Per-block anchors fed by a stream of ``OpChunk``s (see the module docstring)."""
 
     def __init__(self, num_blocks: int, block_size: int, logical_block_size: int,
-                 table: WriteTable, history_path: str | os.PathLike[str] | None = None) -> None:
+                 table: WriteTable, history_path: str | os.PathLike[str] | None = None,
+                 initial: str = "unknown") -> None:
         self.block_size = block_size
         self.lbs = logical_block_size
         self.table = table
         self.history_path = history_path
-        self.anchor_w = np.full(num_blocks, NONE, dtype=np.int64)
-        self.anchor_s = np.full(num_blocks, NONE, dtype=np.int64)
-        self.anchor_invoke = np.zeros(num_blocks, dtype=np.int64)
-        self.anchor_complete = np.zeros(num_blocks, dtype=np.int64)
-        self.anchor_at = np.full(num_blocks, -1, dtype=np.int64)  # its completion record
+        self.initial_zero = initial == "zero"
+        self.nb = num_blocks
+        # array.array: 8 bytes a block like numpy, and a Python int per access ~3x faster
+        self.anchor_w = array("q", [NONE]) * num_blocks
+        self.anchor_s = array("q", bytes(8 * num_blocks))
+        self.anchor_invoke = array("q", bytes(8 * num_blocks))
+        self.anchor_complete = array("q", bytes(8 * num_blocks))
+        self.anchor_at = array("q", bytes(8 * num_blocks))  # its completion record
         self.problems: list[Problem] = []
         self.violations = 0
         self.reads = 0
         self.blocks = 0
         self.paths: list[str] = []
 
-    def add(self, chunk: OpChunk, path_names: list[str] | None = None) -> None:
+    def add(self, chunk: OpChunk, path_names: list[str] | None = None,
+            blocks: ReadBlocks | None = None) -> None:
         """Judge a chunk's ``ok`` reads (its writes must already be in the table)."""
         if path_names is not None:
             self.paths = path_names
-        reads = np.flatnonzero((chunk.f == READ) & (chunk.outcome == OK))
-        if not len(reads):
+        if blocks is None:
+            blocks = read_blocks(chunk, self.block_size, self.lbs, self.initial_zero)
+        self.reads += blocks.reads
+        self.blocks += len(blocks.rows)
+        if not len(blocks.rows):
             return
-        reads = reads[np.argsort(chunk.complete[reads], kind="stable")]
-        values = chunk.values
-        lba, invoke, complete = chunk.lba, chunk.invoke, chunk.complete
-        for i in reads.tolist():
-            value = values[i]
-            if not isinstance(value, list):
+        invoke, complete, at = chunk.invoke.tolist(), chunk.complete.tolist(), \
+            chunk.complete_at.tolist()
+        aw_, as_, ai_, ac_ = self.anchor_w, self.anchor_s, self.anchor_invoke, \
+            self.anchor_complete
+        nb = self.nb
+        for i, b, w, s in blocks.rows.tolist():
+            if b >= nb:
                 continue
-            self.reads += 1
-            first = int(lba[i]) * self.lbs // self.block_size
-            ri, rc = int(invoke[i]), int(complete[i])
-            for k, v in enumerate(value):
-                if v is None:
-                    w, s = INITIAL, INITIAL
-                elif isinstance(v, list) and len(v) == 2:
-                    w, s = int(v[0]), int(v[1])
-                else:
-                    continue
-                self.blocks += 1
-                b = first + k
-                if b >= len(self.anchor_w):
-                    continue
-                aw = int(self.anchor_w[b])
-                if aw != NONE and (w != aw or s != int(self.anchor_s[b])) \
-                        and ri > int(self.anchor_complete[b]):
-                    back = self._back(b, w, s, ri)
-                    if back == VIOLATION:
-                        self._report(chunk, i, b, w, s)
-                    if back != NEWER:
-                        continue  # the anchor stays: it is the newer value
-                if aw == NONE or rc > int(self.anchor_complete[b]):
-                    self.anchor_w[b], self.anchor_s[b] = w, s
-                    self.anchor_invoke[b], self.anchor_complete[b] = ri, rc
-                    self.anchor_at[b] = int(chunk.complete_at[i])
+            aw = aw_[b]
+            ri, rc = invoke[i], complete[i]
+            if aw != NONE and (w != aw or s != as_[b]) and ri > ac_[b]:
+                back = self._back(b, w, s, ri)
+                if back == VIOLATION:
+                    self._report(chunk, i, b, w, s)
+                if back != NEWER:
+                    continue  # the anchor stays: it is the newer value
+            if aw == NONE or rc > ac_[b]:
+                aw_[b], as_[b], ai_[b], ac_[b] = w, s, ri, rc
+                self.anchor_at[b] = at[i]
 
     def _back(self, b: int, w: int, s: int, ri: int) -> int:
         """Is returning (w, s) at ``ri`` going back from the block's anchor value?
@@ -172,7 +158,7 @@ def check_read_monotonicity(history_path: str | os.PathLike[str]) -> Verdict:
     h = outline(history_path).header
     table = WriteTable(h.generation, h.block_size, h.logical_block_size)
     check = MonotonicReads(h.size // h.block_size, h.block_size, h.logical_block_size, table,
-                           history_path)
+                           history_path, h.initial)
     stream = OpStream(history_path)
     for chunk in stream:
         table.add(chunk)

@@ -180,7 +180,7 @@ class OpStream:
         self.path_names: list[str] = []
         self._path_codes: dict[str, int] = {}
         self.end_ns = 0  # latest time of any record (known once the stream is consumed)
-        self.first_ns: int | None = None  # earliest time of any record
+        self.first_ns: int | None = None  # earliest invoke of any operation
         self.torn_tail = False
         self.operations = 0
         self.records = 0
@@ -195,11 +195,12 @@ class OpStream:
         return code
 
     def __iter__(self) -> Iterator[OpChunk]:
-        pending: dict[int, tuple[Any, ...]] = {}
-        cols: list[list[Any]] = [[] for _ in range(14)]
+        pending: dict[int, tuple[int, ...]] = {}
+        invoked: list[tuple[int, ...]] = []  # per completed op: its invoke fields
+        done: list[tuple[int, ...]] = []  # (op, time, outcome, path, offset)
         values: list[Any] = []
+        codes = self._path_codes
         end = 0
-        first: int | None = None
         bad: tuple[int, str] | None = None
         offset = 0
         with _open(self.path) as fh:
@@ -209,7 +210,7 @@ class OpStream:
                 if bad is not None:
                     raise HistoryError(f"{self.path}:{bad[0]}: not a JSON record ({bad[1]}); "
                                        "file is damaged")
-                if not line.strip():
+                if line[0] != 123 and not line.strip():  # 123: "{"
                     continue
                 try:
                     rec = _loads(line)
@@ -218,12 +219,9 @@ class OpStream:
                     bad = (lineno, str(exc).split(":")[0])
                     continue
                 self.records += 1
-                t = rec.get("time")
-                if t is not None:
-                    if t > end:
-                        end = t
-                    if first is None or t < first:
-                        first = t
+                t = rec.get("time", 0)
+                if t > end:
+                    end = t
                 try:
                     if kind == "invoke":
                         f = rec["f"]
@@ -232,40 +230,47 @@ class OpStream:
                             rec["process"], rec["lba"], rec["count"], rec.get("writer", -1),
                             rec.get("seq", -1), rec.get("generation", 0), t, at)
                     elif kind in OUTCOME_CODES:
-                        inv = pending.pop(rec["op"], None)
+                        op = rec["op"]
+                        inv = pending.pop(op, None)
                         if inv is None:
-                            raise KeyError(f"op {rec['op']} completes but was never invoked")
-                        self._add(cols, values, rec["op"], inv, t, OUTCOME_CODES[kind],
-                                  self.path_code(rec.get("path")), at, rec.get("value"))
+                            raise KeyError(f"op {op} completes but was never invoked")
+                        name = rec.get("path")
+                        code = -1 if name is None else codes.get(name)
+                        if code is None:
+                            code = self.path_code(name)
+                        invoked.append(inv)
+                        done.append((op, t, OUTCOME_CODES[kind], code, at))
+                        values.append(rec.get("value") if inv[0] == READ else None)
                         if len(values) >= self.chunk:
-                            yield self._flush(cols, values)
+                            yield self._flush(invoked, done, values)
                 except (KeyError, TypeError) as exc:
                     raise HistoryError(f"{self.path}: record {rec.get('index', '?')} ({kind}) "
                                        f"is malformed: {exc}") from exc
         self.torn_tail = bad is not None
         for op, inv in sorted(pending.items()):
-            self._add(cols, values, op, inv, NEVER, PENDING, -1, -1, None)
-        self.end_ns, self.first_ns = end, first
+            invoked.append(inv)
+            done.append((op, NEVER, PENDING, -1, -1))
+            values.append(None)
+        self.end_ns = end
         if values:
-            yield self._flush(cols, values)
+            yield self._flush(invoked, done, values)
 
-    def _add(self, cols: list[list[Any]], values: list[Any], op: int, inv: tuple[Any, ...],
-             t: int, outcome: int, path: int, at: int, value: Any) -> None:
-        f, process, lba, count, writer, seq, gen, invoke, invoke_at = inv
-        for col, v in zip(cols, (op, f, process, lba, count, writer, seq, gen, invoke, t,
-                                 outcome, path, invoke_at, at), strict=True):
-            col.append(v)
-        self.operations += 1
-        values.append(value if f == READ else None)
-
-    def _flush(self, cols: list[list[Any]], values: list[Any]) -> OpChunk:
-        i64 = np.int64
-        arrays = [np.array(c, dtype=dt) for c, dt in zip(
-            cols, (i64, np.int8, i64, i64, i64, i64, i64, i64, i64, i64, np.int8, np.int16,
-                   i64, i64), strict=True)]
-        out = OpChunk(*arrays, values=list(values))
-        for c in cols:
-            c.clear()
+    def _flush(self, invoked: list[tuple[int, ...]], done: list[tuple[int, ...]],
+               values: list[Any]) -> OpChunk:
+        a = np.array(invoked, dtype=np.int64).reshape(-1, 9)
+        b = np.array(done, dtype=np.int64).reshape(-1, 5)
+        first = int(a[:, 7].min())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.operations += len(a)
+        out = OpChunk(
+            op=b[:, 0].copy(), f=a[:, 0].astype(np.int8), process=a[:, 1].copy(),
+            lba=a[:, 2].copy(), count=a[:, 3].copy(), writer=a[:, 4].copy(),
+            seq=a[:, 5].copy(), generation=a[:, 6].copy(), invoke=a[:, 7].copy(),
+            complete=b[:, 1].copy(), outcome=b[:, 2].astype(np.int8),
+            path=b[:, 3].astype(np.int16), invoke_at=a[:, 8].copy(), complete_at=b[:, 4].copy(),
+            values=list(values))
+        invoked.clear()
+        done.clear()
         values.clear()
         return out
 

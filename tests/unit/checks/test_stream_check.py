@@ -1,0 +1,81 @@
+"""The streamed checks agree with the in-memory ones on hand-made histories."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.checks.register import check_reads
+from harness.checks.stream_check import check_history_file
+
+BS = 4096
+
+
+def kinds(verdict):
+    return sorted((p.kind, p.offset) for p in verdict.problems)
+
+
+def streamed(s, chunk=8192):
+    result, _ = check_history_file(s.path, chunk=chunk)
+    return result
+
+
+def stale_and_friends(s):
+    s.write(0, 0, 2, invoke=10, complete=20)
+    old = bytes(s.image[2 * BS:3 * BS])
+    s.write(1, 0, 2, invoke=30, complete=40)
+    s.read(2, invoke=50, complete=60, data=old)  # stale
+    s.write(0, 1, 3, invoke=10, complete=20, apply=False)
+    s.read(3, invoke=30, complete=40)  # initial content after an ok write: stale
+    s.read(4, invoke=1, complete=5, data=s.stamp(0, 2, 4))
+    s.write(0, 2, 4, invoke=10, complete=20)  # the read above saw it first: future
+    s.write(0, 3, 5, invoke=10, complete=20, outcome="fail")
+    s.read(5, invoke=30, complete=40)  # a failed write read back: phantom
+    s.write(0, 4, 6, invoke=10, complete=20, outcome="info")
+    info = bytes(s.image[6 * BS:7 * BS])
+    s.write(1, 1, 6, invoke=30, complete=40)
+    s.read(6, invoke=500, complete=510, data=info)  # info may land late: fine
+    s.write(0, 5, 7, invoke=10, complete=30)
+    early = bytes(s.image[7 * BS:8 * BS])
+    s.write(1, 2, 7, invoke=20, complete=40)
+    s.read(7, invoke=35, complete=45, data=early)  # concurrent: either is fine
+
+
+@pytest.mark.parametrize("chunk", [8192, 2])
+def test_streamed_register_matches_the_in_memory_one(scenario, chunk):
+    stale_and_friends(scenario)
+    expected = kinds(check_reads(scenario.load()))
+    assert expected == [("future_read", 4 * BS), ("phantom_read", 5 * BS),
+                        ("stale_read", 2 * BS), ("stale_read", 3 * BS)]
+    got = streamed(scenario, chunk).verdict("register")
+    assert kinds(got) == expected
+    assert got.stats["unjudged"] == 0
+    stale = next(p for p in got.problems if p.offset == 2 * BS)
+    assert [r["type"] for r in stale.records] == ["invoke", "ok"]
+
+
+def test_a_clean_history_is_clean_everywhere(scenario):
+    for seq in range(20):
+        scenario.write(0, seq, seq % 4, invoke=100 * seq, complete=100 * seq + 10)
+        scenario.read(seq % 4, invoke=100 * seq + 20, complete=100 * seq + 30)
+    result = streamed(scenario)
+    assert result.valid, result.problems
+    assert result.verdict("register").stats["reads"] == 20
+    assert result.verdict("stream").stats["writes"] == 20
+
+
+def test_overwrites_pushed_out_of_the_ring_still_prove_a_stale_read(scenario):
+    scenario.write(0, 0, 1, invoke=10, complete=20)
+    old = bytes(scenario.image[BS:2 * BS])
+    for seq in range(1, 10):  # nine newer writes: the ring keeps only the last few
+        scenario.write(0, seq, 1, invoke=100 * seq, complete=100 * seq + 10)
+    scenario.read(1, invoke=5000, complete=5010, data=old)
+    assert kinds(streamed(scenario).verdict("register")) == [("stale_read", BS)]
+    assert kinds(check_reads(scenario.load())) == [("stale_read", BS)]
+
+
+def test_a_read_of_a_write_still_in_flight_is_judged_when_it_completes(scenario):
+    scenario.write(0, 0, 1, invoke=10, complete=None, outcome=None)  # never completes
+    scenario.read(1, invoke=20, complete=30)
+    result = streamed(scenario, chunk=1)
+    assert result.verdict("register").valid
+    assert result.verdict("faults").valid  # no faults
