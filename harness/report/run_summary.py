@@ -47,7 +47,25 @@ def _checker_line(v: Any) -> str:
     return f"{v.checker:<10} {status}"
 
 
+def _honest(m: dict[str, Any]) -> str:
+    """A fault's numbers from the per-fault report (harness.checks.faults_report)."""
+    def s(v: float | None) -> str:
+        return "never" if v is None else f"{v:.3f} s"
+
+    return (f"no I/O completed for {m['longest_gap_s']:.3f} s, longest op "
+            f"{s(m['longest_op_s'])}, {m['stalled_ops']} stalled, {m['caller_errors']} caller "
+            f"errors, all paths back {s(m['heal_to_all_paths_s'])} after heal")
+
+
 def _fault_lines(outcome: RunOutcome) -> list[str]:
+    faults = outcome.verdict.verdict("faults")
+    if faults is not None:
+        honest = {f["name"]: f for f in faults.stats.get("faults", [])}
+        return [f"  at {step.at_s:6.2f} s  {step.spec} for {step.duration_s:.2f} s: "
+                + (_honest(honest[name]) if name in honest else
+                   "not injected (the run ended first)")
+                for i, step in enumerate(outcome.schedule.steps)
+                for name in [f"{step.spec.action} {step.spec.target} [{i}]"]]
     timing = outcome.verdict.verdict("timing")
     measured = {f["name"]: f for f in (timing.stats.get("faults", []) if timing else [])}
     lines = []
