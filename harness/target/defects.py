@@ -44,10 +44,23 @@ class Defect(enum.StrEnum):
     #: a write completes once it is in the page cache (FUA dropped), while the LU
     #: still reports its write cache off: a power loss takes acknowledged writes
     ACK_BEFORE_DURABLE = "ack-before-durable"
+    #: a Not synchronized (or synchronizing) replica still serves reads, from its
+    #: stale image
+    READS_FROM_UNSYNCHRONIZED = "reads-from-unsynchronized"
+    #: a resync copies from the replica that should receive it onto the newer one
+    RESYNC_WRONG_DIRECTION = "resync-wrong-direction"
+    #: with many writes in flight the sequencer stops waiting for the partner's ACK:
+    #: under load a write is acknowledged before the partner applied it
+    ACK_BEFORE_MIRROR_UNDER_LOAD = "ack-before-mirror-under-load"
+    #: a forwarded write is applied on the node that received it at once, out of the
+    #: sequencer's order: overlapping writes through both nodes end up different
+    OVERLAPPING_WRITE_LOST = "overlapping-write-lost"
 
 
 #: extra seconds a slow failover takes before carrying on alone
 SLOW_FAILOVER_S = 5.0
+#: writes awaiting the partner's ACK from which ack-before-mirror-under-load stops waiting
+UNDER_LOAD_IN_FLIGHT = 4
 
 
 class AckBeforeDurable:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from harness.errors import SplitbrainError
 from harness.target.blockstore import BlockStoreError
-from harness.target.defects import Defect
+from harness.target.defects import UNDER_LOAD_IN_FLIGHT, Defect
 from harness.target.ha import failover, protocol, resync
 from harness.target.ha.activity_log import ActivityLog
 from harness.target.ha.channel import LinkKeeper, PartnerLink
@@ -261,7 +261,10 @@ class HaDevice:
             transitioning=self.state is ReplicaState.SYNCHRONIZING)
 
     async def read(self, lba: int, count: int) -> bytes:
-        await self._admit()
+        if Defect.READS_FROM_UNSYNCHRONIZED in self.config.defects:
+            await self._gate.wait()  # defect: serves whatever its image holds
+        else:
+            await self._admit()
         lock = self.locks.enqueue(lba, count)
         with self.locks.holding(lock):
             await lock.acquire()
@@ -332,6 +335,9 @@ class HaDevice:
         if ack is not None and kind is not OrderKind.FORWARDED:
             if Defect.ACK_BEFORE_MIRROR in self.config.defects:
                 return seq  # defect: acknowledged before the partner has it
+            if Defect.ACK_BEFORE_MIRROR_UNDER_LOAD in self.config.defects and \
+                    len(self._acks) >= UNDER_LOAD_IN_FLIGHT:
+                return seq  # defect: under load, acknowledged before the partner has it
             await self._await_ack(seq, ack, link)
         return seq
 
@@ -362,7 +368,10 @@ class HaDevice:
         self._next_rid += 1
         rid = self._next_rid
         done = asyncio.get_running_loop().create_future()
-        self._forwarded[rid] = _Forwarded(lba, data, done)
+        forwarded = self._forwarded[rid] = _Forwarded(lba, data, done)
+        if Defect.OVERLAPPING_WRITE_LOST in self.config.defects:
+            await self.store.write(lba, data)  # defect: applied now, not in sequence order
+            forwarded.applied_here = True
         link.send(Message(MessageKind.WRITE_REQ, rid=rid, lba=lba, payload=data))
         await link.drain()
         if link.lost.is_set() and not done.done():  # never reached the sequencer, or lost
@@ -484,6 +493,9 @@ class HaDevice:
             data = fw.data
             count = len(data) // self.block_size
             self._forwarded_by_seq[msg.seq] = msg.rid
+            if fw.applied_here:  # the overlapping-write-lost defect wrote it already
+                link.send(Message(MessageKind.ACK, seq=msg.seq))
+                return
         else:
             data = bytes(msg.payload)
             count = len(data) // self.block_size

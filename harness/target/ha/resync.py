@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from harness.target.defects import Defect
@@ -159,6 +160,9 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
                           merge: bool = False) -> None:
     dev.partner_summary = partner
     plan = plan_reconnect(mine, partner, merge_split_brain=merge)
+    if Defect.RESYNC_WRONG_DIRECTION in dev.config.defects and plan.source is not None:
+        plan = replace(plan, source=plan.target, target=plan.source,  # defect: backwards
+                       mode=ResyncMode.FULL)
     dev.last_plan = plan.reason
     me = dev.config.node
     if plan.split_brain and plan.source is None:

@@ -142,3 +142,71 @@ def test_identity_per_node_gives_each_replica_its_own_serial(tmp_path: Path):
         unit.close()
     assert identities[0] != identities[1]
     assert identities[0][0].startswith("HA1-0001")
+
+
+def test_reads_from_unsynchronized_serve_stale_data(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path, **with_defect(Defect.READS_FROM_UNSYNCHRONIZED)) as pair:
+            await pair.in_sync()
+            pair.fault(["sync"], LinkMode.CUT)  # heartbeat alive: b stops serving ...
+            await wait_for(lambda: pair.b.state is ReplicaState.NOT_SYNCHRONIZED
+                           and pair.a.meta.alone)
+            await pair.a.write(3, block(3))
+            assert await pair.b.read(3, 1) != block(3)  # ... yet answers reads, stale
+    run(scenario())
+
+
+def test_resync_in_the_wrong_direction_loses_the_survivors_writes(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path, **with_defect(Defect.RESYNC_WRONG_DIRECTION)) as pair:
+            await pair.in_sync()
+            pair.fault(["sync"], LinkMode.CUT)
+            await wait_for(lambda: pair.a.meta.alone)
+            await pair.a.write(6, block(6))  # acknowledged by the survivor
+            pair.fault(["sync"], LinkMode.PASS)
+            await pair.in_sync()
+            assert await pair.a.read(6, 1) != block(6)  # the stale copy overwrote it
+    run(scenario())
+
+
+def test_ack_before_mirror_under_load_acknowledges_only_when_busy(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path, **with_defect(Defect.ACK_BEFORE_MIRROR_UNDER_LOAD)) as pair:
+            await pair.in_sync()
+            await pair.a.write(1, block(1))  # one at a time: the partner has it on return
+            assert await pair.stores["b"].read(1, 1) == block(1)
+            inner = pair.b._apply
+            release = asyncio.Event()
+
+            async def slow(*args, **kwargs):  # the partner lags behind
+                await release.wait()
+                await inner(*args, **kwargs)
+            pair.b._apply = slow
+            writes = [asyncio.ensure_future(pair.a.write(100 + i, block(100 + i)))
+                      for i in range(16)]
+            done, _ = await asyncio.wait(writes, timeout=0.5)
+            acked = [i for i, w in enumerate(writes) if w in done]
+            assert acked  # some returned although the partner applied none of them
+            on_b = [await pair.stores["b"].read(100 + i, 1) for i in acked]
+            assert all(got != block(100 + i) for i, got in zip(acked, on_b, strict=True))
+            release.set()
+            await asyncio.gather(*writes)
+    run(scenario())
+
+
+def test_overlapping_write_lost_lets_overlapping_writes_diverge(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path, **with_defect(Defect.OVERLAPPING_WRITE_LOST)) as pair:
+            await pair.in_sync()
+            await asyncio.gather(pair.a.write(5, block(50)), pair.b.write(5, block(51)))
+            assert await pair.stores["a"].read(5, 1) != await pair.stores["b"].read(5, 1)
+    run(scenario())
+
+
+def test_overlapping_writes_through_both_nodes_agree_without_the_defect(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            await asyncio.gather(pair.a.write(5, block(50)), pair.b.write(5, block(51)))
+            assert await pair.stores["a"].read(5, 1) == await pair.stores["b"].read(5, 1)
+    run(scenario())
