@@ -170,6 +170,7 @@ class Access:
     sudo: bool = False  # commands are sent as ``sudo -n -- ...``
     known_hosts: str | None = None  # pinned host keys; default ~/.ssh/known_hosts
     trust_on_first_use: bool = False  # accept an unknown host key (never a changed one)
+    tunnel_iscsi: bool = False  # the harness's initiator connects from this host, over ssh
 
     def key_path(self) -> str | None:
         return self.key.resolve() if isinstance(self.key, Secret) else self.key

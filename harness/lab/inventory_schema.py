@@ -249,7 +249,7 @@ def _networks(r: _Reader, value: object) -> dict[str, Network]:
 
 
 _ACCESS_KEYS = ("user", "host", "port", "os", "key", "password", "passphrase", "sudo",
-                "known_hosts", "trust_on_first_use")
+                "known_hosts", "trust_on_first_use", "tunnel_iscsi")
 
 
 def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str, Host]:
@@ -373,6 +373,7 @@ def _access(
                      else None),
         trust_on_first_use=r.boolean(a.get("trust_on_first_use", False),
                                      (*path, "trust_on_first_use")),
+        tunnel_iscsi=r.boolean(a.get("tunnel_iscsi", False), (*path, "tunnel_iscsi")),
     )
 
 
