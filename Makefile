@@ -66,6 +66,7 @@ $(ALLURE_STAMP): reports/package.json reports/package-lock.json
 
 lint: venv
 	$(VENV)/bin/ruff check harness fixtures suites tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 # Every benchmark with its default settings; each prints what it measured, and the
 # ones that take --write update their section of bench/RESULTS.md when asked to.

@@ -24,6 +24,7 @@ from harness.checks.compose import RunVerdict, check_run
 from harness.checks.verdict import Problem
 from harness.errors import SplitbrainError
 from harness.faults.nemesis import Nemesis, Schedule
+from harness.iscsi.names import READ_BACK_PATHS
 from harness.workload.errors import DeviceError
 from harness.workload.generator import WorkloadSpec
 from harness.workload.history import History, load_history
@@ -233,7 +234,6 @@ class RunPhases:
     # -- checks ------------------------------------------------------------------------------
 
     async def check(self) -> RunVerdict:
-        from harness.chaos.runner import spec_with_isid
         from harness.checks.divergence import image_reader
         from harness.initiator.mpio.session_link import SessionConnector
         from harness.initiator.session import SessionTimeouts
@@ -254,7 +254,8 @@ class RunPhases:
                 paths = sorted(per_host.values(), key=lambda p: p.name)
             for i, spec in enumerate(paths):
                 try:
-                    dev = await IscsiDevice.open(spec_with_isid(spec, i + 1), connector)
+                    dev = await IscsiDevice.open(
+                        replace(spec, isid=READ_BACK_PATHS.isid(i + 1)), connector)
                 except SplitbrainError as exc:
                     run.run_problems.append(Problem(
                         "path_unusable", f"path {spec.name} cannot be read after heal: {exc}",

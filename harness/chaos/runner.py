@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import shutil
 import time
@@ -52,7 +51,6 @@ from harness.faults.fault import Fault, heal_live
 from harness.faults.guard import heal_journal
 from harness.faults.journal import FaultJournal, default_journal_path
 from harness.faults.nemesis import FaultSpec, Schedule
-from harness.iscsi.names import READ_BACK_PATHS
 from harness.lab.backend import replica_alias
 from harness.lab.inventory import HaDevice, HostRole, Inventory
 from harness.workload.writers import WorkloadResult
@@ -363,11 +361,6 @@ class ChaosRun:
             if journal.path.exists():
                 shutil.copy(journal.path, self.output / "faults.jsonl")
         return lines
-
-
-def spec_with_isid(spec: Any, number: int) -> Any:
-    """The spec with its own ISID (random-qualifier format), one per read-back session."""
-    return dataclasses.replace(spec, isid=READ_BACK_PATHS.isid(number))
 
 
 __all__ = [

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from harness.cli.target_ha import add_ha_arguments
 from harness.errors import SplitbrainError
+from harness.target.node_process import add_serve_arguments, serve_node
 
 HELP = "run the bundled reference iSCSI target node, or query and change a running one"
 
@@ -33,12 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     serve = sub.add_parser("serve", help="run a node until SIGTERM (prints a JSON ready line)")
-    serve.add_argument("--config", required=True, type=Path, help="node TOML file")
-    serve.add_argument("--ready-file", type=Path,
-                       help="also write the ready line to this file (removed on exit)")
-    serve.add_argument("--log-level", default="WARNING",
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    serve.set_defaults(_action=_serve)
+    add_serve_arguments(serve)
+    serve.set_defaults(_action=serve_node)
 
     def client_args(p: argparse.ArgumentParser) -> None:
         where = p.add_mutually_exclusive_group(required=True)
@@ -78,20 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                 force=a.force)))
 
     add_ha_arguments(sub, client_args, _client)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
-
-    from harness.target.config import load_config
-    from harness.target.node import install_event_loop_policy, serve
-
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = load_config(args.config)
-    loop_name = install_event_loop_policy()
-    return asyncio.run(serve(config, ready_file=args.ready_file, loop_name=loop_name))
 
 
 def _client(args: argparse.Namespace) -> Any:

@@ -46,17 +46,17 @@ Every mistake raises ``ConfigError`` naming the file, the key path
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import SplitbrainError
+from harness.target.config_reader import ConfigError
+from harness.target.config_reader import ConfigReader as _Reader
+from harness.target.config_reader import read_address as _address
 
 if TYPE_CHECKING:
     from harness.target.ha.node_config import HaDeviceBinding
@@ -66,20 +66,9 @@ _IQN = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[^\s]+)?$", re.IGNOR
 _EUI = re.compile(r"^eui\.[0-9a-f]{16}$", re.IGNORECASE)
 _NAA_NAME = re.compile(r"^naa\.([0-9a-f]{16}|[0-9a-f]{32})$", re.IGNORECASE)
 _NAA_ID = re.compile(r"^[0-9a-f]{16}$|^[0-9a-f]{32}$", re.IGNORECASE)
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5,
           "KI": 1024, "MI": 1024**2, "GI": 1024**3, "TI": 1024**4, "PI": 1024**5}
-
-
-class ConfigError(SplitbrainError):
-    """The node configuration is wrong: says which file, which key and how to fix it."""
-
-    exit_code = 2
-
-    def __init__(self, source: str, key: str, problem: str, hint: str) -> None:
-        self.source, self.key, self.problem, self.hint = source, key, problem, hint
-        super().__init__(f"{source}: {key}: {problem}; {hint}")
 
 
 def is_iscsi_name(name: str) -> bool:
@@ -210,103 +199,6 @@ def default_naa(target_iqn: str, lun: int) -> str:
 
 def default_serial(target_iqn: str, lun: int) -> str:
     return "SB" + hashlib.sha256(f"{target_iqn.lower()}/{lun}".encode()).hexdigest()[:14].upper()
-
-
-class _Reader:
-    """Walks the parsed TOML and turns every mistake into a ConfigError with its key path."""
-
-    def __init__(self, source: str, env: Mapping[str, str], base: Path) -> None:
-        self.source, self.env, self.base = source, env, base
-
-    def fail(self, key: str, problem: str, hint: str) -> ConfigError:
-        return ConfigError(self.source, key, problem, hint)
-
-    def table(self, raw: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise self.fail(key, f"expected a table, got {type(raw).__name__}",
-                            f"write it as [{key}] with key = value lines")
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0], "unknown key",
-                            f"allowed keys here: {', '.join(sorted(allowed))}")
-        return raw
-
-    def string(self, raw: Mapping[str, Any], key: str, name: str, default: str | None = None,
-               required: bool = False) -> str:
-        path = f"{key}.{name}" if key else name
-        if name not in raw:
-            if required:
-                raise self.fail(path, "missing", f"add {name} = \"...\" to [{key or 'top level'}]")
-            return default if default is not None else ""
-        value = raw[name]
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise self.fail(path, f"expected a non-empty string, got {value!r}",
-                            f"write it as {name} = \"...\"")
-        return value
-
-    def integer(self, raw: Mapping[str, Any], key: str, name: str, default: int,
-                lo: int, hi: int) -> int:
-        path = f"{key}.{name}" if key else name
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise self.fail(path, f"expected an integer in {lo}..{hi}, got {value!r}",
-                            f"write it as {name} = {default}")
-        return value
-
-    def number(self, raw: Mapping[str, Any], key: str, name: str, default: float,
-               lo: float, hi: float) -> float:
-        path = f"{key}.{name}" if key else name
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise self.fail(path, f"expected a number in {lo:g}..{hi:g}, got {value!r}",
-                            f"write it as {name} = {default:g}")
-        return float(value)
-
-    def secret(self, raw: Mapping[str, Any], key: str, name: str) -> str | None:
-        """A secret from ``name = "${ENV}"`` or ``name_file = "path"``; never inline."""
-        path = f"{key}.{name}"
-        file_key = f"{name}_file"
-        if name in raw and file_key in raw:
-            raise self.fail(path, f"both {name} and {file_key} are set", "keep only one of them")
-        if file_key in raw:
-            file = self.path(raw[file_key], f"{key}.{file_key}")
-            try:
-                st = file.stat()
-                text = file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise self.fail(f"{key}.{file_key}", f"cannot read {file}: {exc.strerror}",
-                                "create the secrets file or fix the path") from None
-            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise self.fail(f"{key}.{file_key}", f"{file} is readable by others",
-                                f"run chmod 600 {file}")
-            if not text:
-                raise self.fail(f"{key}.{file_key}", f"{file} is empty", "write the secret in it")
-            return text
-        if name not in raw:
-            return None
-        value = raw[name]
-        m = _ENV_REF.match(value) if isinstance(value, str) else None
-        if not m:
-            raise self.fail(path, "secrets must not be written in the config file",
-                            f"write {name} = \"${{SOME_ENV}}\" or {file_key} = \"/path/600-file\"")
-        if not self.env.get(m.group(1)):
-            raise self.fail(path, f"environment variable {m.group(1)} is not set or empty",
-                            f"export {m.group(1)}=... before starting the node")
-        return self.env[m.group(1)]
-
-    def path(self, value: Any, key: str) -> Path:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a path string, got {value!r}", "write it as \"...\"")
-        p = Path(os.path.expandvars(os.path.expanduser(value)))
-        return p if p.is_absolute() else self.base / p
-
-
-def _address(reader: _Reader, key: str, text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text.strip("[]")))
-    except ValueError:
-        raise reader.fail(key, f"{text!r} is not an IP address",
-                          "use a literal address such as 127.0.0.1 or ::1") from None
 
 
 def _portal(reader: _Reader, raw: Any, key: str) -> PortalConfig:

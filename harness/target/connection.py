@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import socket
 import struct
@@ -41,6 +40,7 @@ from harness.iscsi import codec
 from harness.iscsi.codes import AsyncEvent, Opcode, RejectReason
 from harness.iscsi.errors import DigestError, PduTooLarge, ProtocolError, UnknownOpcode
 from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
+from harness.target.task import next_target_transfer_tag
 
 if TYPE_CHECKING:
     from harness.target.login import LoginNegotiation
@@ -53,14 +53,6 @@ log = logging.getLogger("splitbrain.target.connection")
 LOGIN_MAX_RECV_DATA_SEGMENT_LENGTH = 8192  # RFC 7143 default until negotiated
 _LENGTHS = struct.Struct(">I")
 OUTPUT_HIGH_WATER = 1 << 20   # answers queued but not yet handed to the socket
-_ttt = itertools.count(0x10000000)
-
-
-def next_target_transfer_tag() -> int:
-    """A Target Transfer Tag unique on this node (never 0xffffffff)."""
-    return next(_ttt) & 0x7FFFFFFF
-
-
 class Connection(asyncio.Protocol):
     """A TCP connection and its iSCSI state."""
 

@@ -349,34 +349,3 @@ class LoginNegotiation:
 
 
 _IDENTITY_KEYS = frozenset({"InitiatorName", "InitiatorAlias", "TargetName", "SessionType"})
-
-
-def text_response_pairs(session: Session, conn: Connection, data: bytes) -> bytes:
-    """The data of a Text Response: SendTargets answers, other keys negotiated."""
-    node = conn.node
-    answer: list[tuple[str, str]] = []
-    try:
-        pairs = keys.decode_keys(data)
-    except (ProtocolError, NegotiationError):
-        return b""
-    for key, value in pairs:
-        if key == "SendTargets":
-            if session.discovery:
-                wanted = [t for t in node.targets
-                          if value == "All" or t.config.iqn.lower() == value.lower()]
-            else:
-                wanted = [session.target] if session.target is not None else []
-            for target in wanted:
-                if target is None or not target.config.admits(session.initiator_name):
-                    continue
-                answer.append(("TargetName", target.config.iqn))
-                for portal in node.portals:
-                    answer.append(("TargetAddress", portal.target_address))
-        elif key in keys.KEYS and keys.KEYS[key].leading_only:
-            answer.append((key, keys.REJECT))  # cannot change after login
-        else:
-            reply = keys.negotiate(key, value, None, context={
-                "SessionType": "Discovery" if session.discovery else "Normal"})
-            if reply is not None:
-                answer.append((key, reply))
-    return keys.encode_keys(answer)

@@ -32,13 +32,17 @@ from harness.iscsi.codes import (
     TaskManagementFunction,
     TaskManagementResponseCode,
 )
-from harness.iscsi.errors import ProtocolError
+from harness.iscsi.errors import NegotiationError, ProtocolError
 from harness.iscsi.pdu import NO_TAG
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus
 from harness.target import lu_binding
-from harness.target.connection import next_target_transfer_tag
-from harness.target.task import CommandTask, DataOutError, DataSequenceError
+from harness.target.task import (
+    CommandTask,
+    DataOutError,
+    DataSequenceError,
+    next_target_transfer_tag,
+)
 
 if TYPE_CHECKING:
     from harness.target.connection import Connection
@@ -257,8 +261,6 @@ class Session:
         """Text Request: keys may span PDUs (C bit) and so may the answer (RFC 7143
         section 11.10): each part of a long answer goes out when the initiator asks for
         it with an empty Text Request carrying the Target Transfer Tag of the last part."""
-        from harness.target.login import text_response_pairs
-
         itt = pdu.initiator_task_tag
         pending = self._text_out.get(itt)
         if pending is not None and pdu.target_transfer_tag == pending[0]:
@@ -480,3 +482,34 @@ class SessionTable:
         for c in list(old.connections):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.closed(), 5)
+
+
+def text_response_pairs(session: Session, conn: Connection, data: bytes) -> bytes:
+    """The data of a Text Response: SendTargets answers, other keys negotiated."""
+    node = conn.node
+    answer: list[tuple[str, str]] = []
+    try:
+        pairs = keys.decode_keys(data)
+    except (ProtocolError, NegotiationError):
+        return b""
+    for key, value in pairs:
+        if key == "SendTargets":
+            if session.discovery:
+                wanted = [t for t in node.targets
+                          if value == "All" or t.config.iqn.lower() == value.lower()]
+            else:
+                wanted = [session.target] if session.target is not None else []
+            for target in wanted:
+                if target is None or not target.config.admits(session.initiator_name):
+                    continue
+                answer.append(("TargetName", target.config.iqn))
+                for portal in node.portals:
+                    answer.append(("TargetAddress", portal.target_address))
+        elif key in keys.KEYS and keys.KEYS[key].leading_only:
+            answer.append((key, keys.REJECT))  # cannot change after login
+        else:
+            reply = keys.negotiate(key, value, None, context={
+                "SessionType": "Discovery" if session.discovery else "Normal"})
+            if reply is not None:
+                answer.append((key, reply))
+    return keys.encode_keys(answer)

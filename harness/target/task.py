@@ -16,6 +16,7 @@ anything else ends with a SCSI Response carrying status, sense and residuals.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from harness.iscsi import codec
@@ -24,6 +25,14 @@ from harness.iscsi.pdu import NO_TAG
 if TYPE_CHECKING:
     from harness.target.connection import Connection
     from harness.target.session import Session
+
+
+_ttt = itertools.count(0x10000000)
+
+
+def next_target_transfer_tag() -> int:
+    """A Target Transfer Tag unique on this node (never 0xffffffff)."""
+    return next(_ttt) & 0x7FFFFFFF
 
 
 class DataOutError(Exception):
@@ -107,7 +116,6 @@ class CommandTask:
         p = self.session.params
         while (self.next_r2t_offset < self.edtl and len(self.r2ts) < p.max_outstanding_r2t
                and not self.aborted):
-            from harness.target.connection import next_target_transfer_tag
 
             length = min(p.max_burst_length, self.edtl - self.next_r2t_offset)
             burst = R2tBurst(next_target_transfer_tag(), self.next_r2t_offset, length)

@@ -16,7 +16,7 @@ tell). Every storage kind maps its own words onto these:
 - ``lio``: the ALUA access state of the device's target port group in configfs
   (``lio.py``), which is what the failover stack decided, not a data comparison.
 
-``for_inventory`` picks the reader from ``[storage] kind``. Waiting for
+``readers.for_inventory`` picks the reader from ``[storage] kind``. Waiting for
 Synchronized (``wait_synchronized``) and refusing a fault unless every replica
 is Synchronized (``require_synchronized``) work the same against every kind.
 """
@@ -185,25 +185,3 @@ class PerHostReader:
 
     def read_host(self, driver: Any, host: str, devices: list[str]) -> list[ReplicaStatus]:
         raise NotImplementedError
-
-
-def for_inventory(inventory: Any, *, lab: Any = None, opener: Any = None) -> ReplicaStates:
-    """The reader ``[storage] kind`` names; with a lab, the lab's own API."""
-    if lab is not None:
-        from harness.remote.replicas.bundled import LabReplicaStates
-
-        return LabReplicaStates(lab, inventory)
-    kind = inventory.storage.kind
-    if kind == "bundled":
-        from harness.remote.replicas.bundled import BundledReplicaStates as reader
-    elif kind == "starwind":
-        from harness.remote.replicas.starwind import StarWindReplicaStates as reader
-    elif kind == "drbd":
-        from harness.remote.replicas.drbd import DrbdReplicaStates as reader
-    elif kind == "lio":
-        from harness.remote.replicas.lio import LioReplicaStates as reader
-    else:
-        raise ReplicaStateError(
-            f"storage kind {kind!r} of {inventory.path} has no replica states (tgt does not "
-            "mirror); use bundled, starwind, drbd or lio")
-    return reader(inventory, opener=opener)

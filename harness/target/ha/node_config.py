@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.target.config import _address, _Reader
+from harness.target.config_reader import ConfigReader, read_address
 from harness.target.defects import Defect, UnknownDefect, parse_defects
 from harness.target.ha.config import Address, HaDeviceConfig, HaTimeouts
 from harness.target.ha.replica import FailoverStrategy, InitialSync
@@ -54,7 +54,7 @@ class HaDeviceBinding:
     device: HaDeviceConfig
 
 
-def _endpoint(reader: _Reader, t: dict[str, Any], key: str, name: str) -> Address | None:
+def _endpoint(reader: ConfigReader, t: dict[str, Any], key: str, name: str) -> Address | None:
     if name not in t:
         return None
     text = reader.string(t, key, name)
@@ -62,10 +62,10 @@ def _endpoint(reader: _Reader, t: dict[str, Any], key: str, name: str) -> Addres
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise reader.fail(f"{key}.{name}", f"{text!r} is not HOST:PORT",
                           f"write it as {name} = \"127.0.0.1:3261\" (a fixed port)")
-    return _address(reader, f"{key}.{name}", host), int(port)
+    return read_address(reader, f"{key}.{name}", host), int(port)
 
 
-def _choice(reader: _Reader, t: dict[str, Any], key: str, name: str, enum: Any,
+def _choice(reader: ConfigReader, t: dict[str, Any], key: str, name: str, enum: Any,
             default: Any) -> Any:
     value = reader.string(t, key, name, default=default.value)
     try:
@@ -76,7 +76,7 @@ def _choice(reader: _Reader, t: dict[str, Any], key: str, name: str, enum: Any,
                           f"write {name} = \"{default.value}\"") from None
 
 
-def _defects(reader: _Reader, t: dict[str, Any], key: str) -> frozenset[Defect]:
+def _defects(reader: ConfigReader, t: dict[str, Any], key: str) -> frozenset[Defect]:
     names = t.get("defects", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise reader.fail(f"{key}.defects", "expected a list of defect names",
@@ -87,7 +87,7 @@ def _defects(reader: _Reader, t: dict[str, Any], key: str) -> frozenset[Defect]:
         raise reader.fail(f"{key}.defects", str(exc), "drop or correct the name") from None
 
 
-def parse_ha_device(reader: _Reader, raw: Any, key: str, *, node: str,
+def parse_ha_device(reader: ConfigReader, raw: Any, key: str, *, node: str,
                     state_dir: Any) -> HaDeviceBinding:
     t = reader.table(raw, key, KEYS)
     alias = reader.string(t, key, "alias", required=True)

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.target.config import ConfigError, _Reader
+from harness.target.config_reader import ConfigError, ConfigReader
 from harness.target.ha.mirror import MarkRefused
 from harness.target.ha.node_config import parse_ha_device
 from harness.target.ha.unit import HaLogicalUnit
@@ -56,7 +56,7 @@ def install_ha_routes(node: Any) -> None:
         if not isinstance(body.get("target"), dict) or not isinstance(body.get("ha_device"),
                                                                        dict):
             raise ApiError(400, "body needs {\"target\": {...}, \"ha_device\": {...}}")
-        reader = _Reader("management API", {}, Path(node.config.data_dir))
+        reader = ConfigReader("management API", {}, Path(node.config.data_dir))
         try:
             binding = parse_ha_device(reader, body["ha_device"], "ha_device",
                                       node=node.config.name, state_dir=node.config.data_dir)

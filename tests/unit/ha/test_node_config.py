@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.target.config import ConfigError, _Reader
+from harness.target.config_reader import ConfigError, ConfigReader
 from harness.target.ha.node_config import parse_ha_device
 from harness.target.ha.replica import FailoverStrategy, InitialSync
 
@@ -16,7 +16,7 @@ PARTNER_SIDE = {"alias": "HA1", "target": "iqn.2026-11.lab.splitbrain:store2.ha1
 
 
 def parse(raw: dict, node: str = "store2"):
-    reader = _Reader("node.toml", {}, Path("/tmp"))
+    reader = ConfigReader("node.toml", {}, Path("/tmp"))
     return parse_ha_device(reader, raw, "ha_device[0]", node=node, state_dir=Path("/var/sb"))
 
 

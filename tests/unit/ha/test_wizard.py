@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.target_ha import WARNING, WizardError, replica_specs, status_lines, summary
-from harness.target.config import _Reader
+from harness.target.config_reader import ConfigReader
 from harness.target.ha.node_config import parse_ha_device
 
 ARGS = dict(alias="HA1", size="1GiB", lun=0, image=None, here="store1", partner="store2",
@@ -28,7 +28,7 @@ def test_both_sides_share_one_identity_and_mirror_each_other():
     assert d1["partner"] == "store2" and d2["partner"] == "store1"
     assert d1["initial_source"] == d2["initial_source"] == "store1"
     for node, spec in specs.items():  # what the node will parse, without error
-        b = parse_ha_device(_Reader("wizard", {}, Path("/x")), spec["ha_device"], "ha_device",
+        b = parse_ha_device(ConfigReader("wizard", {}, Path("/x")), spec["ha_device"], "ha_device",
                             node=node, state_dir=Path("/x"))
         assert b.target == spec["target"]["iqn"]
 

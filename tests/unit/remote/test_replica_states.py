@@ -22,13 +22,13 @@ from harness.remote.replicas import (
     SYNCHRONIZING,
     NotSynchronized,
     ReplicaStatus,
-    for_inventory,
     require_synchronized,
     wait_synchronized,
 )
 from harness.remote.replicas.bundled import BundledReplicaStates, LabReplicaStates
 from harness.remote.replicas.drbd import DrbdReplicaStates, parse_status
 from harness.remote.replicas.lio import LioReplicaStates, parse_alua
+from harness.remote.replicas.readers import for_inventory
 from harness.remote.replicas.starwind import StarWindReplicaStates
 from harness.remote.result import CommandResult
 from harness.remote.ssh import SshTarget
