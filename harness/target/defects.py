@@ -55,6 +55,13 @@ class Defect(enum.StrEnum):
     #: a forwarded write is applied on the node that received it at once, out of the
     #: sequencer's order: overlapping writes through both nodes end up different
     OVERLAPPING_WRITE_LOST = "overlapping-write-lost"
+    #: this replica keeps and reports persistent reservations but never enforces them:
+    #: a write from an initiator that is not a registrant is served (give it to a
+    #: partner replica: the reservation taken through the other node does not fence)
+    RESERVATIONS_NOT_ENFORCED = "reservations-not-enforced"
+    #: this replica acknowledges the sequencer's write ORDERs without applying them:
+    #: writes made through the other node never reach its disk (give it to a partner)
+    WRITE_NOT_MIRRORED = "write-not-mirrored"
 
 
 #: extra seconds a slow failover takes before carrying on alone

@@ -507,7 +507,9 @@ class HaDevice:
         with self.locks.holding(lock):
             await lock.acquire()
             try:
-                await self._apply(kind, msg.lba, count, data)
+                if not (kind is OrderKind.WRITE
+                        and Defect.WRITE_NOT_MIRRORED in self.config.defects):
+                    await self._apply(kind, msg.lba, count, data)  # (defect: acked, not applied)
             except (BlockStoreError, OSError) as exc:
                 self.replica_failed(f"applying order {msg.seq} at LBA {msg.lba} failed: {exc}")
                 return  # no ACK: the sequencer learns from our GOODBYE and carries on alone

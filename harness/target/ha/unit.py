@@ -39,7 +39,13 @@ from harness.target.ha.protocol import MessageKind
 from harness.target.ha.replica import ReplicaState
 from harness.target.identity import LuIdentity
 from harness.target.nexus import ItNexus
-from harness.target.reservations import PrOutcome, PrState, Registration
+from harness.target.reservations import (
+    Access,
+    PersistentReservations,
+    PrOutcome,
+    PrState,
+    Registration,
+)
 
 ACCESS_FOR = {
     ReplicaState.SYNCHRONIZED: AccessState.ACTIVE_OPTIMIZED,
@@ -69,9 +75,20 @@ def _registration(raw: dict[str, Any]) -> Registration:
                         int(raw["relative_target_port"]))
 
 
+class UnenforcedReservations(PersistentReservations):
+    """Defect ``reservations-not-enforced``: kept, replicated and reported, never enforced."""
+
+    def conflicts(self, nexus: ItNexus, access: Access) -> bool:
+        return False
+
+
 class HaLogicalUnit(LogicalUnit):
     def __init__(self, ha: HaDevice, identity: LuIdentity, *, group: int, partner_group: int,
                  **kwargs: Any) -> None:
+        if Defect.RESERVATIONS_NOT_ENFORCED in ha.config.defects:
+            given = kwargs.get("reservations")
+            kwargs["reservations"] = UnenforcedReservations(
+                aptpl_file=given.aptpl_file if given is not None else None)
         alua = AluaGroups({group: TargetPortGroup(group, preferred=ha.config.priority == 1),
                            partner_group: TargetPortGroup(
                                partner_group, relative_ports={relative_port(partner_group, 1)})},
