@@ -14,7 +14,8 @@ from harness.validation.runner import find, run_one
 
 pytestmark = pytest.mark.slow
 
-# (defects on every replica of HA2, on HA2's partner only, check, words the reason holds)
+# (defects on every replica of HA2, on HA2's partner (SWS-Store2) only, check, words the
+# reason holds)
 CASES = [
     pytest.param(["identity-per-node"], None, "Validate SCSI device Vital Product Data (VPD)",
                  ["HA2", "identities", "do not present one disk"], id="identity-per-node-vpd"),
@@ -24,6 +25,17 @@ CASES = [
                  ["HA2", "not replicated"], id="stale-reservations-arb"),
     pytest.param(["stale-reservations"], None, "Validate Multiple Arbitration",
                  ["HA2", "won through", "not replicated"], id="stale-reservations-multiple"),
+    pytest.param(None, ["reservations-not-enforced"], "Validate SCSI-3 Persistent Reservation",
+                 ["HA2", "not registered, wrote through", "not enforced on SWS-Store2"],
+                 id="reservations-not-enforced-pr"),
+    pytest.param(None, ["write-not-mirrored"], "Validate Disk Failover",
+                 ["HA2", "reads back different", "not mirrored to SWS-Store2"],
+                 id="write-not-mirrored-failover"),
+    pytest.param(None, ["write-not-mirrored"], "Validate Simultaneous Failover",
+                 ["HA2", "not mirrored to SWS-Store2"], id="write-not-mirrored-simultaneous"),
+    pytest.param(None, ["write-not-mirrored"], "Validate HA Replica Data",
+                 ["HA2", "differ between SWS-Store1 and SWS-Store2", "not hold the same data"],
+                 id="write-not-mirrored-replica-data"),
 ]
 
 
