@@ -1,8 +1,9 @@
 """The control channel of a cluster process: one JSON request, one JSON answer, per line.
 
 Cluster node services and VM processes each serve it on loopback (port chosen
-by the kernel) and publish ``{"host", "port", "token"}`` in a ready file that
-only the owner can read; every request carries the token. A request is
+by the kernel), or on a Unix socket when they run in a network namespace of
+their own, and publish ``{"host", "port", "token"}`` (``"unix"`` for a socket)
+in a ready file that only the owner can read; every request carries the token. A request is
 ``{"op": NAME, "token": T, ...}``; the answer is ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "one line"}``. Handlers are coroutines, so a long
 operation (a live migration) answers when it is done.
@@ -36,12 +37,23 @@ class ControlServer:
         self.handlers = handlers
         self.token = secrets.token_hex(16)
         self._server: asyncio.Server | None = None
+        self._unix: str | None = None
 
-    async def start(self, ready_file: str | os.PathLike[str], **extra: Any) -> dict[str, Any]:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        ready = {"host": "127.0.0.1", "port": port, "token": self.token, "pid": os.getpid(),
-                 **extra}
+    async def start(self, ready_file: str | os.PathLike[str], *, unix_path: str | None = None,
+                    **extra: Any) -> dict[str, Any]:
+        """Listen on loopback TCP, or on ``unix_path`` (a process in another network
+        namespace is reachable through the file system, not through its loopback)."""
+        ready: dict[str, Any]
+        if unix_path:
+            Path(unix_path).unlink(missing_ok=True)
+            self._server = await asyncio.start_unix_server(self._serve, unix_path)
+            os.chmod(unix_path, 0o600)
+            ready = {"unix": unix_path, "host": "unix", "port": unix_path}
+        else:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            ready = {"host": "127.0.0.1", "port": self._server.sockets[0].getsockname()[1]}
+        self._unix = unix_path
+        ready.update(token=self.token, pid=os.getpid(), **extra)
         write_private(Path(ready_file), ready)
         return ready
 
@@ -50,6 +62,8 @@ class ControlServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._unix:
+            Path(self._unix).unlink(missing_ok=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -100,8 +114,18 @@ def request(endpoint: dict[str, Any], op: str, *, timeout_s: float = 10.0,
     payload = json.dumps({"op": op, "token": endpoint["token"], **fields}).encode() + b"\n"
     where = f"{endpoint.get('name', 'cluster process')} ({endpoint['host']}:{endpoint['port']})"
     try:
-        with socket.create_connection((endpoint["host"], endpoint["port"]),
-                                      timeout=timeout_s) as sock:
+        if endpoint.get("unix"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout_s)
+            try:
+                sock.connect(endpoint["unix"])
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((endpoint["host"], endpoint["port"]),
+                                            timeout=timeout_s)
+        with sock:
             sock.sendall(payload)
             data = b""
             while not data.endswith(b"\n"):

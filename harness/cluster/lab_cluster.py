@@ -44,6 +44,7 @@ from harness.cluster.migration import HYPER_V_PASS_LIMIT, MigrationReport
 
 NODE_START_S = 60.0
 MIB = 1 << 20
+CLUSTER_PORT = 3343  # the Windows cluster service's port, for heartbeats in the netns lab
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,18 @@ class LabCluster:
         self.vms: dict[str, dict[str, Any]] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._ready: dict[str, dict[str, Any]] = {}
+        self.netns = sut.lab is not None and hasattr(sut.lab, "namespace")
+        self._socket_dir: str | None = None
+
+    def _address(self, node: str, role: str) -> str:
+        from harness.lab.inventory import NetworkRole
+
+        host = self.sut.inventory.host(node)
+        for net, address in sorted(host.addresses.items()):
+            if self.sut.inventory.network(net).has_role(NetworkRole(role)):
+                return str(address)
+        raise ClusterConfigError(f"cluster node {node} has no address on a {role} network; "
+                                 "add one in the inventory")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -133,7 +146,13 @@ class LabCluster:
         """Start every node's cluster service and wait until all are Up and hear each other."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.clear_reservations()
-        links = self._heartbeat_links()
+        if self.netns:  # nodes in their namespaces: heartbeats on the heartbeat bridge
+            import tempfile
+
+            self._socket_dir = tempfile.mkdtemp(prefix="sbc-")  # short paths for AF_UNIX
+            links = {n: self._address(n, "heartbeat") for n in self.node_names}
+        else:
+            links = self._heartbeat_links()
         missing = [n for n in self.node_names if n not in links]
         if missing:
             raise ClusterConfigError(
@@ -152,22 +171,36 @@ class LabCluster:
     def _start_node(self, node: str, links: dict[str, Any]) -> None:
         ndir = self.root / node
         ndir.mkdir(exist_ok=True)
-        config = {
+        config: dict[str, Any] = {
             "name": node, "state_dir": str(ndir),
             "heartbeat": {"delay_s": self.heartbeat.delay_s,
                           "threshold": self.heartbeat.threshold},
-            "peers": {p: list(links[p].listen) for p in self.node_names if p != node},
             "witness": self._device_config(node, self.witness_device),
             "csv": self._device_config(node, self.csv_device),
         }
+        if self.netns:
+            from harness.lab.inventory import NetworkRole
+
+            config.update(
+                peers={p: [links[p], CLUSTER_PORT] for p in self.node_names if p != node},
+                heartbeat_listen=[links[node], CLUSTER_PORT],
+                migration_host=self._address(node, "public"), socket_dir=self._socket_dir,
+                announce_iface=next(
+                    self.sut.lab.record().extra["interfaces"][net]
+                    for net in sorted(self.sut.inventory.host(node).addresses)
+                    if self.sut.inventory.network(net).has_role(NetworkRole.PUBLIC)))
+        else:
+            config["peers"] = {p: list(links[p].listen) for p in self.node_names if p != node}
         (ndir / "node.json").write_text(json.dumps(config))
         ready = ndir / "ready.json"
         ready.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "harness.cluster.node", "--config",
+                str(ndir / "node.json"), "--ready", str(ready)]
         log = (ndir / "node.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cluster.node", "--config", str(ndir / "node.json"),
-             "--ready", str(ready)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        options: dict[str, Any] = {"stdout": log, "stderr": log, "stdin": subprocess.DEVNULL,
+                                   "start_new_session": True, "cwd": str(ndir)}
+        proc = (self.sut.lab.namespace(node).popen(argv, **options) if self.netns
+                else subprocess.Popen(argv, **options))
         log.close()
         self._procs[node] = proc
 
@@ -180,7 +213,8 @@ class LabCluster:
         endpoint = self._wait(found, f"the cluster service of {node}", NODE_START_S)
         endpoint["name"] = f"cluster service of {node}"
         self._ready[node] = endpoint
-        self.sut.lab.retarget(links[node].name, "127.0.0.1", int(endpoint["heartbeat_port"]))
+        if not self.netns:
+            self.sut.lab.retarget(links[node].name, "127.0.0.1", int(endpoint["heartbeat_port"]))
 
     def stop(self) -> None:
         """Stop every node's service and VMs; leave no reservation on the lab's devices."""
@@ -192,6 +226,11 @@ class LabCluster:
                 proc.wait(10)
             self._ready.pop(node, None)
         self._procs.clear()
+        if self._socket_dir:
+            import shutil
+
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         self.clear_reservations()
 
     def clear_reservations(self) -> None:
@@ -302,6 +341,14 @@ class LabCluster:
             "history_dir": str(hdir), "generation": int.from_bytes(os.urandom(4), "little"),
             "mode": "start",
         }
+        if self.netns:  # the VM's own address and MAC, announced after each live migration
+            from harness.lab.inventory import NetworkRole
+
+            public = next(n for n in self.sut.inventory.networks.values()
+                          if n.has_role(NetworkRole.PUBLIC))
+            number = len(self.vms) + 1
+            config["address"] = str(public.cidr.network_address + 100 + number)
+            config["mac"] = f"02:5b:00:00:00:{number:02x}"
         self.vms[spec.name] = {"config": config}
         try:
             request(endpoint, "start_vm", config=config, timeout_s=90.0)
@@ -393,21 +440,24 @@ class LabCluster:
         from harness.checks.compose import check_run
         from harness.cluster.guest import VirtualDisk, segments
         from harness.cluster.history import check_handover, load_vm_history
-        from harness.initiator.mpio.session_link import session_connector
+        from harness.initiator.mpio.session_link import SessionConnector
         from harness.workload.iscsi_device import IscsiDevice
 
         history = load_vm_history(self.history_dir(vm))
         if handed_over is None:
             handed_over = set(range(len(segments(self.history_dir(vm))) - 1))
         offset, length = self.disk_region(vm)
-        specs = self.sut.initiator(self.node_names[0]).path_specs(self.csv_device)
+        initiator = self.sut.initiator(self.node_names[0])
+        specs = initiator.path_specs(self.csv_device)
+        connector = SessionConnector.for_timers(self.sut.mpio_timers(),
+                                                sock_factory=initiator.sock_factory)
 
         async def run() -> Any:
             opened = []
             try:
                 for i, spec in enumerate(specs):
                     isid = 0x80 << 40 | 0x5C << 32 | (os.getpid() & 0xFFFF) << 16 | i
-                    dev = await IscsiDevice.open(replace(spec, isid=isid), session_connector)
+                    dev = await IscsiDevice.open(replace(spec, isid=isid), connector)
                     opened.append(dev)
                 devices = {d.name: VirtualDisk(d, offset // d.block_size,
                                                length // d.block_size, f"{vm}@{d.name}")

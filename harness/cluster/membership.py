@@ -122,8 +122,8 @@ class HeartbeatEndpoint:
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._receive, "127.0.0.1", 0)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._receive, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.create_task(self._send(p, a))
                        for p, a in self.peer_addresses.items()]

@@ -69,7 +69,7 @@ class ClusterService:
         csv = await open_csv(c["paths"], c.get("timers", {}), f"{self.name}:csv", None)
         self.witness = DiskWitness(self.name, witness.mpio, csv.mpio)
         await self.witness.join()
-        await self.heartbeat.start()
+        await self.heartbeat.start(*self.config.get("heartbeat_listen", ("127.0.0.1", 0)))
         self._tasks = [asyncio.create_task(self._watch_peers()),
                        asyncio.create_task(self._watch_witness()),
                        asyncio.create_task(self._reap_roles())]
@@ -95,12 +95,15 @@ class ClusterService:
             except subprocess.TimeoutExpired:
                 old["proc"].kill()
         config = {**config, "node": self.name, "node_key": self.key, "csv": self.config["csv"],
-                  "migration_host": self.config.get("migration_host", "127.0.0.1")}
+                  "migration_host": self.config.get("migration_host", "127.0.0.1"),
+                  "announce_iface": self.config.get("announce_iface")}
         vm_dir = self.dir / "vms"
         vm_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.monotonic_ns()
         cfg_file, ready = vm_dir / f"{vm}-{stamp}.json", vm_dir / f"{vm}-{stamp}.ready"
         config["running_file"] = str(vm_dir / f"{vm}-{stamp}.running")
+        if self.config.get("socket_dir"):
+            config["control_socket"] = str(Path(self.config["socket_dir"]) / f"{vm}-{stamp}.s")
         cfg_file.write_text(json.dumps(config))
         log = (self.dir / f"vm-{vm}.log").open("ab")
         proc = subprocess.Popen(
@@ -224,7 +227,10 @@ async def main_async(config: dict[str, Any], ready_file: str) -> int:
     server = ControlServer({"status": service.op_status, "start_vm": service.op_start_vm,
                             "stop_vm": service.op_stop_vm})
     await service.start()
-    await server.start(ready_file, node=service.name, heartbeat_port=service.heartbeat.port)
+    socket_dir = config.get("socket_dir")
+    await server.start(ready_file, node=service.name, heartbeat_port=service.heartbeat.port,
+                       unix_path=str(Path(socket_dir) / f"{service.name}.s") if socket_dir
+                       else None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, service.stopped.set)
     await service.stopped.wait()

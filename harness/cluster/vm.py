@@ -229,7 +229,10 @@ class VirtualMachine:
         self.memory.counter = int(state.get("memory_counter", 0))
         header = HistoryHeader.from_record(state["header"], "migration state")
         resume_ns = self.run_guest(header)
-        announce = await announce_move(self.config.get("announce", {}))
+        c = self.config
+        how = {"kind": "garp", "iface": c["announce_iface"], "ip": c["address"],
+               "mac": c["mac"]} if c.get("announce_iface") and c.get("address") else {}
+        announce = await announce_move(how)
         return {"resume_ns": resume_ns, "announce": announce}
 
     async def serve_incoming(self, reader: asyncio.StreamReader,
@@ -274,7 +277,7 @@ async def main_async(config: dict[str, Any], ready_file: str) -> int:
         extra["resume_ns"] = await vm.restore(Path(config["restore_file"]))
     else:
         extra["resume_ns"] = vm.run_guest(await vm.first_header())
-    await server.start(ready_file, **extra)
+    await server.start(ready_file, unix_path=config.get("control_socket"), **extra)
     vm.control_ready = True
     vm.mark_running()
     loop = asyncio.get_running_loop()
