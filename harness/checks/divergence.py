@@ -35,6 +35,7 @@ from harness.checks.verdict import Problem, Verdict
 from harness.workload.device import BlockDevice
 from harness.workload.errors import DeviceError
 from harness.workload.history import RecordedHistory
+from harness.workload.history_stream import HistoryOutline
 from harness.workload.stamp import BlockKind, classify_blocks, scan_sectors
 
 CHUNK = 4 << 20
@@ -95,11 +96,15 @@ class _Pair:
 class DivergenceCheck:
     """Compares replicas chunk by chunk; judges differences with the history if given."""
 
-    def __init__(self, size: int, block_size: int, history: RecordedHistory | None = None):
+    def __init__(self, size: int, block_size: int,
+                 history: RecordedHistory | HistoryOutline | None = None,
+                 index: WriteIndex | None = None):
         self.size = size
         self.block_size = block_size
         self.history = history
-        self.index = WriteIndex(history) if history is not None else None
+        if index is None and isinstance(history, RecordedHistory):
+            index = WriteIndex(history)
+        self.index = index
         self.generation = history.header.generation if history is not None else None
 
     def _values(self, data: bytes, offset: int) -> np.ndarray:
@@ -188,13 +193,14 @@ class DivergenceCheck:
 
 
 async def compare_replicas(replicas: dict[str, ChunkReader], size: int, block_size: int,
-                           history: RecordedHistory | None = None,
-                           *, chunk: int = CHUNK) -> Verdict:
-    """Compare every pair of replicas over ``size`` bytes."""
+                           history: RecordedHistory | HistoryOutline | None = None,
+                           *, chunk: int = CHUNK, index: WriteIndex | None = None) -> Verdict:
+    """Compare every pair of replicas over ``size`` bytes (a streamed history: pass its
+    ``index``)."""
     if len(replicas) < 2:
         raise DeviceError("comparing replicas needs at least two; pass every replica")
     size = size // block_size * block_size  # a tail smaller than a block is never written
-    check = DivergenceCheck(size, block_size, history)
+    check = DivergenceCheck(size, block_size, history, index)
     names = list(replicas)
     pairs = {(a, b): _Pair(a, b) for a, b in itertools.combinations(names, 2)}
     chunk = max(block_size, chunk // block_size * block_size)

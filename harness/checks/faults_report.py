@@ -235,6 +235,30 @@ def _synchronized_after(replicas: list[ReplicaState], stop: int) -> float | None
     return None
 
 
+# ``splitbrain check --budget``'s older names for the same budgets
+OLD_NAMES = {"io_pause": "io_pause_s", "failover": "path_failover_s",
+             "heal_to_all_paths": "heal_to_all_paths_s", "heal_to_synchronized": "resync_s",
+             "caller_errors": "caller_errors_max"}
+
+
+def inventory_budget_names(budgets: Mapping[str, float]) -> dict[str, float]:
+    """Budgets by the inventory's names (``_s`` seconds, ``_max`` counts); the older
+    bare names are translated, anything else is a user error."""
+    out: dict[str, float] = {}
+    for name, limit in budgets.items():
+        if name in OLD_NAMES:
+            out[OLD_NAMES[name]] = float(limit)
+        elif name.endswith(("_s", "_max")):
+            out[name] = float(limit)
+        else:
+            from harness.workload.errors import WorkloadConfigError
+
+            raise WorkloadConfigError(
+                f"unknown budget {name!r}: name it as the inventory does (ending in _s for "
+                f"seconds, _max for a count) or use one of {', '.join(OLD_NAMES)}")
+    return out
+
+
 def resolve_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:
     """The given budgets over the defaults (``DEFAULT_BUDGETS``)."""
     out = dict(DEFAULT_BUDGETS)

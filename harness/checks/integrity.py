@@ -43,6 +43,7 @@ from harness.errors import SplitbrainError
 from harness.workload.device import BlockDevice
 from harness.workload.errors import DeviceError
 from harness.workload.history import RecordedHistory
+from harness.workload.history_stream import HistoryOutline
 from harness.workload.stamp import SECTOR, SectorState, scan_sectors
 
 CHUNK = 4 << 20
@@ -67,9 +68,13 @@ class _Run:
 class IntegrityCheck:
     """Judges buffers read from a device against a history's writes."""
 
-    def __init__(self, history: RecordedHistory, index: WriteIndex | None = None) -> None:
+    def __init__(self, history: RecordedHistory | HistoryOutline,
+                 index: WriteIndex | None = None) -> None:
         self.history = history
-        self.index = index or WriteIndex(history)
+        if index is None:
+            assert isinstance(history, RecordedHistory), "a streamed history needs its index"
+            index = WriteIndex(history)
+        self.index = index
         h = history.header
         self.block_size = h.block_size
         self.sectors_per_block = h.block_size // SECTOR
@@ -257,14 +262,16 @@ class IntegrityCheck:
         return Verdict("integrity", problems, stats)
 
 
-async def check_devices(history: RecordedHistory, devices: dict[str, BlockDevice],
-                        *, chunk: int = CHUNK) -> Verdict:
+async def check_devices(history: RecordedHistory | HistoryOutline,
+                        devices: dict[str, BlockDevice], *, chunk: int = CHUNK,
+                        index: WriteIndex | None = None) -> Verdict:
     """Read every device (every path) back in full and check it against the history.
 
     A path that fails a read is reported as ``unreadable`` from that offset on; the
-    other paths are still checked.
+    other paths are still checked. A streamed history (its ``HistoryOutline``) needs
+    its ``index`` (``WriteIndex.from_table``).
     """
-    check = IntegrityCheck(history)
+    check = IntegrityCheck(history, index)
     problems: list[Problem] = []
     size = history.header.size
     bs = history.header.block_size

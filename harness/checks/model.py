@@ -13,18 +13,25 @@ So after the run, block ``b`` may hold exactly the non-``fail`` writes ``W``
 with ``end(W) >= M[b]``, where ``M[b]`` is the latest invoke time of an ``ok``
 write to ``b`` (``end`` is the completion time, +inf for ``info``), or its
 initial content when no ``ok`` write touched it. ``WriteIndex`` holds the
-history's writes in numpy arrays so a whole device is judged vectorised.
+history's writes in numpy arrays so a whole device is judged vectorised; it is
+built from a loaded history or, for long runs, from a streamed one's
+``write_table.WriteTable`` (no Python object per write).
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.workload.history import Operation, RecordedHistory
+from harness.workload.history import HistoryHeader, Operation, RecordedHistory
+from harness.workload.history_stream import read_records
+
+if TYPE_CHECKING:
+    from harness.checks.write_table import WriteTable
 
 INF = np.iinfo(np.int64).max
 OUTCOME_CODE = {"ok": 0, "info": 1, "fail": 2}
@@ -59,24 +66,49 @@ class WriteIndex:
 
     def __init__(self, history: RecordedHistory) -> None:
         h = history.header
-        self.history = history
+        self.history: RecordedHistory | None = history
+        gen = h.generation
+        self.writes: list[Operation] | None = [o for o in history.writes
+                                                if o.generation == gen]
+        lbs = h.logical_block_size
+        w = self.writes
+        self._build(
+            h,
+            writer=np.array([o.writer for o in w], dtype=np.int64),
+            seq=np.array([o.seq for o in w], dtype=np.int64),
+            first=np.array([o.lba * lbs // h.block_size for o in w], dtype=np.int64),
+            stop=np.array([(o.lba + o.count) * lbs // h.block_size for o in w], dtype=np.int64),
+            invoke=np.array([o.invoke_ns for o in w], dtype=np.int64),
+            end=np.array([INF if o.outcome == "info" or o.complete_ns is None
+                          else o.complete_ns for o in w], dtype=np.int64),
+            outcome=np.array([OUTCOME_CODE[o.outcome] for o in w], dtype=np.int8),
+            op=np.array([o.op for o in w], dtype=np.int64))
+
+    @classmethod
+    def from_table(cls, header: HistoryHeader, table: WriteTable,
+                   history_path: str | os.PathLike[str]) -> WriteIndex:
+        """The same index from a streamed history's ``WriteTable`` (no ``Operation``s);
+        records are read back from the file when a problem cites them."""
+        self = cls.__new__(cls)
+        self.history = None
+        self.writes = None
+        self._path = history_path
+        key = table.key
+        self._build(header, writer=key >> np.int64(40), seq=key & np.int64((1 << 40) - 1),
+                    first=table.first.astype(np.int64), stop=table.stop.astype(np.int64),
+                    invoke=table.invoke, end=table.end, outcome=table.outcome, op=table.op)
+        self._at = (table.invoke_at, table.complete_at)
+        return self
+
+    def _build(self, h: HistoryHeader, *, writer: np.ndarray, seq: np.ndarray,
+               first: np.ndarray, stop: np.ndarray, invoke: np.ndarray, end: np.ndarray,
+               outcome: np.ndarray, op: np.ndarray) -> None:
         self.header = h
         self.block_size = h.block_size
         self.num_blocks = h.size // h.block_size
-        gen = h.generation
-        self.writes: list[Operation] = [o for o in history.writes if o.generation == gen]
-        n = len(self.writes)
-        self.writer = np.array([o.writer for o in self.writes], dtype=np.int64)
-        self.seq = np.array([o.seq for o in self.writes], dtype=np.int64)
-        lbs = h.logical_block_size
-        self.first = np.array([o.lba * lbs // h.block_size for o in self.writes], dtype=np.int64)
-        self.stop = np.array([(o.lba + o.count) * lbs // h.block_size for o in self.writes],
-                             dtype=np.int64)
-        self.invoke = np.array([o.invoke_ns for o in self.writes], dtype=np.int64)
-        self.end = np.array(
-            [INF if o.outcome == "info" or o.complete_ns is None else o.complete_ns
-             for o in self.writes], dtype=np.int64)
-        self.outcome = np.array([OUTCOME_CODE[o.outcome] for o in self.writes], dtype=np.int8)
+        n = len(writer)
+        self.writer, self.seq, self.first, self.stop = writer, seq, first, stop
+        self.invoke, self.end, self.outcome, self.op = invoke, end, outcome, op
         keys = _key(self.writer, self.seq)
         self._order = np.argsort(keys, kind="stable")
         self._sorted_keys = keys[self._order]
@@ -106,7 +138,9 @@ class WriteIndex:
         return int(self.lookup(np.array([writer]), np.array([seq]))[0])
 
     def records(self, i: int) -> list[dict[str, Any]]:
-        return list(self.writes[i].records)
+        if self.writes is not None:
+            return list(self.writes[i].records)
+        return read_records(self._path, [int(self._at[0][i]), int(self._at[1][i])])
 
     def writes_covering(self, block: int) -> list[int]:
         hits = (self.first <= block) & (block < self.stop)
@@ -152,5 +186,5 @@ class WriteIndex:
         return bw
 
     def describe(self, i: int) -> str:
-        o = self.writes[i]
-        return f"write w{o.writer}#{o.seq} (op {o.op}, {o.outcome})"
+        outcome = ("ok", "info", "fail")[int(self.outcome[i])]
+        return f"write w{int(self.writer[i])}#{int(self.seq[i])} (op {int(self.op[i])}, {outcome})"

@@ -1,14 +1,18 @@
 """Every history checker in one streamed pass: what a one-hour nightly can afford.
 
-``check_history_file`` reads a history once, in ``OpChunk``s, and feeds the
-write table, the streamed register check (``register_stream``), read
-monotonicity (``monotonic``) and the per-fault timer (``faults_report``). No
-Python object per operation is kept: memory is per block of the device, per
-5 ms of history, per write (33 bytes in ``write_table``) and per rare slow or
-failed operation. ``bench/check_scale.py`` measures it.
+``stream_history`` reads a history once, in ``OpChunk``s, and feeds the write
+table, the streamed register check (``register_stream``), read monotonicity
+(``monotonic``), the whole run's pause and errors and the per-fault timer
+(``faults_report``). No Python object per operation is kept: memory is per
+block of the device, per 5 ms of history, per write (57 bytes in
+``write_table``) and per rare slow or failed operation. ``bench/check_scale.py``
+measures it.
 
-The device and replica checks (``integrity``, ``divergence``) read the device,
-not the history; ``compose.check_run`` runs them.
+``check_history_file`` returns those verdicts; ``check_run_file`` is
+``compose.check_run`` for a history of any length: the same pass, then the
+device read back through every path (``integrity``) and the replicas compared
+(``divergence``) with a ``WriteIndex`` built from the write table, and a
+capture's numbers beside the per-fault report (``packet_timing``).
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from harness.checks.compose import RunVerdict
+from harness.checks.divergence import ChunkReader, compare_replicas
 from harness.checks.faults_report import (
     FaultReport,
     FaultTimer,
@@ -25,23 +34,41 @@ from harness.checks.faults_report import (
     finish_reports,
     resolve_budgets,
 )
+from harness.checks.integrity import check_devices
+from harness.checks.model import WriteIndex
 from harness.checks.monotonic import MonotonicReads
+from harness.checks.packet_timing import check_scenario_capture
 from harness.checks.register_stream import StreamRegisterCheck, read_blocks
-from harness.checks.verdict import Verdict
+from harness.checks.verdict import Problem, Verdict
 from harness.checks.write_table import WriteTable
+from harness.workload.device import BlockDevice
 from harness.workload.history import FaultWindow
-from harness.workload.history_stream import CHUNK, OpStream, outline
+from harness.workload.history_stream import CHUNK, HistoryOutline, OpStream, outline
 
 STREAM_CHUNK = 8192  # operations per chunk: a few seconds of a busy run
+WHOLE_RUN = {"io_pause": "io_pause_s", "caller_errors": "caller_errors_max"}
 
 
-def check_history_file(history_path: str | os.PathLike[str],
-                       budgets: Mapping[str, float] | None = None, *,
-                       fault_windows: Sequence[FaultWindow] | None = None,
-                       chunk: int = STREAM_CHUNK) -> tuple[RunVerdict, list[FaultReport]]:
-    """The register, monotonic and faults verdicts of a history file, in one pass."""
+@dataclass(slots=True)
+class StreamedHistory:
+    """What one streamed pass over a history leaves: small, per block, per write."""
+
+    outline: HistoryOutline
+    table: WriteTable
+    register: Verdict
+    monotonic: Verdict
+    timing: Verdict
+    reports: list[FaultReport]
+
+
+def stream_history(history_path: str | os.PathLike[str],
+                   budgets: Mapping[str, float] | None = None, *,
+                   fault_windows: Sequence[FaultWindow] | None = None,
+                   chunk: int = STREAM_CHUNK) -> StreamedHistory:
+    """One pass: the write table, register, monotonic, whole-run timing and faults."""
     started = time.perf_counter()
-    budget = resolve_budgets(budgets)
+    given = {WHOLE_RUN.get(k, k): float(v) for k, v in (budgets or {}).items()}
+    budget = resolve_budgets(given)
     out = outline(history_path)
     h = out.header
     table = WriteTable(h.generation, h.block_size, h.logical_block_size)
@@ -61,10 +88,76 @@ def check_history_file(history_path: str | os.PathLike[str],
         timer.add(c)
         timer.pending(c)
     reports = finish_reports(timer, stream, out.replicas, budget, history_path)
+    reg = register.verdict()
+    reg.stats.update({"operations": stream.operations, "records": stream.records,
+                      "writes": table.writes, "write_table_bytes": table.nbytes(),
+                      "torn_tail": stream.torn_tail,
+                      "seconds": time.perf_counter() - started})
+    return StreamedHistory(out, table, reg, monotonic.verdict(),
+                           _whole_run(timer, stream, given), reports)
+
+
+def _whole_run(timer: FaultTimer, stream: OpStream, budget: dict[str, float]) -> Verdict:
+    """The longest pause and the caller errors of the whole run, against their budgets."""
+    first = stream.first_ns if stream.first_ns is not None else 0
+    if timer.origin is None:
+        timer.origin = first
+    gs, ge = timer.gaps(first, stream.end_ns)
+    i = int(np.argmax(ge - gs)) if len(gs) else 0
+    pause = float(ge[i] - gs[i]) / 1e9 if len(gs) else 0.0
+    errors = len(timer.errors.table())
+    stats: dict[str, Any] = {"longest_pause_s": pause,
+                             "longest_pause_start_s": (int(gs[i]) - first) / 1e9 if len(gs)
+                             else None, "caller_errors": errors, "budget": budget,
+                             "faults": [], "paths": list(stream.path_names)}
+    problems = []
+    for measure, name, value in (("io_pause", "io_pause_s", pause),
+                                 ("caller_errors", "caller_errors_max", errors)):
+        if name in budget and value > budget[name]:
+            shown = f"{value:.3f} s" if name.endswith("_s") else f"{value:g}"
+            problems.append(Problem("over_budget", f"over budget: the whole run's {measure} "
+                                    f"is {shown}; budget {name} = {budget[name]:g}",
+                                    detail={"measure": measure, "value": value,
+                                            "budget": budget[name], "budget_name": name}))
+    return Verdict("timing", problems, stats)
+
+
+def check_history_file(history_path: str | os.PathLike[str],
+                       budgets: Mapping[str, float] | None = None, *,
+                       fault_windows: Sequence[FaultWindow] | None = None,
+                       chunk: int = STREAM_CHUNK) -> tuple[RunVerdict, list[FaultReport]]:
+    """The register, monotonic, timing and faults verdicts of a history file, in one pass."""
+    s = stream_history(history_path, budgets, fault_windows=fault_windows, chunk=chunk)
     result = RunVerdict(os.fspath(history_path))
-    result.verdicts += [register.verdict(), monotonic.verdict(), faults_verdict(reports)]
-    result.verdicts.append(Verdict("stream", [], {
-        "operations": stream.operations, "records": stream.records, "writes": table.writes,
-        "write_table_bytes": table.nbytes(), "torn_tail": stream.torn_tail,
-        "seconds": time.perf_counter() - started}))
-    return result, reports
+    result.verdicts += [s.register, s.monotonic, s.timing, faults_verdict(s.reports)]
+    return result, s.reports
+
+
+async def check_run_file(
+    history_path: str | os.PathLike[str],
+    *,
+    devices: dict[str, BlockDevice] | None = None,
+    replicas: dict[str, ChunkReader] | None = None,
+    budget: Mapping[str, float] | None = None,
+    pcap: str | None = None,
+    iscsi_ports: tuple[int, ...] = (3260,),
+    wire_tolerance_s: float = 0.01,
+    fault_windows: Sequence[FaultWindow] | None = None,
+) -> tuple[RunVerdict, list[FaultReport]]:
+    """``compose.check_run`` for a history of any length: streamed, then the devices."""
+    s = stream_history(history_path, budget, fault_windows=fault_windows)
+    result = RunVerdict(os.fspath(history_path))
+    result.verdicts += [s.register, s.monotonic, s.timing, faults_verdict(s.reports)]
+    if pcap is not None:
+        result.verdicts.append(check_scenario_capture(
+            pcap, history_path, s.reports, ports=iscsi_ports, tolerance_s=wire_tolerance_s,
+            fault_windows=fault_windows))
+    if devices or replicas:
+        h = s.outline.header
+        index = WriteIndex.from_table(h, s.table, history_path)
+        if devices:
+            result.verdicts.append(await check_devices(s.outline, devices, index=index))
+        if replicas:
+            result.verdicts.append(await compare_replicas(replicas, h.size, h.block_size,
+                                                          s.outline, index=index))
+    return result, s.reports

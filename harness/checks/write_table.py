@@ -2,8 +2,9 @@
 
 A read records which write each block held as ``[writer, seq]`` (the block's
 stamp), and judging it needs that write's times, outcome and blocks. Each
-write is one row of sorted columns, 33 bytes (key, invoke and completion time,
-first and stop checker block, outcome), no Python object; each chunk's writes
+write is one row of sorted columns, 57 bytes (key, invoke and completion time,
+first and stop checker block, outcome, op id and the byte offsets of its two
+records, to cite them), no Python object; each chunk's writes
 are merged in with one ``np.insert``. A write not yet completed when a read
 returns it is simply not in the table yet: its completion is later than anything
 already streamed, which is what the checkers assume for a missing write.
@@ -36,6 +37,9 @@ class WriteTable:
         self.first = np.empty(0, dtype=np.int32)
         self.stop = np.empty(0, dtype=np.int32)
         self.outcome = np.empty(0, dtype=np.int8)
+        self.op = np.empty(0, dtype=np.int64)
+        self.invoke_at = np.empty(0, dtype=np.int64)  # byte offsets of its records
+        self.complete_at = np.empty(0, dtype=np.int64)
 
     @property
     def writes(self) -> int:
@@ -59,6 +63,9 @@ class WriteTable:
             "stop": np.minimum((lba + count) * self.lbs // self.block_size,
                                _INT32_MAX).astype(np.int32),
             "outcome": np.where(outcome == PENDING, 1, outcome).astype(np.int8),
+            "op": chunk.op[mine][order],
+            "invoke_at": chunk.invoke_at[mine][order],
+            "complete_at": chunk.complete_at[mine][order],
         }
         at = np.searchsorted(self.key, key)
         self.key = np.insert(self.key, at, key)
@@ -78,4 +85,4 @@ class WriteTable:
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.key, self.invoke, self.end, self.first, self.stop,
-                                      self.outcome))
+                                      self.outcome, self.op, self.invoke_at, self.complete_at))

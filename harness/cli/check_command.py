@@ -115,34 +115,49 @@ async def _replica_readers(specs: list[str], opened: dict[str, Any]) -> dict[str
 
 
 async def _check(args: argparse.Namespace) -> Any:
-    from harness.checks.compose import check_run
+    from harness.checks.faults_report import inventory_budget_names
+    from harness.checks.stream_check import check_run_file
     from harness.workload.errors import DeviceUrlError
-    from harness.workload.history import load_history
+    from harness.workload.history_stream import outline
 
-    history = load_history(args.history)
+    given = inventory_budget_names(_budget(args.budget))
+    head = outline(args.history)
     budget: dict[str, float] = {}
     if args.inventory:
         from harness.lab.inventory import load
 
         budget.update(load(args.inventory).budget(args.budget_profile).limits)
-    budget.update(_budget(args.budget))
+    budget.update(given)
     if len(args.replica) == 1:
         raise DeviceUrlError("one --replica given; give every replica (two or more) to compare")
     devices: dict[str, Any] = {}
     try:
         if args.device:
-            devices = await _open_paths(args.device, history.header.size)
+            devices = await _open_paths(args.device, head.header.size)
         replicas = await _replica_readers(args.replica, devices) if args.replica else None
         paths = {k: v for k, v in devices.items() if not k.startswith("replica ")}
-        result = await check_run(history, name=args.history, devices=paths or None,
-                                 replicas=replicas, budget=budget, bin_s=args.bin,
-                                 pcap=args.pcap, iscsi_ports=tuple(args.iscsi_port or [3260]),
-                                 wire_tolerance_s=args.wire_tolerance,
-                                 history_path=args.history)
+        result, _reports = await check_run_file(
+            args.history, devices=paths or None, replicas=replicas, budget=budget,
+            pcap=args.pcap, iscsi_ports=tuple(args.iscsi_port or [3260]),
+            wire_tolerance_s=args.wire_tolerance)
     finally:
         for dev in devices.values():
             await dev.close()
-    return history, result
+    history = None
+    if args.pcap or args.timeline:  # these two still load the history into memory
+        from harness.workload.history import load_history
+
+        history = load_history(args.history)
+    if args.pcap:
+        from harness.checks.packet_timing import compare_with_history, read_pdus, wire_timing
+        from harness.checks.timing import measure
+
+        assert history is not None
+        wire = wire_timing(read_pdus(args.pcap, ports=tuple(args.iscsi_port or [3260])),
+                           history)
+        result.verdicts.append(compare_with_history(wire, measure(history, bin_s=args.bin),
+                                                    tolerance_s=args.wire_tolerance))
+    return head, history, result
 
 
 def _fmt_bytes(n: float) -> str:
@@ -164,15 +179,14 @@ def _fault_rows(rows: list[dict[str, Any]], problems: list[Any]) -> list[Any]:
     return out
 
 
-def _print_text(history: Any, result: Any, limit: int) -> None:
-    h = history.header
-    ops = history.ops
-    writes = sum(1 for o in ops if o.f == "write")
-    reads = sum(1 for o in ops if o.f == "read")
-    print(f"history    {result.history}: {len(ops)} operations ({writes} writes, {reads} reads), "
-          f"{len(history.faults)} faults, seed {h.seed}, generation {h.generation:08x}, "
-          f"{_fmt_bytes(h.size)} device, {h.block_size}-byte blocks"
-          + (" (torn last line ignored)" if history.torn_tail else ""))
+def _print_text(head: Any, result: Any, limit: int) -> None:
+    h = head.header
+    reg = result.verdict("register")
+    st = reg.stats if reg is not None else {}
+    print(f"history    {result.history}: {st.get('operations', 0)} operations "
+          f"({st.get('writes', 0)} writes), {len(head.faults)} faults, seed {h.seed}, "
+          f"generation {h.generation:08x}, {_fmt_bytes(h.size)} device, {h.block_size}-byte "
+          "blocks" + (" (torn last line ignored)" if st.get("torn_tail") else ""))
     for v in result.verdicts:
         status = "ok" if v.valid else f"{len(v.problems)} problems"
         if v.checker == "integrity":
@@ -236,7 +250,7 @@ def _print_text(history: Any, result: Any, limit: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    history, result = asyncio.run(_check(args))
+    head, history, result = asyncio.run(_check(args))
     if args.timeline:
         from harness.report.timeline import plot_timeline
 
@@ -247,5 +261,5 @@ def run(args: argparse.Namespace) -> int:
         json.dump(result.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        _print_text(history, result, args.limit)
+        _print_text(head, result, args.limit)
     return 0 if result.valid else 1

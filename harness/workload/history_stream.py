@@ -50,7 +50,8 @@ OUTCOME_NAMES = ("ok", "info", "fail", "pending")
 NEVER = np.iinfo(np.int64).max
 CHUNK = 1 << 16
 _BLOCK = 8 << 20
-_SPECIAL = (b'"type":"header"', b'"type":"fault"', b'"type":"replica"', b'"type":"path"')
+_SPECIAL = tuple(f'"type":{sp}"{kind}"'.encode() for kind in ("header", "fault", "replica",
+                                                                 "path") for sp in ("", " "))
 
 
 @dataclass(slots=True)

@@ -252,3 +252,13 @@ def test_splitbrain_check_prints_the_per_fault_table(blackout, capsys):
     assert "over budget: blackhole sync: no I/O completed for 2.195 s" in out
     assert "path_failover_s" in next(line for line in out.splitlines()
                                      if line.strip().startswith("blackhole"))
+
+
+def test_an_unknown_budget_name_is_refused_in_one_line(blackout, capsys):
+    from harness.cli import main
+
+    assert main(["check", str(blackout.path), "--budget", "path_failover=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown budget 'path_failover'" in err
+    assert main(["check", str(blackout.path), "--budget", "failover=1"]) == 1  # the old name
+    assert "path_failover_s" in capsys.readouterr().out
