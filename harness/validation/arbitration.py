@@ -43,8 +43,7 @@ async def test_disks(run: CheckRun) -> tuple[list[tuple[Any, NodeDisks]], Outcom
         return [], not_applicable(f"needs two cluster nodes; {site.inventory.path} has "
                                   f"{len(site.cluster_nodes)}")
     chosen, skipped = site.test_devices()
-    for reason in skipped:
-        run.step(f"skipped: {reason}")
+
     async def open_unused(device: Any) -> tuple[Any, NodeDisks] | None:
         disks = await open_all(site, device, run)
         keys = await disks[0].paths[0].read_keys()
@@ -63,6 +62,10 @@ async def test_disks(run: CheckRun) -> tuple[list[tuple[Any, NodeDisks]], Outcom
         raise errors[0]
     if not opened:
         return [], not_applicable("no disk may be written or reserved: " + "; ".join(skipped))
+    if skipped:
+        run.add("Left alone", "\n".join(skipped))
+        for reason in skipped:
+            run.step(f"left alone: {reason}")
     return opened, None
 
 

@@ -40,6 +40,12 @@ LATENCY_IOS = 16
 SCRATCH_BLOCKS = 8  # the last blocks of a test device: the "arbitration sectors"
 
 
+async def in_use(disk: NodeDisk) -> str:
+    """Why a disk is in use (an initiator holds a PR registration on it), or ""."""
+    keys = await disk.paths[0].read_keys()
+    return f"{len(keys.keys)} persistent reservation registration(s) held" if keys.keys else ""
+
+
 def scratch_lba(disk: NodeDisk) -> int:
     return max(disk.num_blocks - SCRATCH_BLOCKS, 0)
 
@@ -239,6 +245,9 @@ async def validate_disk_access_latency(run: CheckRun) -> Outcome:
             for d in disks:
                 if isinstance(d, BaseException):
                     raise d
+            if writable and await in_use(disks[0]):
+                writable = False
+                warnings.append(f"{alias}: reads only (in use: {await in_use(disks[0])})")
             series = [(d.node, await _time_raw_io(d, writable)) for d in disks]
         finally:
             await asyncio.gather(*(d.close() for d in disks if isinstance(d, NodeDisk)))
