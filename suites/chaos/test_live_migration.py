@@ -14,18 +14,15 @@ Each scenario is one story (``harness.cluster.scenario``):
    move, and every migration is judged against the inventory's budgets
    (``live_migration_s``, ``live_migration_blackout_s``).
 
-Each test writes its ``CheckResult`` (category Chaos, family live-migration) to
-``--results DIR`` (else a temporary directory) and fails with its reason.
+Each test writes its ``CheckResult`` (category Chaos, family live-migration) to the
+chaos suites' results directory (``chaos_results``: ``SPLITBRAIN_RESULTS_DIR``, else a
+temporary one) and fails with its reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from fixtures.plugin import SETTINGS_KEY
 from harness.checks.results import ResultsDir, ResultWord
 from harness.cluster.lab_cluster import VmSpec
 from harness.cluster.scenario import MigrationScenario, run_scenario
@@ -37,13 +34,6 @@ LOAD = {"writers": 2, "queue_depth": 2, "block_sizes": [4096, 16384], "rate": 30
 
 
 @pytest.fixture(scope="module")
-def migration_results(pytestconfig: pytest.Config,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResultsDir]:
-    path: Path = pytestconfig.stash[SETTINGS_KEY].results or tmp_path_factory.mktemp("chaos")
-    yield ResultsDir(path)
-
-
-@pytest.fixture(scope="module")
 def lab_cluster(sut):  # type: ignore[no-untyped-def]
     if sut.lab is None:
         pytest.skip("live migration under load drives the lab's own cluster; on a real site "
@@ -51,33 +41,33 @@ def lab_cluster(sut):  # type: ignore[no-untyped-def]
     return sut.cluster
 
 
-def scenario_passes(sut, lab_cluster, migration_results: ResultsDir,  # type: ignore[no-untyped-def]
+def scenario_passes(sut, lab_cluster, chaos_results: ResultsDir,  # type: ignore[no-untyped-def]
                     scenario: MigrationScenario) -> None:
-    result = run_scenario(sut, lab_cluster, scenario, migration_results)
+    result = run_scenario(sut, lab_cluster, scenario, chaos_results)
     assert result.result is ResultWord.SUCCESS, result.reason
 
 
-def test_live_migration_under_load(sut, lab_cluster, migration_results) -> None:  # type: ignore[no-untyped-def]
-    scenario_passes(sut, lab_cluster, migration_results, MigrationScenario(
+def test_live_migration_under_load(sut, lab_cluster, chaos_results) -> None:  # type: ignore[no-untyped-def]
+    scenario_passes(sut, lab_cluster, chaos_results, MigrationScenario(
         "alone", "six live migrations under load, no fault",
         vm=VmSpec("lm", workload=LOAD)))
 
 
-def test_live_migration_with_a_path_cut(sut, lab_cluster, migration_results) -> None:  # type: ignore[no-untyped-def]
-    scenario_passes(sut, lab_cluster, migration_results, MigrationScenario(
+def test_live_migration_with_a_path_cut(sut, lab_cluster, chaos_results) -> None:  # type: ignore[no-untyped-def]
+    scenario_passes(sut, lab_cluster, chaos_results, MigrationScenario(
         "path-cut", "six live migrations under load while iscsi1/SWS-Store1 is cut",
         fault=lambda s: s.faults.cut("iscsi1/SWS-Store1"), vm=VmSpec("lm", workload=LOAD)))
 
 
-def test_live_migration_with_the_sync_channel_cut(sut, lab_cluster, migration_results) -> None:  # type: ignore[no-untyped-def]
-    scenario_passes(sut, lab_cluster, migration_results, MigrationScenario(
+def test_live_migration_with_the_sync_channel_cut(sut, lab_cluster, chaos_results) -> None:  # type: ignore[no-untyped-def]
+    scenario_passes(sut, lab_cluster, chaos_results, MigrationScenario(
         "sync-cut", "six live migrations under load while every sync link is cut",
         fault=lambda s: s.faults.cut("sync"), vm=VmSpec("lm", workload=LOAD)))
 
 
 def test_live_migration_when_the_storage_primary_dies_during_the_memory_copy(
-        sut, lab_cluster, migration_results) -> None:  # type: ignore[no-untyped-def]
-    scenario_passes(sut, lab_cluster, migration_results, MigrationScenario(
+        sut, lab_cluster, chaos_results) -> None:  # type: ignore[no-untyped-def]
+    scenario_passes(sut, lab_cluster, chaos_results, MigrationScenario(
         "primary-dies", "the storage primary (SWS-Store1) is killed as the first migration "
         "starts copying memory; six live migrations under load",
         fault=lambda s: s.faults.kill(primary(s, lab_cluster.csv_device)),
