@@ -41,6 +41,11 @@ from harness.errors import SplitbrainError
 from harness.lab.backend import LabError
 from harness.lab.inventory import FailoverStrategy, HaDevice, Inventory, NetworkRole
 
+#: the lab's HA timers (seconds): a sync link silent this long is lost (an ORDER not
+#: acknowledged this long too), and a live partner answers a heartbeat within this.
+#: Tighter than a real site's, so a failover costs about half a second (bench/RESULTS.md)
+LAB_TIMEOUTS = {"sync_timeout": 0.5, "heartbeat_timeout": 0.25}
+
 
 class HaWiringError(SplitbrainError):
     """An HA device of a lab inventory cannot be wired in the lab."""
@@ -263,6 +268,7 @@ def ha_device_tables(
             "initial_sync": "none",
             "group": mine,
             "partner_group": theirs,
+            **LAB_TIMEOUTS,
         }
         defects = device.defects_of(host)
         if defects:  # the defect zoo: a deliberately broken replica

@@ -163,10 +163,14 @@ class PartnerLink:
         self._activity.clear()
         self.send(Message(MessageKind.PING))
         await self.drain()
+        # an answer, or the link's loss (a reset: no need to wait out the timeout)
+        waiters = [asyncio.ensure_future(self._activity.wait()),
+                   asyncio.ensure_future(self.lost.wait())]
         try:
-            await asyncio.wait_for(self._activity.wait(), timeout=within_s)
-        except TimeoutError:
-            return False
+            await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         return self.last_received_ns > since_ns
 
 

@@ -20,7 +20,8 @@ import time
 from typing import TYPE_CHECKING
 
 from harness.target.defects import SLOW_FAILOVER_S, Defect
-from harness.target.ha import witness
+from harness.target.ha import protocol, witness
+from harness.target.ha.protocol import MessageKind
 from harness.target.ha.replica import (
     FailoverStrategy,
     ReplicaNotServing,
@@ -110,16 +111,21 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
     dev._gate.clear()
     dev.failover_phase = "deciding"
     try:
-        decision = await _decide(dev, lost_at, partner_leaving)
+        decision, partner_alive = await _decide(dev, lost_at, partner_leaving)
         defects = dev.config.defects
         if Defect.NO_FENCING in defects:
             decision = SyncLossDecision.CARRY_ON_ALONE  # defect: nobody stops, no fence
+        elif dev.fenced_by_partner:  # the partner carries on alone and told us so
+            decision = SyncLossDecision.STOP
         if decision is SyncLossDecision.CARRY_ON_ALONE:
             if Defect.SLOW_FAILOVER in defects:
                 await asyncio.sleep(SLOW_FAILOVER_S)
             if not partner_leaving and Defect.NO_FENCING not in defects:
                 dev.failover_phase = "fencing"
-                await _fence(dev, lost_at)
+                # A live partner confirms it stopped (FENCE over the heartbeat link);
+                # otherwise wait until it has certainly noticed the loss.
+                if not (partner_alive and await _partner_fenced(dev, lost_at)):
+                    await _fence(dev, lost_at)
             _carry_on_alone(dev, link.loss_reason)
         else:
             dev.state = ReplicaState.NOT_SYNCHRONIZED
@@ -132,10 +138,12 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
         dev._gate.set()
 
 
-async def _decide(dev: HaDevice, lost_at: int, partner_leaving: bool) -> SyncLossDecision:
+async def _decide(dev: HaDevice, lost_at: int,
+                  partner_leaving: bool) -> tuple[SyncLossDecision, bool]:
+    """The decision, and whether the partner showed life on the heartbeat link."""
     cfg = dev.config
     if partner_leaving:
-        return SyncLossDecision.CARRY_ON_ALONE
+        return SyncLossDecision.CARRY_ON_ALONE, False
     witness_granted = None
     if cfg.strategy is FailoverStrategy.NODE_MAJORITY and cfg.witness is not None:
         witness_granted = await witness.claim_generation(
@@ -146,7 +154,46 @@ async def _decide(dev: HaDevice, lost_at: int, partner_leaving: bool) -> SyncLos
         lost_at, cfg.timeouts.heartbeat_s)
     return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
                                partner_priority=cfg.partner_priority,
-                               partner_alive=partner_alive, witness_granted=witness_granted)
+                               partner_alive=partner_alive,
+                               witness_granted=witness_granted), partner_alive
+
+
+async def _partner_fenced(dev: HaDevice, lost_at: int) -> bool:
+    """Ask the live partner to stop serving; whether it confirmed within the fence."""
+    hb = dev.heartbeat.link if dev.heartbeat is not None else None
+    if hb is None or hb.lost.is_set():
+        return False
+    remaining = lost_at / 1e9 + dev.config.timeouts.sync_s - time.monotonic()
+    fenced = dev.fence_ack = asyncio.get_running_loop().create_future()
+    hb.send(protocol.control(MessageKind.FENCE, {"generation": dev.meta.generation}))
+    try:
+        await asyncio.wait_for(fenced, max(remaining, 0.0))
+    except TimeoutError:
+        return False
+    finally:
+        dev.fence_ack = None
+    return True
+
+
+async def stop_when_fenced(dev: HaDevice, link: PartnerLink) -> None:
+    """The partner carries on alone (FENCE): stop serving, persist it, then say so."""
+    cfg = dev.config
+    if cfg.partner_priority > cfg.priority or Defect.NO_FENCING in cfg.defects:
+        return  # only the higher-priority survivor of a sync loss may fence us
+    dev.fenced_by_partner = True
+    session = dev.session_link
+    if session is not None:
+        session.fail("the partner carries on alone and fenced this replica")
+    dev.mirroring = False
+    if dev.state is not ReplicaState.NOT_SYNCHRONIZED \
+            or dev.meta.state is not ReplicaState.NOT_SYNCHRONIZED:
+        dev.state = ReplicaState.NOT_SYNCHRONIZED
+        dev._save(dev.meta.with_event("sync lost: the partner carries on alone and fenced "
+                                      "this replica; stopped serving",
+                                      state=ReplicaState.NOT_SYNCHRONIZED))
+    fail_pending(dev, transitioning=False)
+    link.send(protocol.control(MessageKind.FENCED, {}))
+    await link.drain()
 
 
 async def _fence(dev: HaDevice, lost_at: int) -> None:

@@ -104,6 +104,10 @@ class HaDevice:
         self._gate = asyncio.Event()  # cleared while a sync-loss decision is pending
         #: "deciding" or "fencing" while a sync-loss decision is pending (failover.py)
         self.failover_phase: str | None = None
+        #: the partner carried on alone and told this replica to stop (FENCE)
+        self.fenced_by_partner = False
+        #: resolved when the partner confirms it stopped serving (FENCED)
+        self.fence_ack: asyncio.Future[None] | None = None
         self._gate.set()
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
@@ -138,7 +142,7 @@ class HaDevice:
         if hb_dial or hb_listen:
             self.heartbeat = LinkKeeper(
                 name=f"{config.alias}-heartbeat", timeout_s=max(timeouts.heartbeat_s * 2, 0.2),
-                handler=lambda link, msg: None, dial_to=hb_dial, listen_on=hb_listen)
+                handler=self._on_heartbeat_message, dial_to=hb_dial, listen_on=hb_listen)
 
     @property
     def state(self) -> ReplicaState:
@@ -476,6 +480,13 @@ class HaDevice:
         elif kind is MessageKind.GOODBYE:
             link.fail(f"partner left: {msg.json().get('reason', 'shut down')}")
         return None
+
+    def _on_heartbeat_message(self, link: PartnerLink, msg: Message) -> None:
+        if msg.kind is MessageKind.FENCE:
+            self._spawn(failover.stop_when_fenced(self, link))
+        elif msg.kind is MessageKind.FENCED and self.fence_ack is not None \
+                and not self.fence_ack.done():
+            self.fence_ack.set_result(None)
 
     def _enqueue_order(self, link: PartnerLink, msg: Message) -> None:
         """Apply an ORDER in sequence order (partner side)."""

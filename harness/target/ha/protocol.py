@@ -51,6 +51,8 @@ class MessageKind(enum.IntEnum):
     PONG = 10
     RESYNC_DONE = 11  # source -> target: every region copied (JSON generation)
     GOODBYE = 12  # orderly shutdown of the channel (JSON reason)
+    FENCE = 13  # heartbeat, survivor -> partner: I carry on alone, stop serving (JSON)
+    FENCED = 14  # heartbeat, partner -> survivor: stopped, and persisted that it did
 
 
 class OrderKind(enum.IntEnum):

@@ -159,6 +159,7 @@ async def on_hello(dev: HaDevice, link: PartnerLink, partner: ReplicaSummary) ->
 async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaSummary, *,
                           merge: bool = False) -> None:
     dev.partner_summary = partner
+    dev.fenced_by_partner = False  # a new session: decided afresh on its loss
     plan = plan_reconnect(mine, partner, merge_split_brain=merge)
     if Defect.RESYNC_WRONG_DIRECTION in dev.config.defects and plan.source is not None:
         plan = replace(plan, source=plan.target, target=plan.source,  # defect: backwards
