@@ -19,9 +19,10 @@ ping between the lab's namespaces, connect over TCP on the loopback lab, and
 run ``ping`` on real hosts through the remote drivers. A check that cannot
 apply says Not Applicable with the reason, never Success.
 
-Modules: ``model`` (registry, the run of one check, summary words), ``paths``
-(SCSI over every path with evidence), one module per category (``storage``,
-``arbitration`` for the reserve-and-failover half of Storage, ``network``,
-``ha_storage``, ``system``), and ``runner`` (select by name or category, run,
-write results).
+Modules: ``model`` (registry, the run of one check, summary words), ``site``
+(the system under test as the checks see it: cluster nodes, test devices,
+thresholds, remote drivers), ``paths`` (SCSI over every path with evidence),
+one module per category (``storage``, ``arbitration`` for the
+reserve-and-failover half of Storage, ``network``, ``ha_storage``, ``system``),
+and ``runner`` (select by name or category, run, write results).
 """
