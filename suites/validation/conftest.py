@@ -1,6 +1,7 @@
 """Fixtures of the validation suites: the site to validate and where results go.
 
-``validation_site`` wraps the session's ``sut`` for ``harness.validation``;
+``validation_site`` wraps the session's ``sut`` for ``harness.validation`` (a
+lab, shared with the other suites, once its replicas are Synchronized again);
 ``validation_results`` is the ``ResultsDir`` every test writes its
 ``CheckResult`` into (``--results DIR``, else a directory of the run), with the
 run's ``run.json`` written at the end of the session, so ``splitbrain report``
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,12 @@ from harness.validation.site import ValidationSite
 
 
 @pytest.fixture(scope="session")
-def validation_site(sut: object) -> ValidationSite:
+def validation_site(sut: Any) -> ValidationSite:
+    """The site to validate. The bundled lab is shared with the other suites of the
+    session, so it is validated once its replicas have settled (Synchronized, within
+    the budget's ``resync_s``); a real site is validated exactly as it is."""
+    if sut.lab is not None:
+        sut.wait_synchronized()
     return ValidationSite(sut)
 
 
