@@ -197,8 +197,8 @@ class OpStream:
 
     def __iter__(self) -> Iterator[OpChunk]:
         pending: dict[int, tuple[int, ...]] = {}
-        invoked: list[tuple[int, ...]] = []  # per completed op: its invoke fields
-        done: list[tuple[int, ...]] = []  # (op, time, outcome, path, offset)
+        invoked: list[int] = []  # per completed op, flat: its 9 invoke fields
+        done: list[int] = []  # per completed op, flat: op, time, outcome, path, offset
         values: list[Any] = []
         codes = self._path_codes
         end = 0
@@ -239,8 +239,8 @@ class OpStream:
                         code = -1 if name is None else codes.get(name)
                         if code is None:
                             code = self.path_code(name)
-                        invoked.append(inv)
-                        done.append((op, t, OUTCOME_CODES[kind], code, at))
+                        invoked.extend(inv)
+                        done.extend((op, t, OUTCOME_CODES[kind], code, at))
                         values.append(rec.get("value") if inv[0] == READ else None)
                         if len(values) >= self.chunk:
                             yield self._flush(invoked, done, values)
@@ -249,15 +249,14 @@ class OpStream:
                                        f"is malformed: {exc}") from exc
         self.torn_tail = bad is not None
         for op, inv in sorted(pending.items()):
-            invoked.append(inv)
-            done.append((op, NEVER, PENDING, -1, -1))
+            invoked.extend(inv)
+            done.extend((op, NEVER, PENDING, -1, -1))
             values.append(None)
         self.end_ns = end
         if values:
             yield self._flush(invoked, done, values)
 
-    def _flush(self, invoked: list[tuple[int, ...]], done: list[tuple[int, ...]],
-               values: list[Any]) -> OpChunk:
+    def _flush(self, invoked: list[int], done: list[int], values: list[Any]) -> OpChunk:
         a = np.array(invoked, dtype=np.int64).reshape(-1, 9)
         b = np.array(done, dtype=np.int64).reshape(-1, 5)
         first = int(a[:, 7].min())

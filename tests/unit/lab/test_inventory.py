@@ -109,7 +109,7 @@ def test_shipped_inventories_load(name: str) -> None:
 
 def test_lab_budgets_include_counts() -> None:
     limits = load(INVENTORIES / "lab.toml").budget().limits
-    assert limits["caller_errors_max"] == 0 and limits["stalled_ops_max"] == 32
+    assert limits["caller_errors_max"] == 0 and limits["stalled_ops_max"] == 256
 
 
 def test_seed_has_three_separated_networks_in_documentation_ranges() -> None:
