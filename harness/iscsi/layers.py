@@ -2,10 +2,11 @@
 
 The model: :class:`ISCSI` is the generic 48-byte BHS; reading bytes through it
 dispatches on the opcode to one flat layer per PDU (``ISCSINopOut`` ...
-``ISCSIReject``), each declaring its whole BHS in ``fields_desc`` with the same
-snake_case names as :mod:`harness.iscsi.codec`, followed by the framing every PDU
-shares: AHS segments, an optional header digest, the data segment padded to 4
-bytes, and an optional data digest. Lengths are filled in at build time and
+``ISCSIReject``), whose ``fields_desc`` is built from the PDU's field table
+(:mod:`harness.iscsi.bhs`, the same table the codec's class is generated from,
+so the names are the codec's), followed by the framing every PDU shares: AHS
+segments, an optional header digest, the data segment padded to 4 bytes, and an
+optional data digest. Lengths are filled in at build time and
 CRC32C digests are computed in ``post_build`` only when left ``None``, so a probe
 can send a wrong one on purpose.
 
@@ -53,31 +54,18 @@ from scapy.fields import (
 from scapy.layers.inet import TCP
 from scapy.packet import Packet, bind_layers
 
+from harness.iscsi import bhs
+from harness.iscsi.bhs import BHS_LENGTH
 from harness.iscsi.codes import (
     AhsType,
-    AsyncEvent,
-    LoginStatusClass,
-    LogoutReason,
-    LogoutResponseCode,
     Opcode,
-    RejectReason,
-    ScsiResponseCode,
-    SnackType,
-    TaskAttribute,
-    TaskManagementFunction,
-    TaskManagementResponseCode,
 )
 from harness.iscsi.digest import crc32c_value
 from harness.iscsi.errors import ProtocolError
 from harness.iscsi.keys import decode_keys
-from harness.iscsi.pdu import BHS_LENGTH, NO_TAG
 
 ISCSI_PORT = 3260
 _OPCODES = {op.value: op.name for op in Opcode}
-_SCSI_STATUS = {0x00: "GOOD", 0x02: "CHECK_CONDITION", 0x04: "CONDITION_MET", 0x08: "BUSY",
-                0x18: "RESERVATION_CONFLICT", 0x28: "TASK_SET_FULL", 0x30: "ACA_ACTIVE",
-                0x40: "TASK_ABORTED"}
-"""SAM-5 status codes, for readable dissections (the values stay plain integers)."""
 
 
 def _names(enum: Any) -> dict[int, str]:
@@ -131,12 +119,12 @@ def _data_length(pkt: ISCSI) -> int:
 
 
 def _framing(opcode: Opcode, byte1: list[Field[Any, Any]], bytes2_3: list[Field[Any, Any]],
-             rest: list[Field[Any, Any]]) -> list[Field[Any, Any]]:
+             rest: list[Field[Any, Any]], *, immediate: bool = False) -> list[Field[Any, Any]]:
     """A whole PDU: byte 0, the opcode-specific bytes 1-3, the lengths, bytes 8-47,
     then AHS, header digest, padded data and data digest."""
     return [
         BitField("reserved", 0, 1),
-        BitField("immediate", 1 if opcode == Opcode.LOGIN_REQUEST else 0, 1),
+        BitField("immediate", int(immediate), 1),
         BitEnumField("opcode", int(opcode), 6, _OPCODES),
         *byte1,
         *bytes2_3,
@@ -155,25 +143,74 @@ def _framing(opcode: Opcode, byte1: list[Field[Any, Any]], bytes2_3: list[Field[
     ]
 
 
-def _final_only(name: str = "final") -> list[Field[Any, Any]]:
-    return [BitField(name, 1, 1), BitField("reserved_flags", 0, 7)]
+def _scapy_names(names: Any) -> dict[int, str]:
+    return names if isinstance(names, dict) else _names(names)
+
+
+def _byte1(table: bhs.Bhs) -> list[Field[Any, Any]]:
+    """Byte 1 of a table, most significant bit first, reserved bits filled in."""
+    by_bit = {f.shift + f.width - 1: f for f in table.flags}
+    out: list[Field[Any, Any]] = []
+    bit = 7
+    gaps = 0
+    while bit >= 0:
+        f = by_bit.get(bit)
+        if f is None:
+            width = 1
+            while bit - width >= 0 and not any(
+                    g.shift <= bit - width <= g.shift + g.width - 1 for g in table.flags):
+                width += 1
+            out.append(BitField("reserved_flags" if not gaps else f"reserved_flag{bit - width + 1}",
+                                0, width))
+            gaps += 1
+            bit -= width
+            continue
+        if isinstance(f, bhs.Fixed):
+            out.append(BitField(f.name, 1, 1))
+        elif isinstance(f, bhs.Flag):
+            out.append(BitField(f.name, int(f.default), 1))
+        elif f.names is not None:
+            out.append(BitEnumField(f.name, int(f.default), f.width, _scapy_names(f.names)))
+        else:
+            out.append(BitField(f.name, f.default, f.width))
+        bit -= f.width
+    return out
+
+
+def _bytes(fields: tuple[bhs.Bytes, ...], offset: int) -> list[Field[Any, Any]]:
+    """Scapy fields for a run of table fields starting at byte ``offset``."""
+    out: list[Field[Any, Any]] = []
+    for f in fields:
+        if isinstance(f, bhs.Reserved):
+            name = bhs.reserved_name(offset)
+            out.append({1: XByteField, 2: XShortField, 4: XIntField}[f.size](name, 0)
+                       if f.size in (1, 2, 4) else _reserved(name, f.size))
+        elif f.raw:
+            out.append(StrFixedLenField(f.name, f.default, f.size))
+        elif f.names is not None:
+            out.append(ByteEnumField(f.name, f.default, _scapy_names(f.names)))
+        elif f.size == 1:
+            out.append((XByteField if f.hex else ByteField)(f.name, f.default))
+        elif f.size == 2:
+            out.append((XShortField if f.hex else ShortField)(f.name, f.default))
+        elif f.size == 4:
+            out.append((XIntField if f.hex else IntField)(f.name, f.default))
+        elif f.size == 8:
+            out.append(XLongField(f.name, f.default))
+        else:
+            out.append(XBitField(f.name, f.default, f.size * 8))
+        offset += f.size
+    return out
+
+
+def _layer_fields(table: bhs.Bhs) -> list[Field[Any, Any]]:
+    """The whole ``fields_desc`` of a PDU's layer, from its field table."""
+    return _framing(table.opcode, _byte1(table), _bytes(table.bytes2_3, 2),
+                    _bytes(table.rest, 8), immediate=table.immediate)
 
 
 def _reserved(name: str, length: int) -> Field[Any, Any]:
     return StrFixedLenField(name, bytes(length), length)
-
-
-def _tag(name: str, default: int = 0) -> Field[Any, Any]:
-    return XIntField(name, default)
-
-
-_LUN = XLongField("lun", 0)
-_RESERVED_2_3 = [XShortField("reserved_2", 0)]
-_STATUS_NUMBERS = ["stat_sn", "exp_cmd_sn", "max_cmd_sn"]
-
-
-def _sns(*names: str) -> list[Field[Any, Any]]:
-    return [IntField(name, 0) for name in names]
 
 
 class ISCSI(Packet):
@@ -297,14 +334,9 @@ def _observe_login(pdu: Packet, session: dict[str, Any]) -> None:
         session["iscsi_data_digest"] = keys.get("DataDigest") == "CRC32C"
 
 
-# --------------------------------------------------------------------- initiator PDUs
-
-
-class ISCSINopOut(ISCSI):
-    name = "iSCSI NOP-Out"
-    fields_desc = _framing(Opcode.NOP_OUT, _final_only(), _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
-        *_sns("cmd_sn", "exp_stat_sn"), _reserved("reserved_32", 16)])
+# --------------------------------------------------------------------- the PDU layers
+# Every layer's fields come from its field table (harness.iscsi.bhs); only names
+# and behaviour are written here.
 
 
 class TextPdu(ISCSI):
@@ -318,14 +350,14 @@ class TextPdu(ISCSI):
             data[: data.rfind(b"\x00") + 1])
 
 
+class ISCSINopOut(ISCSI):
+    name = "iSCSI NOP-Out"
+    fields_desc = _layer_fields(bhs.NOP_OUT)
+
+
 class ISCSIScsiCommand(ISCSI):
     name = "iSCSI SCSI Command"
-    fields_desc = _framing(Opcode.SCSI_COMMAND, [
-        BitField("final", 1, 1), BitField("read", 0, 1), BitField("write", 0, 1),
-        BitField("reserved_flags", 0, 2),
-        BitEnumField("attr", TaskAttribute.SIMPLE, 3, _names(TaskAttribute))], _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), IntField("expected_data_transfer_length", 0),
-        *_sns("cmd_sn", "exp_stat_sn"), StrFixedLenField("cdb", bytes(16), 16)])
+    fields_desc = _layer_fields(bhs.SCSI_COMMAND)
 
     @property
     def whole_cdb(self) -> bytes:
@@ -337,161 +369,82 @@ class ISCSIScsiCommand(ISCSI):
 
 class ISCSITaskManagementRequest(ISCSI):
     name = "iSCSI Task Management Function Request"
-    fields_desc = _framing(Opcode.TASK_MANAGEMENT_REQUEST, [
-        BitField("final", 1, 1),
-        BitEnumField("function", 1, 7, _names(TaskManagementFunction))], _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("referenced_task_tag", NO_TAG),
-        *_sns("cmd_sn", "exp_stat_sn", "ref_cmd_sn", "exp_data_sn"), _reserved("reserved_40", 8)])
-
-
-def _login_flags() -> list[Field[Any, Any]]:
-    stages = {0: "SecurityNegotiation", 1: "LoginOperationalNegotiation", 3: "FullFeaturePhase"}
-    return [BitField("transit", 0, 1), BitField("continue_", 0, 1),
-            BitField("reserved_flags", 0, 2), BitEnumField("csg", 0, 2, stages),
-            BitEnumField("nsg", 0, 2, stages)]
+    fields_desc = _layer_fields(bhs.TASK_MANAGEMENT_REQUEST)
 
 
 class ISCSILoginRequest(TextPdu):
     name = "iSCSI Login Request"
-    fields_desc = _framing(Opcode.LOGIN_REQUEST, _login_flags(),
-                           [ByteField("version_max", 0), ByteField("version_min", 0)], [
-        XBitField("isid", 0, 48), ShortField("tsih", 0), _tag("initiator_task_tag"),
-        ShortField("cid", 0), XShortField("reserved_22", 0), *_sns("cmd_sn", "exp_stat_sn"),
-        _reserved("reserved_32", 16)])
+    fields_desc = _layer_fields(bhs.LOGIN_REQUEST)
 
 
 class ISCSITextRequest(TextPdu):
     name = "iSCSI Text Request"
-    fields_desc = _framing(Opcode.TEXT_REQUEST, [
-        BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],
-        _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
-        *_sns("cmd_sn", "exp_stat_sn"), _reserved("reserved_32", 16)])
+    fields_desc = _layer_fields(bhs.TEXT_REQUEST)
 
 
 class ISCSIDataOut(ISCSI):
     name = "iSCSI SCSI Data-Out"
-    fields_desc = _framing(Opcode.DATA_OUT, _final_only(), _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
-        XIntField("reserved_24", 0), IntField("exp_stat_sn", 0), XIntField("reserved_32", 0),
-        *_sns("data_sn", "buffer_offset"), XIntField("reserved_44", 0)])
+    fields_desc = _layer_fields(bhs.DATA_OUT)
 
 
 class ISCSILogoutRequest(ISCSI):
     name = "iSCSI Logout Request"
-    fields_desc = _framing(Opcode.LOGOUT_REQUEST, [
-        BitField("final", 1, 1), BitEnumField("reason_code", 0, 7, _names(LogoutReason))],
-        _RESERVED_2_3, [
-        _reserved("reserved_8", 8), _tag("initiator_task_tag"), ShortField("cid", 0),
-        XShortField("reserved_22", 0), *_sns("cmd_sn", "exp_stat_sn"),
-        _reserved("reserved_32", 16)])
+    fields_desc = _layer_fields(bhs.LOGOUT_REQUEST)
 
 
 class ISCSISnack(ISCSI):
     name = "iSCSI SNACK Request"
-    fields_desc = _framing(Opcode.SNACK, [
-        BitField("final", 1, 1), BitField("reserved_flags", 0, 3),
-        BitEnumField("type", 0, 4, _names(SnackType))], _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag", NO_TAG), _tag("target_transfer_tag", NO_TAG),
-        XIntField("reserved_24", 0), IntField("exp_stat_sn", 0), _reserved("reserved_32", 8),
-        *_sns("beg_run", "run_length")])
-
-
-# --------------------------------------------------------------------- target PDUs
+    fields_desc = _layer_fields(bhs.SNACK)
 
 
 class ISCSINopIn(ISCSI):
     name = "iSCSI NOP-In"
-    fields_desc = _framing(Opcode.NOP_IN, _final_only(), _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag", NO_TAG), _tag("target_transfer_tag", NO_TAG),
-        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+    fields_desc = _layer_fields(bhs.NOP_IN)
 
 
 class ISCSIScsiResponse(ISCSI):
     name = "iSCSI SCSI Response"
-    fields_desc = _framing(Opcode.SCSI_RESPONSE, [
-        BitField("final", 1, 1), BitField("reserved_flags", 0, 2),
-        BitField("bidirectional_overflow", 0, 1), BitField("bidirectional_underflow", 0, 1),
-        BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
-        BitField("reserved_flag0", 0, 1)], [
-        ByteEnumField("response", 0, _names(ScsiResponseCode)),
-        ByteEnumField("status", 0, _SCSI_STATUS)], [
-        _reserved("reserved_8", 8), _tag("initiator_task_tag"), _tag("snack_tag"),
-        *_sns(*_STATUS_NUMBERS, "exp_data_sn", "bidirectional_read_residual_count",
-              "residual_count")])
+    fields_desc = _layer_fields(bhs.SCSI_RESPONSE)
 
 
 class ISCSITaskManagementResponse(ISCSI):
     name = "iSCSI Task Management Function Response"
-    fields_desc = _framing(Opcode.TASK_MANAGEMENT_RESPONSE, _final_only(), [
-        ByteEnumField("response", 0, _names(TaskManagementResponseCode)),
-        XByteField("reserved_3", 0)], [
-        _reserved("reserved_8", 8), _tag("initiator_task_tag"), XIntField("reserved_20", 0),
-        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+    fields_desc = _layer_fields(bhs.TASK_MANAGEMENT_RESPONSE)
 
 
 class ISCSILoginResponse(TextPdu):
     name = "iSCSI Login Response"
-    fields_desc = _framing(Opcode.LOGIN_RESPONSE, _login_flags(),
-                           [ByteField("version_max", 0), ByteField("version_active", 0)], [
-        XBitField("isid", 0, 48), ShortField("tsih", 0), _tag("initiator_task_tag"),
-        XIntField("reserved_20", 0), *_sns(*_STATUS_NUMBERS),
-        ByteEnumField("status_class", 0, _names(LoginStatusClass)), XByteField("status_detail", 0),
-        _reserved("reserved_38", 10)])
+    fields_desc = _layer_fields(bhs.LOGIN_RESPONSE)
 
 
 class ISCSITextResponse(TextPdu):
     name = "iSCSI Text Response"
-    fields_desc = _framing(Opcode.TEXT_RESPONSE, [
-        BitField("final", 1, 1), BitField("continue_", 0, 1), BitField("reserved_flags", 0, 6)],
-        _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
-        *_sns(*_STATUS_NUMBERS), _reserved("reserved_36", 12)])
+    fields_desc = _layer_fields(bhs.TEXT_RESPONSE)
 
 
 class ISCSIDataIn(ISCSI):
     name = "iSCSI SCSI Data-In"
-    fields_desc = _framing(Opcode.DATA_IN, [
-        BitField("final", 1, 1), BitField("acknowledge", 0, 1), BitField("reserved_flags", 0, 3),
-        BitField("residual_overflow", 0, 1), BitField("residual_underflow", 0, 1),
-        BitField("status_present", 0, 1)], [
-        XByteField("reserved_2", 0), ByteEnumField("status", 0, _SCSI_STATUS)], [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag", NO_TAG),
-        *_sns(*_STATUS_NUMBERS, "data_sn", "buffer_offset", "residual_count")])
+    fields_desc = _layer_fields(bhs.DATA_IN)
 
 
 class ISCSILogoutResponse(ISCSI):
     name = "iSCSI Logout Response"
-    fields_desc = _framing(Opcode.LOGOUT_RESPONSE, _final_only(), [
-        ByteEnumField("response", 0, _names(LogoutResponseCode)), XByteField("reserved_3", 0)], [
-        _reserved("reserved_8", 8), _tag("initiator_task_tag"), XIntField("reserved_20", 0),
-        *_sns(*_STATUS_NUMBERS), XIntField("reserved_36", 0), ShortField("time2wait", 0),
-        ShortField("time2retain", 0), XIntField("reserved_44", 0)])
+    fields_desc = _layer_fields(bhs.LOGOUT_RESPONSE)
 
 
 class ISCSIR2T(ISCSI):
     name = "iSCSI Ready To Transfer"
-    fields_desc = _framing(Opcode.R2T, _final_only(), _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag"), _tag("target_transfer_tag"),
-        *_sns(*_STATUS_NUMBERS, "r2t_sn", "buffer_offset", "desired_data_transfer_length")])
+    fields_desc = _layer_fields(bhs.R2T)
 
 
 class ISCSIAsyncMessage(ISCSI):
     name = "iSCSI Asynchronous Message"
-    fields_desc = _framing(Opcode.ASYNC_MESSAGE, _final_only(), _RESERVED_2_3, [
-        _LUN, _tag("initiator_task_tag", NO_TAG), XIntField("reserved_20", 0),
-        *_sns(*_STATUS_NUMBERS), ByteEnumField("async_event", 0, _names(AsyncEvent)),
-        ByteField("async_vcode", 0), ShortField("parameter1", 0), ShortField("parameter2", 0),
-        ShortField("parameter3", 0), XIntField("reserved_44", 0)])
+    fields_desc = _layer_fields(bhs.ASYNC_MESSAGE)
 
 
 class ISCSIReject(ISCSI):
     name = "iSCSI Reject"
-    fields_desc = _framing(Opcode.REJECT, _final_only(), [
-        ByteEnumField("reason", 0, _names(RejectReason)), XByteField("reserved_3", 0)], [
-        _reserved("reserved_8", 8), _tag("initiator_task_tag", NO_TAG),
-        XIntField("reserved_20", 0), *_sns(*_STATUS_NUMBERS, "data_sn"),
-        _reserved("reserved_40", 8)])
+    fields_desc = _layer_fields(bhs.REJECT)
 
 
 PDU_LAYERS: dict[int, type[ISCSI]] = {

@@ -1,11 +1,15 @@
-"""The base of the RFC 7143 PDU classes and the AHS helpers they share.
+"""The base of the RFC 7143 PDU classes, the code generated from their field tables,
+and the AHS helpers they share.
 
 There is one ``__slots__`` class per opcode (:mod:`harness.iscsi.initiator_pdus`,
-:mod:`harness.iscsi.target_pdus`). Each class knows its own 48-byte Basic Header
-Segment: a ``struct.Struct`` compiled once per opcode packs and unpacks the whole
-BHS in one call, flag bits included, so no per-field Python loop runs on the hot
-path. The framing around
-the BHS (AHS, padding, digests, lengths) is :mod:`harness.iscsi.codec`'s job.
+:mod:`harness.iscsi.target_pdus`), and each names its field table
+(:mod:`harness.iscsi.bhs`) as ``layout``. When the class is created, its
+``__init__``, ``pack_bhs`` and ``unpack`` are generated from that table as
+straight-line code over one ``struct.Struct`` compiled for the opcode, which
+packs and unpacks the whole 48-byte BHS in one call, flag bits included: no
+per-field Python loop runs on the hot path, and no field name is written twice.
+The framing around the BHS (AHS, padding, digests, lengths) is
+:mod:`harness.iscsi.codec`'s job.
 
 Field names are RFC 7143's in snake_case. Every PDU has ``opcode``, ``immediate``,
 ``initiator_task_tag``, ``ahs`` (the raw Additional Header Segments, bytes) and
@@ -17,14 +21,14 @@ set on encode. ``continue_`` is the C bit of Login and Text PDUs.
 from __future__ import annotations
 
 from struct import Struct
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from harness.iscsi.bhs import BHS_LENGTH, NO_TAG, Bhs, Bits, Field, Fixed, Flag, Reserved
 from harness.iscsi.codes import AhsType, Opcode
 from harness.iscsi.errors import ProtocolError
 
-BHS_LENGTH = 48
 CDB_IN_BHS = 16
-NO_TAG = 0xFFFFFFFF
+__all__ = ["BHS_LENGTH", "CDB_IN_BHS", "NO_TAG", "Pdu"]
 
 _AHS_HEADER = Struct(">HBB")
 _BIDI_AHS = Struct(">HBBI")
@@ -35,6 +39,7 @@ class Pdu:
 
     __slots__ = ("ahs", "data", "immediate", "initiator_task_tag")
     opcode: ClassVar[Opcode]
+    layout: ClassVar[Bhs]
     fields: ClassVar[tuple[str, ...]] = ()
     _struct: ClassVar[Struct]
 
@@ -44,6 +49,8 @@ class Pdu:
         for klass in reversed(cls.__mro__):
             names.extend(klass.__dict__.get("__slots__", ()))
         cls.fields = tuple(names)
+        if "layout" in cls.__dict__:
+            _generate(cls, cls.layout)
 
     def __init__(
         self, *, immediate: bool, initiator_task_tag: int, ahs: bytes, data: bytes
@@ -81,12 +88,110 @@ class Pdu:
         raise NotImplementedError
 
 
-def _new(cls: type[Pdu], immediate: bool, ahs: bytes, data: bytes) -> Pdu:
-    self = object.__new__(cls)
-    self.immediate = immediate
-    self.ahs = ahs
-    self.data = data
-    return self
+_STRUCT_CODES = {1: "B", 2: "H", 4: "I", 6: "HI", 8: "Q"}
+
+
+def _generate(cls: type[Pdu], layout: Bhs) -> None:
+    """Give ``cls`` the ``__init__``, ``pack_bhs`` and ``unpack`` its table describes.
+
+    The code is generated as source and compiled once, so each method is the
+    straight-line code one would write by hand for this opcode.
+    """
+    if cls.__dict__.get("__slots__") != layout.slots:
+        raise TypeError(f"{cls.__name__}.__slots__ must be {layout.title}'s layout.slots")
+    opcode = int(layout.opcode)
+    fmt = [">BB"]
+    b1_parts: list[str] = []
+    fixed = 0
+    b1_unpack: list[str] = []
+    for f in layout.flags:
+        mask = (1 << f.width) - 1
+        if isinstance(f, Fixed):
+            fixed |= 1 << f.bit
+        elif isinstance(f, Flag):
+            b1_parts.append(f"(self.{f.name} << {f.bit})" if f.bit else f"self.{f.name}")
+            b1_unpack.append(f"self.{f.name} = bool(b1 & {1 << f.bit:#x})")
+        else:
+            assert isinstance(f, Bits)
+            shifted = f"(self.{f.name} & {mask:#x})"
+            b1_parts.append(f"({shifted} << {f.shift})" if f.shift else shifted)
+            b1_unpack.append(f"self.{f.name} = (b1 >> {f.shift}) & {mask:#x}" if f.shift
+                             else f"self.{f.name} = b1 & {mask:#x}")
+    if fixed:
+        b1_parts.insert(0, f"{fixed:#x}")
+    pack_args = [f"({opcode | 0x40:#x} if self.immediate else {opcode:#x})",
+                 " | ".join(b1_parts) or "0"]
+    unpack_names = ["b0", "b1" if b1_unpack else "_"]
+    unpack_sets: list[str] = []
+    for part in (layout.bytes2_3, (None,), layout.rest):
+        for f in part:
+            if f is None:  # bytes 4-7: TotalAHSLength and DataSegmentLength
+                fmt.append("I")
+                pack_args.append("lengths")
+                unpack_names.append("_")
+            elif isinstance(f, Reserved):
+                fmt.append(f"{f.size}x")
+            elif f.raw:
+                fmt.append(f"{f.size}s")
+                pack_args.append(f"self.{f.name}")
+                unpack_names.append(f"self.{f.name}")
+            elif f.size == 6:  # a 48-bit field (the ISID): 16 + 32 bits
+                fmt.append("HI")
+                pack_args += [f"self.{f.name} >> 32", f"self.{f.name} & 0xFFFFFFFF"]
+                unpack_names += [f"{f.name}_hi", f"{f.name}_lo"]
+                unpack_sets.append(f"self.{f.name} = ({f.name}_hi << 32) | {f.name}_lo")
+            else:
+                fmt.append(_STRUCT_CODES[f.size])
+                pack_args.append(f"self.{f.name}")
+                unpack_names.append(f"self.{f.name}")
+    struct = Struct("".join(fmt))
+    if struct.size != BHS_LENGTH:
+        raise TypeError(f"{layout.title}: the table packs {struct.size} bytes, not 48")
+    table_fields = layout.fields
+    namespace: dict[str, Any] = {"_pack": struct.pack, "_unpack_from": struct.unpack_from,
+                                 "_new": object.__new__}
+    params = [f"immediate={layout.immediate!r}"]
+    body = ["self.immediate = immediate", "self.ahs = ahs", "self.data = data"]
+    for f in table_fields:
+        namespace[f"_d_{f.name}"] = f.default
+        params.append(f"{f.name}=_d_{f.name}")
+        if isinstance(f, Field) and f.raw:
+            body.append(f"self.{f.name} = {f.name} if len({f.name}) >= {f.size} "
+                        f"else {f.name}.ljust({f.size}, b'\\x00')")
+        else:
+            body.append(f"self.{f.name} = {f.name}")
+    extras = []
+    for name, default in layout.extras:
+        namespace[f"_d_{name}"] = default
+        params.append(f"{name}=_d_{name}")
+        body.append(f"self.{name} = {name}")
+        extras.append(f"self.{name} = _d_{name}")
+    params += ["ahs=b''", "data=b''"]
+    after_ahs = ["if ahs:", "    self._unpack_ahs(ahs)"] if hasattr(cls, "_unpack_ahs") else []
+    source = "\n".join([
+        f"def __init__(self, *, {', '.join(params)}):",
+        *(f"    {line}" for line in body),
+        "",
+        "def pack_bhs(self, lengths):",
+        f"    return _pack({', '.join(pack_args)})",
+        "",
+        "def unpack(cls, bhs, ahs, data):",
+        "    self = _new(cls)",
+        f"    ({', '.join(unpack_names)}) = _unpack_from(bhs)",
+        "    self.immediate = bool(b0 & 0x40)",
+        "    self.ahs = ahs",
+        "    self.data = data",
+        *(f"    {line}" for line in (*b1_unpack, *unpack_sets, *extras, *after_ahs)),
+        "    return self",
+    ])
+    exec(compile(source, f"<bhs table {layout.title}>", "exec"), namespace)
+    for name in ("__init__", "pack_bhs", "unpack"):
+        namespace[name].__qualname__ = f"{cls.__name__}.{name}"
+    cls.opcode = layout.opcode
+    cls._struct = struct
+    cls.__init__ = namespace["__init__"]  # type: ignore[method-assign]
+    cls.pack_bhs = namespace["pack_bhs"]  # type: ignore[method-assign]
+    cls.unpack = classmethod(namespace["unpack"])  # type: ignore[method-assign,assignment]
 
 
 def iter_ahs(ahs: bytes) -> list[tuple[int, bytes]]:
