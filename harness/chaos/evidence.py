@@ -12,7 +12,9 @@ run proves that it did, in what the site itself shows:
 - an iSCSI path broken: the cluster node's MPIO took that path down;
 - a link delayed (sync or path): the writes that crossed it took at least the delay;
 - a disk fault on one replica: that replica left Synchronized, I/O on its paths
-  failed, or (slow) took at least the delay.
+  failed, or (slow) took at least the delay;
+- a node cut off from the witness: it lost the vote (left Synchronized) at the
+  next decision (a witness cut alone changes nothing until then).
 
 Node and link states are sampled *live* right after the inject (``LiveProbe``,
 polling until the fault's end or ``LIVE_DEADLINE_S``); what only the history
@@ -186,6 +188,7 @@ def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
         "heartbeat": "a node reporting its heartbeat link lost",
         "path": "the cluster node's MPIO taking the path down, or I/O on it slowed",
         "disk": "the replica leaving Synchronized, or I/O on its paths failing or slowed",
+        "witness": "the node cut off from the witness losing the vote (leaving Synchronized)",
     }.get(what, "any visible change")
     return f"no evidence that {spec} took effect: expected {expected}"
 
@@ -218,7 +221,9 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None, history: Record
                     f"{statistics.median(lat) / 1e6:.1f} ms (delay {delay_ms:g} ms)")
         return None
     hosts = [target] if what in ("node", "disk") else [r.host for r in device.replicas]
-    if what in ("node", "disk", "sync"):
+    if what == "witness":  # the witness only matters at a decision: the cut node lost the vote
+        hosts = [target.rsplit("/", 1)[-1]]
+    if what in ("node", "disk", "sync", "witness"):
         for r in history.replicas:
             if start <= r.time_ns <= end and r.state != "synchronized" and \
                     any(r.replica == f"{device.alias}@{h}" for h in hosts):

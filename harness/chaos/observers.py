@@ -23,6 +23,8 @@ POLL_S = 0.2  # replica state sampling period
 # alias -> host -> state word ("Synchronized", "Not synchronized", ...)
 ReplicaStates = Callable[[], Mapping[str, Mapping[str, str]]]
 
+NODE_ACTIONS = ("kill", "freeze", "stop", "restart", "crash", "power-loss")
+
 # the budget each kind of fault is judged by (the inventory's [budgets.*] names)
 BUDGET_OF_KIND = {
     "path-cut": "path_failover_s",
@@ -85,7 +87,8 @@ class FaultLog:
     def fault_start(self, name: str, *, time_ns: int | None = None, **attrs: Any) -> int:
         spec = FaultSpec.of(attrs["action"], attrs["target"], **attrs.get("params", {}))
         kind = kind_of(self.faults, spec)
-        node_fault = "/" not in spec.target and bool(self.faults.hosts_lost.get(spec))
+        node_fault = "/" not in spec.target and (
+            spec.action in NODE_ACTIONS or spec.action.startswith("disk-"))
         budget = BUDGET_OF_KIND.get(kind, "node_failover_s" if node_fault else "path_failover_s")
         return self.history.fault_start(
             name, time_ns=time_ns, kind=kind, paths=self.lost_paths(spec), budget=budget, **attrs

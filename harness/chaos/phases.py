@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,40 @@ READ_RATIO = 0.25
 
 class SteadyStateError(SplitbrainError):
     """The site was not in its steady state (all Synchronized, all paths up) before a fault."""
+
+
+class PathTracker:
+    """A block device that remembers when each path last completed an operation."""
+
+    def __init__(self, device: MultipathBlockDevice) -> None:
+        self.device = device
+        self.events = device.events
+        self.name = device.name
+        self.last_ok: dict[str, int] = {}
+
+    @property
+    def block_size(self) -> int:
+        return self.device.block_size
+
+    @property
+    def num_blocks(self) -> int:
+        return self.device.num_blocks
+
+    async def read(self, lba: int, count: int) -> Any:
+        done = await self.device.read(lba, count)
+        self.last_ok[done.path] = time.monotonic_ns()
+        return done
+
+    async def write(self, lba: int, data: bytes) -> Any:
+        done = await self.device.write(lba, data)
+        self.last_ok[done.path] = time.monotonic_ns()
+        return done
+
+    async def flush(self) -> None:
+        await self.device.flush()
+
+    async def close(self) -> None:
+        await self.device.close()
 
 
 def merge_results(results: list[WorkloadResult]) -> WorkloadResult:
@@ -203,7 +238,11 @@ class RunPhases:
     ) -> WorkloadResult:
         run = self.run
         per_node = len(specs) // len(devices)
-        workloads = [Workload(devices[i // per_node], spec, history, first_writer=first)
+        tracked = [PathTracker(d) for d in devices]
+        extra = run.paths_back_deadline() if run.settings.until_paths_back else 0.0
+        workloads = [Workload(tracked[i // per_node],
+                              replace(spec, duration=run.settings.duration_s + extra),
+                              history, first_writer=first)
                      for i, (first, spec) in enumerate(specs)]
         nemesis = Nemesis(schedule, run.build_fault(),
                           FaultLog(history, self.faults, self.where()),
@@ -216,6 +255,8 @@ class RunPhases:
                     w.stop()
 
         faults.add_done_callback(nemesis_done)
+        watch = asyncio.create_task(self._until_paths_back(workloads, tracked, faults)) \
+            if extra else None
         try:
             results = await asyncio.gather(*(w.run() for w in workloads))
         except BaseException:
@@ -224,12 +265,37 @@ class RunPhases:
                 await faults
             raise
         nemesis.stop()  # the schedule ends before the workload; this is a no-op then
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         try:
             injected = await faults
             run.meta["faults_injected"] = injected
         except SplitbrainError as exc:
             run.run_problems.append(Problem("fault_failed", f"the nemesis stopped: {exc}"))
         return merge_results(results)
+
+    async def _until_paths_back(self, workloads: list[Workload], tracked: list[PathTracker],
+                                faults: asyncio.Task[Any]) -> None:
+        """Stop the workload once it ran its duration, the last fault healed and every path
+        carried I/O again after that heal (the workload's own deadline bounds the wait)."""
+        run = self.run
+        t0 = time.monotonic_ns()
+        end = t0 + int(run.settings.duration_s * 1e9)
+        while time.monotonic_ns() < end or not faults.done():
+            await asyncio.sleep(0.1)
+        healed = time.monotonic_ns()
+        names = [p.name for p in self.all_paths]
+        while True:
+            last = {n: t for tr in tracked for n, t in tr.last_ok.items()}
+            missing = [n for n in names if last.get(n, 0) < healed]
+            if not missing:
+                run.meta["paths_back_s"] = round((time.monotonic_ns() - healed) / 1e9, 3)
+                break
+            await asyncio.sleep(0.1)
+        for w in workloads:
+            w.stop()
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -91,6 +91,8 @@ class RunSettings:
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)
+    # after the last heal, write on until every path carried I/O again (heal_to_all_paths_s)
+    until_paths_back: bool = False
 
 
 @dataclass
@@ -280,6 +282,9 @@ class ChaosRun:
     def replica_watch(self, history: Any) -> ReplicaWatch:
         hosts = [r.host for r in sorted(self.device.replicas, key=lambda r: r.priority)]
         return ReplicaWatch(replica_reader(self.sut), self.device.alias, hosts, history)
+
+    def paths_back_deadline(self) -> float:
+        return float(self.budget.get("heal_to_all_paths_s", 10.0))
 
     def settle_deadline(self) -> float:
         if self.settings.settle_s is not None:

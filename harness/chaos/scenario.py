@@ -326,7 +326,7 @@ def run_schedule(
         fault_kinds=tuple(faults.by_kind), writers=scenario.writers,
         queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
-        catalogue=faults, read_back_every_path=False,
+        catalogue=faults, read_back_every_path=False, until_paths_back=True,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),

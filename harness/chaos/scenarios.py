@@ -2,7 +2,8 @@
 
 Times fit the lab's timers (sync loss after 1 s of silence, the fence one more
 second, heartbeat 0.5 s, MPIO NOP every 2 s with a 2 s timeout); a real site's
-inventory budgets judge them the same way. ``SCENARIOS`` is ordered by family.
+inventory budgets judge them the same way. ``SCENARIOS`` is ordered by family, except
+that the thin-pool scenario comes first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from harness.chaos.scenario import FAMILIES, FaultTemplate, Scenario, ScenarioEr
 F = FaultTemplate.of
 
 SCENARIOS: tuple[Scenario, ...] = (
+    # first: a full thin pool only refuses writes to blocks not yet allocated, and a fresh
+    # lab's disks are all unallocated (on a disk that is full of data already the fault
+    # changes nothing, and the scenario says so: a failed injection)
+    Scenario("disk-nospace-secondary", "disk",
+             "The secondary's thin pool is full: it leaves the device without diverging.",
+             (F(1.0, 2.5, "disk-nospace", "secondary"),)),
     # -- sync link: writes arrive at both nodes (two cluster nodes, round robin) ------------
     Scenario("sync-reset", "sync-link",
              "The sync link resets: the lower priority stops serving, I/O carries on through "
@@ -82,6 +89,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              "brain: the node without the witness's vote stops, whatever the schedule.",
              (F(1.5, 4.0, "blackhole", "sync"), F(1.5, 4.0, "blackhole", "heartbeat")),
              strategy="node-majority"),
+    Scenario("majority-primary-loses-witness", "split-brain",
+             "Under node majority the sync link is lost while the primary is also cut off "
+             "from the witness: the partner wins the vote and carries on; no write the primary "
+             "acknowledged in the window before its decision may be missing there.",
+             (F(1.0, 3.0, "blackhole", "sync"), F(1.0, 3.0, "blackhole", "witness:primary")),
+             strategy="node-majority"),
     # -- double failures and resync races ---------------------------------------------------
     Scenario("kill-survivor-during-resync", "double",
              "The partner falls out (sync black hole), and the survivor is killed while it "
@@ -91,7 +104,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("kill-sequencer-mid-burst", "double",
              "The sequencer is killed in the middle of a deep write burst: orders in flight "
              "are either on both replicas or reported, never on one side only after resync.",
-             (F(1.5, 2.5, "kill", "primary"),), writers=8, queue_depth=8),
+             (F(1.5, 2.5, "kill", "primary"),), writers=4, queue_depth=4),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",
@@ -100,6 +113,21 @@ SCENARIOS: tuple[Scenario, ...] = (
              "Both storage nodes die and restart together: a stale replica is not served "
              "until it is resynchronized or marked.",
              (F(2.0, 2.0, "kill", "primary"), F(2.0, 2.0, "kill", "secondary")),
+             settle_s=20.0, outage=(0, 1)),
+    # -- power loss: the writes a node had not made durable are gone -----------------------
+    Scenario("power-loss-primary", "power-loss",
+             "The primary loses power under load (its un-synced writes discarded): "
+             "write-through means every acknowledged write survives on the partner and, "
+             "after the resync, on both.",
+             (F(1.5, 2.5, "power-loss", "primary"),)),
+    Scenario("power-loss-secondary", "power-loss",
+             "The secondary loses power under load: it comes back Not synchronized and "
+             "resyncs; nothing acknowledged is lost.",
+             (F(1.5, 2.5, "power-loss", "secondary"),)),
+    Scenario("power-loss-both", "power-loss",
+             "Both storage nodes lose power at once: after the restart every acknowledged "
+             "write is on disk (write-through), and a stale replica is not served.",
+             (F(1.5, 2.0, "power-loss", "primary"), F(1.5, 2.0, "power-loss", "secondary")),
              settle_s=20.0, outage=(0, 1)),
     # -- disk faults on one replica ----------------------------------------------------------
     Scenario("disk-eio-secondary", "disk",
@@ -110,9 +138,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The secondary's disk is slow (50 ms per I/O): mirrored writes wait, nothing "
              "is lost or times out.",
              (F(1.0, 2.5, "disk-slow", "secondary", delay_ms=50.0),)),
-    Scenario("disk-nospace-secondary", "disk",
-             "The secondary's thin pool is full: it leaves the device without diverging.",
-             (F(1.0, 2.5, "disk-nospace", "secondary"),)),
 )
 
 

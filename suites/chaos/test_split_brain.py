@@ -34,7 +34,8 @@ def test_heartbeat_partition_is_reported_and_never_merged_silently(
         assert done.result.result in (ResultWord.SUCCESS, ResultWord.WARNING), explain(done)
 
 
-def test_node_majority_never_splits(chaos: Callable[[str], ScenarioRun]) -> None:
-    done = chaos("split-brain-node-majority")
+@pytest.mark.parametrize("name", ["split-brain-node-majority", "majority-primary-loses-witness"])
+def test_node_majority_never_splits(chaos: Callable[[str], ScenarioRun], name: str) -> None:
+    done = chaos(name)
     assert done.evidence and all(e.proved for e in done.evidence), explain(done)
     assert done.result.result is ResultWord.SUCCESS, explain(done)

@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 # Scenarios that find a defect of the bundled HA device that is not fixed yet (docs/chaos.md):
 # they must fail with this diagnosis until the fix lands, then pass. Empty this as fixes land.
 KNOWN_DEFECTS = {
-    "split-brain-heal-late": "merged silently",
-    "split-brain-heal-early": "merged silently",
+    "primary-freeze": "split brain",
 }
 
 
