@@ -366,6 +366,18 @@ class LabCluster:
 
         return self._wait(ready, f"the node {node} to record VM {vm}", 10.0)
 
+    def vm_status(self, vm: str) -> dict[str, Any]:
+        """What the VM's process says of itself: state, segment, workload counts (``ops``)."""
+        self._vm(vm)
+        owner = self.owner(vm)
+        if owner is None:
+            raise ClusterError(f"VM {vm} is not running on any node")
+        return request(self._vm_endpoint(vm, owner), "status")
+
+    def wait(self, probe: Any, what: str, deadline_s: float = 30.0) -> Any:
+        """Wait until ``probe()`` returns something true (tenacity, explicit deadline)."""
+        return self._wait(probe, what, deadline_s)
+
     def move(self, vm: str, node: str, kind: str = "live") -> MigrationReport:
         """Move VM role ``vm`` to ``node`` by ``kind`` ("live" or "quick") migration."""
         if kind not in ("live", "quick"):

@@ -53,7 +53,7 @@ class MigrationScenario:
 
 
 def _wait_precopy(cluster: LabCluster, vm: str, node: str, stop: threading.Event) -> bool:
-    endpoint = cluster._vm_endpoint(vm, node)
+    endpoint = cluster._vm_endpoint(vm, node)  # the source's VM, not whichever owns it later
     while not stop.is_set():
         with contextlib.suppress(ControlError):
             if request(endpoint, "status", timeout_s=2.0)["state"] == "Migrating":

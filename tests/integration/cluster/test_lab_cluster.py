@@ -4,6 +4,7 @@ bad input. Every run is judged by the project's checkers over the VM's joined hi
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -22,20 +23,15 @@ LOAD = {"writers": 2, "queue_depth": 2, "block_sizes": [4096, 16384], "rate": 30
 
 def ops_done(cluster: LabCluster, vm: str) -> int:
     """Operations the VM's current process has completed (it is running there)."""
-    from harness.cluster.control import request
-
-    owner = cluster.owner(vm)
-    assert owner is not None
-    status = request(cluster._vm_endpoint(vm, owner), "status")
-    return int(status["ops"]["ops"])
+    return int(cluster.vm_status(vm)["ops"]["ops"])
 
 
 def wait_ops(cluster: LabCluster, vm: str, more_than: int) -> None:
-    cluster._wait(lambda: ops_done(cluster, vm) > more_than, f"{vm} to make progress", 30.0)
+    cluster.wait(lambda: ops_done(cluster, vm) > more_than, f"{vm} to make progress", 30.0)
 
 
-def test_live_migration_20_times_under_load(cluster: LabCluster,
-                                            cluster_sut: SystemUnderTest) -> None:
+def test_live_migration_20_times_under_load(cluster: LabCluster, cluster_sut: SystemUnderTest,
+                                            record_property: Any) -> None:
     """1. vm1 runs on Demo1 with a stamped workload and memory dirtied 2000 pages/s.
     2. It live-migrates 20 times, Demo1 <-> Demo2, while the workload runs.
     3. After stopping it: no I/O error, no lost, stale, torn or duplicated write, no I/O
@@ -54,18 +50,21 @@ def test_live_migration_20_times_under_load(cluster: LabCluster,
     handover = verdict.verdict("handover")
     assert handover is not None and handover.stats["segments"] == 21
     budget = judge_migrations(reports, cluster_sut.budget.limits)
+    for name in ("blackout_p50_s", "blackout_p99_s", "blackout_max_s", "total_max_s"):
+        record_property(name, budget.stats[name])  # reported in the JUnit XML
     assert budget.valid, budget.summary()
     assert budget.stats["live"] == 20 and budget.stats["blackout_p99_s"] > 0
     assert all(r.passes and r.passes[0].pages == r.memory_bytes // 4096 for r in reports)
     assert all(r.announce.startswith("Not Applicable") for r in reports)
 
 
-def test_quick_migration_reports_downtime(cluster: LabCluster,
-                                          cluster_sut: SystemUnderTest) -> None:
+def test_quick_migration_reports_downtime(cluster: LabCluster, cluster_sut: SystemUnderTest,
+                                          record_property: Any) -> None:
     cluster.add_vm(VmSpec("vmq", workload=LOAD), "Demo1")
     wait_ops(cluster, "vmq", 10)
     report = cluster.move("vmq", "Demo2", "quick")
     assert report.kind == "quick" and report.blackout_s > 0
+    record_property("quick_migration_downtime_s", report.blackout_s)
     assert cluster.owner("vmq") == "Demo2"
     wait_ops(cluster, "vmq", 5)
     cluster.stop_vm("vmq")
