@@ -181,7 +181,7 @@ class Session:
         from harness.report.scenario_record import record_scenario
 
         r = done.result
-        record_scenario(results, r, output)
+        record_scenario(results, r, output, inventory=self.inventory.path)
         if r.result is ResultWord.FAILED:
             self.failed += 1
         took = r.numbers.get("elapsed_s", 0)

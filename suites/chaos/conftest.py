@@ -21,6 +21,7 @@ from fixtures.plugin import SETTINGS_KEY
 from harness.chaos.scenario import ScenarioError, ScenarioRun, device_for, run_scenario
 from harness.chaos.scenarios import by_name
 from harness.checks.results import ResultsDir, ResultWord
+from harness.report.allure_results import publish
 from harness.report.scenario_record import record_scenario
 
 
@@ -44,7 +45,9 @@ def chaos(sut: object, pytestconfig: pytest.Config,
         output = chaos_results.path / "runs" / f"{name}-{settings.seed}"
         done = run_scenario(sut, scenario, seed=settings.seed, output=output,
                             budget_profile=settings.budget_profile)
-        record_scenario(chaos_results, done.result, output)
+        record_scenario(chaos_results, done.result, output,
+                        inventory=sut.inventory.path)  # type: ignore[attr-defined]
+        publish(done.result, chaos_results.path)  # Allure labels, steps, attachments
         return done
 
     return run

@@ -13,6 +13,7 @@ import warnings
 import pytest
 
 from harness.checks.results import CheckResult, ResultsDir, ResultWord
+from harness.report.allure_results import publish
 from harness.validation.runner import find, run_one
 from harness.validation.site import ValidationSite
 
@@ -25,6 +26,7 @@ def wizard(name: str, site: ValidationSite, results: ResultsDir) -> CheckResult:
     """Run the check named ``name`` (as the wizard names it) and turn its word into pytest's."""
     result = run_one(find(name), site)
     results.write(result)
+    publish(result, results.path)  # Allure labels, steps and evidence (with --alluredir)
     word = result.result
     if word is ResultWord.WARNING:
         warnings.warn(ValidationWarning(f"{name}: {result.reason}"), stacklevel=2)
