@@ -37,26 +37,29 @@ print(json.dumps([{"op": p[ARP].op, "hwsrc": p[ARP].hwsrc, "psrc": p[ARP].psrc,
 
 
 @pytest.fixture(scope="module")
-def netns_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+def netns_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemUnderTest]:
     if os.geteuid() != 0:
         pytest.skip("the netns lab needs root (network namespaces)")
     for program, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(program) is None:
             pytest.skip(f"needs the Debian package {package} ({program})")
     inventory = load(INVENTORY)
-    root = tmp_path_factory.mktemp("netns-cluster")
-    lab = NetnsLab(root / "lab")
+    lab = NetnsLab(tmp_path_factory.mktemp("netns-cluster") / "lab")
     lab.up(inventory)
     try:
-        cluster = LabCluster(SystemUnderTest(inventory, lab), root / "cluster",
-                             heartbeat=HeartbeatSettings(0.2, 5))
-        cluster.start()
-        try:
-            yield cluster
-        finally:
-            cluster.stop()
+        yield SystemUnderTest(inventory, lab)
     finally:
         lab.down()
+
+
+@pytest.fixture
+def netns_cluster(netns_sut: SystemUnderTest, tmp_path: Path) -> Iterator[LabCluster]:
+    cluster = LabCluster(netns_sut, tmp_path / "cluster", heartbeat=HeartbeatSettings(0.2, 5))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def test_a_live_migrated_vm_is_announced_by_gratuitous_arp(netns_cluster: LabCluster) -> None:
@@ -86,4 +89,31 @@ def test_a_live_migrated_vm_is_announced_by_gratuitous_arp(netns_cluster: LabClu
     assert {n.name: n.state for n in cluster.nodes()} == {"Demo1": "Up", "Demo2": "Up"}
     cluster.stop_vm("vm-n")
     verdict = cluster.check_vm("vm-n", errors_allowed=False)
+    assert verdict.valid, [p.message for p in verdict.problems][:10]
+
+
+def test_a_node_whose_heartbeat_interface_goes_down_stops_its_roles(
+        netns_cluster: LabCluster) -> None:
+    """1. vm-p runs on Demo2; Demo1 owns the witness.
+    2. Demo2's interface on the heartbeat bridge goes down (its iSCSI interfaces stay up).
+    3. Demo1 fences Demo2 on the witness and the CSV and restarts vm-p; Demo2, fenced, stops
+       vm-p and its cluster service.
+    4. vm-p's disk holds every write it acknowledged, on either node."""
+    cluster = netns_cluster
+    assert {n.name: n.witness_owner for n in cluster.nodes()}["Demo1"] is True
+    cluster.add_vm(VmSpec("vm-p", workload={"writers": 2, "queue_depth": 2, "rate": 200.0}),
+                   "Demo2")
+    cluster.wait(lambda: cluster.vm_status("vm-p")["ops"]["ops"] > 30, "vm-p to write")
+    lab = cluster.sut.lab
+    demo2 = lab.namespace("Demo2")
+    iface = lab.record().extra["interfaces"]["heartbeat"]
+    demo2.set_link(iface, up=False)
+    try:
+        cluster.wait(lambda: cluster.owner("vm-p") == "Demo1", "vm-p to restart on Demo1", 60)
+        assert {n.name: n.state for n in cluster.nodes()} == {"Demo1": "Up", "Demo2": "Down"}
+        cluster.wait(lambda: cluster.vm_status("vm-p")["ops"]["ops"] > 10, "vm-p to write")
+        cluster.stop_vm("vm-p")
+    finally:
+        demo2.set_link(iface, up=True)
+    verdict = cluster.check_vm("vm-p", handed_over=set())
     assert verdict.valid, [p.message for p in verdict.problems][:10]
