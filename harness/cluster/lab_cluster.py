@@ -103,8 +103,11 @@ class LabCluster:
 
         self.sut = sut
         self.root = Path(root)
-        self.heartbeat = heartbeat or HeartbeatSettings()
-        self.migration = migration or MigrationSettings()
+        settings = sut.inventory.cluster  # [cluster] of the inventory, Windows defaults
+        self.heartbeat = heartbeat or HeartbeatSettings(settings.same_subnet_delay_s,
+                                                        settings.same_subnet_threshold)
+        self.migration = migration or MigrationSettings(
+            pass_limit=settings.live_migration_pass_limit)
         self.node_names = [h.name for h in sut.inventory.hosts_with_role(HostRole.CLUSTER_NODE)]
         by_purpose = {d.purpose: d.alias for d in sut.inventory.devices.values()}
         try:

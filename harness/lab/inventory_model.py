@@ -334,6 +334,18 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The failover cluster's own settings (``[cluster]``): heartbeat and live migration.
+
+    Defaults after Windows (reference notes 1.7 and 4.1): SameSubnetDelay 1 s,
+    SameSubnetThreshold 5 (WS2012), and Hyper-V's 5 pre-copy passes."""
+
+    same_subnet_delay_s: float = 1.0
+    same_subnet_threshold: int = 5
+    live_migration_pass_limit: int = 5
+
+
+@dataclass(frozen=True)
 class LabSettings:
     backend: str = "loopback"
     state_dir: Path | None = None
@@ -350,6 +362,7 @@ class Inventory:
     mpio: MpioSettings
     lab: LabSettings | None
     storage: StorageSettings = field(default_factory=StorageSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def host(self, name: str) -> Host:
         try:

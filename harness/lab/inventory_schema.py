@@ -22,6 +22,7 @@ from harness.lab.inventory_model import (
     TARGET_NAME,
     Access,
     BudgetProfile,
+    ClusterSettings,
     FailoverStrategy,
     HaDevice,
     Host,
@@ -40,7 +41,7 @@ from harness.lab.inventory_model import (
 )
 from harness.lab.toml_source import KeyPath, TomlSource, did_you_mean
 
-_TOP = ("site", "networks", "hosts", "devices", "budgets", "mpio", "lab", "storage")
+_TOP = ("site", "networks", "hosts", "devices", "budgets", "mpio", "lab", "storage", "cluster")
 
 
 class _Reader:
@@ -169,6 +170,7 @@ def build(source: TomlSource) -> Inventory:
     mpio = _mpio(r, top.get("mpio", {}))
     lab = _lab(r, top["lab"], source.path) if "lab" in top else None
     storage = real_site.storage(r, top.get("storage", {}))
+    cluster = _cluster(r, top.get("cluster", {}))
     for alias, device in devices.items():
         for node in device.disks:
             if node not in hosts or not hosts[node].has_role(HostRole.CLUSTER_NODE):
@@ -186,6 +188,7 @@ def build(source: TomlSource) -> Inventory:
         mpio,
         lab,
         storage,
+        cluster,
     )
 
 
@@ -620,6 +623,18 @@ def _mpio(r: _Reader, value: object) -> MpioSettings:
     for key, raw in t.items():
         values[key] = convert.get(key, r.seconds)(raw, ("mpio", key))
     return MpioSettings(**values)
+
+
+def _cluster(r: _Reader, value: object) -> ClusterSettings:
+    t = r.table(value, ("cluster",), allowed=ClusterSettings.__dataclass_fields__)
+    values: dict[str, Any] = {}
+    if "same_subnet_delay_s" in t:
+        values["same_subnet_delay_s"] = r.seconds(t["same_subnet_delay_s"],
+                                                  ("cluster", "same_subnet_delay_s"))
+    for key, lo, hi in (("same_subnet_threshold", 1, 120), ("live_migration_pass_limit", 1, 100)):
+        if key in t:
+            values[key] = r.integer(t[key], ("cluster", key), lo, hi)
+    return ClusterSettings(**values)
 
 
 def _lab(r: _Reader, value: object, inventory_path: Path) -> LabSettings:

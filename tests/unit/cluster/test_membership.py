@@ -44,3 +44,25 @@ def test_silence_one_way_is_enough_to_be_down() -> None:
     m.heard("Demo2", 7 * S)
     m.acked("Demo2", 7 * S)
     assert m.up() == ["Demo1"]  # once down it must restart to rejoin
+
+
+def test_the_inventory_cluster_table_sets_heartbeat_and_pass_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from harness.lab.inventory import InventoryError, load
+
+    lab = (Path(__file__).parents[3] / "fixtures" / "inventories" / "lab.toml").read_text()
+    assert load(Path(__file__).parents[3] / "fixtures" / "inventories" / "lab.toml").cluster \
+        .same_subnet_threshold == 5
+    site = tmp_path / "site.toml"
+    site.write_text(lab + "\n[cluster]\nsame_subnet_delay_s = 0.5\nsame_subnet_threshold = 10\n"
+                    "live_migration_pass_limit = 10\n")
+    cluster = load(site).cluster
+    assert (cluster.same_subnet_delay_s, cluster.same_subnet_threshold,
+            cluster.live_migration_pass_limit) == (0.5, 10, 10)
+    site.write_text(lab + "\n[cluster]\nsame_subnet_threshold = 0\n")
+    with pytest.raises(InventoryError, match="same_subnet_threshold"):
+        load(site)
+    site.write_text(lab + "\n[cluster]\nsame_subnet_treshold = 10\n")
+    with pytest.raises(InventoryError, match="same_subnet_threshold"):
+        load(site)  # a typo is refused, with the right name suggested
