@@ -41,20 +41,20 @@ sys.path.insert(0, str(ROOT / "bench"))
 from mpio_failover import TUNED, Load, _longest_gap, _until  # noqa: E402
 from recording import machine, write_section  # noqa: E402
 
-from fixtures.ha_pair import free_port  # noqa: E402
-from fixtures.reference_target import (  # noqa: E402
-    NodeSpec,
-    ReferenceTarget,
-    ReferenceTargetFactory,
-    lun_target,
-)
-from fixtures.tgtd import start_tgtd  # noqa: E402
 from harness.initiator.mpio.device import MultipathDevice  # noqa: E402
 from harness.initiator.mpio.session_link import PathSpec, session_connector  # noqa: E402
 from harness.initiator.session import Session  # noqa: E402
 from harness.lab.ha_wiring import LAB_TIMEOUTS  # noqa: E402
 from harness.lab.proxy import LinkSpec, LinkState, ProxyControl  # noqa: E402
 from harness.lab.proxy_daemon import running_proxy  # noqa: E402
+from harness.peers.reference_target import (  # noqa: E402
+    NodeSpec,
+    ReferenceTarget,
+    ReferenceTargetFactory,
+    lun_target,
+)
+from harness.peers.tgtd import start_tgtd  # noqa: E402
+from tests.support.ha_pair import free_port  # noqa: E402
 
 SECTION = "## HA device: mirroring cost and I/O blackout (`bench/ha_mirror.py`)"
 DEPTH, BLOCKS, SIZE = 32, 8, 64 * 1024 * 1024

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from recording import cpu_s, iscsi_perf, machine, write_section  # noqa: E402
 
-from fixtures.tgtd import TgtdTarget, start_tgtd  # noqa: E402
 from harness.initiator.session import Session  # noqa: E402
+from harness.peers.tgtd import TgtdTarget, start_tgtd  # noqa: E402
 
 SECTION = "## Initiator vs iscsi-perf on tgtd (`bench/initiator_vs_iscsi_perf.py`)"
 DEPTH, BLOCKS = 32, 8

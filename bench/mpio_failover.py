@@ -39,7 +39,6 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.reference_target import ReferenceTargetFactory
 from harness.initiator.mpio.device import MultipathDevice
 from harness.initiator.mpio.policies import POLICIES
 from harness.initiator.mpio.session_link import PathSpec, session_connector
@@ -47,6 +46,7 @@ from harness.initiator.mpio.status import PathState
 from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import LinkSpec, LinkState, ProxyControl
 from harness.lab.proxy_daemon import running_proxy
+from harness.peers.reference_target import ReferenceTargetFactory
 
 DEPTH = 8
 WARMUP_S = 1.0

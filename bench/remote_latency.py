@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fixtures.netns import NetnsRun, make_pair
-from fixtures.sshd import running_sshd, sshd_missing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: a checkout's
+
 from harness.lab import netns
 from harness.remote.linux import LinuxHost
+from tests.support.netns import NetnsRun, make_pair
+from tests.support.sshd import running_sshd, sshd_missing
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from recording import iscsi_perf, machine, write_section  # noqa: E402
 
-from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target  # noqa: E402
-from fixtures.tgtd import start_tgtd  # noqa: E402
+from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target  # noqa: E402
+from harness.peers.tgtd import start_tgtd  # noqa: E402
 
 SECTION = "## Reference target vs tgtd (`bench/target_vs_tgtd.py`)"
 

@@ -1,7 +1,7 @@
 """Fixtures of the protocol probes: a node to attack, a probe session, a bystander.
 
 Every probe runs twice: against the bundled reference target started for the
-test (``fixtures.reference_target``) with tight limits (a short login deadline,
+test (``harness.peers.reference_target``) with tight limits (a short login deadline,
 a connection cap) so the bounds are exercised in seconds, and against the
 system under test's own target (``sut``: the primary replica of the inventory's
 first HA device, through its portals; the lab by default, a real site with
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
+from harness.peers.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
 from suites.protocol.wire import RawConnection
 
 PROBE_INITIATOR = "iqn.2026-11.org.splitbrain.probe:attacker"

@@ -157,8 +157,8 @@ def table(runs: dict[str, SuiteRun]) -> str:
 def regenerate(write: bool) -> int:
     """Run against the reference target and tgtd; print (and write) the tables."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target
-    from fixtures.tgtd import start_tgtd
+    from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target
+    from harness.peers.tgtd import start_tgtd
 
     with tempfile.TemporaryDirectory(prefix="splitbrain-conformance-") as tmp:
         node = ReferenceTarget(NodeSpec(name="conformance", addresses=("127.0.0.1",),

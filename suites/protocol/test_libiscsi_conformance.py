@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from fixtures.reference_target import ReferenceTargetFactory, lun_target
+from harness.peers.reference_target import ReferenceTargetFactory, lun_target
 from suites.protocol.libiscsi import FLOOR_FILE, run_suite
 
 

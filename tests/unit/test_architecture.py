@@ -111,3 +111,14 @@ def test_the_layers_contract_fails_on_an_upward_import(scratch_package):
     assert lint_imports(config_filename=str(config), no_cache=True, no_logo=True) == 1
     (scratch_package / "target" / "peer.py").write_text("")
     assert lint_imports(config_filename=str(config), no_cache=True, no_logo=True) == 0
+
+
+def test_fixtures_holds_only_the_plugins_glue():
+    """Every module of fixtures/ is the plugin, its settings or a plugin it lists:
+    a helper added there would ship to every user of the plugin (use tests/support
+    or the library instead)."""
+    from fixtures import plugin
+
+    modules = {p.stem for p in (REPO / "fixtures").glob("*.py")} - {"__init__"}
+    listed = {name.removeprefix("fixtures.") for name in plugin.pytest_plugins}
+    assert modules == listed | {"plugin", "settings"}, modules ^ (listed | {"plugin", "settings"})

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.reference_target import ReferenceTarget
 from harness.initiator.errors import CheckCondition
 from harness.initiator.session import Session
+from harness.peers.reference_target import ReferenceTarget
 from harness.scsi.sense import AdditionalSense, Asc, SenseKey
 from harness.target.management import ManagementError
 

@@ -23,10 +23,10 @@ import random
 
 import pytest
 
-from fixtures.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 from harness.target.defects import Defect
 from harness.target.ha.replica import FailoverStrategy, ReplicaNotServing, ReplicaState
 from harness.target.ha.witness import Witness
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 from harness.target.config import ConfigError, parse_config
 from harness.target.defects import SLOW_FAILOVER_S, Defect, UnknownDefect, parse_defects
 from harness.target.ha.replica import ReplicaState
 from harness.target.lu_binding import open_logical_unit
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 
 S = ReplicaState.SYNCHRONIZED
 

@@ -12,10 +12,10 @@ import random
 
 import pytest
 
-from fixtures.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, wait_for
 from harness.target.ha.mirror import ReplicaNotServing
 from harness.target.ha.replica import FailoverStrategy, InitialSync, ReplicaState
 from harness.target.ha.witness import Witness
+from tests.support.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, wait_for
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
 

@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.ha_pair import free_port
-from fixtures.reference_target import NodeSpec, ReferenceTarget, ReferenceTargetFactory
 from harness.initiator.errors import CheckCondition, ReservationConflict
 from harness.initiator.session import Session
 from harness.lab.proxy import LinkSpec, LinkState, ProxyControl
 from harness.lab.proxy_daemon import running_proxy
+from harness.peers.reference_target import NodeSpec, ReferenceTarget, ReferenceTargetFactory
 from harness.scsi.reservations import PrInAction, PrType
 from harness.scsi.sense import Asc, SenseKey
 from harness.scsi.vpd import Association
+from tests.support.ha_pair import free_port
 
 IQN = "iqn.2026-11.lab.splitbrain:{node}.{target}"
 SERIAL, NAA = "HA1-NODES-0001", "6001405" + "0" * 20 + "a1b2c"

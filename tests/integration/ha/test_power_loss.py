@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target
 from harness.faults.disk import _client as management_client
 from harness.faults.lab_faults import LabFaults
 from harness.initiator.session import Session
 from harness.lab.inventory import loads
 from harness.lab.loopback import LoopbackLab
+from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target
 
 BLOCK = 512
 

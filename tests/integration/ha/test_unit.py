@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-from fixtures.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 from harness.scsi import cdb as c
 from harness.scsi.alua import AccessState
 from harness.scsi.reservations import PrInAction, PrOutAction, PrOutParameters, PrType, ReadKeysData
@@ -16,6 +15,7 @@ from harness.scsi.sense import Asc, SenseKey
 from harness.scsi.status import ScsiStatus
 from harness.target.device import ScsiTask
 from harness.target.nexus import ItNexus
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 
 WE_RO = PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY
 

@@ -9,9 +9,9 @@ import sys
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.ha_pair import free_port
-from fixtures.reference_target import TOKEN_ENV, NodeSpec
 from harness.initiator.session import Session
+from harness.peers.reference_target import TOKEN_ENV, NodeSpec
+from tests.support.ha_pair import free_port
 
 
 def splitbrain(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,11 @@ from scapy.layers.inet import IP, TCP
 from scapy.sendrecv import sniff
 from scapy.sessions import TCPSession
 
-from fixtures.tgtd import TgtdTarget
 from harness.initiator.discovery import send_targets
 from harness.initiator.recorder import PcapRecorder
 from harness.initiator.session import Session
 from harness.iscsi.layers import ISCSI, bind_port, iter_pdus
+from harness.peers.tgtd import TgtdTarget
 
 COMPARED_FIELDS = ("initiator_task_tag", "cmd_sn", "exp_stat_sn", "stat_sn", "exp_cmd_sn",
                    "max_cmd_sn", "data_sn", "buffer_offset", "target_transfer_tag", "status",

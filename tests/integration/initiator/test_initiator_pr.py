@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.tgtd import TgtdTarget
 from harness.initiator.errors import ReservationConflict
 from harness.initiator.session import Session
+from harness.peers.tgtd import TgtdTarget
 from harness.scsi.reservations import PrInAction, PrType
 
 NODE_A = "iqn.2026-11.test.splitbrain:node-a"

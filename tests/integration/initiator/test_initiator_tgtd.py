@@ -1,7 +1,7 @@
 """The harness's initiator against Debian's tgtd: login, discovery, data, NOP, task management.
 
 Every test runs its own asyncio loop (``asyncio.run``) against a fresh tgtd target
-from ``fixtures.tgtd``. Random data comes from the run's seed (``--seed``).
+from ``harness.peers.tgtd``. Random data comes from the run's seed (``--seed``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from fixtures.tgtd import TgtdTarget
 from harness.initiator.discovery import send_targets
 from harness.initiator.errors import LoginFailed, LoginRejected
 from harness.initiator.login import ChapSecrets
 from harness.initiator.session import Session
 from harness.iscsi.codes import LoginStatus
 from harness.iscsi.codes import TaskManagementResponseCode as Tmf
+from harness.peers.tgtd import TgtdTarget
 from harness.scsi.cdb import Inquiry, Read, TestUnitReady
 from harness.scsi.sense import SenseKey
 from harness.scsi.status import ScsiStatus

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from fixtures.tgtd import TGTD_SOCKET_DIR, TgtdDaemon, TgtdTarget, start_tgtd
+from harness.peers.tgtd import TGTD_SOCKET_DIR, TgtdDaemon, TgtdTarget, start_tgtd
 
 
 def _libiscsi(tool: str) -> str:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pytest
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.reference_target import NodeSpec, ReferenceTarget, lun_target
 from harness.initiator.mpio.link import PathSpec
 from harness.lab.proxy import FaultProxy, LinkSpec, LinkState, ProxyControl
+from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target
 
 SHARED_NAA = "6001405c0ffee0000000000000000001"
 INITIATOR = "iqn.2026-11.org.splitbrain.test:mpio-host"
@@ -111,8 +111,8 @@ def ha_lab(reference_target_factory) -> Iterator[MpioLab]:
     """An HA device on two node processes (HA1 on store1, HA1Partner on store2), two
     portals each: four paths to one disk, as the seed's cluster nodes see it. The
     partners' sync and heartbeat links pass through their own fault proxy."""
-    from fixtures.ha_pair import free_port
     from harness.lab.proxy_daemon import running_proxy
+    from tests.support.ha_pair import free_port
 
     sync_port, hb_port = free_port(), free_port()
     links = [LinkSpec("sync", "127.0.0.1", 0, "127.0.0.1", sync_port),

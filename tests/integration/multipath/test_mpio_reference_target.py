@@ -10,12 +10,12 @@ from collections import Counter
 import pytest
 from mpio_load import Writers, eventually, holds, run
 
-from fixtures.reference_target import lun_target
 from harness.initiator.mpio.device import MultipathDevice
 from harness.initiator.mpio.errors import AllPathsDown, PathIdentityMismatch
 from harness.initiator.mpio.session_link import session_connector
 from harness.initiator.mpio.status import PathState
 from harness.initiator.mpio.timers import MpioTimers
+from harness.peers.reference_target import lun_target
 
 TIMERS = MpioTimers(
     noop_out_interval_s=0.5,

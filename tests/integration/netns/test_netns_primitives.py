@@ -10,10 +10,10 @@ import subprocess
 import pytest
 from tenacity import Retrying, retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from fixtures.netns import NetnsRun, skip_unless_netns
 from harness.lab import netns
 from harness.remote import deadman
 from harness.remote.errors import ForeignState, UnsafeArgument
+from tests.support.netns import NetnsRun, skip_unless_netns
 
 pytestmark = pytest.mark.needs_root
 

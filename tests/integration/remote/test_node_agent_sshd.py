@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 
-from fixtures.loopdev import loop_device
 from harness.checks.integrity import check_devices
 from harness.remote.agent import AgentRun, DeviceInUse, NodeAgent
 from harness.remote.linux import LinuxHost
 from harness.workload.history import load_history
+from tests.support.loopdev import loop_device
 
 pytestmark = pytest.mark.needs_root
 

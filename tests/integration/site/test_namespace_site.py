@@ -1,6 +1,6 @@
 """End to end on a site made of real parts in namespaces, driven through SSH only.
 
-1. The site (fixtures/namespace_site.py): two storage hosts running the reference
+1. The site (tests/support/namespace_site.py): two storage hosts running the reference
    target as their storage service with one HA device mirrored between them, a
    cluster node with a loop disk for that test device, an OpenSSH server on every
    host; the harness gets a real-site inventory (no [lab]) and reaches each host
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.namespace_site import namespace_site
 from fixtures.sut import SystemUnderTest
 from harness.checks.integrity import check_devices
 from harness.checks.results import ResultsDir
@@ -35,6 +34,7 @@ from harness.remote import evidence
 from harness.remote.agent import AgentRun
 from harness.remote.replicas import SYNCHRONIZED
 from harness.workload.history import load_history
+from tests.support.namespace_site import namespace_site
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.slow]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory
+from harness.peers.reference_target import ReferenceTarget, ReferenceTargetFactory
 from harness.scsi.cdb import Read, SynchronizeCache, Write
 from harness.scsi.status import ScsiStatus
 from suites.protocol.wire import PeerClosed, RawConnection

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
 from harness.iscsi import codec
 from harness.iscsi.chap import ChapCredentials, ChapInitiator
 from harness.iscsi.codes import LoginStatus
 from harness.iscsi.errors import AuthenticationError
+from harness.peers.reference_target import ReferenceTarget, ReferenceTargetFactory, lun_target
 from suites.protocol.wire import RawConnection
 
 INITIATOR = "iqn.2026-11.org.splitbrain.test:initiator-a"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.reference_target import TOKEN_ENV, ReferenceTarget, ReferenceTargetFactory
 from harness.iscsi import codec
 from harness.iscsi.codes import AsyncEvent
+from harness.peers.reference_target import TOKEN_ENV, ReferenceTarget, ReferenceTargetFactory
 from harness.scsi.report_luns import ReportLunsData
 from harness.scsi.sense import SenseData
 from harness.scsi.status import ScsiStatus

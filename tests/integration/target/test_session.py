@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from fixtures.reference_target import ReferenceTarget, ReferenceTargetFactory
 from harness.iscsi import codec
 from harness.iscsi.codes import RejectReason, TaskManagementFunction, TaskManagementResponseCode
 from harness.iscsi.pdu import NO_TAG
+from harness.peers.reference_target import ReferenceTarget, ReferenceTargetFactory
 from harness.scsi.cdb import Read, Write
 from harness.scsi.sense import SenseData, SenseKey
 from harness.scsi.status import ScsiStatus

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.netns import skip_unless_netns
 from fixtures.settings import INVENTORIES
 from fixtures.sut import SystemUnderTest
 from harness.checks.results import ResultWord
@@ -19,6 +18,7 @@ from harness.lab.backends import lab_for
 from harness.lab.inventory import load
 from harness.validation.runner import find, run_one
 from harness.validation.site import ValidationSite
+from tests.support.netns import skip_unless_netns
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 

@@ -1,4 +1,4 @@
-"""Validation of a real site reached only over SSH (fixtures/namespace_site.py).
+"""Validation of a real site reached only over SSH (tests/support/namespace_site.py).
 
 Two storage hosts running the reference target and one cluster node, each in
 its own namespace with its own sshd; the inventory has no [lab] table. Host
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.namespace_site import namespace_site
 from fixtures.sut import SystemUnderTest
 from harness.checks.results import ResultWord
 from harness.lab.inventory import load
 from harness.validation.runner import validate
 from harness.validation.site import ValidationSite
+from tests.support.namespace_site import namespace_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 

@@ -30,7 +30,6 @@ import pytest
 from iscsi_capture import CapturedPdu, capture_conversation, dissect
 from scapy.utils import rdpcap, wrpcap
 
-from fixtures.tgtd import ChapCredentials as TgtdChap
 from harness.iscsi import codec, layers
 from harness.iscsi.chap import (
     ChapAlgorithm,
@@ -43,6 +42,7 @@ from harness.iscsi.chap import (
 from harness.iscsi.codes import Opcode
 from harness.iscsi.keys import IRRELEVANT, OBSOLETE_KEYS, REJECT, SECURITY_KEYS, decode_keys
 from harness.iscsi.negotiation import Negotiation
+from harness.peers.tgtd import ChapCredentials as TgtdChap
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "iscsi"
 RECORDED = DATA / "tgtd-libiscsi.pcap"
