@@ -5,9 +5,11 @@ inventory's first cluster node: its IQN, the inventory's ``[mpio]`` policy and
 timers), runs the stamped workload and the nemesis side by side, records path
 and replica state changes into the same history, and after the last heal waits
 (bounded) for both replicas to be Synchronized while still recording. ``check``
-loads that history and runs every checker: reads (register), timing against the
-inventory's budgets, integrity read back through each path on its own session,
-and the replicas' image files compared for divergence and split brain.
+streams that history (``harness.checks.stream_check.check_run_file``: memory per
+block, not per operation) through every checker: reads (register and
+monotonicity), each fault's numbers against the inventory's budgets, integrity
+read back through each path on its own session, and the replicas' image files
+compared for divergence and split brain.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from harness.chaos.observers import FaultLog
 from harness.chaos.schedule import DeviceFaults
-from harness.checks.compose import RunVerdict, check_run
+from harness.checks.compose import RunVerdict
 from harness.checks.verdict import Problem
 from harness.errors import SplitbrainError
 from harness.faults.nemesis import Nemesis, Schedule
 from harness.iscsi.names import READ_BACK_PATHS
 from harness.workload.errors import DeviceError
 from harness.workload.generator import WorkloadSpec
-from harness.workload.history import History, load_history
+from harness.workload.history import History
 from harness.workload.iscsi_device import IscsiDevice, MultipathBlockDevice, mirror_path_events
 from harness.workload.writers import Workload, WorkloadResult, header_for
 
@@ -301,11 +303,11 @@ class RunPhases:
 
     async def check(self) -> RunVerdict:
         from harness.checks.divergence import image_reader
+        from harness.checks.stream_check import check_run_file
         from harness.initiator.mpio.session_link import SessionConnector
         from harness.initiator.session import SessionTimeouts
 
         run = self.run
-        history = load_history(self.history_file)
         # a read that the storage never answers is reported (unreadable), not waited out
         timers = self.timers()
         connector = SessionConnector(SessionTimeouts(
@@ -338,11 +340,11 @@ class RunPhases:
                 n: image_reader(p) for n, p in images.items()}
             run.say(f"checks: reading {run.device.alias} back through {len(devices)} paths and "
                     f"comparing {len(images)} replica images")
-            return await check_run(
-                history, name=str(self.history_file), devices=devices or None,
-                replicas=replicas, budget=run.budget, bin_s=0.5,
-                history_path=self.history_file,
-            )
+            # streamed: memory grows with the device, not with the length of the run
+            result, _reports = await check_run_file(
+                self.history_file, devices=devices or None, replicas=replicas,
+                budget=run.budget)
+            return result
         finally:
             for dev in devices.values():
                 with contextlib.suppress(SplitbrainError, OSError):
