@@ -26,6 +26,7 @@ from harness.validation.model import (
     failed,
     judged,
     not_applicable,
+    warning,
 )
 from harness.validation.paths import NodeDisk, open_node_disk, status_text
 
@@ -151,6 +152,11 @@ async def list_potential_cluster_disks(run: CheckRun) -> Outcome:
     if excluded:
         run.add("Excluded", "\n".join(excluded))
     run.number("potential_disks", len(potential))
+    held = [e for e in excluded if ": in use:" in e]
+    if not potential and excluded and len(held) == len(excluded) and not problems:
+        # as the wizard does with disks online in a clustered role: nothing to test on
+        return warning("every disk is in use (held by a cluster): " + "; ".join(held)
+                       + "; stop its role to validate it")
     if not potential:
         return failed("no disk can be clustered: " + "; ".join(excluded or problems))
     warnings = [f"{e} (excluded)" for e in excluded] + problems
@@ -233,21 +239,22 @@ async def validate_disk_access_latency(run: CheckRun) -> Outcome:
     run.number("threshold_ms", threshold * 1000)
     problems: list[str] = []
     warnings: list[str] = []
+    reads_only: list[str] = []  # writes are measured only where the harness may write
     measured = 0
     for alias, device in site.devices.items():
         writable = site.is_test_device(alias)
         if not writable:
-            warnings.append(f"{alias}: reads only (not marked test = true, so "
-                            "nothing is written)")
+            reads_only.append(f"{alias}: not marked test = true, so nothing is written")
         disks = await asyncio.gather(*(open_node_disk(site.initiator(n), device, run)
                                        for n in site.cluster_nodes), return_exceptions=True)
         try:
             for d in disks:
                 if isinstance(d, BaseException):
                     raise d
-            if writable and await in_use(disks[0]):
+            busy = await in_use(disks[0]) if writable else ""
+            if busy:
                 writable = False
-                warnings.append(f"{alias}: reads only (in use: {await in_use(disks[0])})")
+                reads_only.append(f"{alias}: in use ({busy}), so nothing is written")
             series = [(d.node, await _time_raw_io(d, writable)) for d in disks]
         finally:
             await asyncio.gather(*(d.close() for d in disks if isinstance(d, NodeDisk)))
@@ -270,8 +277,11 @@ async def validate_disk_access_latency(run: CheckRun) -> Outcome:
                                     f"{threshold * 1000:.0f} ms)")
     if not measured:
         return not_applicable("no disk to measure")
+    if reads_only:
+        run.add("Reads only", "\n".join(reads_only))
+    note = f" (reads only on {len(reads_only)} disk(s))" if reads_only else ""
     return judged(problems, warnings, f"{measured} series of {LATENCY_IOS} raw I/Os, all "
-                                      f"within {threshold * 1000:.0f} ms")
+                                      f"within {threshold * 1000:.0f} ms{note}")
 
 
 async def _time_raw_io(disk: NodeDisk, writable: bool) -> tuple[list[float], list[float]]:

@@ -23,23 +23,24 @@ OTHER = "iqn.1991-05.com.microsoft:other-cluster-node"
 KEY = 0x0BADC0FFEE
 
 
-async def _session(site) -> Session:
-    replica, portal = site.devices["HA2"].paths[0]
+async def _session(site, alias: str = "HA2") -> Session:
+    replica, portal = site.devices[alias].paths[0]
     session = Session(portal.address, portal.port, replica.target, initiator_name=OTHER,
-                      lun=site.devices["HA2"].lun)
+                      lun=site.devices[alias].lun)
     await session.login()
     return session
 
 
+async def _hold(site, alias: str) -> None:
+    session = await _session(site, alias)
+    await session.test_unit_ready()  # (retried past the nexus's unit attention)
+    await session.pr_register(KEY)
+    await session.pr_reserve(KEY, PrType.WRITE_EXCLUSIVE)
+    await session.logout()
+
+
 def test_a_disk_in_use_is_left_alone(validation_lab):
     site = validation_lab()
-
-    async def hold() -> None:
-        session = await _session(site)
-        await session.test_unit_ready()  # (retried past the nexus's unit attention)
-        await session.pr_register(KEY)
-        await session.pr_reserve(KEY, PrType.WRITE_EXCLUSIVE)
-        await session.logout()
 
     async def held() -> tuple[tuple[int, ...], int | None]:
         session = await _session(site)
@@ -50,7 +51,7 @@ def test_a_disk_in_use_is_left_alone(validation_lab):
         finally:
             await session.logout()
 
-    asyncio.run(hold())
+    asyncio.run(_hold(site, "HA2"))
     report = validate(site, include=["Storage", "HA Storage"])
     r = {x.name: x for x in report.results}
     pr = r["Validate SCSI-3 Persistent Reservation"]
@@ -58,7 +59,9 @@ def test_a_disk_in_use_is_left_alone(validation_lab):
     assert "skipped" not in pr.reason
     assert "left alone: HA2 is in use" in pr.evidence[0].text
     latency = r["Validate Disk Access Latency"]
-    assert latency.result is ResultWord.WARNING and "HA2: reads only (in use" in latency.reason
+    assert latency.result is ResultWord.SUCCESS and "reads only on 1 disk(s)" in latency.reason
+    reads_only = next(e.text for e in latency.evidence if e.title == "Reads only")
+    assert reads_only.startswith("HA2: in use (1 persistent reservation registration(s) held)")
     data = r["Validate HA Replica Data"]
     assert data.result is ResultWord.SUCCESS
     assert "HA2: in use" in data.evidence[0].text
@@ -67,3 +70,14 @@ def test_a_disk_in_use_is_left_alone(validation_lab):
         and "HA2" in line)
     keys, holder = asyncio.run(held())
     assert KEY in keys and holder == KEY  # the other cluster's hold is untouched
+
+
+def test_every_disk_held_by_a_cluster_leaves_nothing_to_test(validation_lab):
+    site = validation_lab()
+    asyncio.run(_hold(site, "HA1"))
+    asyncio.run(_hold(site, "HA2"))
+    listed = validate(site, include=["List Potential Cluster Disks"]).results[0]
+    assert listed.result is ResultWord.WARNING, listed.reason
+    assert listed.reason.startswith("every disk is in use (held by a cluster)")
+    pr = validate(site, include=["Validate SCSI-3 Persistent Reservation"]).results[0]
+    assert pr.result is ResultWord.NOT_APPLICABLE and "HA1 is in use" in pr.reason
