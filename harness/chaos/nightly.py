@@ -5,7 +5,9 @@ drawn by the one generator (``schedule.draw_schedule``) from every family's
 faults (``nemesis_catalogue``: each catalogue scenario's faults on this device,
 by family): a fault every few seconds (``NIGHTLY``: 1-5 s long after 0.5-3 s
 gaps), compound and overlapping faults allowed (never two on one target),
-family weights configurable. The schedule is printed, saved as
+family weights configurable (under the heartbeat strategy the split-brain family only
+when asked for: its documented risk stops a correct device until an administrator
+acts). The schedule is printed, saved as
 ``schedule.json`` and replayable (``--replay``); the run is judged like any
 scenario (evidence per fault, every checker), split brain allowed as the
 documented risk only under the heartbeat strategy.
@@ -114,9 +116,19 @@ def nightly_plan(inventory: Inventory, *, seed: int, duration_s: float,
         return device, catalogue_with(faults, replay), replay
     schedule = draw_schedule(faults.by_kind, list(faults.by_kind), seed=seed,
                              duration_s=duration_s, density=NIGHTLY,
-                             weights={k: (weights or {}).get(k, 0.0 if weights else 1.0)
-                                      for k in faults.by_kind})
+                             weights=default_weights(device, list(faults.by_kind), weights))
     return device, faults, schedule
+
+
+def default_weights(device: HaDevice, kinds: list[str],
+                    weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Equal weights unless given (families not named get 0). Under the heartbeat strategy
+    the split-brain family is left out by default: a full partition is its documented risk,
+    and a correct device then waits for an administrator, which would end the run there."""
+    if weights is not None:
+        return {k: weights.get(k, 0.0) for k in kinds}
+    heartbeat = device.strategy.value == "heartbeat"
+    return {k: 0.0 if heartbeat and k == "split-brain" else 1.0 for k in kinds}
 
 
 def catalogue_with(faults: DeviceFaults, schedule: Schedule) -> DeviceFaults:

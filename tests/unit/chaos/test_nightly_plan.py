@@ -31,7 +31,9 @@ def test_same_seed_same_schedule_and_it_is_dense_and_varied() -> None:
     assert a == b and a != c
     assert len(a.steps) > 600 / 8  # a fault every few seconds
     kinds = {k for s in a.steps for k, v in faults.by_kind.items() if s.spec in v}
-    assert {"sync-link", "primary", "mpio", "split-brain", "double", "disk"} <= kinds
+    assert {"sync-link", "primary", "mpio", "double", "power-loss", "disk"} <= kinds
+    # heartbeat strategy: no full partition unless asked for (--weights split-brain=1)
+    assert not any(s.spec.target.startswith("heartbeat") for s in a.steps)
     overlapping = [(x, y) for x, y in itertools.combinations(a.steps, 2)
                    if x.at_s < y.at_s + y.duration_s and y.at_s < x.at_s + x.duration_s]
     assert overlapping and all(x.spec.target != y.spec.target for x, y in overlapping)
