@@ -174,3 +174,21 @@ def test_roles_resolve_to_the_lab_names(lab) -> None:
     assert faults.path_lost[schedule.steps[0].spec] == ("iscsi1", "SWS-Store2")
     disk = schedule.steps[-1].spec.kwargs
     assert disk["iqn"].endswith("sws-store2-ha1partner") and disk["count"] == dev.size // 512
+
+
+def test_timing_alone_under_compound_faults_is_a_warning_but_data_still_fails(
+        tmp_path: Path, lab) -> None:
+    from harness.chaos.nightly import nightly_scenario
+
+    inv, dev = lab
+    slow = Problem("over_budget", "over budget: kill SWS-Store1 [7]: no I/O completed for 14 s")
+    nemesis = nightly_scenario(dev, 60)
+    r = scenario_result(nemesis, outcome(tmp_path, [slow], SYNC), ev(True), [], dev, Sut(inv))
+    assert r.result is ResultWord.WARNING and "compound faults" in r.reason
+    lost = Problem("lost", "lost: write w1#3 acknowledged, block holds w2#9")
+    r = scenario_result(nemesis, outcome(tmp_path, [slow, lost], SYNC), ev(True), [], dev,
+                        Sut(inv))
+    assert r.result is ResultWord.FAILED
+    single = scenario_result(by_name("primary-kill"), outcome(tmp_path, [slow], SYNC), ev(True),
+                             [], dev, Sut(inv))
+    assert single.result is ResultWord.FAILED  # one fault: its budget applies as written
