@@ -36,6 +36,7 @@ from harness.cluster.errors import ClusterError
 from harness.cluster.guest import open_csv
 from harness.cluster.membership import HeartbeatEndpoint, HeartbeatSettings, Membership
 from harness.cluster.quorum import DiskWitness, node_key
+from harness.cluster.vm import die_with_parent
 
 VM_START_S = 60.0
 
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     config = json.loads(Path(args.config).read_text())
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # the node and its VMs: one process group, killed together
+    die_with_parent()  # a killed controller leaves no cluster behind
     try:
         return asyncio.run(main_async(config, args.ready))
     except ClusterError as exc:
