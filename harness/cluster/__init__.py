@@ -20,6 +20,6 @@ a Cluster Shared Volume over the HA iSCSI storage (the seed's Demo1 and Demo2):
   pages and device state, resume, announce with ``announce``); when its node
   dies, the survivor restarts it from its disk state;
 - ``lab_cluster.LabCluster`` runs all of this on a lab and is what
-  ``sut.cluster`` gives a suite; ``windows.WindowsCluster`` speaks the same
+  ``sut.cluster`` gives a suite; ``windows_cluster.WindowsCluster`` speaks the same
   verbs to a real cluster through the Windows driver.
 """
