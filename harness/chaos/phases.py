@@ -310,10 +310,13 @@ class RunPhases:
         run = self.run
         # a read that the storage never answers is reported (unreadable), not waited out
         timers = self.timers()
+        # read back from the cluster node, as the workload wrote (its namespace in a netns
+        # lab, its ssh tunnel on a real site): never from the controller's own network
         connector = SessionConnector(SessionTimeouts(
             connect=timers.login_timeout_s, login=timers.login_timeout_s,
             command=timers.disk_timeout_s, nop=timers.noop_out_timeout_s or 5.0,
-            task_management=10.0, logout=5.0))
+            task_management=10.0, logout=5.0),
+            sock_factory=run.sut.initiator(self.node).sock_factory)
         devices: dict[str, Any] = {}
         try:
             paths = self.paths

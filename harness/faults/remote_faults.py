@@ -136,7 +136,7 @@ class RemoteFaults:
         """(host, network) pairs a selector designates; refuses to cut off management."""
         inv = self.inventory
         if "/" in selector:
-            net, host = selector.split("/", 1)
+            net, host = selector.split("/", 2)[:2]  # net/host or net/host/alias (a link)
             found = [(inv.host(host).name, inv.network(net).name)]
             if net not in inv.host(host).addresses:
                 raise FaultError(f"host {host} is not on network {net}")
@@ -246,6 +246,7 @@ class RemoteFaults:
     def _process_fault(self, cls: Any, selector: str, ttl_s: float | None) -> Fault:
         host = self.storage_host(selector)
         service, process = self._service_and_process()
+        process = process.replace("{host}", host) if process else process
         if not process:
             raise FaultError(f"{cls.action} needs the storage process: add [storage] process")
         self.require_only_test_devices(host, f"{cls.action} of {process}")
@@ -327,9 +328,43 @@ class RemoteFaults:
                                peer=str(hb.address(network)), port=port,
                                **self._common(ttl_s))
 
+    def _link(self, selector: str) -> tuple[str, str] | None:
+        """(network, host) of a lab-style link selector ``net/host[/alias]``, else None."""
+        parts = selector.split("/")
+        if len(parts) in (2, 3) and parts[0] in self.inventory.networks \
+                and parts[1] in self.inventory.hosts:
+            return parts[0], parts[1]
+        return None
+
+    def paths_to(self, network: str, storage: str, ttl_s: float | None = None) -> Fault:
+        """Every cluster node's path to ``storage``'s portal on ``network``, dropped."""
+        from harness.faults.fault import CompositeFault
+
+        nodes = [n.name for n in self.inventory.hosts_with_role(HostRole.CLUSTER_NODE)
+                 if network in n.addresses]
+        if not nodes:
+            raise FaultError(f"no cluster node is on {network}: no path to {storage} to drop")
+        parts = [self.path_drop(f"{n}->{network}/{storage}", ttl_s=ttl_s) for n in nodes]
+        return parts[0] if len(parts) == 1 else CompositeFault(
+            f"{network}/{storage}", parts, action="path-drop", journal=self.journal)
+
     def build(self, spec: FaultSpec) -> Fault:
+        """A fault from a nemesis spec. The lab's words map onto real hosts: on a link
+        ``net/host[/alias]`` of an iSCSI network, ``cut`` and ``blackhole`` drop every
+        cluster node's path to that portal; on a sync or heartbeat link, ``blackhole``
+        drops the host's traffic on that network and ``cut`` takes its adapter down;
+        ``restart`` of a storage host is a kill its service manager restarts."""
         kw = spec.kwargs
         ttl = kw.pop("ttl_s", None)
+        link = self._link(spec.target)
+        if link is not None and spec.action in ("cut", "blackhole"):
+            network, host = link
+            if self.inventory.network(network).has_role("iscsi"):
+                return self.paths_to(network, host, ttl_s=ttl)
+            if spec.action == "cut":
+                return self.adapter_down(f"{network}/{host}", ttl_s=ttl)
+        if spec.action == "restart":
+            return self.kill(spec.target, ttl_s=ttl)
         if spec.action == "blackhole":
             return self.blackhole(spec.target)
         builders = {"stop": self.stop, "kill": self.kill, "freeze": self.freeze,
@@ -339,8 +374,9 @@ class RemoteFaults:
         if spec.action == "pair-blackhole":
             return self.pair_blackhole(spec.target, ttl_s=ttl, **kw)
         raise FaultError(
-            f"a real site has no fault {spec.action!r}; use one of blackhole, stop, kill, "
-            "freeze, adapter-down, path-drop, pair-blackhole")
+            f"a real site has no fault {spec.action!r} (the lab's proxies do that); use one "
+            "of blackhole, cut, stop, kill, restart, freeze, adapter-down, path-drop, "
+            "pair-blackhole")
 
     def catalogue(self) -> list[FaultSpec]:
         """Every fault this site's inventory allows, for random schedules: black holes of

@@ -6,8 +6,8 @@
    host; the harness gets a real-site inventory (no [lab]) and reaches each host
    only through its sshd.
 2. Every lab shortcut is made to fail (a test asserts none is used): the lab's
-   state, namespaces, socket factories and replica API, and the harness's own
-   iSCSI initiator.
+   state, namespaces, socket factories and replica API, and any iSCSI login of
+   the harness's initiator that is not carried by a cluster node's sshd.
 3. Over SSH: replica states (both Synchronized), the agent's safety check, a
    clock offset, then the stamped workload on the node's disk while the sync
    link between the storage hosts is black-holed; the replicas leave
@@ -73,7 +73,18 @@ def no_lab_shortcuts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
                 forbid(cls, name)
     for name in ("load", "node_dir"):
         forbid(LabState, name)
-    forbid(Session, "login")
+    # the harness's own initiator may log in only from a cluster node, through its sshd
+    from harness.remote.tunnel import SshTunnels
+
+    login = Session.login
+
+    async def tunnelled_login(self: Session, *args: object, **kwargs: object) -> object:
+        if not isinstance(self.sock_factory, SshTunnels):
+            used.append(f"Session.login to {self.host}:{self.port} from the controller")
+            raise LabShortcut("an iSCSI login from the controller's own network")
+        return await login(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "login", tunnelled_login)
     return used
 
 
@@ -84,8 +95,8 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
 
     # replica states over SSH (the reference target's API read on each storage host)
     states = sut.replicas.states()
-    assert {(s.host, s.state) for s in states} == {("Store1", SYNCHRONIZED),
-                                                  ("Store2", SYNCHRONIZED)}
+    assert {(s.device, s.host, s.state) for s in states} == {
+        (d, h, SYNCHRONIZED) for d in ("HA1", "HA2") for h in ("Store1", "Store2")}
     sut.require_synchronized()
 
     # the agent on the node's own disk: safe to write, and a clock relation
@@ -130,4 +141,35 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
     assert all(entry.name == "journal" for entry in logs), [e.text[:200] for e in logs]
     evidence.attach(results, logs)
     assert faults.journal.open_faults() == [] and live_faults() == []
+    assert no_lab_shortcuts == []
+
+
+def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, capsys):
+    """`splitbrain validate --inventory` on the site: every check reaches the hosts over
+    SSH (storage checks log in from the cluster node through its sshd). The one check
+    left out is Validate Required Services: this machine has no systemd, so no host of
+    the site can answer `systemctl is-active iscsid`."""
+    from harness.cli import main
+
+    code = main(["validate", "--inventory", str(site.inventory), "--results",
+                 str(tmp_path / "validation"), "--ignore", "Validate Required Services"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "Failed" not in out.replace("0 failed", "")
+    assert no_lab_shortcuts == []
+
+
+def test_chaos_smoke_scenario_runs_through_ssh_only_and_heals(site, no_lab_shortcuts, tmp_path,
+                                                              capsys):
+    """`splitbrain chaos --profile smoke --inventory` runs a scenario on the site through
+    SSH alone and leaves nothing broken. Its verdict is recorded, not asserted: on this
+    site the sync-link black hole currently ends in a split brain (see the report)."""
+    from harness.checks.results import ResultsDir
+    from harness.cli import main
+
+    main(["chaos", "--profile", "smoke", "--scenario", "sync-blackhole", "--inventory",
+          str(site.inventory), "--seed", "1", "--output", str(tmp_path / "chaos")])
+    results = ResultsDir(tmp_path / "chaos").read_all()
+    assert [r.name for r in results] and all(r.kind == "chaos" for r in results)
+    assert live_faults() == []
     assert no_lab_shortcuts == []
