@@ -140,3 +140,39 @@ def test_bad_moves_are_refused_in_one_line_and_the_vm_stays(cluster: LabCluster)
     assert cluster.owner("vm4") == "Demo1"
     before = ops_done(cluster, "vm4")
     wait_ops(cluster, "vm4", before)
+
+
+def test_a_destination_that_dies_mid_copy_leaves_the_vm_running_on_its_source(
+        cluster: LabCluster) -> None:
+    """1. vm5 runs on Demo1; the migration network is slowed so the memory copy takes a while.
+    2. A live migration to Demo2 starts; while memory is being copied, Demo2 dies.
+    3. The migration fails in one line; vm5 keeps running on Demo1 and loses nothing."""
+    import threading
+
+    from harness.cluster.errors import MigrationFailed
+    from harness.cluster.lab_cluster import MigrationSettings
+
+    cluster.migration = MigrationSettings(link_rate_bps=8 * (1 << 20))
+    cluster.add_vm(VmSpec("vm5", memory_mib=32, workload=LOAD), "Demo1")
+    wait_ops(cluster, "vm5", 10)
+    outcome: list[BaseException] = []
+
+    def move() -> None:
+        try:
+            cluster.move("vm5", "Demo2", "live")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    cluster.wait(lambda: cluster.vm_status("vm5")["state"] == "Migrating", "the memory copy")
+    cluster.fail_node("Demo2")
+    mover.join(120)
+    assert len(outcome) == 1 and isinstance(outcome[0], MigrationFailed), outcome
+    assert "keeps running on Demo1" in str(outcome[0]) and "\n" not in str(outcome[0])
+    assert cluster.owner("vm5") == "Demo1"
+    before = ops_done(cluster, "vm5")
+    wait_ops(cluster, "vm5", before)
+    cluster.stop_vm("vm5")
+    verdict = cluster.check_vm("vm5", errors_allowed=False)
+    assert verdict.valid, [p.message for p in verdict.problems][:10]
