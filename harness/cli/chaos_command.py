@@ -131,9 +131,13 @@ class Session:
         self.output = output
         self.failed = 0
         self.fresh = False
+        from harness.report.console import Console
+
+        # a bar and coloured result words on a terminal, timestamped lines in a log
+        self.console = Console()
 
     def say(self, text: str) -> None:
-        print(text, flush=True)
+        self.console.line(text)
 
     def go(self, scenarios: list[Any], replay: Any) -> int:
         from harness.chaos.signals import RunInterrupted, signals_interrupt
@@ -161,8 +165,12 @@ class Session:
                     if args.shrink is not None:
                         self._shrink(site.sut)
                     elif scenarios:
-                        for scenario in scenarios:
-                            self._scenario(site.sut, scenario, results)
+                        with self.console.progress("chaos scenarios", len(scenarios),
+                                                   log_lines=False) as bar:
+                            for n, scenario in enumerate(scenarios):
+                                bar.update(n, scenario.name)
+                                self._scenario(site.sut, scenario, results)
+                            bar.update(len(scenarios))
                     else:
                         self._nightly(site.sut, replay, results)
             except RunInterrupted as exc:
@@ -185,8 +193,8 @@ class Session:
         if r.result is ResultWord.FAILED:
             self.failed += 1
         took = r.numbers.get("elapsed_s", 0)
-        self.say(f"{r.result.upper() if r.result is ResultWord.FAILED else r.result:<8} "
-                 f"{r.name} ({r.labels.get('family')}, {took:.0f} s): {r.reason}")
+        self.console.result(r.result.upper() if r.result is ResultWord.FAILED else r.result,
+                            f"{r.name} ({r.labels.get('family')}, {took:.0f} s): {r.reason}")
 
     def _fresh(self) -> bool:
         fresh, self.fresh = self.fresh, False  # only the first run sees the zeros of a new lab
