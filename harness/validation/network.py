@@ -406,5 +406,34 @@ async def validate_multiple_subnet_properties(run: CheckRun) -> Outcome:
     if shared:
         return not_applicable(f"all cluster nodes share the public subnet(s) "
                               f"{', '.join(shared)}: a single-subnet cluster")
-    return judged([], ["cluster nodes are on different public subnets; check "
-                       "CrossSubnetDelay and CrossSubnetThreshold on the cluster"], "")
+    windows = [n for n in site.cluster_nodes if inv.host(n).access is not None
+               and inv.host(n).access.os == "windows"]
+    if site.is_lab or not windows:
+        return judged([], ["cluster nodes are on different public subnets and no Windows "
+                           "cluster node can be asked for CrossSubnetDelay and "
+                           "CrossSubnetThreshold: check them on the cluster"], "")
+    settings = await asyncio.to_thread(_cross_subnet, site, windows[0])
+    run.step(f"{windows[0]}: Get-Cluster -> {settings}")
+    delay_ms = float(settings.get("CrossSubnetDelay") or 0)
+    threshold = float(settings.get("CrossSubnetThreshold") or 0)
+    tolerance_s = delay_ms * threshold / 1000
+    run.number("cross_subnet_tolerance_s", tolerance_s)
+    if tolerance_s < CROSS_SUBNET_TOLERANCE_S:
+        return judged([], [f"a node is declared down after {tolerance_s:g} s of lost "
+                           f"heartbeats across subnets (CrossSubnetDelay {delay_ms:g} ms x "
+                           f"CrossSubnetThreshold {threshold:g}); multi-subnet clusters "
+                           f"want at least {CROSS_SUBNET_TOLERANCE_S:g} s"], "")
+    return judged([], [], f"cross-subnet heartbeats tolerate {tolerance_s:g} s of loss "
+                          f"(CrossSubnetDelay {delay_ms:g} ms x CrossSubnetThreshold "
+                          f"{threshold:g})")
+
+
+#: Windows Server 2016 and later default to 1000 ms x 20 across subnets
+CROSS_SUBNET_TOLERANCE_S = 10.0
+
+
+def _cross_subnet(site: Any, node: str) -> dict[str, Any]:
+    with site.host_access(node) as remote:
+        rows = remote.powershell("Get-Cluster | Select-Object CrossSubnetDelay, "
+                                 "CrossSubnetThreshold", operation="Get-Cluster")
+    return dict(rows[0]) if rows else {}

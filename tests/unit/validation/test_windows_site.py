@@ -34,6 +34,7 @@ class StandInWindows:
     services: dict[str, str] = field(default_factory=lambda: {"ClusSvc": "Running",
                                                                "MSiSCSI": "Running"})
     policy: str = "RR"
+    threshold: int = 20
     commands: list[str] = field(default_factory=list)
 
     def __enter__(self) -> StandInWindows:
@@ -60,6 +61,8 @@ class StandInWindows:
                 {"IPAddress": "fe80::1%4", "PrefixLength": 64}]
         if operation == "Get-ClusterQuorum":
             return [{"Type": "NodeAndDiskMajority", "Resource": "Cluster Disk 1"}]
+        if operation == "Get-Cluster":
+            return [{"CrossSubnetDelay": 1000, "CrossSubnetThreshold": self.threshold}]
         raise AssertionError(f"unexpected {operation}")
 
     def service(self, name: str) -> ServiceState:
@@ -147,3 +150,22 @@ def test_the_addresses_a_node_really_has_are_compared_with_the_inventory(monkeyp
     assert ip.result is F
     assert "Demo1 does not have its address 198.51.100.21 on network iscsi" in ip.reason
     assert "198.51.100.99/24" in ip.evidence[0].text  # what it has instead: the evidence
+
+
+@pytest.mark.parametrize(("threshold", "word"), [(20, S), (5, W)])
+def test_a_multi_subnet_cluster_is_judged_by_its_cross_subnet_heartbeat(monkeypatch, tmp_path,
+                                                                        threshold, word):
+    from harness.lab.inventory import loads
+
+    text = (INVENTORIES / "example-site.toml").read_text()
+    text = text.replace('[networks.private]', '[networks.public2]\nroles = ["public"]\n'
+                        'cidr = "192.0.3.0/24"\n\n[networks.private]')
+    text = text.replace('addresses = { public = "192.0.2.22",',
+                        'addresses = { public2 = "192.0.3.22",')
+    inventory = loads(text, tmp_path / "multi.toml")
+    site = ValidationSite(SystemUnderTest(inventory, None))
+    driver = StandInWindows("Demo1", [], threshold=threshold)
+    monkeypatch.setattr(site, "host_access", lambda name: driver)
+    result = check(site, "Validate Multiple Subnet Properties")
+    assert result.result is word, result.reason
+    assert "Get-Cluster" in driver.commands
