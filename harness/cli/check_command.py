@@ -144,7 +144,7 @@ async def _check(args: argparse.Namespace) -> Any:
         for dev in devices.values():
             await dev.close()
     history = None
-    if args.pcap or args.timeline:  # these two still load the history into memory
+    if args.pcap:  # the older capture comparison still loads the history into memory
         from harness.workload.history import load_history
 
         history = load_history(args.history)
@@ -157,7 +157,7 @@ async def _check(args: argparse.Namespace) -> Any:
                            history)
         result.verdicts.append(compare_with_history(wire, measure(history, bin_s=args.bin),
                                                     tolerance_s=args.wire_tolerance))
-    return head, history, result
+    return head, result
 
 
 def _fmt_bytes(n: float) -> str:
@@ -250,11 +250,11 @@ def _print_text(head: Any, result: Any, limit: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    head, history, result = asyncio.run(_check(args))
+    head, result = asyncio.run(_check(args))
     if args.timeline:
         from harness.report.timeline import plot_timeline
 
-        files = plot_timeline(history, args.timeline, bin_s=args.bin)
+        files = plot_timeline(args.history, args.timeline, bin_s=args.bin)
         print("timeline   " + ", ".join(str(f) for f in files),
               file=sys.stderr if args.json else sys.stdout)
     if args.json:

@@ -130,14 +130,13 @@ def render_summary(outcome: RunOutcome) -> str:
 def write_report(outcome: RunOutcome) -> str:
     """Write verdict.json, the timeline and summary.txt; return the summary text."""
     from harness.report.timeline import plot_timeline
-    from harness.workload.history import load_history
 
     history_file = outcome.output / "history.jsonl"
-    if history_file.exists():
-        history = load_history(history_file)
+    if history_file.exists():  # streamed from the file: a long run is not loaded whole
         title = f"splitbrain run seed {outcome.meta['seed']}: {outcome.meta['device']}"
         outcome.meta["timeline"] = [
-            str(p) for p in plot_timeline(history, outcome.output / "timeline", title=title)
+            str(p) for p in plot_timeline(history_file, outcome.output / "timeline",
+                                          title=title)
         ]
     verdict = outcome.verdict.to_json()
     verdict["run"] = {**outcome.meta, "schedule": outcome.schedule.to_json(),

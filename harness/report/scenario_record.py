@@ -26,16 +26,17 @@ FILES = (
 
 def timeline(output: Path, title: str) -> list[Path]:
     """``timeline.png`` and ``timeline.svg`` of the run in ``output`` (none without history)."""
+    from harness.checks.timeline_stream import timeline_data
     from harness.report.timeline import plot_timeline
-    from harness.workload.history import HistoryError, load_history
+    from harness.workload.history import HistoryError
 
-    try:
-        history = load_history(output / "history.jsonl")
+    try:  # streamed: a long run is not loaded whole
+        data = timeline_data(output / "history.jsonl")
     except (HistoryError, OSError):
         return []
-    if not history.ops:
+    if not data.operations:
         return []
-    return plot_timeline(history, output / "timeline", title=title)
+    return plot_timeline(data, output / "timeline", title=title)
 
 
 def record_scenario(results: ResultsDir, result: CheckResult, output: Path,

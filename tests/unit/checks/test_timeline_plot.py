@@ -35,3 +35,25 @@ def test_empty_history_still_plots(scenario, tmp_path):
     files = plot_timeline(scenario.load(), tmp_path / "empty.png")
     assert [f.name for f in files] == ["empty.png", "empty.svg"]
     assert all(f.stat().st_size > 0 for f in files)
+
+
+def test_a_history_file_is_plotted_from_a_stream(scenario, tmp_path):
+    from harness.checks.timeline_stream import timeline_data
+
+    h = scenario.history
+    for i in range(300):
+        t = i * 10 * MS
+        oid = h.invoke(0, "read", 0, 8, time_ns=t)
+        h.complete(oid, "fail" if i % 100 == 7 else "ok", invoke_ns=t, time_ns=t + 2 * MS,
+                   path=f"p{i % 2}")
+    h.fault_start("cut p1", time_ns=1000 * MS)
+    h.fault_stop("cut p1", time_ns=1200 * MS)
+    data = timeline_data(scenario.path, bin_s=1.0, max_points=50)
+    assert data.bins_ok.tolist() == [99, 99, 99] and data.bins_errors.tolist() == [1, 1, 1]
+    assert data.bins_bytes.sum() == 297 * 4096
+    assert (data.outcome == 2).sum() == 3  # every failed op is kept
+    assert 25 <= (data.outcome == 0).sum() <= 50  # ok points thinned, spread over the run
+    assert data.complete_ns.max() > 2500 * MS
+    files = plot_timeline(scenario.path, tmp_path / "streamed")
+    text = files[1].read_text()
+    assert "cut p1" in text and "ok via p0" in text and "fail" in text
