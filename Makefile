@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # Real peers the tests talk to (installed when run as root; tests that need a
 # missing one skip and name the package).
 # chromium is the headless browser the report tests open the reports in.
-DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace libpcap0.8 iputils-ping chromium
+DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps strace libpcap0.8 iputils-ping chromium mono-mcs
 # The Allure 3 report needs Node.js >= 20 (reports/package.json pins the CLI);
 # Debian's nodejs and npm are installed only when there is no node at all.
 NODE_MIN := 20

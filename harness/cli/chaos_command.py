@@ -178,6 +178,10 @@ class Session:
                       f"in {self.output}/", file=sys.stderr)
                 return 128 + exc.signum
         info.finished = time.time()
+        if self.inventory.lab is None:  # a real site: its hosts' logs (redacted) too
+            from harness.remote import evidence
+
+            evidence.collect_into(results, self.inventory, info.started, self.say)
         results.write_run(info)
         self.say(f"splitbrain chaos: {'FAILED' if self.failed else 'ok'}: "
                  f"{self.failed} failed, {time.monotonic() - t0:.0f} s; results in "

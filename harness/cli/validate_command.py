@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     # progress: a bar and coloured result words on a terminal, plain lines in a log
     say, console = Console(out).line, Console(sys.stderr)
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     with site_for(inventory, args.budget_profile, say) as site:
         say(f"Validating site {inventory.site.name!r} ({inventory.path}, {site.backend}): "
             f"{len(chosen)} test(s)")
@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
             report = validate(site, include=include, ignore=ignore, results=results,
                               command="splitbrain " + " ".join(sys.argv[1:]),
                               on_result=progress)
+    if inventory.lab is None:  # a real site: its hosts' logs (redacted) join the results
+        from harness.remote import evidence
+
+        evidence.collect_into(results, inventory, started, say)
     elapsed = time.monotonic() - t0
     if args.json:
         print(json.dumps({"site": inventory.site.name, "summary": report.summary,

@@ -110,3 +110,16 @@ def attach(results: Any, logs: Iterable[HostLog]) -> list[Any]:
     """Store each log in a ``ResultsDir`` (``harness.checks.results``) as text/plain."""
     return [results.attach(f"logs/{log.host}-{log.name}.txt", log.text, "text/plain")
             for log in logs]
+
+
+def collect_into(results: Any, inventory: Any, since_wall: float,
+                 say: Callable[[str], None] = lambda _: None) -> list[Any]:
+    """Collect every host's logs of a real site into ``results`` (a ``ResultsDir``)."""
+    from harness.remote import open_host
+
+    logs = collect(inventory, since_wall, opener=lambda inv, h: open_host(inv.host(h)))
+    attached = attach(results, logs)
+    unreachable = [entry.host for entry in logs if entry.name == "unreachable"]
+    say(f"evidence: {len(attached)} host log(s) in {results.path}/attachments/logs-*"
+        + (f"; no logs from {', '.join(unreachable)}" if unreachable else ""))
+    return attached

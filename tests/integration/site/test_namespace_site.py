@@ -156,6 +156,9 @@ def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, caps
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "Failed" not in out.replace("0 failed", "")
+    logs = sorted(p.name for p in (tmp_path / "validation" / "attachments").iterdir())
+    assert [n for n in logs if n.startswith("logs-")] == [
+        "logs-Node1-journal.txt", "logs-Store1-journal.txt", "logs-Store2-journal.txt"]
     assert no_lab_shortcuts == []
 
 

@@ -29,11 +29,12 @@ from harness.remote.ssh import SshTarget
 
 def test_black_hole_with_a_port_drops_both_ends_in_both_directions():
     rules = black_hole_rules("f1", peer="10.0.0.2", port=3260)
+    TAIL = ["counter", "drop", "comment", '"splitbrain:f1"']
     assert [r.expression() for r in rules] == [
-        ["ip", "saddr", "10.0.0.2", "tcp", "dport", "3260", "counter", "drop", "comment", '"splitbrain:f1"'],
-        ["ip", "saddr", "10.0.0.2", "tcp", "sport", "3260", "counter", "drop", "comment", '"splitbrain:f1"'],
-        ["ip", "daddr", "10.0.0.2", "tcp", "dport", "3260", "counter", "drop", "comment", '"splitbrain:f1"'],
-        ["ip", "daddr", "10.0.0.2", "tcp", "sport", "3260", "counter", "drop", "comment", '"splitbrain:f1"'],
+        ["ip", "saddr", "10.0.0.2", "tcp", "dport", "3260", *TAIL],
+        ["ip", "saddr", "10.0.0.2", "tcp", "sport", "3260", *TAIL],
+        ["ip", "daddr", "10.0.0.2", "tcp", "dport", "3260", *TAIL],
+        ["ip", "daddr", "10.0.0.2", "tcp", "sport", "3260", *TAIL],
     ]
     assert [r.chain for r in rules] == ["input", "input", "output", "output"]
 
