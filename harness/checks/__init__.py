@@ -28,10 +28,19 @@ The API the chaos runner uses:
 - ``packet_timing.check_scenario_capture(pcap, history_path, reports) -> Verdict``
   (``packet_faults``): the capture's longest gap, longest command and heal time
   beside each ``FaultReport``'s; ``beside_lines(verdict)`` prints them.
-- ``compose.check_run(history, ..., history_path=PATH)`` adds these verdicts to
-  the others (the capture's when ``pcap`` is given).
+- ``stream_check.check_run_file(history_path, devices=..., replicas=...,
+  budget=..., pcap=...) -> (RunVerdict, list[FaultReport])``: every checker for
+  a history of any length (what the chaos run and ``splitbrain check`` use):
+  one streamed pass (``register_stream``, ``monotonic``, whole-run timing,
+  ``faults_report``), then the device and the replicas with a ``WriteIndex``
+  built from the pass's ``write_table``.
+- ``compose.check_run(history, ..., history_path=PATH)``: the same over a loaded
+  history (small runs and tests; the per-fault and monotonicity verdicts when
+  ``history_path`` is given).
+- ``timeline_stream.timeline_data(history_path)``: what the timeline plot draws.
 
-The history is read as a stream (``harness.workload.history_stream``) by the
-checkers that scale with the run's length, so memory grows with the device and
-the number of faults, not with the number of operations.
+The history is read as a stream (``harness.workload.history_stream``), so memory
+grows with the device (per-block arrays), the run's length in 5 ms buckets and
+the writes (57 bytes each in the write table), never with one Python object per
+operation (``bench/check_scale.py``).
 """
