@@ -19,7 +19,8 @@ the history) the history gives
   during the window (with MPIO in front a failover should return none);
 - ``heal_to_all_paths_s``: from the heal until every path that carried I/O
   before the fault has completed an ``ok`` operation again (a path that never
-  does is a problem, budget or not, unless a later fault takes it again first);
+  does is a problem, budget or not; a path a later fault takes again before it
+  is back is not measured for this heal);
 - ``heal_to_synchronized_s``: from the heal until every HA replica of the
   history's ``replica`` records last said ``synchronized``.
 
@@ -321,8 +322,7 @@ def finish_reports(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaSt
             _paths_back(rep, timer, stream, w, end)
             if replicas:
                 rep.heal_to_synchronized_s = _synchronized_after(replicas, w.stop_ns)
-        _judge(rep, w, timer.windows, budget, bool(replicas), stalled, errs, history_path,
-               end)
+        _judge(rep, w, budget, bool(replicas), stalled, errs, history_path, end)
         reports.append(rep)
     return reports
 
@@ -351,6 +351,9 @@ def _paths_back(rep: FaultReport, timer: FaultTimer, stream: OpStream, w: FaultW
             continue  # carried no I/O before the fault
         back = int(timer.back[p][si]) if p in timer.back else NEVER
         name = stream.path_names[p]
+        retaken = _retaken(timer.windows, name, w.stop_ns)
+        if retaken is not None and retaken < back:
+            continue  # a later fault took it again first: this heal cannot be measured
         rep.paths_back_s[name] = None if back == NEVER else (back - w.stop_ns) / 1e9
     values = list(rep.paths_back_s.values())
     if values and all(v is not None for v in values):
@@ -364,9 +367,9 @@ def _retaken(windows_after: Sequence[FaultWindow], path: str, after: int) -> int
     return min(starts, default=None)
 
 
-def _judge(rep: FaultReport, w: FaultWindow, windows: Sequence[FaultWindow],
-           budget: dict[str, float], has_replicas: bool, stalled: np.ndarray,
-           errs: np.ndarray, history_path: str | os.PathLike[str], end: int) -> None:
+def _judge(rep: FaultReport, w: FaultWindow, budget: dict[str, float], has_replicas: bool,
+           stalled: np.ndarray, errs: np.ndarray, history_path: str | os.PathLike[str],
+           end: int) -> None:
     recs = list(w.records)
 
     def cite(rows: np.ndarray) -> list[dict[str, Any]]:
@@ -409,14 +412,7 @@ def _judge(rep: FaultReport, w: FaultWindow, windows: Sequence[FaultWindow],
         return
     limit = budget["heal_to_all_paths_s"]
     rep.budgets["heal_to_all_paths_s"] = limit
-    missing = []
-    for path, back in rep.paths_back_s.items():
-        if back is not None:
-            continue
-        retaken = _retaken(windows, path, w.stop_ns)
-        if retaken is not None and retaken - w.stop_ns <= limit * 1e9:
-            continue
-        missing.append(path)
+    missing = [path for path, back in rep.paths_back_s.items() if back is None]
     if missing:
         rep.problems.append(Problem(
             "path_not_restored",
