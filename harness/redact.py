@@ -40,7 +40,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # may itself be quoted (JSON). The value stops at the closing quote, or at
 # whitespace / a comma / a closing brace for bare values.
 _ASSIGNMENT = re.compile(
-    r"""(?P<key>["']?[A-Za-z0-9_.-]*"""
+    r"""(?<![A-Za-z0-9_.-])(?P<key>["']?[A-Za-z0-9_.-]*"""
     r"""(?:passw(?:or)?d|secret|token|passphrase|api[_-]?key|credential|private[_-]?key|CHAP_R)"""
     r"""[A-Za-z0-9_.-]*["']?)"""
     r"""(?P<sep>\s*[:=]\s*)"""
@@ -48,6 +48,9 @@ _ASSIGNMENT = re.compile(
     re.IGNORECASE,
 )
 GZIP = ("application/gzip", "application/x-gzip")
+_SECRET_WORD = re.compile(
+    r"passw(?:or)?d|secret|token|passphrase|api[_-]?key|credential|private[_-]?key|CHAP_R",
+    re.IGNORECASE)
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words and numbers
 _REMEMBERED: set[str] = set()
 
@@ -86,6 +89,8 @@ class Redactor:
         """``text`` with every secret value and secret assignment masked."""
         for value in self.values:
             text = text.replace(value, MASK)
+        if not _SECRET_WORD.search(text):
+            return text  # the common case (a history, a log): no key names a secret
         return _ASSIGNMENT.sub(_mask_assignment, text)
 
     def bytes(self, data: bytes) -> bytes:

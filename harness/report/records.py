@@ -114,9 +114,12 @@ def read_results(dirs: list[Path]) -> RecordedRun:
             problems.append(ReadProblem(root / "run.json", str(exc).removeprefix(
                 f"{root / 'run.json'}: ")))
             info = None
+        files = sorted(rd.results_path.glob("*.json"))
         if info is not None:
             infos.append(info)
-        files = sorted(rd.results_path.glob("*.json"))
+        elif files and not (root / "run.json").exists():
+            problems.append(ReadProblem(root / "run.json", "missing: the run did not finish "
+                                        "(killed?); the header is made from its records"))
         if not files:
             problems.append(ReadProblem(rd.results_path, "no result records (*.json) here"))
         for f in files:

@@ -163,3 +163,15 @@ def test_without_results_the_newest_under_reports_is_used(example_results, tmp_p
     code, stdout, _ = _report(capsys, "--no-allure")
     assert code == 0
     assert stdout.strip().splitlines()[-1].endswith("reports/chaos-new/report/audit.html")
+
+
+def test_a_run_without_run_json_is_named_and_reported(example_results, tmp_path, capsys) -> None:
+    (example_results.path / "run.json").unlink()  # the run was killed before its end
+    out = tmp_path / "r"
+    code, _, stderr = _report(capsys, str(example_results.path), "--out", str(out), "--no-allure")
+    assert code == 3
+    assert stderr.strip() == (f"splitbrain report: error: cannot use {example_results.path}/"
+                              "run.json: missing: the run did not finish (killed?); the header "
+                              "is made from its records")
+    audit = (out / "audit.html").read_text()
+    assert audit.count('<section class="check') == 4 and "<td>lab</td>" in audit
