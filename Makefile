@@ -1,5 +1,6 @@
 # splitbrain: two commands a newcomer needs.
-#   make run   - set up, then run the main job against the bundled lab
+#   make run   - set up, then the whole product on the bundled lab: validation, the
+#                chaos smoke profile, then the audit, Allure and JUnit reports
 #   make test  - set up, then run the whole test suite
 # Everything else here is what those two need.
 
@@ -20,8 +21,24 @@ ALLURE_STAMP := reports/node_modules/.installed
 
 .PHONY: run test venv debian-packages allure lint bench clean
 
+# One folder per make run: validation/ and chaos/ results, report/ built from both.
+RUN_DIR := reports/run-$(shell date -u +%Y%m%dT%H%M%SZ)
+RUN_CHAOS ?= --profile smoke
+
 run: venv debian-packages allure
-	$(VENV)/bin/splitbrain run
+	@sb=$(VENV)/bin/splitbrain; dir=$(RUN_DIR); \
+	echo "== 1/3 validation (results in $$dir/validation)"; \
+	$$sb validate --results $$dir/validation; validation=$$?; \
+	if [ $$validation -ge 128 ]; then exit $$validation; fi; \
+	echo "== 2/3 chaos $(RUN_CHAOS) (results in $$dir/chaos)"; \
+	$$sb chaos $(RUN_CHAOS) --output $$dir/chaos; chaos=$$?; \
+	if [ $$chaos -ge 128 ]; then exit $$chaos; fi; \
+	echo "== 3/3 reports"; \
+	$$sb report $$dir/validation $$dir/chaos --out $$dir/report; report=$$?; \
+	echo; \
+	echo "validation exit $$validation, chaos exit $$chaos, report exit $$report (1 = something failed: see the report)"; \
+	if [ $$report -le 3 ]; then echo "open $$dir/report/audit.html"; else echo "no report was made"; fi; \
+	[ $$validation -eq 0 ] && [ $$chaos -eq 0 ] && [ $$report -eq 0 ]
 
 test: venv debian-packages allure
 	$(PY) -m pytest $(PYTEST_ARGS)
