@@ -310,8 +310,9 @@ def raise_for(path: Any, result: Any, what: str) -> None:
 
 
 @check(STORAGE, "Validate Microsoft MPIO-based disks",
-       "Validate that every node reaches every disk over more than one path and that all "
-       "nodes use the same MPIO load-balance policy.")
+       "Validate that every node reaches every disk over more than one path, that MPIO "
+       "claims each disk as one disk (the same VPD 83h identity on every path) and reads "
+       "through its policy, and that all nodes use the same MPIO load-balance policy.")
 async def validate_mpio(run: CheckRun) -> Outcome:
     site = run.site
     seen, problems = await visible_disks(run)
@@ -330,6 +331,9 @@ async def validate_mpio(run: CheckRun) -> Outcome:
                                     f"{expected} paths")
     finally:
         await close_all(seen)
+    claims = await asyncio.gather(*(claim(run, node, alias) for alias, by_node in seen.items()
+                                    for node in by_node))
+    problems += [c for c in claims if c]
     policies = await asyncio.to_thread(node_policies, run)
     run.add("MPIO policy per node", "\n".join(f"{n}: {p}" for n, p in policies.items()))
     distinct = set(policies.values())
@@ -338,6 +342,26 @@ async def validate_mpio(run: CheckRun) -> Outcome:
                         + ", ".join(f"{n} {p}" for n, p in policies.items()))
     return judged(problems, warnings, f"every disk on every node has several paths; policy "
                                       f"{', '.join(sorted(distinct)) or 'n/a'} on all nodes")
+
+
+async def claim(run: CheckRun, node: str, alias: str) -> str:
+    """Let the harness's MPIO claim ``alias`` on ``node`` (every path logged in and proven
+    one disk by VPD 83h) and read one block through its policy; "" or what went wrong."""
+    from harness.errors import SplitbrainError
+
+    device = run.site.initiator(node).multipath(alias)
+    try:
+        await device.open()
+        healthy = [p.name for p in device.paths if p.state.healthy]
+        done = await device.read(0, 1)
+        run.step(f"{node}: MPIO claimed {alias} as one disk over {len(healthy)} path(s) "
+                 f"(identity {', '.join(device.identity)}), policy {device.policy.name}; "
+                 f"READ(16) LBA 0 went through {done.path}")
+        return ""
+    except SplitbrainError as exc:
+        return f"{node}: MPIO does not claim {alias} as one disk: {' '.join(str(exc).split())}"
+    finally:
+        await device.close()
 
 
 def node_policies(run: CheckRun) -> dict[str, str]:

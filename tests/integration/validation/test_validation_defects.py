@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
 CASES = [
     pytest.param(["identity-per-node"], None, "Validate SCSI device Vital Product Data (VPD)",
                  ["HA2", "identities", "do not present one disk"], id="identity-per-node-vpd"),
+    pytest.param(["identity-per-node"], None, "Validate Microsoft MPIO-based disks",
+                 ["HA2", "MPIO does not claim HA2 as one disk"], id="identity-per-node-mpio"),
     pytest.param(["stale-reservations"], None, "Validate SCSI-3 Persistent Reservation",
                  ["HA2", "not replicated"], id="stale-reservations-pr"),
     pytest.param(["stale-reservations"], None, "Validate Disk Arbitration",
