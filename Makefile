@@ -2,6 +2,7 @@
 #   make run   - set up, then the whole product on the bundled lab: validation, the
 #                chaos smoke profile, then the audit, Allure and JUnit reports
 #   make test  - set up, then run the whole test suite
+#   make test-fast - the unit tier only (no process, socket peer or namespace): the inner loop
 # Everything else here is what those two need.
 
 SHELL := /bin/bash

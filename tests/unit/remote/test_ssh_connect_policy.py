@@ -105,15 +105,6 @@ def test_target_from_an_inventory_host():
     assert repr(target.password) == "Secret(${SWS_ADMIN_PASSWORD})"
 
 
-def test_a_closed_loopback_port_through_paramikos_own_connect():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
-    host = RemoteHost(SshTarget(name="loop", address="127.0.0.1", port=port, connect_timeout=2),
-                      retry=RetryPolicy(attempts=2, deadline_s=10, wait_initial_s=0.01))
-    with pytest.raises(HostUnreachable, match=r"after 2 attempts \(connection refused\)"):
-        host.connect()
 
 
 def test_open_host_picks_the_driver_by_the_inventorys_os():
