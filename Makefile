@@ -20,7 +20,7 @@ DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps stra
 NODE_MIN := 20
 ALLURE_STAMP := reports/node_modules/.installed
 
-.PHONY: run test venv debian-packages allure lint bench clean
+.PHONY: run test test-fast venv debian-packages allure lint bench clean
 
 # One folder per make run: validation/ and chaos/ results, report/ built from both.
 RUN_DIR := reports/run-$(shell date -u +%Y%m%dT%H%M%SZ)
@@ -43,6 +43,11 @@ run: venv debian-packages allure
 
 test: venv debian-packages allure
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Unit tests start no process, socket peer or namespace (tests/unit/conftest.py refuses
+# them) and none is marked slow: under a minute. The import-layer and cycle checks run here.
+test-fast: venv
+	$(PY) -m pytest tests/unit -q -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 venv: $(STAMP)
 
