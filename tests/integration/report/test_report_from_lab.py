@@ -102,3 +102,35 @@ def test_caught_defect_first_with_diagnosis_and_evidence(lab_results, chromium, 
     for f in lab_results.path.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
+
+
+def test_report_of_a_real_chaos_scenario_shows_its_timeline(chromium, artifacts_dir,
+                                                           tmp_path) -> None:
+    """``splitbrain chaos --scenario path-one`` on a lab of its own, then its report."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "chaos"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "chaos", "--scenario", "path-one", "--seed", "3",
+         "--state-dir", str(tmp_path / "lab"), "--output", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "SB_REPORT_CHAOS_TOKEN": SECRET})
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "\x1b[" not in done.stdout  # not a terminal: plain lines, no colour
+    built = build_report([out], tmp_path / "report")
+    [record] = built.run.records
+    names = [a.name for a in record.result.attachments]
+    assert any(n.endswith("timeline.png") for n in names)
+    assert any(n.endswith("history.jsonl.gz") for n in names)
+    assert any("-logs-" in n for n in names)  # the storage nodes' and proxy's logs
+    page = chromium.open(built.audit.resolve().as_uri(), settle_s=0.2)
+    assert page.errors == []
+    images = page.evaluate("[...document.images].map(i => [i.alt, i.complete, i.naturalWidth])")
+    assert [alt for alt, ok, width in images if ok and width > 0] == \
+        [n for n in names if n.endswith("timeline.png")]
+    page.screenshot(artifacts_dir / "report" / "lab-chaos-audit.png")
+    for f in [*built.out.rglob("*"), *out.rglob("*")]:
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
