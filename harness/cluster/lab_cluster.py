@@ -444,12 +444,14 @@ class LabCluster:
         self._wait(lambda: self.owner(vm) is None, f"VM {vm} to stop", 30.0)
 
     def check_vm(self, vm: str, *, handed_over: set[int] | None = None,
-                 errors_allowed: bool = True) -> Any:
+                 errors_allowed: bool = True, budget: dict[str, float] | None = None) -> Any:
         """Every checker over the VM's joined history, its virtual disk read back through
         every path of the CSV; returns the ``RunVerdict`` (handover verdict included).
 
         ``handed_over``: the segments (in order, from 0) the VM left by migration; by
-        default every segment but the last. Stop the VM first."""
+        default every segment but the last. ``budget``: the inventory's limits for the
+        timing checker (the whole run's longest I/O pause, errors the caller saw).
+        Stop the VM first."""
         import asyncio
 
         from harness.checks.compose import check_run
@@ -477,7 +479,8 @@ class LabCluster:
                 devices = {d.name: VirtualDisk(d, offset // d.block_size,
                                                length // d.block_size, f"{vm}@{d.name}")
                            for d in opened}
-                verdict = await check_run(history, name=f"vm:{vm}", devices=devices)
+                verdict = await check_run(history, name=f"vm:{vm}", devices=devices,
+                                          budget=budget)
             finally:
                 for d in opened:
                     await d.close()

@@ -120,7 +120,7 @@ def run_scenario(sut: Any, cluster: LabCluster, scenario: MigrationScenario,
             fault.heal()
     if sut.lab is not None:
         sut.lab.wait_synchronized([cluster.csv_device, cluster.witness_device], 120.0)
-    verdict = cluster.check_vm(vm)
+    verdict = cluster.check_vm(vm, budget=dict(sut.budget.limits))
     budget = judge_migrations(reports, sut.budget.limits)
     problems = [p.message for p in verdict.problems] + [p.message for p in budget.problems]
     if fault is not None and scenario.when == "precopy":
