@@ -176,3 +176,24 @@ def test_a_destination_that_dies_mid_copy_leaves_the_vm_running_on_its_source(
     cluster.stop_vm("vm5")
     verdict = cluster.check_vm("vm5", errors_allowed=False)
     assert verdict.valid, [p.message for p in verdict.problems][:10]
+
+
+def test_two_vms_share_the_csv_each_in_its_own_region(cluster: LabCluster) -> None:
+    """1. vm6 runs on Demo1 and vm7 on Demo2, both writing, their disks regions of one CSV.
+    2. vm6 live-migrates to Demo2 and back while vm7 keeps writing.
+    3. Each disk holds exactly its own VM's writes (a block of the other VM's run in a
+       region created empty would be reported misplaced)."""
+    cluster.add_vm(VmSpec("vm6", workload=LOAD), "Demo1")
+    cluster.add_vm(VmSpec("vm7", workload=LOAD, seed=7), "Demo2")
+    assert cluster.disk_region("vm6")[0] + cluster.disk_region("vm6")[1] \
+        <= cluster.disk_region("vm7")[0]
+    wait_ops(cluster, "vm6", 20)
+    cluster.move("vm6", "Demo2", "live")
+    cluster.move("vm6", "Demo1", "live")
+    wait_ops(cluster, "vm7", 20)
+    for vm in ("vm6", "vm7"):
+        cluster.stop_vm(vm)
+    for vm in ("vm6", "vm7"):
+        verdict = cluster.check_vm(vm, errors_allowed=False)
+        assert verdict.valid, [p.message for p in verdict.problems][:10]
+        assert load_vm_history(cluster.history_dir(vm)).header.initial == "zero"
