@@ -68,13 +68,28 @@ def _numbers(outcome: RunOutcome) -> dict[str, float | int | str]:
 SETTLE_NS = 2_000_000_000  # writes acknowledged this long into a partition: each side alone
 
 
+def _took_effect(fault: Any) -> int:
+    """When the fault was in place: the nemesis's ``applied_ns`` (an injection over SSH
+    takes seconds), else its start record."""
+    applied = [r.get("applied_ns") for r in fault.records if r.get("applied_ns") is not None]
+    return max([int(fault.start_ns), *(int(a) for a in applied)])
+
+
+def _healing(fault: Any) -> int:
+    """When its heal began (``healing_ns``), else its stop record, else never."""
+    healing = [r.get("healing_ns") for r in fault.records if r.get("healing_ns") is not None]
+    if healing:
+        return int(healing[0])
+    return int(fault.stop_ns) if fault.stop_ns is not None else 2**63
+
+
 def acknowledged_alone(history: Any, device: HaDevice) -> dict[str, int]:
     """Writes each storage host acknowledged while the sync link was broken, counted from
     ``SETTLE_NS`` into the fault (after sync loss and the fence): host -> count. Both
     hosts non-zero is a split brain: each side carried on alone."""
     if history is None:
         return {}
-    windows = [(f.start_ns + SETTLE_NS, f.stop_ns if f.stop_ns is not None else 2**63)
+    windows = [(_took_effect(f) + SETTLE_NS, _healing(f))
                for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
                and f.attrs.get("action") in ("blackhole", "cut", "oneway")]
     counts = {r.host: 0 for r in device.replicas}

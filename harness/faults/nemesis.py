@@ -9,7 +9,9 @@ schedules are drawn by the chaos layer's one generator
 
 ``Nemesis.run`` walks the schedule's start and stop events in time order: at a
 start it records ``fault_start`` in the history, then injects; at a stop it heals,
-then records ``fault_stop``. Whatever happens (an exception, ``stop()``, a
+then records ``fault_stop`` (with ``applied_ns``, when the injection returned, and
+``healing_ns``, when the heal began: on a real host both are seconds away from
+the start and stop records). Whatever happens (an exception, ``stop()``, a
 signal), every fault it injected is healed before ``run`` returns. The history
 is anything with ``fault_start(name, *, time_ns, **attrs)`` and
 ``fault_stop(name, *, time_ns, **attrs)``, as ``harness.workload.history.History``.
@@ -121,6 +123,7 @@ class Nemesis:
     on_injected: Callable[[str, Step, Fault], None] | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _active: dict[int, tuple[str, Fault]] = field(default_factory=dict, repr=False)
+    _applied: dict[int, int] = field(default_factory=dict, repr=False)
 
     def stop(self) -> None:
         """End the run early (from another thread); active faults are healed."""
@@ -189,6 +192,8 @@ class Nemesis:
             )
         self._active[i] = (name, fault)
         fault.inject()
+        # when it took effect: on a real host that is seconds after the start record
+        self._applied[i] = self.clock_ns()
         if self.on_injected is not None:
             self.on_injected(name, step, fault)
         return name
@@ -198,8 +203,10 @@ class Nemesis:
         if entry is None:
             return
         name, fault = entry
+        timing = {"applied_ns": self._applied.pop(i, None), "healing_ns": self.clock_ns()}
         try:
             fault.heal()
         finally:
             if self.history is not None:
-                self.history.fault_stop(name, time_ns=self.clock_ns(), fault_id=fault.id)
+                self.history.fault_stop(name, time_ns=self.clock_ns(), fault_id=fault.id,
+                                        **{k: v for k, v in timing.items() if v is not None})

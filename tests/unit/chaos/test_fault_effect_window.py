@@ -1,0 +1,39 @@
+"""Split-brain attribution counts writes from when a fault took effect, not from its start
+record: on a real host the injection (ssh, dead-man timer, nft) takes seconds, and the
+replicas are still mirroring meanwhile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.chaos.verdict import acknowledged_alone
+from harness.lab.inventory import loads
+from harness.workload.history import History, HistoryHeader, load_history
+from tests.unit.lab.test_inventory import BASE
+
+S = 1_000_000_000
+
+
+def history(tmp_path: Path, *, applied_s: float | None) -> object:
+    h = History(tmp_path / "h.jsonl", HistoryHeader(1, 1, 4096, 512, 2048, "d"))
+    h.fault_start("blackhole sync/Store1/HA1 [0]", time_ns=0, action="blackhole",
+                  target="sync/Store1/HA1")
+    for i, host in enumerate(["Store1", "Store2"] * 4):  # writes at 2.5..6 s on both paths
+        t = int((2.5 + i * 0.5) * S)
+        op = h.invoke(0, "write", 8 * i, 8, writer=0, seq=i, time_ns=t)
+        h.complete(op, "ok", invoke_ns=t, path=f"Node1->iscsi/{host}", time_ns=t + 1000)
+    extra = {} if applied_s is None else {"applied_ns": int(applied_s * S),
+                                          "healing_ns": 10 * S}
+    h.fault_stop("blackhole sync/Store1/HA1 [0]", time_ns=11 * S, **extra)
+    h.close()
+    return load_history(tmp_path / "h.jsonl")
+
+
+def test_writes_before_the_fault_took_effect_are_not_acknowledged_alone(tmp_path):
+    device = loads(BASE).device("HA1")
+    # recorded without applied_ns (the lab): the start record counts, both sides "alone"
+    assert acknowledged_alone(history(tmp_path, applied_s=None), device) == {
+        "Store1": 4, "Store2": 4}
+    # the injection returned at 6.5 s: every write came before it settled, none alone
+    assert acknowledged_alone(history(tmp_path, applied_s=6.5), device) == {
+        "Store1": 0, "Store2": 0}
