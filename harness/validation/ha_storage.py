@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import random
 import zlib
+from typing import Any
 
 from harness.initiator.errors import InitiatorError
 from harness.initiator.session import Session
@@ -41,6 +42,7 @@ from harness.validation.storage import (
 
 HA = "HA Storage"
 SAMPLES = 32
+PARALLEL_DEVICES = 4
 SAMPLE_BLOCKS = 8
 STAMPED = 4
 
@@ -164,62 +166,72 @@ async def validate_replica_data(run: CheckRun) -> Outcome:
     if not site.cluster_nodes:
         return not_applicable("no cluster node to read through")
     problems: list[str] = []
-    compared = 0
-    for alias, device in site.devices.items():
+    gate = asyncio.Semaphore(PARALLEL_DEVICES)
+
+    async def one(alias: str, device: Any) -> int:
         if len(device.replicas) < 2:
             problems.append(f"{alias} has a single replica: nothing to compare")
-            continue
-        disk = await open_node_disk(site.initiator(site.cluster_nodes[0]), device, run)
-        try:
-            size = disk.block_size
-            lbas = sample_lbas(disk.num_blocks, zlib.crc32(alias.encode()))
-            first = disk.first_on(device.replicas[0].host)
-            originals: dict[int, bytes] = {}
-            busy = await in_use(disk)
-            if busy:
-                run.step(f"{alias}: in use ({busy}): compared as it is, nothing written")
-            if site.is_test_device(alias) and not busy:
-                for lba in lbas[:STAMPED]:
-                    old = await first.read_blocks(lba, SAMPLE_BLOCKS, size)
-                    if not old.good:
-                        raise_for(first, old, "READ")
-                    originals[lba] = old.data
-                    w = await first.write_blocks(lba, random.randbytes(SAMPLE_BLOCKS * size),
-                                                 size)
-                    if not w.good:
-                        raise_for(first, w, "WRITE")
+            return 0
+        async with gate:
+            disk = await open_node_disk(site.initiator(site.cluster_nodes[0]), device, run)
             try:
-                digests: dict[str, list[str]] = {}
-                for replica in device.replicas:
-                    path = disk.first_on(replica.host)
-                    sums = []
-                    for lba in lbas:
-                        r = await path.read_blocks(lba, SAMPLE_BLOCKS, size)
-                        if not r.good:
-                            raise_for(path, r, "READ")
-                        sums.append(hashlib.sha256(r.data).hexdigest()[:16])
-                    digests[replica.host] = sums
+                return await _compare_replicas(run, alias, device, disk, problems)
             finally:
-                for lba, data in originals.items():
-                    await first.write_blocks(lba, data, size)
-            hosts = list(digests)
-            base = digests[hosts[0]]
-            for other in hosts[1:]:
-                differ = [lba for lba, a, b in zip(lbas, base, digests[other], strict=True)
-                          if a != b]
-                if differ:
-                    problems.append(
-                        f"{alias}: {len(differ)} of {len(lbas)} sampled regions differ between "
-                        f"{hosts[0]} and {other} (first at LBA {differ[0]}): the replicas do "
-                        "not hold the same data")
-            compared += len(lbas)
-            run.add(f"{alias} samples", "\n".join(
-                f"LBA {lba}: " + " ".join(f"{h}={digests[h][i]}" for h in hosts)
-                for i, lba in enumerate(lbas)))
-        finally:
-            await disk.close()
+                await disk.close()
+
+    counts = await asyncio.gather(*(one(a, d) for a, d in site.devices.items()))
+    compared = sum(counts)
     run.number("regions_compared", compared)
     return judged(problems, [], f"{compared} sampled regions identical on every replica")
+
+
+async def _compare_replicas(run: CheckRun, alias: str, device: Any, disk: Any,
+                            problems: list[str]) -> int:
+    """Stamp (on a test device not in use), read the samples through each replica's own
+    path, compare; return how many regions were compared."""
+    site = run.site
+    size = disk.block_size
+    lbas = sample_lbas(disk.num_blocks, zlib.crc32(alias.encode()))
+    first = disk.first_on(device.replicas[0].host)
+    originals: dict[int, bytes] = {}
+    busy = await in_use(disk)
+    if busy:
+        run.step(f"{alias}: in use ({busy}): compared as it is, nothing written")
+    if site.is_test_device(alias) and not busy:
+        for lba in lbas[:STAMPED]:
+            old = await first.read_blocks(lba, SAMPLE_BLOCKS, size)
+            if not old.good:
+                raise_for(first, old, "READ")
+            originals[lba] = old.data
+            w = await first.write_blocks(lba, random.randbytes(SAMPLE_BLOCKS * size), size)
+            if not w.good:
+                raise_for(first, w, "WRITE")
+    try:
+        digests: dict[str, list[str]] = {}
+        for replica in device.replicas:
+            path = disk.first_on(replica.host)
+            answers = await asyncio.gather(*(path.read_blocks(lba, SAMPLE_BLOCKS, size)
+                                             for lba in lbas))
+            for r in answers:
+                if not r.good:
+                    raise_for(path, r, "READ")
+            digests[replica.host] = [hashlib.sha256(r.data).hexdigest()[:16] for r in answers]
+    finally:
+        for lba, data in originals.items():
+            await first.write_blocks(lba, data, size)
+    hosts = list(digests)
+    base = digests[hosts[0]]
+    for other in hosts[1:]:
+        differ = [lba for lba, a, b in zip(lbas, base, digests[other], strict=True) if a != b]
+        if differ:
+            problems.append(
+                f"{alias}: {len(differ)} of {len(lbas)} sampled regions differ between "
+                f"{hosts[0]} and {other} (first at LBA {differ[0]}): the replicas do not hold "
+                "the same data")
+    run.add(f"{alias} samples", "\n".join(
+        f"LBA {lba}: " + " ".join(f"{h}={digests[h][i]}" for h in hosts)
+        for i, lba in enumerate(lbas)))
+    return len(lbas)
 
 
 @check(HA, "Validate HA Quorum and VM Storage Devices",

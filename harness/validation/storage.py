@@ -38,6 +38,7 @@ UNIQUE_DESIGNATORS = {
     DesignatorType.SCSI_NAME_STRING: "SCSI name string",
 }
 LATENCY_IOS = 16
+LATENCY_PARALLEL_DISKS = 4  # disks measured at once (each disk's nodes in turn)
 SCRATCH_BLOCKS = 8  # the last blocks of a test device: the "arbitration sectors"
 
 
@@ -240,41 +241,51 @@ async def validate_disk_access_latency(run: CheckRun) -> Outcome:
     problems: list[str] = []
     warnings: list[str] = []
     reads_only: list[str] = []  # writes are measured only where the harness may write
-    measured = 0
-    for alias, device in site.devices.items():
+    gate = asyncio.Semaphore(LATENCY_PARALLEL_DISKS)
+
+    async def one(alias: str, device: Any) -> list[tuple[str, str, list[float], list[float]]]:
         writable = site.is_test_device(alias)
         if not writable:
             reads_only.append(f"{alias}: not marked test = true, so nothing is written")
-        disks = await asyncio.gather(*(open_node_disk(site.initiator(n), device, run)
-                                       for n in site.cluster_nodes), return_exceptions=True)
-        try:
-            for d in disks:
-                if isinstance(d, BaseException):
-                    raise d
-            busy = await in_use(disks[0]) if writable else ""
-            if busy:
-                writable = False
-                reads_only.append(f"{alias}: in use ({busy}), so nothing is written")
-            series = [(d.node, await _time_raw_io(d, writable)) for d in disks]
-        finally:
-            await asyncio.gather(*(d.close() for d in disks if isinstance(d, NodeDisk)))
-        for node, (reads, writes) in series:
-            for kind, samples in (("read", reads), ("write", writes)):
-                if not samples:
-                    continue
-                measured += 1
-                worst_s, mean_s = max(samples), statistics.fmean(samples)
-                key = f"{node}.{alias}.{kind}"
-                run.number(f"{key}.count", len(samples))
-                run.number(f"{key}.max_ms", round(worst_s * 1000, 3))
-                run.number(f"{key}.avg_ms", round(mean_s * 1000, 3))
-                if mean_s > threshold:
-                    problems.append(f"{node} {alias}: average {kind} latency "
-                                    f"{mean_s * 1000:.1f} ms exceeds {threshold * 1000:.0f} ms")
-                elif worst_s > threshold:
-                    warnings.append(f"{node} {alias}: slowest {kind} took "
-                                    f"{worst_s * 1000:.1f} ms (threshold "
-                                    f"{threshold * 1000:.0f} ms)")
+        async with gate:
+            disks = await asyncio.gather(*(open_node_disk(site.initiator(n), device, run)
+                                           for n in site.cluster_nodes),
+                                         return_exceptions=True)
+            try:
+                for d in disks:
+                    if isinstance(d, BaseException):
+                        raise d
+                busy = await in_use(disks[0]) if writable else ""
+                if busy:
+                    writable = False
+                    reads_only.append(f"{alias}: in use ({busy}), so nothing is written")
+                out = []
+                for d in disks:  # one node after the other
+                    reads, writes = await _time_raw_io(d, writable)
+                    out.append((d.node, alias, reads, writes))
+                return out
+            finally:
+                await asyncio.gather(*(d.close() for d in disks if isinstance(d, NodeDisk)))
+
+    measured = 0
+    per_device = await asyncio.gather(*(one(a, d) for a, d in site.devices.items()))
+    for node, alias, reads, writes in (row for rows in per_device for row in rows):
+        for kind, samples in (("read", reads), ("write", writes)):
+            if not samples:
+                continue
+            measured += 1
+            worst_s, mean_s = max(samples), statistics.fmean(samples)
+            key = f"{node}.{alias}.{kind}"
+            run.number(f"{key}.count", len(samples))
+            run.number(f"{key}.max_ms", round(worst_s * 1000, 3))
+            run.number(f"{key}.avg_ms", round(mean_s * 1000, 3))
+            if mean_s > threshold:
+                problems.append(f"{node} {alias}: average {kind} latency "
+                                f"{mean_s * 1000:.1f} ms exceeds {threshold * 1000:.0f} ms")
+            elif worst_s > threshold:
+                warnings.append(f"{node} {alias}: slowest {kind} took "
+                                f"{worst_s * 1000:.1f} ms (threshold "
+                                f"{threshold * 1000:.0f} ms)")
     if not measured:
         return not_applicable("no disk to measure")
     if reads_only:
