@@ -105,11 +105,11 @@ def main() -> int:
                 1, int(last["devices"]) - int(first["devices"]))
             lines += ["", f"Growth: about {per:.2f} s of validation per added HA device "
                           f"between {first['devices']} and {last['devices']} devices "
-                          "(roughly linear: latency series and VPD reads visit device after "
-                          "device on every path of every node; reservation, arbitration and "
-                          "failover checks work on up to 8 devices at a time, so they grow "
-                          "slower). Rows vary with the shared machine's load (other "
-                          "engineers' tests ran meanwhile)."]
+                          "(roughly linear: VPD reads visit device after device on every "
+                          "path of every node; latency series and replica comparisons run 4 "
+                          "devices at a time, reservation, arbitration and failover checks "
+                          "up to 8, so they grow slower). Rows vary with the shared "
+                          "machine's load (other engineers' tests ran meanwhile)."]
         write_section(HEADING, "\n".join(lines) + "\n")
     return 0
 
