@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "validate",
     "chaos",
+    "cluster",
     "probe",
     "target",
     "lab",

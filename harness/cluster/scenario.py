@@ -162,3 +162,32 @@ def run_scenario(sut: Any, cluster: LabCluster, scenario: MigrationScenario,
         "application/json"))
     results.write(result)
     return result
+
+
+LOAD = {"writers": 2, "queue_depth": 2, "block_sizes": [4096, 16384], "rate": 300.0}
+
+
+def storage_primary(sut: Any) -> str:
+    """The storage host of the vm-storage device's priority-1 replica."""
+    csv = next(d for d in sut.devices.values() if d.purpose == "vm-storage")
+    return str(min(csv.replicas, key=lambda r: r.priority).host)
+
+
+def catalogue(moves: int = 6) -> dict[str, MigrationScenario]:
+    """The live-migration family: alone, and with each fault the issue names."""
+    vm = VmSpec("lm", workload=LOAD)
+    return {s.name: s for s in (
+        MigrationScenario("alone", f"{moves} live migrations under load, no fault",
+                          moves=moves, vm=vm),
+        MigrationScenario("path-cut", f"{moves} live migrations under load while "
+                          "iscsi1/SWS-Store1 is cut", moves=moves, vm=vm,
+                          fault=lambda s: s.faults.cut("iscsi1/SWS-Store1")),
+        MigrationScenario("sync-cut", f"{moves} live migrations under load while every sync "
+                          "link is cut", moves=moves, vm=vm,
+                          fault=lambda s: s.faults.cut("sync")),
+        MigrationScenario("primary-dies", "the storage primary is killed as the first "
+                          f"migration starts copying memory; {moves} live migrations under "
+                          "load", moves=moves, when="precopy", link_rate_bps=16 * (1 << 20),
+                          vm=VmSpec("lm", memory_mib=32, workload=LOAD),
+                          fault=lambda s: s.faults.kill(storage_primary(s))),
+    )}
