@@ -216,7 +216,7 @@ class Session:
                 description=scenario.proves, result=ResultWord.NOT_APPLICABLE, reason=str(exc),
                 labels={"family": scenario.family, "seed": str(self.seed),
                         "scenario": scenario.name, "site": sut.inventory.site.name}))
-            self.say(f"{'Not Applicable':<8} {scenario.name}: {exc}")
+            self.console.result("Not Applicable", f"{scenario.name}: {exc}")
             return
         output = self.output / "runs" / scenario.name
         done = run_scenario(sut, scenario, seed=self.seed, output=output, fresh=self._fresh(),
