@@ -7,7 +7,7 @@ numpy, checked by ``harness.checks.stream_check.check_history_file`` in a fresh
 process (its own peak RSS), and deleted. Reads return the last write completed
 before them, so a correct checker finds nothing.
 
-    .venv/bin/python bench/check_scale.py --minutes 10 60 [--write]
+    .venv/bin/python bench/check_scale.py --minutes 10 60 --old-seconds 60 [--write]
 
 The old in-memory path (``load_history`` and ``check_run``) is measured on a
 short history for comparison (``--old-seconds``, 0 to skip).
@@ -147,7 +147,7 @@ def _fault_lines(a: int, k: int) -> list[str]:
 
 
 CHILD = """
-import json, sys, time
+import json, resource, sys, time
 t = time.perf_counter()
 if sys.argv[2] == "stream":
     from harness.checks.stream_check import check_history_file
@@ -165,8 +165,9 @@ else:
 # VmHWM: this process's own peak (ru_maxrss would count the parent's pages at the fork)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
            if line.startswith("VmHWM:"))
-print(json.dumps({"seconds": time.perf_counter() - t, "problems": problems, "faults": faults,
-                  "rss_mib": hwm / 1024}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": use.ru_utime + use.ru_stime,
+                  "problems": problems, "faults": faults, "rss_mib": hwm / 1024}))
 """
 
 
@@ -178,7 +179,8 @@ def check(path: Path, how: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[10],
+                    help="history lengths (RESULTS.md has 10 and 60)")
     ap.add_argument("--rate", type=int, default=2000, help="operations per second")
     ap.add_argument("--device-mib", type=int, default=256)
     ap.add_argument("--old-seconds", type=float, default=30,
@@ -207,14 +209,24 @@ def main() -> None:
             "checked in a fresh process, deleted after). `stream`: "
             "`check_history_file` (register, monotonic, per-fault report in one streamed "
             "pass); `old`: `load_history` + `check_run` (one Python object per operation).",
-            "", "| history | path | operations | file MiB | check s | share of run | "
-            "peak RSS MiB | problems |", "|---|---|---|---|---|---|---|---|"]
+            "", "| history | path | operations | file MiB | check CPU s | share (CPU) | "
+            "check wall s | share (wall) | peak RSS MiB | problems |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         text.append(f"| {r['history_s'] / 60:g} min | {r['how']} | {r['ops']:,} | "
-                    f"{r['mib']:.0f} | {r['seconds']:.1f} | "
-                    f"{r['seconds'] / r['history_s']:.3f} | {r['rss_mib']:.0f} | "
-                    f"{r['problems']} |")
-    text += ["", "Goal: below 1 GiB and below a tenth of the run's duration (share < 0.1)."]
+                    f"{r['mib']:.0f} | {r['cpu_s']:.1f} | {r['cpu_s'] / r['history_s']:.3f} | "
+                    f"{r['seconds']:.1f} | {r['seconds'] / r['history_s']:.3f} | "
+                    f"{r['rss_mib']:.0f} | {r['problems']} |")
+    text += ["", "Goal: below 1 GiB and below a tenth of the run's duration (share < 0.1). "
+             "The wall time depends on what else the shared cores run (see the load "
+             "average above); the CPU time is the check's own cost.", "",
+             "Where the streamed check's memory goes: per checker block of the device "
+             "~130 bytes (register ring, monotonic anchor; 8 MiB for this 256 MiB "
+             "device), per 5 ms of history 32 bytes (gap and longest-op buckets), per "
+             "write 57 bytes (the write table a read's value is looked up in, and the "
+             "device check's index: ~200 MiB for an hour at 1,000 writes/s), plus the "
+             "interpreter and numpy (~60 MiB). Nothing is kept per read or per "
+             "operation object; the old path keeps ~3 KB per operation."]
     print("\n".join(text))
     if args.write:
         write_section(HEADING, "\n".join(text) + "\n")
