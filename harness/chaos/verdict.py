@@ -31,9 +31,11 @@ from harness.lab.inventory import HaDevice
 
 # problems that follow from a split brain the device kept apart (rule 5), not separate findings
 SPLIT_BRAIN_CONSEQUENCES = ("not_synchronized", "path_unusable", "unreadable", "split_brain",
-                            "diverged", "stale_read", "lost", "stale", "unreadable_block",
+                            "diverged", "stale_read", "nonmonotonic_read", "lost", "stale",
+                            "unreadable_block",
                             # the device refuses I/O until an administrator marks a side
-                            "over_budget", "no_recovery", "path_not_restored", "not_healed")
+                            "over_budget", "no_recovery", "path_not_restored", "not_healed",
+                            "not_resynchronized")
 
 
 # what the per-fault timing report finds; in the randomized nemesis faults overlap and follow
