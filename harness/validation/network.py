@@ -19,6 +19,7 @@ import ipaddress
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from itertools import permutations
@@ -120,12 +121,18 @@ def tcp_round_trip(src: str, dst: str) -> Probe:
                  f"tcp connect {src} -> {dst}:{port}")
 
 
+class HostNotProbed(SplitbrainError):
+    """A probe from a host that already failed to answer (named once, not retried)."""
+
+
 class Reach:
     """Runs reachability probes from hosts of a site, by the site's backend."""
 
     def __init__(self, site: Any) -> None:
         self.site = site
         self._remotes: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
         self.unavailable: dict[str, str] = {}
 
     def can_probe_from(self, host: str) -> bool:
@@ -150,13 +157,18 @@ class Reach:
                                                              + " ".join(argv))
         windows = self.site.inventory.host(host).access.os == "windows"
         argv = ping_argv(src, dst, windows)
-        try:
-            remote = self._remotes.get(host) or self.site.host_access(host).__enter__()
-        except SplitbrainError as exc:
-            self.unavailable[host] = " ".join(str(exc).split())
-            raise
-        self._remotes[host] = remote
-        result = remote.run_argv(argv, check=False)
+        with self._guard:
+            lock = self._locks.setdefault(host, threading.Lock())
+        with lock:  # one connection per host, one command at a time on it
+            if host in self.unavailable:
+                raise HostNotProbed(self.unavailable[host])
+            try:
+                remote = self._remotes.get(host) or self.site.host_access(host).__enter__()
+            except SplitbrainError as exc:
+                self.unavailable[host] = " ".join(str(exc).split())
+                raise
+            self._remotes[host] = remote
+            result = remote.run_argv(argv, check=False)
         return parse_ping(result.stdout + result.stderr, f"{host}: " + " ".join(argv))
 
     def close(self) -> None:

@@ -85,8 +85,10 @@ def seed_site(monkeypatch: pytest.MonkeyPatch, **changes: dict) -> ValidationSit
                                          **changes.get(h.name, {})})
                for h in inventory.hosts.values()}
     site = ValidationSite(SystemUnderTest(inventory, None))
+    site.asked = []  # type: ignore[attr-defined]
 
     def host_access(name: str) -> StandInWindows:
+        site.asked.append(name)  # type: ignore[attr-defined]
         if name in gone:
             raise HostUnreachable(f"cannot reach {name} at 192.0.2.22:22 over ssh after 1 "
                                   "attempts (timed out): check the address and that sshd runs")
@@ -169,3 +171,12 @@ def test_a_multi_subnet_cluster_is_judged_by_its_cross_subnet_heartbeat(monkeypa
     result = check(site, "Validate Multiple Subnet Properties")
     assert result.result is word, result.reason
     assert "Get-Cluster" in driver.commands
+
+
+def test_a_host_that_does_not_answer_is_asked_once_and_named(monkeypatch):
+    site = seed_site(monkeypatch, Demo2={"gone": True})
+    comm = check(site, "Validate Network Communication")
+    assert comm.result is W
+    assert comm.reason.startswith("not tested from Demo2: cannot reach Demo2")
+    assert site.asked.count("Demo2") == 1  # not once per pair
+    assert "Demo1: ping -n 3 -w 1000 -S 203.0.113.21 203.0.113.22" in comm.evidence[0].text
