@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.errors import SplitbrainError
 from harness.lab.inventory import Inventory, NetworkRole
+from harness.remote.errors import HostUnreachable
 from harness.validation.model import (
     CheckRun,
     Outcome,
@@ -162,10 +163,15 @@ class Reach:
         with lock:  # one connection per host, one command at a time on it
             if host in self.unavailable:
                 raise HostNotProbed(self.unavailable[host])
+            if host in self.site.unreachable:
+                self.unavailable[host] = self.site.unreachable[host]
+                raise HostNotProbed(self.unavailable[host])
             try:
                 remote = self._remotes.get(host) or self.site.host_access(host).__enter__()
             except SplitbrainError as exc:
                 self.unavailable[host] = " ".join(str(exc).split())
+                if isinstance(exc, HostUnreachable):
+                    self.site.unreachable.setdefault(host, self.unavailable[host])
                 raise
             self._remotes[host] = remote
             result = remote.run_argv(argv, check=False)
@@ -268,7 +274,7 @@ def configured_addresses(site: Any, host: str) -> list[ipaddress.IPv4Interface |
         out = site.lab.namespace(host).run_argv(["ip", "-j", "addr", "show"]).stdout
         return _ip_json(out)
     entry = site.inventory.host(host)
-    with site.host_access(host) as remote:
+    with site.remote(host) as remote:
         if entry.access.os == "windows":
             rows = remote.powershell(
                 "Get-NetIPAddress | Select-Object IPAddress, PrefixLength",
@@ -445,7 +451,7 @@ CROSS_SUBNET_TOLERANCE_S = 10.0
 
 
 def _cross_subnet(site: Any, node: str) -> dict[str, Any]:
-    with site.host_access(node) as remote:
+    with site.remote(node) as remote:
         rows = remote.powershell("Get-Cluster | Select-Object CrossSubnetDelay, "
                                  "CrossSubnetThreshold", operation="Get-Cluster")
     return dict(rows[0]) if rows else {}

@@ -11,7 +11,8 @@ reach a host (a lab namespace, or the remote drivers for a real host).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ class ValidationSite:
 
     sut: Any
     remote_retry: Any = None  # harness.remote.ssh.RetryPolicy for real hosts
-    _in_use: dict[str, str] = field(default_factory=dict)
+    #: hosts that did not answer in this run, with the driver's line: not asked again
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def inventory(self) -> Inventory:
@@ -95,3 +97,18 @@ class ValidationSite:
         from harness.remote import open_host
 
         return open_host(host, retry=self.remote_retry)
+
+    @contextlib.contextmanager
+    def remote(self, name: str) -> Iterator[Any]:
+        """A connected remote driver for ``name``; a host that did not answer earlier in
+        this run fails at once with the same line instead of being retried again."""
+        from harness.remote.errors import HostUnreachable
+
+        if name in self.unreachable:
+            raise HostUnreachable(self.unreachable[name])
+        try:
+            with self.host_access(name) as driver:
+                yield driver
+        except HostUnreachable as exc:
+            self.unreachable.setdefault(name, " ".join(str(exc).split()))
+            raise

@@ -385,7 +385,7 @@ def node_policies(run: CheckRun) -> dict[str, str]:
         if site.is_lab or host.access is None or host.access.os != "windows":
             out[node] = f"{site.inventory.mpio.policy} (harness initiator, [mpio] policy)"
             continue
-        with site.host_access(node) as remote:
+        with site.remote(node) as remote:
             policy = remote.msdsm_default_policy()
         run.step(f"{node}: Get-MSDSMGlobalDefaultLoadBalancePolicy -> {policy}")
         out[node] = MSDSM_POLICIES.get(policy, policy)

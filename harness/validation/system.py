@@ -49,7 +49,7 @@ def read_facts(site: Any, name: str, *, updates: bool = False,
     os_name = entry.access.os
     facts = HostFacts(name, os_name)
     try:
-        with site.host_access(name) as remote:
+        with site.remote(name) as remote:
             if os_name == "windows":
                 f = remote.facts()
                 facts.version, facts.edition = f"{f.version} (build {f.build_number})", f.caption
@@ -220,7 +220,7 @@ async def validate_hyperv_role(run: CheckRun) -> Outcome:
 
 
 def _quorum(site: Any, node: str) -> dict[str, str]:
-    with site.host_access(node) as remote:
+    with site.remote(node) as remote:
         rows = remote.powershell(
             "Get-ClusterQuorum | Select-Object @{n='Type';e={[string]$_.QuorumType}}, "
             "@{n='Resource';e={[string]$_.QuorumResource}}", operation="Get-ClusterQuorum")

@@ -141,6 +141,11 @@ def test_a_node_that_does_not_answer_fails_in_one_line_and_the_other_still_count
     assert os_info.result is F and "\n" not in os_info.reason
     assert os_info.reason.startswith("Demo2: cannot reach Demo2")
     assert "Demo1: Microsoft Windows Server 2022 Datacenter" in os_info.evidence[-1].text
+    # later checks of the same run fail at once with the same line: it is not asked again
+    version = check(site, "Validate Operating System Version")
+    assert version.result is F and version.reason.startswith("Demo2: cannot reach Demo2")
+    check(site, "Validate Network Communication")
+    assert site.asked.count("Demo2") == 1
 
 
 def test_the_addresses_a_node_really_has_are_compared_with_the_inventory(monkeypatch):
