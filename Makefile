@@ -20,7 +20,7 @@ DEBIAN_PACKAGES := tgt libiscsi-bin openssh-server nftables iproute2 procps stra
 NODE_MIN := 20
 ALLURE_STAMP := reports/node_modules/.installed
 
-.PHONY: run test test-fast venv debian-packages allure lint bench clean
+.PHONY: run test test-fast zoo defect-zoo-doc venv debian-packages allure lint bench clean
 
 # One folder per make run: validation/ and chaos/ results, report/ built from both.
 RUN_DIR := reports/run-$(shell date -u +%Y%m%dT%H%M%SZ)
@@ -43,6 +43,14 @@ run: venv debian-packages allure
 
 test: venv debian-packages allure
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the defect zoo: every defect against the suite that must catch it (about half an hour);
+# defect-zoo-doc regenerates docs/defect-zoo.md
+zoo: venv debian-packages
+	SPLITBRAIN_ZOO=1 $(PY) -m pytest tests/zoo $(PYTEST_ARGS)
+
+defect-zoo-doc: venv debian-packages
+	$(PY) -m tests.zoo.matrix
 
 # Unit tests start no process, socket peer or namespace (tests/unit/conftest.py refuses
 # them) and none is marked slow: under a minute. The import-layer and cycle checks run here.

@@ -36,8 +36,9 @@ class Defect(enum.StrEnum):
     #: a replica restarted after a crash does not name the regions it had writes in
     #: flight in (its activity log): a fast resync leaves them different
     RESYNC_WITHOUT_ACTIVITY_LOG = "resync-without-activity-log"
-    #: once the sync link is lost, a write is applied and acknowledged locally before
-    #: the decision to carry on alone is taken (node majority: it may then lose the vote)
+    #: once the sync link is lost, writes keep being served and are acknowledged
+    #: locally while the decision to carry on alone is pending (node majority: the node
+    #: may then lose the vote, and the writes with it)
     ACK_BEFORE_FAILOVER_DECISION = "ack-before-failover-decision"
     #: an ORDER the partner never acknowledges is waited for forever
     NO_ORDER_TIMEOUT = "no-order-timeout"

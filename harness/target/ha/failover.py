@@ -108,7 +108,8 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
             dev._save(dev.meta.with_event(f"resync interrupted: {link.loss_reason}",
                                             state=ReplicaState.NOT_SYNCHRONIZED))
         return
-    dev._gate.clear()
+    if Defect.ACK_BEFORE_FAILOVER_DECISION not in dev.config.defects:
+        dev._gate.clear()  # (the defect keeps serving, and acknowledging alone, meanwhile)
     dev.failover_phase = "deciding"
     try:
         decision, partner_alive = await _decide(dev, lost_at, partner_leaving)
