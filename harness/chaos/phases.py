@@ -259,8 +259,17 @@ class RunPhases:
         faults.add_done_callback(nemesis_done)
         watch = asyncio.create_task(self._until_paths_back(workloads, tracked, faults)) \
             if extra else None
+        runs = [w.run() for w in workloads]
+        first = max((f + s.writers for f, s in specs), default=0)
+        for i, at in enumerate(run.settings.bursts):
+            for j, dev in enumerate(tracked):
+                burst = replace(specs[-1][1], writers=2, queue_depth=4,
+                                duration=max(0.5, run.settings.duration_s + extra - at))
+                w = Workload(dev, burst, history, first_writer=first + (i * len(tracked) + j) * 2)
+                workloads.append(w)
+                runs.append(self._later(at, w))
         try:
-            results = await asyncio.gather(*(w.run() for w in workloads))
+            results = await asyncio.gather(*runs)
         except BaseException:
             nemesis.stop()
             with contextlib.suppress(BaseException):
@@ -277,6 +286,12 @@ class RunPhases:
         except SplitbrainError as exc:
             run.run_problems.append(Problem("fault_failed", f"the nemesis stopped: {exc}"))
         return merge_results(results)
+
+    @staticmethod
+    async def _later(at_s: float, workload: Workload) -> WorkloadResult:
+        """A burst: fresh writers that join ``at_s`` seconds in (open-loop arrivals)."""
+        await asyncio.sleep(at_s)
+        return await workload.run()
 
     async def _until_paths_back(self, workloads: list[Workload], tracked: list[PathTracker],
                                 faults: asyncio.Task[Any]) -> None:

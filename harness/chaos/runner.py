@@ -88,6 +88,9 @@ class RunSettings:
     schedule: Schedule | None = None  # a replayed schedule instead of a drawn one
     catalogue: DeviceFaults | None = None  # what the schedule's faults are (a scenario's)
     initiators: tuple[str, ...] = ()  # cluster nodes writing (default: the first one)
+    # seconds after the start at which fresh writers join on every cluster node (new I/O
+    # arriving while every running slot may be held, as a cluster's many VMs keep issuing)
+    bursts: tuple[float, ...] = ()
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)

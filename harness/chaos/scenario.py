@@ -72,6 +72,8 @@ class Scenario:
     # faults (indexes) during which a full outage is correct (no replica may serve, e.g.
     # the survivor killed while its partner is still Synchronizing): no failover expected
     outage: tuple[int, ...] = ()
+    # seconds at which fresh writers join (new writes arriving while the running ones wait)
+    bursts: tuple[float, ...] = ()
 
     @property
     def run_s(self) -> float:
@@ -86,7 +88,7 @@ class Scenario:
             "duration_s": self.run_s, "strategy": self.strategy,
             "split_brain": self.split_brain, "settle_s": self.settle_s,
             "writers": self.writers, "queue_depth": self.queue_depth,
-            "outage": list(self.outage),
+            "outage": list(self.outage), "bursts": list(self.bursts),
             "faults": [{"at_s": f.at_s, "duration_s": f.duration_s, "action": f.action,
                         "target": f.target, "params": dict(f.params)} for f in self.faults],
         }
@@ -108,6 +110,7 @@ class Scenario:
                 settle_s=None if data.get("settle_s") is None else float(data["settle_s"]),
                 writers=int(data.get("writers", 4)), queue_depth=int(data.get("queue_depth", 2)),
                 outage=tuple(int(i) for i in data.get("outage", ())),
+                bursts=tuple(float(t) for t in data.get("bursts", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScenarioError(
@@ -327,6 +330,7 @@ def run_schedule(
         queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
+        bursts=scenario.bursts,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),

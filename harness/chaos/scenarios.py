@@ -92,9 +92,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("majority-primary-loses-witness", "split-brain",
              "Under node majority the sync link is lost while the primary is also cut off "
              "from the witness: the partner wins the vote and carries on; no write the primary "
-             "acknowledged in the window before its decision may be missing there.",
+             "acknowledged in the window before its decision may be missing there. Fresh "
+             "writers join inside that window (sync loss after 1 s, the vote 1 s later).",
              (F(1.0, 3.0, "blackhole", "sync"), F(1.0, 3.0, "blackhole", "witness:primary")),
-             strategy="node-majority"),
+             strategy="node-majority", bursts=(2.05, 2.25, 2.45, 2.65)),
     # -- double failures and resync races ---------------------------------------------------
     Scenario("kill-survivor-during-resync", "double",
              "The partner falls out (sync black hole), and the survivor is killed while it "

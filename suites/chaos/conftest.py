@@ -1,6 +1,7 @@
 """Fixtures of the chaos suites: run one catalogue scenario on the ``sut`` and record it.
 
-``chaos(name)`` runs the named scenario (``harness.chaos.scenarios``) on the
+``chaos(name)`` runs the named scenario (``harness.chaos.scenarios``, or a
+``Scenario`` read from a scenario file) on the
 system under test with the session's seed, writes its ``CheckResult`` with the
 timeline, history, schedule and fault journal attached into the results
 directory (``SPLITBRAIN_RESULTS_DIR``, else a temporary one), and returns the
@@ -18,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from fixtures.plugin import SETTINGS_KEY
-from harness.chaos.scenario import ScenarioError, ScenarioRun, device_for, run_scenario
+from harness.chaos.scenario import (
+    Scenario,
+    ScenarioError,
+    ScenarioRun,
+    device_for,
+    run_scenario,
+)
 from harness.chaos.scenarios import by_name
 from harness.checks.results import ResultsDir, ResultWord
 from harness.report.allure_results import publish
@@ -33,16 +40,16 @@ def chaos_results(tmp_path_factory: pytest.TempPathFactory) -> ResultsDir:
 
 @pytest.fixture
 def chaos(sut: object, pytestconfig: pytest.Config,
-          chaos_results: ResultsDir) -> Callable[[str], ScenarioRun]:
+          chaos_results: ResultsDir) -> Callable[[str | Scenario], ScenarioRun]:
     settings = pytestconfig.stash[SETTINGS_KEY]
 
-    def run(name: str) -> ScenarioRun:
-        scenario = by_name(name)
+    def run(name: str | Scenario) -> ScenarioRun:
+        scenario = by_name(name) if isinstance(name, str) else name
         try:
             device_for(sut.inventory, scenario)  # type: ignore[attr-defined]
         except ScenarioError as exc:
             pytest.skip(str(exc))
-        output = chaos_results.path / "runs" / f"{name}-{settings.seed}"
+        output = chaos_results.path / "runs" / f"{scenario.name}-{settings.seed}"
         done = run_scenario(sut, scenario, seed=settings.seed, output=output,
                             budget_profile=settings.budget_profile)
         record_scenario(chaos_results, done.result, output,
