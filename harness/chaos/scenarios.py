@@ -96,6 +96,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              "writers join inside that window (sync loss after 1 s, the vote 1 s later).",
              (F(1.0, 3.0, "blackhole", "sync"), F(1.0, 3.0, "blackhole", "witness:primary")),
              strategy="node-majority", bursts=(2.05, 2.25, 2.45, 2.65)),
+    Scenario("majority-decision-window", "split-brain",
+             "As majority-primary-loses-witness, but the cluster nodes reach only the primary "
+             "(the partner's paths are cut), so writes keep arriving at the primary while it "
+             "decides: it may not acknowledge one alone before it has the witness's vote, or "
+             "the partner, which wins, goes on without it (an outage until the heal is correct).",
+             (F(1.0, 3.0, "blackhole", "sync"), F(1.0, 3.0, "blackhole", "witness:primary"),
+              F(1.0, 3.0, "cut", "paths:secondary")),
+             strategy="node-majority", outage=(0, 1, 2), bursts=(2.05, 2.25, 2.45)),
     # -- double failures and resync races ---------------------------------------------------
     Scenario("kill-survivor-during-resync", "double",
              "The partner falls out (sync black hole), and the survivor is killed while it "

@@ -14,7 +14,9 @@ The rules, in order (the first that applies decides):
 5. split brain where the strategy's documented risk allows it, detected and kept
    Not synchronized by the device: **Warning**, "split brain", with the side an
    administrator marked;
-6. in the randomized nemesis, timing problems alone (its faults overlap, so the per-fault
+6. where the scenario says an outage is correct (no replica may serve, e.g. both nodes
+   down), timing problems alone: **Success**, the numbers in the reason; in the
+   randomized nemesis, timing problems alone (its faults overlap, so the per-fault
    budgets do not apply as written): **Warning**;
 7. any other problem of a checker or of the run: **Failed**, the first problem's words;
 8. otherwise **Success**.
@@ -155,6 +157,13 @@ def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvid
         others = [p for _, p in problems if p.kind not in SPLIT_BRAIN_CONSEQUENCES]
         if others:
             word, reason = ResultWord.FAILED, f"{reason}; and {others[0].kind}: {others[0].message}"
+    elif problems and getattr(scenario, "outage", ()) and all(
+            p.kind in TIMING_KINDS for _, p in problems):
+        word = ResultWord.SUCCESS
+        reason = (f"{len(evidence)} fault(s) took effect and healed; the I/O outage while no "
+                  f"replica could serve is the correct behaviour ({len(problems)} timing "
+                  f"measure(s) over the isolated-fault budgets, first: {problems[0][1].message}); "
+                  "no acknowledged write lost, replicas identical and Synchronized")
     elif problems and scenario.family == "nemesis" and all(
             p.kind in TIMING_KINDS for _, p in problems):
         word = ResultWord.WARNING

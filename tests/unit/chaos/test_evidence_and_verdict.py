@@ -192,3 +192,16 @@ def test_timing_alone_under_compound_faults_is_a_warning_but_data_still_fails(
     single = scenario_result(by_name("primary-kill"), outcome(tmp_path, [slow], SYNC), ev(True),
                              [], dev, Sut(inv))
     assert single.result is ResultWord.FAILED  # one fault: its budget applies as written
+
+
+def test_an_outage_the_scenario_calls_correct_is_not_a_timing_failure(
+        tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    slow = Problem("over_budget", "over budget: kill SWS-Store1 [0]: no I/O completed for 7 s")
+    r = scenario_result(by_name("total-blackout"), outcome(tmp_path, [slow], SYNC), ev(True),
+                        [], dev, Sut(inv))
+    assert r.result is ResultWord.SUCCESS and "outage" in r.reason and "7 s" in r.reason
+    lost = Problem("lost", "lost: write w1#3 acknowledged, block holds w2#9")
+    r = scenario_result(by_name("total-blackout"), outcome(tmp_path, [slow, lost], SYNC),
+                        ev(True), [], dev, Sut(inv))
+    assert r.result is ResultWord.FAILED
