@@ -144,7 +144,7 @@ def catalogue_with(faults: DeviceFaults, schedule: Schedule) -> DeviceFaults:
 def run_nightly(sut: Any, *, seed: int, duration_s: float, output: Path,
                 weights: Mapping[str, float] | None = None, replay: Schedule | None = None,
                 fresh: bool = False, budget_profile: str = "default",
-                out: Any = None) -> ScenarioRun:
+                out: Any = None, capture: bool = False) -> ScenarioRun:
     device, faults, schedule = nightly_plan(sut.inventory, seed=seed, duration_s=duration_s,
                                             weights=weights, links=site_links(sut),
                                             replay=replay)
@@ -152,7 +152,7 @@ def run_nightly(sut: Any, *, seed: int, duration_s: float, output: Path,
         duration_s = max(duration_s, schedule.duration_s + 2.0)
     scenario = nightly_scenario(device, duration_s)
     return run_schedule(sut, scenario, device, faults, schedule, output=output, fresh=fresh,
-                        budget_profile=budget_profile, out=out)
+                        budget_profile=budget_profile, out=out, capture=capture)
 
 
 # -- shrinking --------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class RunPhases:
                 f"{settings.duration_s:g} s, seed {settings.seed}, "
                 f"generation {header.generation:08x}"
             )
-            with History(self.history_file, header) as history:
+            with History(self.history_file, header) as history, self._capture():
                 unsubscribe = [mirror_path_events(d, history) for d in devices]
                 with run.replica_watch(history) as watch:
                     try:
@@ -216,6 +216,16 @@ class RunPhases:
                     await d.close()
         run.say(f"workload: {result.summary()}")
         return result
+
+    def _capture(self) -> Any:
+        from harness.chaos.capture import LoopbackCapture
+
+        run = self.run
+        self.capture = LoopbackCapture.for_run(run.sut, run.device.alias,
+                                               run.output / "capture.pcap")
+        if not run.settings.capture:
+            self.capture.why_not = "capture not asked for"
+        return self.capture
 
     async def steady_state(self, devices: list[MultipathBlockDevice], watch: Any) -> None:
         """Before any fault: every replica Synchronized and every path up, or the run stops."""
@@ -359,9 +369,16 @@ class RunPhases:
             run.say(f"checks: reading {run.device.alias} back through {len(devices)} paths and "
                     f"comparing {len(images)} replica images")
             # streamed: memory grows with the device, not with the length of the run
+            capture = getattr(self, "capture", None)
+            pcap = capture.file if capture is not None else None
+            run.meta["capture"] = (f"{capture.packets} packets on ports {capture.ports}"
+                                   if pcap and capture else
+                                   (capture.why_not if capture else "none"))
             result, _reports = await check_run_file(
                 self.history_file, devices=devices or None, replicas=replicas,
-                budget=run.budget)
+                budget=run.budget, pcap=str(pcap) if pcap else None,
+                iscsi_ports=tuple(capture.ports) if pcap and capture else (3260,),
+                wire_tolerance_s=0.05)
             return result
         finally:
             for dev in devices.values():

@@ -91,6 +91,7 @@ class RunSettings:
     # seconds after the start at which fresh writers join on every cluster node (new I/O
     # arriving while every running slot may be held, as a cluster's many VMs keep issuing)
     bursts: tuple[float, ...] = ()
+    capture: bool = False  # capture the iSCSI traffic (lab, root) for the packet-timing check
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)

@@ -292,12 +292,15 @@ def run_scenario(
     fresh: bool = False,
     budget_profile: str = "default",
     out: Any = None,
+    capture: bool = False,
 ) -> ScenarioRun:
-    """Run one scenario on a running site; the verdict is in ``.result``."""
+    """Run one scenario on a running site; the verdict is in ``.result``. ``capture``:
+    record the iSCSI traffic (lab, root) for the packet-timing checker."""
     device = device_for(sut.inventory, scenario)
     faults, schedule = resolve(scenario, sut.inventory, device, site_links(sut))
     return run_schedule(sut, scenario, device, faults, Schedule(schedule.steps, seed),
-                        output=output, fresh=fresh, budget_profile=budget_profile, out=out)
+                        output=output, fresh=fresh, budget_profile=budget_profile, out=out,
+                        capture=capture)
 
 
 def site_links(sut: Any) -> list[str] | None:
@@ -317,6 +320,7 @@ def run_schedule(
     fresh: bool = False,
     budget_profile: str = "default",
     out: Any = None,
+    capture: bool = False,
 ) -> ScenarioRun:
     """Play ``schedule`` (faults described by ``faults``) on ``device`` as ``scenario``
     says (writers, how long, split-brain policy), and judge it."""
@@ -330,7 +334,7 @@ def run_schedule(
         queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
-        bursts=scenario.bursts,
+        bursts=scenario.bursts, capture=capture,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "write it as RUN_DIR/shrunk-scenario.json")
     parser.add_argument("--shrink-attempts", type=int, default=8, metavar="N",
                         help="runs the shrink may spend (default 8)")
+    parser.add_argument("--capture", action="store_true",
+                        help="capture each run's iSCSI traffic on the lab (root) as "
+                             "capture.pcap and print the wire's timing beside the history's")
     parser.add_argument("--output", type=Path, default=None, metavar="DIR",
                         help="results directory (default reports/chaos-<UTC time>-<seed>/)")
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
@@ -220,7 +223,7 @@ class Session:
             return
         output = self.output / "runs" / scenario.name
         done = run_scenario(sut, scenario, seed=self.seed, output=output, fresh=self._fresh(),
-                            budget_profile=self.args.budget_profile)
+                            budget_profile=self.args.budget_profile, capture=self.args.capture)
         self._record(done, results, output)
 
     def _nightly(self, sut: Any, replay: Any, results: Any) -> None:
@@ -229,7 +232,8 @@ class Session:
         output = self.output / "runs" / "nemesis"
         done = run_nightly(sut, seed=self.seed, duration_s=self.args.duration, output=output,
                            weights=self.weights, replay=replay, fresh=self._fresh(),
-                           budget_profile=self.args.budget_profile, out=sys.stdout)
+                           budget_profile=self.args.budget_profile, out=sys.stdout,
+                           capture=self.args.capture)
         self._record(done, results, output)
 
     def _shrink(self, sut: Any) -> None:
