@@ -86,7 +86,8 @@ def main() -> int:
     if args.write:
         lines = [
             HEADING, "",
-            "Every check of `splitbrain validate` (31: the wizard's Storage and Network tests, "
+            f"Every check of `splitbrain validate` ({rows[0]['checks']}: the wizard's Storage "
+            "and Network tests, "
             "the HA-storage checks, and the host-fact checks, which are Not Applicable on the "
             "lab) against the loopback lab with N HA devices (two replicas each, two iSCSI "
             "networks, so 4 paths per device per cluster node, two cluster nodes). *lab up* "

@@ -219,6 +219,63 @@ async def validate_hyperv_role(run: CheckRun) -> Outcome:
     return judged(problems, skipped, "Hyper-V installed on every node")
 
 
+def _windows_nodes(site: Any) -> list[str]:
+    return [n for n in site.cluster_nodes if site.inventory.host(n).access is not None
+            and site.inventory.host(n).access.os == "windows"]
+
+
+def _cluster_state(site: Any, node: str) -> tuple[list[Any], list[Any]]:
+    with site.remote(node) as remote:
+        return remote.cluster_nodes(), remote.cluster_groups()
+
+
+async def cluster_state(run: CheckRun) -> tuple[list[Any], list[Any], Outcome | None]:
+    """(cluster nodes, clustered roles) from the first Windows cluster node, or why not."""
+    site = run.site
+    if site.is_lab:
+        return [], [], not_applicable(LAB_REASON + "; the lab runs no Windows failover "
+                                                   "cluster")
+    nodes = _windows_nodes(site)
+    if not nodes:
+        return [], [], not_applicable("no Windows cluster node with access: no failover "
+                                      "cluster to ask")
+    try:
+        members, groups = await asyncio.to_thread(_cluster_state, site, nodes[0])
+    except SplitbrainError as exc:
+        return [], [], judged([f"{nodes[0]}: {' '.join(str(exc).split())}"], [], "")
+    for m in members:
+        run.step(f"{nodes[0]}: Get-ClusterNode -> {m.name} {m.state}")
+    for g in groups:
+        run.step(f"{nodes[0]}: Get-ClusterGroup -> {g.name} ({g.group_type}) {g.state} on "
+                 f"{g.owner_node}")
+    return members, groups, None
+
+
+@check(CLUSTER, "List Clustered Roles",
+       "List the cluster's roles (groups), their type, state and owner node.")
+async def list_clustered_roles(run: CheckRun) -> Outcome:
+    members, groups, none = await cluster_state(run)
+    if none:
+        return none
+    run.add("Clustered roles", "\n".join(f"{g.name} ({g.group_type}): {g.state} on "
+                                          f"{g.owner_node}" for g in groups) or "none")
+    return judged([], [], f"{len(groups)} role(s) on {len(members)} node(s)")
+
+
+@check(CLUSTER, "Validate Resource Status",
+       "Validate that every cluster node is Up and every clustered role is Online.")
+async def validate_resource_status(run: CheckRun) -> Outcome:
+    members, groups, none = await cluster_state(run)
+    if none:
+        return none
+    problems = [f"role {g.name} is {g.state}" for g in groups if g.state == "Failed"]
+    warnings = [f"node {m.name} is {m.state}" for m in members if m.state != "Up"]
+    warnings += [f"role {g.name} is {g.state}" for g in groups
+                 if g.state not in ("Online", "Failed")]
+    return judged(problems, warnings, f"{len(members)} node(s) Up, {len(groups)} role(s) "
+                                      "Online")
+
+
 def _quorum(site: Any, node: str) -> dict[str, str]:
     with site.remote(node) as remote:
         rows = remote.powershell(
@@ -234,9 +291,7 @@ async def validate_quorum_configuration(run: CheckRun) -> Outcome:
     site = run.site
     if site.is_lab:
         return not_applicable(LAB_REASON + "; the lab runs no Windows failover cluster")
-    nodes = [n for n in site.cluster_nodes
-             if site.inventory.host(n).access is not None
-             and site.inventory.host(n).access.os == "windows"]
+    nodes = _windows_nodes(site)
     if not nodes:
         return not_applicable("no Windows cluster node with access: no failover cluster to ask")
     try:

@@ -14,7 +14,7 @@ from harness.checks.results import ResultWord
 from harness.lab.inventory import load
 from harness.remote.errors import HostUnreachable
 from harness.remote.result import CommandResult
-from harness.remote.windows import ServiceState, WindowsFacts
+from harness.remote.windows import ClusterGroup, ClusterNode, ServiceState, WindowsFacts
 from harness.validation.runner import find, run_one
 from harness.validation.site import ValidationSite
 
@@ -35,6 +35,8 @@ class StandInWindows:
                                                                "MSiSCSI": "Running"})
     policy: str = "RR"
     threshold: int = 20
+    peer_state: str = "Up"
+    vm_state: str = "Online"
     commands: list[str] = field(default_factory=list)
 
     def __enter__(self) -> StandInWindows:
@@ -67,6 +69,14 @@ class StandInWindows:
 
     def service(self, name: str) -> ServiceState:
         return ServiceState(name, self.services[name], "Automatic")
+
+    def cluster_nodes(self) -> list[ClusterNode]:
+        return [ClusterNode("Demo1", "1", "Up", "Normal", 1, 1),
+                ClusterNode("Demo2", "2", self.peer_state, "Normal", 1, 1)]
+
+    def cluster_groups(self) -> list[ClusterGroup]:
+        return [ClusterGroup("Cluster Group", "Demo1", "Online", "Cluster"),
+                ClusterGroup("VM1", "Demo2", self.vm_state, "VirtualMachine")]
 
     def msdsm_default_policy(self) -> str:
         return self.policy
@@ -185,3 +195,14 @@ def test_a_host_that_does_not_answer_is_asked_once_and_named(monkeypatch):
     assert comm.reason.startswith("not tested from Demo2: cannot reach Demo2")
     assert site.asked.count("Demo2") == 1  # not once per pair
     assert "Demo1: ping -n 3 -w 1000 -S 203.0.113.21 203.0.113.22" in comm.evidence[0].text
+
+
+def test_cluster_roles_and_resource_status(monkeypatch):
+    site = seed_site(monkeypatch)
+    listed = check(site, "List Clustered Roles")
+    assert listed.result is S and listed.reason == "2 role(s) on 2 node(s)"
+    assert "VM1 (VirtualMachine): Online on Demo2" in listed.evidence[-1].text
+    assert check(site, "Validate Resource Status").result is S
+    failed_vm = seed_site(monkeypatch, Demo1={"vm_state": "Failed", "peer_state": "Paused"})
+    status = check(failed_vm, "Validate Resource Status")
+    assert status.result is F and status.reason.startswith("role VM1 is Failed")
