@@ -93,11 +93,11 @@ class WriteIndex:
         self.history = None
         self.writes = None
         self._path = history_path
-        key = table.key
-        self._build(header, writer=key >> np.int64(40), seq=key & np.int64((1 << 40) - 1),
-                    first=table.first.astype(np.int64), stop=table.stop.astype(np.int64),
-                    invoke=table.invoke, end=table.end, outcome=table.outcome, op=table.op)
-        self._at = (table.invoke_at, table.complete_at)
+        c = table.columns()
+        self._build(header, writer=c["writer"], seq=c["seq"],
+                    first=c["first"].astype(np.int64), stop=c["stop"].astype(np.int64),
+                    invoke=c["invoke"], end=c["end"], outcome=c["outcome"], op=c["op"])
+        self._at = (c["invoke_at"], c["complete_at"])
         return self
 
     def _build(self, h: HistoryHeader, *, writer: np.ndarray, seq: np.ndarray,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.verdict import Problem, Verdict
-from harness.checks.write_table import WriteTable, write_key
+from harness.checks.write_table import WriteTable
 from harness.workload.history_stream import NEVER, OK, READ, WRITE, OpChunk, read_records
 
 RING = 4
@@ -184,36 +184,29 @@ class StreamRegisterCheck:
         if not wr.any():
             return
         i, b, w, s, ri, rc = i[wr], b[wr], w[wr], s[wr], ri[wr], rc[wr]
-        t = self.table
-        key = write_key(w, s)
-        pos = np.minimum(np.searchsorted(t.key, key), max(len(t.key) - 1, 0))
-        found = (t.key[pos] == key) if len(t.key) else np.zeros(len(key), dtype=bool)
+        rows = self.table.lookup(w, s)
+        found = rows.found
         for j in np.flatnonzero(~found).tolist():  # not completed yet: judge it later
             self.deferred.append((int(chunk.op[i[j]]), int(b[j]), int(w[j]), int(s[j]),
                                   int(ri[j]), int(rc[j]), int(chunk.invoke_at[i[j]]),
                                   int(chunk.complete_at[i[j]])))
-        i, b, w, s, ri, rc, pos = (a[found] for a in (i, b, w, s, ri, rc, pos))
-        bad = self._bad(b, pos, rc)
+        i, b, w, s, ri, rc = (a[found] for a in (i, b, w, s, ri, rc))
+        invoke, end, outcome, first, stop = (a[found] for a in (
+            rows.invoke, rows.end, rows.outcome, rows.first, rows.stop))
+        bad = np.zeros(len(b), dtype=np.int8)  # 0: a possible value of the block
+        bad[invoke >= rc] = 3  # invoked after the read
+        bad[(b < first) | (b >= stop)] = 2  # never wrote this block
+        bad[outcome == FAIL_CODE] = 1  # failed
         for j in np.flatnonzero(bad > 0).tolist():
             kind, note = self._bad_note(int(bad[j]), int(w[j]), int(s[j]))
             self._report(chunk, int(i[j]), int(b[j]), kind, note)
         fine = bad == 0
-        end = t.end[pos]
         certainly, unknown = self._overwritten(b, np.where(end == NEVER, NEVER - 1, end), ri)
         self.unjudged += int((unknown & fine).sum())
         for j in np.flatnonzero(certainly & fine).tolist():
             self._report(chunk, int(i[j]), int(b[j]), "stale_read",
                          f"returned write w{int(w[j])}#{int(s[j])} after an ok write "
                          "invoked after it completed had overwritten it")
-
-    def _bad(self, b: np.ndarray, pos: np.ndarray, rc: np.ndarray) -> np.ndarray:
-        """0: a possible write; 1 failed, 2 never wrote this block, 3 invoked after the read."""
-        t = self.table
-        out = np.zeros(len(b), dtype=np.int8)
-        out[t.invoke[pos] >= rc] = 3
-        out[(b < t.first[pos]) | (b >= t.stop[pos])] = 2
-        out[t.outcome[pos] == FAIL_CODE] = 1
-        return out
 
     @staticmethod
     def _bad_note(code: int, w: int, s: int) -> tuple[str, str]:

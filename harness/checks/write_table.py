@@ -1,61 +1,108 @@
-"""The writes of a streamed history, in numpy columns sorted by (writer, seq).
+"""The writes of a streamed history, in numpy columns per writer, sorted by ``seq``.
 
 A read records which write each block held as ``[writer, seq]`` (the block's
 stamp), and judging it needs that write's times, outcome and blocks. Each
-write is one row of sorted columns, 57 bytes (key, invoke and completion time,
-first and stop checker block, outcome, op id and the byte offsets of its two
-records, to cite them), no Python object; each chunk's writes
-are merged in with one ``np.insert``. A write not yet completed when a read
-returns it is simply not in the table yet: its completion is later than anything
-already streamed, which is what the checkers assume for a missing write.
+write is one row of its writer's columns, 57 bytes (seq, invoke and completion
+time, first and stop checker block, outcome, op id and the byte offsets of its
+two records, to cite them), no Python object. A writer's writes complete
+almost in ``seq`` order (out of order only as deep as its queue), so each
+chunk's rows are appended, and only the few rows they overtake are re-sorted;
+the columns grow by half when full, never copied per chunk.
+
+A write not yet completed when a read returns it is simply not in the table
+yet: its completion is later than anything already streamed, which is what the
+checkers assume for a missing write.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.workload.history_stream import NEVER, PENDING, WRITE, OpChunk
 
 _INT32_MAX = np.iinfo(np.int32).max
+COLUMNS = (("seq", np.int64), ("invoke", np.int64), ("end", np.int64), ("first", np.int32),
+           ("stop", np.int32), ("outcome", np.int8), ("op", np.int64), ("invoke_at", np.int64),
+           ("complete_at", np.int64))
 
 
-def write_key(writer: np.ndarray | int, seq: np.ndarray | int) -> np.ndarray:
-    """One int64 per (writer, seq): the writer in the high bits, seq in the low 40."""
-    return (np.asarray(writer, dtype=np.int64) << np.int64(40)) | np.asarray(seq, dtype=np.int64)
+class _Writer:
+    """One writer's rows, sorted by seq, in arrays with room to grow."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cols = {name: np.empty(0, dtype=dt) for name, dt in COLUMNS}
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        k = len(rows["seq"])
+        if self.n + k > len(self.cols["seq"]):
+            size = max(self.n + k, len(self.cols["seq"]) * 3 // 2, 1024)
+            for name, dt in COLUMNS:
+                grown = np.empty(size, dtype=dt)
+                grown[:self.n] = self.cols[name][:self.n]
+                self.cols[name] = grown
+        seq = self.cols["seq"]
+        at = int(np.searchsorted(seq[:self.n], rows["seq"][0])) if self.n else 0
+        if at == self.n:  # the usual case: every new row comes after the old ones
+            for name, _ in COLUMNS:
+                self.cols[name][self.n:self.n + k] = rows[name]
+        else:  # re-sort the overtaken tail with the new rows
+            merged = {name: np.concatenate([self.cols[name][at:self.n], rows[name]])
+                      for name, _ in COLUMNS}
+            order = np.argsort(merged["seq"], kind="stable")
+            for name, _ in COLUMNS:
+                self.cols[name][at:self.n + k] = merged[name][order]
+        self.n += k
+
+    def find(self, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, found) of each seq."""
+        have = self.cols["seq"][:self.n]
+        if not self.n:
+            return np.zeros(len(seq), dtype=np.int64), np.zeros(len(seq), dtype=bool)
+        pos = np.minimum(np.searchsorted(have, seq), self.n - 1)
+        return pos, have[pos] == seq
+
+
+@dataclass(slots=True)
+class Found:
+    """Columns of the writes looked up, aligned with the question (valid where ``found``)."""
+
+    found: np.ndarray
+    invoke: np.ndarray
+    end: np.ndarray
+    outcome: np.ndarray
+    first: np.ndarray
+    stop: np.ndarray
 
 
 class WriteTable:
-    """Every completed write of this run's generation, sorted by (writer, seq)."""
+    """Every completed write of this run's generation, by writer and seq."""
 
     def __init__(self, generation: int, block_size: int, logical_block_size: int) -> None:
         self.generation = generation
         self.lbs = logical_block_size
         self.block_size = block_size
-        self.key = np.empty(0, dtype=np.int64)
-        self.invoke = np.empty(0, dtype=np.int64)
-        self.end = np.empty(0, dtype=np.int64)
-        self.first = np.empty(0, dtype=np.int32)
-        self.stop = np.empty(0, dtype=np.int32)
-        self.outcome = np.empty(0, dtype=np.int8)
-        self.op = np.empty(0, dtype=np.int64)
-        self.invoke_at = np.empty(0, dtype=np.int64)  # byte offsets of its records
-        self.complete_at = np.empty(0, dtype=np.int64)
+        self._writers: dict[int, _Writer] = {}
 
     @property
     def writes(self) -> int:
-        return len(self.key)
+        return sum(w.n for w in self._writers.values())
 
     def add(self, chunk: OpChunk) -> None:
         """Take the writes of a chunk (``info`` writes may still land: end = NEVER)."""
-        mine = (chunk.f == WRITE) & (chunk.generation == self.generation) & (chunk.seq >= 0)
+        mine = (chunk.f == WRITE) & (chunk.generation == self.generation) & (chunk.seq >= 0) \
+            & (chunk.writer >= 0)
         if not mine.any():
             return
-        key = write_key(chunk.writer[mine], chunk.seq[mine])
-        order = np.argsort(key, kind="stable")
-        key = key[order]
+        writer, seq = chunk.writer[mine], chunk.seq[mine]
+        order = np.lexsort((seq, writer))
+        writer, seq = writer[order], seq[order]
         lba, count = chunk.lba[mine][order], chunk.count[mine][order]
         outcome = chunk.outcome[mine][order]
-        cols = {
+        rows = {
+            "seq": seq,
             "invoke": chunk.invoke[mine][order],
             "end": np.where((outcome == 0) | (outcome == 2), chunk.complete[mine][order],
                             NEVER),
@@ -67,22 +114,52 @@ class WriteTable:
             "invoke_at": chunk.invoke_at[mine][order],
             "complete_at": chunk.complete_at[mine][order],
         }
-        at = np.searchsorted(self.key, key)
-        self.key = np.insert(self.key, at, key)
-        for name, col in cols.items():
-            setattr(self, name, np.insert(getattr(self, name), at, col))
+        starts = np.flatnonzero(np.append(True, writer[1:] != writer[:-1]))
+        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(writer)], strict=True):
+            w = int(writer[a])
+            tab = self._writers.get(w)
+            if tab is None:
+                tab = self._writers[w] = _Writer()
+            tab.add({name: col[a:b] for name, col in rows.items()})
+
+    def lookup(self, writer: np.ndarray, seq: np.ndarray) -> Found:
+        """The writes (writer[i], seq[i]), vectorised per writer."""
+        n = len(writer)
+        out = Found(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64),
+                    np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int8),
+                    np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32))
+        for w in np.unique(writer).tolist():
+            tab = self._writers.get(w)
+            if tab is None:
+                continue
+            sel = np.flatnonzero(writer == w)
+            pos, found = tab.find(seq[sel])
+            out.found[sel] = found
+            for name in ("invoke", "end", "outcome", "first", "stop"):
+                getattr(out, name)[sel] = tab.cols[name][pos]
+        return out
 
     def get(self, writer: int, seq: int) -> tuple[int, int, int, int, int] | None:
         """(invoke, end, outcome, first block, stop block) of a write, or None."""
-        if seq < 0 or writer < 0:
+        tab = self._writers.get(writer)
+        if tab is None or not tab.n or seq < 0:
             return None
-        k = (writer << 40) | seq
-        i = int(self.key.searchsorted(k))
-        if i >= len(self.key) or int(self.key[i]) != k:
+        i = int(tab.cols["seq"][:tab.n].searchsorted(seq))
+        if i >= tab.n or int(tab.cols["seq"][i]) != seq:
             return None
-        return (int(self.invoke[i]), int(self.end[i]), int(self.outcome[i]), int(self.first[i]),
-                int(self.stop[i]))
+        c = tab.cols
+        return (int(c["invoke"][i]), int(c["end"][i]), int(c["outcome"][i]), int(c["first"][i]),
+                int(c["stop"][i]))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every write in (writer, seq) order, one array per column plus ``writer``."""
+        tabs = sorted(self._writers.items())
+        out = {name: np.concatenate([np.zeros(0, dtype=dt),
+                                     *(t.cols[name][:t.n] for _, t in tabs)])
+               for name, dt in COLUMNS}
+        out["writer"] = np.concatenate([np.zeros(0, dtype=np.int64),
+                                        *(np.full(t.n, w, dtype=np.int64) for w, t in tabs)])
+        return out
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.key, self.invoke, self.end, self.first, self.stop,
-                                      self.outcome, self.op, self.invoke_at, self.complete_at))
+        return sum(a.nbytes for t in self._writers.values() for a in t.cols.values())

@@ -122,3 +122,21 @@ def test_check_run_file_reads_the_device_and_compares_replicas(scenario, tmp_pat
     divergence = result.verdict("divergence")
     assert divergence.stats["split_brain"] is True
     assert {p.offset for p in divergence.problems} == {5 * BS, 7 * BS}
+
+
+def test_writes_completing_out_of_seq_order_are_all_found(scenario):
+    from harness.checks.write_table import WriteTable
+    from harness.workload.history_stream import OpStream
+
+    s = scenario
+    for seq in (4, 0, 2, 5, 1, 3):  # a writer's queue completes out of order
+        s.write(0, seq, seq, invoke=10 * seq, complete=100 + 10 * (seq % 3))
+    table = WriteTable(s.header.generation, s.block_size, s.lbs)
+    for chunk in OpStream(s.path, chunk=2):
+        table.add(chunk)
+    assert [table.get(0, q)[3] for q in range(6)] == [0, 1, 2, 3, 4, 5]  # first block
+    assert table.get(0, 6) is None and table.get(1, 0) is None
+    assert table.columns()["seq"].tolist() == [0, 1, 2, 3, 4, 5]
+    s.read(3, invoke=500, complete=510)
+    result = streamed(s, chunk=1)
+    assert result.valid, result.problems
