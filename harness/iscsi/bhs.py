@@ -146,11 +146,15 @@ STATUS_NUMBERS = (number("stat_sn"), number("exp_cmd_sn"), number("max_cmd_sn"))
 class Bhs:
     """The field table of one PDU's BHS.
 
+    ``name`` is the codec's class name (the scapy layer's is ``ISCSI<name>``),
+    ``title`` RFC 7143's name of the PDU, ``doc`` what the classes say about it.
     ``immediate`` is the default of the I bit. ``extras`` are attributes of the
     codec's PDU that are not in the BHS (derived from the AHS), with defaults.
     """
 
+    name: str
     title: str
+    doc: str
     opcode: Opcode
     flags: tuple[FlagBits, ...]
     bytes2_3: tuple[Bytes, ...]
@@ -201,57 +205,91 @@ _F = Fixed("final", 7)
 
 # -- the initiator's PDUs (opcodes 0x00-0x1f) ----------------------------------------------
 
-NOP_OUT = Bhs("NOP-Out", Opcode.NOP_OUT, (_F,), (Reserved(2),), (
+NOP_OUT = Bhs(
+    "NopOut", "NOP-Out",
+    "NOP-Out (0x00): ping, or the answer to a NOP-In that carries a Target Transfer Tag.",
+    Opcode.NOP_OUT, (_F,), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag", NO_TAG), number("cmd_sn"),
     number("exp_stat_sn"), Reserved(16)), immediate=True)
 
-SCSI_COMMAND = Bhs("SCSI Command", Opcode.SCSI_COMMAND, (
+SCSI_COMMAND = Bhs(
+    "ScsiCommand", "SCSI Command",
+    "SCSI Command (0x01). ``cdb`` is the whole CDB: bytes past 16 travel in an Extended CDB "
+    "AHS, and ``expected_bidirectional_read_data_length`` (when not None) in its own AHS. A "
+    "CDB shorter than 16 bytes is zero-padded to 16, as on the wire. A non-empty ``ahs`` is "
+    "sent verbatim instead of the derived AHS (crafted probes); decoding leaves ``ahs`` "
+    "empty when the received AHS is exactly the derived one.",
+    Opcode.SCSI_COMMAND, (
     Flag("final", 7, True), Flag("read", 6), Flag("write", 5),
     Bits("attr", 0, 3, TaskAttribute.SIMPLE, TaskAttribute)), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), number("expected_data_transfer_length"), number("cmd_sn"),
     number("exp_stat_sn"), Field("cdb", 16, bytes(16), raw=True)),
     extras=(("expected_bidirectional_read_data_length", None),))
 
-TASK_MANAGEMENT_REQUEST = Bhs("Task Management Function Request",
-                              Opcode.TASK_MANAGEMENT_REQUEST, (
+TASK_MANAGEMENT_REQUEST = Bhs(
+    "TaskManagementRequest", "Task Management Function Request",
+    "Task Management Function Request (0x02).",
+    Opcode.TASK_MANAGEMENT_REQUEST, (
     _F, Bits("function", 0, 7, 1, TaskManagementFunction)), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("referenced_task_tag", NO_TAG), number("cmd_sn"),
     number("exp_stat_sn"), number("ref_cmd_sn"), number("exp_data_sn"), Reserved(8)),
     immediate=True)
 
-LOGIN_REQUEST = Bhs("Login Request", Opcode.LOGIN_REQUEST, (
+LOGIN_REQUEST = Bhs(
+    "LoginRequest", "Login Request",
+    "Login Request (0x03). ``isid`` is the 48-bit ISID as an integer.",
+    Opcode.LOGIN_REQUEST, (
     Flag("transit", 7), Flag("continue_", 6), Bits("csg", 2, 2, names=STAGES),
     Bits("nsg", 0, 2, names=STAGES)), (Field("version_max", 1), Field("version_min", 1)), (
     Field("isid", 6, hex=True), Field("tsih", 2), tag("initiator_task_tag"), Field("cid", 2),
     Reserved(2), number("cmd_sn"), number("exp_stat_sn"), Reserved(16)), immediate=True)
 
-TEXT_REQUEST = Bhs("Text Request", Opcode.TEXT_REQUEST, (
+TEXT_REQUEST = Bhs(
+    "TextRequest", "Text Request",
+    "Text Request (0x04).",
+    Opcode.TEXT_REQUEST, (
     Flag("final", 7, True), Flag("continue_", 6)), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag", NO_TAG), number("cmd_sn"),
     number("exp_stat_sn"), Reserved(16)))
 
-DATA_OUT = Bhs("SCSI Data-Out", Opcode.DATA_OUT, (Flag("final", 7, True),), (Reserved(2),), (
+DATA_OUT = Bhs(
+    "DataOut", "SCSI Data-Out",
+    "SCSI Data-Out (0x05).",
+    Opcode.DATA_OUT, (Flag("final", 7, True),), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag", NO_TAG), Reserved(4),
     number("exp_stat_sn"), Reserved(4), number("data_sn"), number("buffer_offset"),
     Reserved(4)))
 
-LOGOUT_REQUEST = Bhs("Logout Request", Opcode.LOGOUT_REQUEST, (
+LOGOUT_REQUEST = Bhs(
+    "LogoutRequest", "Logout Request",
+    "Logout Request (0x06).",
+    Opcode.LOGOUT_REQUEST, (
     _F, Bits("reason_code", 0, 7, names=LogoutReason)), (Reserved(2),), (
     Reserved(8), tag("initiator_task_tag"), Field("cid", 2), Reserved(2), number("cmd_sn"),
     number("exp_stat_sn"), Reserved(16)), immediate=True)
 
-SNACK = Bhs("SNACK Request", Opcode.SNACK, (
+SNACK = Bhs(
+    "Snack", "SNACK Request",
+    "SNACK Request (0x10). ``target_transfer_tag`` is the TTT or SNACK Tag.",
+    Opcode.SNACK, (
     _F, Bits("type", 0, 4, names=SnackType)), (Reserved(2),), (
     LUN, tag("initiator_task_tag", NO_TAG), tag("target_transfer_tag", NO_TAG), Reserved(4),
     number("exp_stat_sn"), Reserved(8), number("beg_run"), number("run_length")))
 
 # -- the target's PDUs (opcodes 0x20-0x3f) -------------------------------------------------
 
-NOP_IN = Bhs("NOP-In", Opcode.NOP_IN, (_F,), (Reserved(2),), (
+NOP_IN = Bhs(
+    "NopIn", "NOP-In",
+    "NOP-In (0x20): the answer to a NOP-Out, or the target's own ping (TTT set).",
+    Opcode.NOP_IN, (_F,), (Reserved(2),), (
     LUN, tag("initiator_task_tag", NO_TAG), tag("target_transfer_tag", NO_TAG),
     *STATUS_NUMBERS, Reserved(12)))
 
-SCSI_RESPONSE = Bhs("SCSI Response", Opcode.SCSI_RESPONSE, (
+SCSI_RESPONSE = Bhs(
+    "ScsiResponse", "SCSI Response",
+    "SCSI Response (0x21). ``data`` is SenseLength (2 bytes), sense data and any response "
+    "data, exactly as on the wire.",
+    Opcode.SCSI_RESPONSE, (
     _F, Flag("bidirectional_overflow", 4), Flag("bidirectional_underflow", 3),
     Flag("residual_overflow", 2), Flag("residual_underflow", 1)), (
     Field("response", 1, names=ScsiResponseCode), Field("status", 1, names=SCSI_STATUS)), (
@@ -259,45 +297,70 @@ SCSI_RESPONSE = Bhs("SCSI Response", Opcode.SCSI_RESPONSE, (
     number("exp_data_sn"), number("bidirectional_read_residual_count"),
     number("residual_count")))
 
-TASK_MANAGEMENT_RESPONSE = Bhs("Task Management Function Response",
-                               Opcode.TASK_MANAGEMENT_RESPONSE, (_F,), (
+TASK_MANAGEMENT_RESPONSE = Bhs(
+    "TaskManagementResponse", "Task Management Function Response",
+    "Task Management Function Response (0x22).",
+    Opcode.TASK_MANAGEMENT_RESPONSE, (_F,), (
     Field("response", 1, names=TaskManagementResponseCode), Reserved(1)), (
     Reserved(8), tag("initiator_task_tag"), Reserved(4), *STATUS_NUMBERS, Reserved(12)))
 
-LOGIN_RESPONSE = Bhs("Login Response", Opcode.LOGIN_RESPONSE, (
+LOGIN_RESPONSE = Bhs(
+    "LoginResponse", "Login Response",
+    "Login Response (0x23). ``isid`` is the 48-bit ISID as an integer.",
+    Opcode.LOGIN_RESPONSE, (
     Flag("transit", 7), Flag("continue_", 6), Bits("csg", 2, 2, names=STAGES),
     Bits("nsg", 0, 2, names=STAGES)), (Field("version_max", 1), Field("version_active", 1)), (
     Field("isid", 6, hex=True), Field("tsih", 2), tag("initiator_task_tag"), Reserved(4),
     *STATUS_NUMBERS, Field("status_class", 1, names=LoginStatusClass),
     Field("status_detail", 1, hex=True), Reserved(10)))
 
-TEXT_RESPONSE = Bhs("Text Response", Opcode.TEXT_RESPONSE, (
+TEXT_RESPONSE = Bhs(
+    "TextResponse", "Text Response",
+    "Text Response (0x24).",
+    Opcode.TEXT_RESPONSE, (
     Flag("final", 7, True), Flag("continue_", 6)), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag", NO_TAG), *STATUS_NUMBERS,
     Reserved(12)))
 
-DATA_IN = Bhs("SCSI Data-In", Opcode.DATA_IN, (
+DATA_IN = Bhs(
+    "DataIn", "SCSI Data-In",
+    "SCSI Data-In (0x25). With ``status_present`` (the S bit) it also carries the command's "
+    "``status`` and residuals, and no SCSI Response follows.",
+    Opcode.DATA_IN, (
     Flag("final", 7, True), Flag("acknowledge", 6), Flag("residual_overflow", 2),
     Flag("residual_underflow", 1), Flag("status_present", 0)), (
     Reserved(1), Field("status", 1, names=SCSI_STATUS)), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag", NO_TAG), *STATUS_NUMBERS,
     number("data_sn"), number("buffer_offset"), number("residual_count")))
 
-LOGOUT_RESPONSE = Bhs("Logout Response", Opcode.LOGOUT_RESPONSE, (_F,), (
+LOGOUT_RESPONSE = Bhs(
+    "LogoutResponse", "Logout Response",
+    "Logout Response (0x26).",
+    Opcode.LOGOUT_RESPONSE, (_F,), (
     Field("response", 1, names=LogoutResponseCode), Reserved(1)), (
     Reserved(8), tag("initiator_task_tag"), Reserved(4), *STATUS_NUMBERS, Reserved(4),
     Field("time2wait", 2), Field("time2retain", 2), Reserved(4)))
 
-R2T = Bhs("Ready To Transfer", Opcode.R2T, (_F,), (Reserved(2),), (
+R2T = Bhs(
+    "R2T", "Ready To Transfer",
+    "Ready To Transfer (0x31): the target asks for one burst of Data-Out.",
+    Opcode.R2T, (_F,), (Reserved(2),), (
     LUN, tag("initiator_task_tag"), tag("target_transfer_tag"), *STATUS_NUMBERS,
     number("r2t_sn"), number("buffer_offset"), number("desired_data_transfer_length")))
 
-ASYNC_MESSAGE = Bhs("Asynchronous Message", Opcode.ASYNC_MESSAGE, (_F,), (Reserved(2),), (
+ASYNC_MESSAGE = Bhs(
+    "AsyncMessage", "Asynchronous Message",
+    "Asynchronous Message (0x32). For a SCSI event ``data`` holds SenseLength and sense.",
+    Opcode.ASYNC_MESSAGE, (_F,), (Reserved(2),), (
     LUN, tag("initiator_task_tag", NO_TAG), Reserved(4), *STATUS_NUMBERS,
     Field("async_event", 1, names=AsyncEvent), Field("async_vcode", 1), Field("parameter1", 2),
     Field("parameter2", 2), Field("parameter3", 2), Reserved(4)))
 
-REJECT = Bhs("Reject", Opcode.REJECT, (_F,), (
+REJECT = Bhs(
+    "Reject", "Reject",
+    "Reject (0x3f). ``data`` is the complete header of the rejected PDU; ``data_sn`` is "
+    "DataSN/R2TSN (only meaningful for a SNACK reject).",
+    Opcode.REJECT, (_F,), (
     Field("reason", 1, names=RejectReason), Reserved(1)), (
     Reserved(8), tag("initiator_task_tag", NO_TAG), Reserved(4), *STATUS_NUMBERS,
     number("data_sn"), Reserved(8)))

@@ -17,23 +17,12 @@ from harness.iscsi.pdu import (
     bidirectional_read_length_ahs,
     extended_cdb_ahs,
     iter_ahs,
+    pdu_classes,
 )
 
 
-class NopOut(Pdu):
-    """NOP-Out (0x00): ping, or the answer to a NOP-In that carries a Target Transfer Tag."""
-
-    layout = bhs.NOP_OUT
-    __slots__ = layout.slots
-
-
 class ScsiCommand(Pdu):
-    """SCSI Command (0x01). ``cdb`` is the whole CDB: bytes past 16 travel in an
-    Extended CDB AHS, and ``expected_bidirectional_read_data_length`` (when not None)
-    in its own AHS. A CDB shorter than 16 bytes is zero-padded to 16, as on the wire.
-    A non-empty ``ahs`` is sent verbatim instead of the derived AHS (crafted probes);
-    decoding leaves ``ahs`` empty when the received AHS is exactly the derived one."""
-
+    __doc__ = bhs.SCSI_COMMAND.doc
     layout = bhs.SCSI_COMMAND
     __slots__ = layout.slots
 
@@ -62,43 +51,6 @@ class ScsiCommand(Pdu):
             self.ahs = ahs
 
 
-class TaskManagementRequest(Pdu):
-    """Task Management Function Request (0x02)."""
-
-    layout = bhs.TASK_MANAGEMENT_REQUEST
-    __slots__ = layout.slots
-
-
-class LoginRequest(Pdu):
-    """Login Request (0x03). ``isid`` is the 48-bit ISID as an integer."""
-
-    layout = bhs.LOGIN_REQUEST
-    __slots__ = layout.slots
-
-
-class TextRequest(Pdu):
-    """Text Request (0x04)."""
-
-    layout = bhs.TEXT_REQUEST
-    __slots__ = layout.slots
-
-
-class DataOut(Pdu):
-    """SCSI Data-Out (0x05)."""
-
-    layout = bhs.DATA_OUT
-    __slots__ = layout.slots
-
-
-class LogoutRequest(Pdu):
-    """Logout Request (0x06)."""
-
-    layout = bhs.LOGOUT_REQUEST
-    __slots__ = layout.slots
-
-
-class Snack(Pdu):
-    """SNACK Request (0x10). ``target_transfer_tag`` is the TTT or SNACK Tag."""
-
-    layout = bhs.SNACK
-    __slots__ = layout.slots
+(NopOut, TaskManagementRequest, LoginRequest, TextRequest, DataOut, LogoutRequest,
+ Snack) = pdu_classes(__name__, bhs.NOP_OUT, bhs.TASK_MANAGEMENT_REQUEST, bhs.LOGIN_REQUEST,
+                      bhs.TEXT_REQUEST, bhs.DATA_OUT, bhs.LOGOUT_REQUEST, bhs.SNACK)

@@ -335,8 +335,8 @@ def _observe_login(pdu: Packet, session: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- the PDU layers
-# Every layer's fields come from its field table (harness.iscsi.bhs); only names
-# and behaviour are written here.
+# Every layer is made from its field table (harness.iscsi.bhs): its class name,
+# name and fields; only behaviour is written here.
 
 
 class TextPdu(ISCSI):
@@ -350,101 +350,33 @@ class TextPdu(ISCSI):
             data[: data.rfind(b"\x00") + 1])
 
 
-class ISCSINopOut(ISCSI):
-    name = "iSCSI NOP-Out"
-    fields_desc = _layer_fields(bhs.NOP_OUT)
+def _layer_class(table: bhs.Bhs, base: type[ISCSI] = ISCSI,
+                 **extra: Any) -> type[ISCSI]:
+    """The scapy layer of one PDU, ``ISCSI<name>``, from its field table."""
+    name = f"ISCSI{table.name}"
+    return type(name, (base,), {"name": f"iSCSI {table.title}", "__doc__": table.doc,
+                                "fields_desc": _layer_fields(table), "__module__": __name__,
+                                "__qualname__": name, **extra})
 
 
-class ISCSIScsiCommand(ISCSI):
-    name = "iSCSI SCSI Command"
-    fields_desc = _layer_fields(bhs.SCSI_COMMAND)
-
-    @property
-    def whole_cdb(self) -> bytes:
-        """The CDB including the bytes carried in an Extended CDB AHS."""
-        extension = b"".join(bytes(segment.ahs_data) for segment in self.ahs
-                             if segment.ahs_type == AhsType.EXTENDED_CDB)
-        return bytes(self.cdb) + extension
+def _whole_cdb(self: ISCSI) -> bytes:
+    """The CDB including the bytes carried in an Extended CDB AHS."""
+    extension = b"".join(bytes(segment.ahs_data) for segment in self.ahs
+                         if segment.ahs_type == AhsType.EXTENDED_CDB)
+    return bytes(self.cdb) + extension
 
 
-class ISCSITaskManagementRequest(ISCSI):
-    name = "iSCSI Task Management Function Request"
-    fields_desc = _layer_fields(bhs.TASK_MANAGEMENT_REQUEST)
-
-
-class ISCSILoginRequest(TextPdu):
-    name = "iSCSI Login Request"
-    fields_desc = _layer_fields(bhs.LOGIN_REQUEST)
-
-
-class ISCSITextRequest(TextPdu):
-    name = "iSCSI Text Request"
-    fields_desc = _layer_fields(bhs.TEXT_REQUEST)
-
-
-class ISCSIDataOut(ISCSI):
-    name = "iSCSI SCSI Data-Out"
-    fields_desc = _layer_fields(bhs.DATA_OUT)
-
-
-class ISCSILogoutRequest(ISCSI):
-    name = "iSCSI Logout Request"
-    fields_desc = _layer_fields(bhs.LOGOUT_REQUEST)
-
-
-class ISCSISnack(ISCSI):
-    name = "iSCSI SNACK Request"
-    fields_desc = _layer_fields(bhs.SNACK)
-
-
-class ISCSINopIn(ISCSI):
-    name = "iSCSI NOP-In"
-    fields_desc = _layer_fields(bhs.NOP_IN)
-
-
-class ISCSIScsiResponse(ISCSI):
-    name = "iSCSI SCSI Response"
-    fields_desc = _layer_fields(bhs.SCSI_RESPONSE)
-
-
-class ISCSITaskManagementResponse(ISCSI):
-    name = "iSCSI Task Management Function Response"
-    fields_desc = _layer_fields(bhs.TASK_MANAGEMENT_RESPONSE)
-
-
-class ISCSILoginResponse(TextPdu):
-    name = "iSCSI Login Response"
-    fields_desc = _layer_fields(bhs.LOGIN_RESPONSE)
-
-
-class ISCSITextResponse(TextPdu):
-    name = "iSCSI Text Response"
-    fields_desc = _layer_fields(bhs.TEXT_RESPONSE)
-
-
-class ISCSIDataIn(ISCSI):
-    name = "iSCSI SCSI Data-In"
-    fields_desc = _layer_fields(bhs.DATA_IN)
-
-
-class ISCSILogoutResponse(ISCSI):
-    name = "iSCSI Logout Response"
-    fields_desc = _layer_fields(bhs.LOGOUT_RESPONSE)
-
-
-class ISCSIR2T(ISCSI):
-    name = "iSCSI Ready To Transfer"
-    fields_desc = _layer_fields(bhs.R2T)
-
-
-class ISCSIAsyncMessage(ISCSI):
-    name = "iSCSI Asynchronous Message"
-    fields_desc = _layer_fields(bhs.ASYNC_MESSAGE)
-
-
-class ISCSIReject(ISCSI):
-    name = "iSCSI Reject"
-    fields_desc = _layer_fields(bhs.REJECT)
+ISCSIScsiCommand = _layer_class(bhs.SCSI_COMMAND, whole_cdb=property(_whole_cdb))
+ISCSILoginRequest, ISCSITextRequest, ISCSILoginResponse, ISCSITextResponse = (
+    _layer_class(t, TextPdu) for t in (bhs.LOGIN_REQUEST, bhs.TEXT_REQUEST, bhs.LOGIN_RESPONSE,
+                                       bhs.TEXT_RESPONSE))
+(ISCSINopOut, ISCSITaskManagementRequest, ISCSIDataOut, ISCSILogoutRequest, ISCSISnack,
+ ISCSINopIn, ISCSIScsiResponse, ISCSITaskManagementResponse, ISCSIDataIn, ISCSILogoutResponse,
+ ISCSIR2T, ISCSIAsyncMessage, ISCSIReject) = (
+    _layer_class(t) for t in (
+        bhs.NOP_OUT, bhs.TASK_MANAGEMENT_REQUEST, bhs.DATA_OUT, bhs.LOGOUT_REQUEST, bhs.SNACK,
+        bhs.NOP_IN, bhs.SCSI_RESPONSE, bhs.TASK_MANAGEMENT_RESPONSE, bhs.DATA_IN,
+        bhs.LOGOUT_RESPONSE, bhs.R2T, bhs.ASYNC_MESSAGE, bhs.REJECT))
 
 
 PDU_LAYERS: dict[int, type[ISCSI]] = {

@@ -2,8 +2,10 @@
 and the AHS helpers they share.
 
 There is one ``__slots__`` class per opcode (:mod:`harness.iscsi.initiator_pdus`,
-:mod:`harness.iscsi.target_pdus`), and each names its field table
-(:mod:`harness.iscsi.bhs`) as ``layout``. When the class is created, its
+:mod:`harness.iscsi.target_pdus`), made from its field table
+(:mod:`harness.iscsi.bhs`, kept as ``layout``) by :func:`pdu_classes`, which
+takes the class's name and docstring from the table too. When the class is
+created, its
 ``__init__``, ``pack_bhs`` and ``unpack`` are generated from that table as
 straight-line code over one ``struct.Struct`` compiled for the opcode, which
 packs and unpacks the whole 48-byte BHS in one call, flag bits included: no
@@ -89,6 +91,14 @@ class Pdu:
 
 
 _STRUCT_CODES = {1: "B", 2: "H", 4: "I", 6: "HI", 8: "Q"}
+
+
+def pdu_classes(module: str, *tables: Bhs) -> tuple[type[Pdu], ...]:
+    """One class per table, named and documented by its table, for ``module``."""
+    return tuple(
+        type(t.name, (Pdu,), {"__slots__": t.slots, "layout": t, "__doc__": t.doc,
+                              "__module__": module, "__qualname__": t.name})
+        for t in tables)
 
 
 def _generate(cls: type[Pdu], layout: Bhs) -> None:

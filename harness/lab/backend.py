@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import SplitbrainError
 from harness.lab.inventory import HaDevice, Host, Inventory, NetworkRole
+from harness.lab.node_process import wait_until
 from harness.lab.state import LabRecord, LabState
 
 
@@ -67,17 +69,6 @@ class Lab(Protocol):
     def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
         """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
         ...
-
-
-def record_running(state: LabState) -> bool:
-    """Whether any process recorded in ``state`` (node, witness, proxy) is alive."""
-    try:
-        record = state.load()
-    except SplitbrainError:
-        return False
-    return any(n.alive for n in record.nodes.values()) or bool(
-        record.proxy and record.proxy.alive
-    )
 
 
 TOKEN_ENV = "SPLITBRAIN_LAB_NODE_TOKEN"
@@ -227,3 +218,65 @@ def reference_target_command(config: Path, ready_file: Path) -> tuple[str, ...]:
         "--ready-file",
         str(ready_file),
     )
+
+
+class NodeLab:
+    """What both backends do the same way: their settings, the running lab's record,
+    and waiting for the HA replicas; each backend adds ``up``, ``down``, ``status``
+    and ``ha_states``.
+
+    ``node_command`` builds a storage node's command line from its config and ready
+    file (default: the reference target; tests of the lab's own mechanics may pass a
+    smaller node that speaks the same contract). ``ha``: wire HA devices into the
+    nodes (None: if the nodes can read the tables). ``wait_sync``: ``up()`` returns
+    only once every HA replica is Synchronized.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        node_command: NodeCommand | None = None,
+        ha: bool | None = None,
+        wait_sync: bool = True,
+    ) -> None:
+        self.state = LabState(state_dir)
+        self.node_command = node_command or reference_target_command
+        self.ha = ha
+        self.wait_sync = wait_sync
+
+    def record(self) -> LabRecord:
+        return self.state.load()
+
+    def running(self) -> bool:
+        """Whether any process recorded in the state (node, witness, proxy) is alive."""
+        try:
+            record = self.state.load()
+        except SplitbrainError:
+            return False
+        return any(n.alive for n in record.nodes.values()) or bool(
+            record.proxy and record.proxy.alive
+        )
+
+    def leftover_record(self) -> LabRecord | None:
+        """What ``down`` must stop: the record, or None when it is gone or unreadable."""
+        try:
+            return self.state.load() if self.state.root.exists() else None
+        except SplitbrainError:
+            return None
+
+    def ha_states(self) -> dict[str, dict[str, str]]:
+        raise NotImplementedError
+
+    def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
+        """Wait until both replicas of every device in ``aliases`` are Synchronized, or
+        raise ``LabError``."""
+
+        def synchronized() -> bool:
+            states = self.ha_states()
+            return all(len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
+                       for a in aliases)
+
+        if not wait_until(synchronized, deadline_s):
+            raise LabError(f"HA devices not Synchronized within {deadline_s:.0f}s: "
+                           f"{self.ha_states()}; see the node logs in {self.state.root / 'logs'}")

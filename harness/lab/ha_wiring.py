@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SplitbrainError
-from harness.lab.backend import LabError
 from harness.lab.inventory import FailoverStrategy, HaDevice, Inventory, NetworkRole
 
 #: the lab's HA timers (seconds): a sync link silent this long is lost (an ORDER not
@@ -298,19 +297,28 @@ def ha_device_tables(
     return lines
 
 
-def wait_synchronized(ha_states: Callable[[], dict[str, dict[str, str]]], aliases: list[str],
-                      deadline_s: float, logs: Path) -> None:
-    """Wait until both replicas of every device in ``aliases`` are Synchronized.
+@dataclass(frozen=True)
+class HaLink:
+    """One device's sync or heartbeat link into its listener: what a backend wires."""
 
-    ``ha_states()`` maps alias -> host -> state, as both lab backends report it.
-    """
-    from harness.lab.node_process import wait_until
+    name: str
+    purpose: str
+    network: str
+    listener: str
+    address: str
+    port: int
 
-    def synchronized() -> bool:
-        states = ha_states()
-        return all(len(states.get(a, {})) == 2 and set(states[a].values()) == {"Synchronized"}
-                   for a in aliases)
 
-    if not wait_until(synchronized, deadline_s):
-        raise LabError(f"HA devices not Synchronized within {deadline_s:.0f}s: {ha_states()}; "
-                       f"see the node logs in {logs}")
+def ha_links(inventory: Inventory, pairs: list[HaPair]) -> list[HaLink]:
+    """The sync and heartbeat link of every pair that has that network and port."""
+    links = []
+    for pair in pairs:
+        listener = inventory.host(pair.listener)
+        for purpose, net, port in (
+            ("sync", pair.sync_network, pair.sync_port),
+            ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
+        ):
+            if net is not None and port is not None:
+                links.append(HaLink(link_name(net, pair.listener, pair.alias), purpose, net,
+                                    pair.listener, str(listener.addresses[net]), port))
+    return links

@@ -24,36 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.lab.inventory_model import (
-    LAB_BACKENDS,
-    MPIO_POLICIES,
-    POWER_KINDS,
-    SECRET_REFERENCE,
-    STORAGE_KINDS,
-    TARGET_NAME,
-    Access,
-    BudgetProfile,
-    ClusterSettings,
-    FailoverStrategy,
-    HaDevice,
-    Host,
-    HostRole,
-    Inventory,
-    InventoryError,
-    IPAddress,
-    IPNetwork,
-    LabSettings,
-    MpioSettings,
-    Network,
-    NetworkRole,
-    PowerControl,
-    Purpose,
-    Replica,
-    Secret,
-    Site,
-    StorageSettings,
-    parse_size,
-)
+from harness.lab.inventory_model import *  # noqa: F403  (the model's names, its __all__)
+from harness.lab.inventory_model import Inventory
 from harness.lab.inventory_schema import build
 from harness.lab.toml_source import TomlSource
 
@@ -66,37 +38,3 @@ def load(path: str | Path) -> Inventory:
 def loads(text: str, path: str | Path = "<inventory>") -> Inventory:
     """Check an inventory given as text (``path`` only names it in errors)."""
     return build(TomlSource.parse(text, Path(path)))
-
-
-__all__ = [
-    "LAB_BACKENDS",
-    "MPIO_POLICIES",
-    "POWER_KINDS",
-    "SECRET_REFERENCE",
-    "STORAGE_KINDS",
-    "TARGET_NAME",
-    "Access",
-    "BudgetProfile",
-    "ClusterSettings",
-    "FailoverStrategy",
-    "HaDevice",
-    "Host",
-    "HostRole",
-    "IPAddress",
-    "IPNetwork",
-    "Inventory",
-    "InventoryError",
-    "LabSettings",
-    "MpioSettings",
-    "Network",
-    "NetworkRole",
-    "PowerControl",
-    "Purpose",
-    "Replica",
-    "Secret",
-    "Site",
-    "StorageSettings",
-    "load",
-    "loads",
-    "parse_size",
-]

@@ -1,14 +1,9 @@
-"""The inventory: one TOML file that describes a site under test.
+"""The inventory's model: frozen values for a site, its networks, hosts and HA devices.
 
-The model: a *site* is a set of *networks* (each with one or more roles: public,
-heartbeat, iscsi, sync, and a CIDR), *hosts* (each with roles: storage,
-cluster-node, domain-controller, witness; an address on every network it is
-attached to; and how to reach it over ssh), *HA devices* (one disk mirrored over
-several storage hosts: alias, purpose, size, LUN, failover strategy, and a
-replica per storage host with its target name and priority), *budgets* (named
-failover time limits, grouped in profiles) and *MPIO settings*. ``destructive``
-says whether chaos may break the site at all. Secrets never live in the file:
-only ``${ENV}`` references, resolved when a connection is made.
+What each value means is ``harness.lab.inventory``'s docstring (the model as a
+user meets it) and docs/inventory.md (every key). Here are the dataclasses and
+enums, the checks a value makes of itself (an address inside its network, a
+secret reference), and the constants the schema checks against.
 
 This module is the model only; ``harness.lab.inventory`` is its public face
 (``load(path)``, and these names), ``harness.lab.inventory_schema`` builds the
@@ -32,13 +27,22 @@ from harness.redact import remember_secret
 if TYPE_CHECKING:
     from harness.initiator.mpio.timers import MpioTimers
 
+
 __all__ = [
+    "LAB_BACKENDS",
+    "MPIO_POLICIES",
+    "POWER_KINDS",
+    "SECRET_REFERENCE",
+    "STORAGE_KINDS",
+    "TARGET_NAME",
     "Access",
     "BudgetProfile",
     "FailoverStrategy",
     "HaDevice",
     "Host",
     "HostRole",
+    "IPAddress",
+    "IPNetwork",
     "Inventory",
     "InventoryError",
     "LabSettings",

@@ -49,22 +49,21 @@ from harness.lab.backend import (
     TOKEN_ENV,
     LabError,
     NodeCommand,
+    NodeLab,
     abandon_bring_up,
     inventory_summary,
     link_purpose,
     node_config,
-    record_running,
     reference_target_command,
 )
 from harness.lab.ha_wiring import (
     HaPair,
     WitnessPlan,
     ha_device_tables,
-    link_name,
+    ha_links,
     node_supports_ha,
     plan_pairs,
     plan_witnesses,
-    wait_synchronized,
 )
 from harness.lab.inventory import Host, Inventory, Network, NetworkRole
 from harness.lab.node_process import (
@@ -74,31 +73,13 @@ from harness.lab.node_process import (
 )
 from harness.lab.proxy import ProxyControl, ProxyError
 from harness.lab.proxy_daemon import write_private_json
-from harness.lab.state import LabRecord, LabState, LinkRecord, default_state_dir
+from harness.lab.state import LabRecord, LinkRecord, default_state_dir
 
 PROXY = "fault-proxy"
 
 
-class LoopbackLab:
-    """Brings the lab of an inventory up and down; reads its state.
-
-    ``node_command`` builds a storage node's command line from its config and ready
-    file; the default is the reference target. (Tests of the lab's own mechanics may
-    pass a smaller node that speaks the same config and ready-file contract.)
-    """
-
-    def __init__(
-        self,
-        state_dir: str | os.PathLike[str],
-        *,
-        node_command: NodeCommand = reference_target_command,
-        ha: bool | None = None,
-        wait_sync: bool = True,
-    ) -> None:
-        self.state = LabState(state_dir)
-        self.node_command = node_command
-        self.ha = ha  # wire HA devices into the nodes? None: if the nodes can read the tables
-        self.wait_sync = wait_sync  # up() returns only once every HA replica is Synchronized
+class LoopbackLab(NodeLab):
+    """Brings the lab of an inventory up and down on loopback; reads its state."""
 
     @classmethod
     def for_inventory(
@@ -232,22 +213,9 @@ class LoopbackLab:
                 if NetworkRole.HEARTBEAT in net.roles:
                     add(f"{net_name}/{host.name}", net, host.name, str(address), 0,
                         "cluster-heartbeat")
-        for pair in pairs:
-            listener = inventory.host(pair.listener)
-            for purpose, net_name, port in (
-                ("sync", pair.sync_network, pair.sync_port),
-                ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
-            ):
-                if net_name is None or port is None:
-                    continue
-                add(
-                    link_name(net_name, pair.listener, pair.alias),
-                    inventory.network(net_name),
-                    pair.listener,
-                    str(listener.addresses[net_name]),
-                    port,
-                    purpose,
-                )
+        for ha in ha_links(inventory, pairs):
+            add(ha.name, inventory.network(ha.network), ha.listener, ha.address, ha.port,
+                ha.purpose)
         for plan in (witnesses or {}).values():
             for client in plan.clients:
                 net = inventory.network(plan.network)
@@ -314,12 +282,6 @@ class LoopbackLab:
 
     # -- running lab -------------------------------------------------------------------------
 
-    def record(self) -> LabRecord:
-        return self.state.load()
-
-    def running(self) -> bool:
-        return record_running(self.state)
-
     def proxy(self) -> ProxyControl:
         endpoint = self.state.endpoint()
         if endpoint is None:
@@ -355,13 +317,10 @@ class LoopbackLab:
 
     def down(self) -> list[str]:
         """Stop every process of the lab and remove its state directory; return what stopped."""
-        stopped: list[str] = []
         if not self.state.root.exists():
-            return stopped
-        try:
-            record: LabRecord | None = self.state.load()
-        except SplitbrainError:
-            record = None
+            return []
+        stopped: list[str] = []
+        record = self.leftover_record()
         if record is not None:
             processes = [*record.nodes.values(), *([record.proxy] if record.proxy else [])]
             for process in processes:
@@ -454,7 +413,3 @@ class LoopbackLab:
             for replica in self._replicas(client) or []:
                 states.setdefault(replica["alias"], {})[host] = replica["state"]
         return states
-
-    def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
-        """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
-        wait_synchronized(self.ha_states, aliases, deadline_s, self.state.root / "logs")

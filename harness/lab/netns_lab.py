@@ -56,21 +56,18 @@ from harness.lab import netns
 from harness.lab.backend import (
     TOKEN_ENV,
     LabError,
-    NodeCommand,
+    NodeLab,
     abandon_bring_up,
     inventory_summary,
     link_purpose,
     node_config,
-    record_running,
-    reference_target_command,
 )
 from harness.lab.ha_wiring import (
     HaPair,
     ha_device_tables,
-    link_name,
+    ha_links,
     node_supports_ha,
     plan_pairs,
-    wait_synchronized,
 )
 from harness.lab.inventory import Inventory, NetworkRole
 from harness.lab.node_process import (
@@ -78,7 +75,7 @@ from harness.lab.node_process import (
     NodeProcessError,
     process_start_ticks,
 )
-from harness.lab.state import LabRecord, LabState, LinkRecord
+from harness.lab.state import LabRecord, LinkRecord
 
 # run inside a node's namespace: print [[alias, state], ...] from its management API
 _HA_QUERY = """
@@ -143,21 +140,8 @@ def interface_name(inventory: Inventory, network: str) -> str:
     return f"eth{list(inventory.networks).index(network)}"
 
 
-class NetnsLab:
+class NetnsLab(NodeLab):
     """Brings a namespace lab up and down (root only)."""
-
-    def __init__(
-        self,
-        state_dir: str | Path,
-        *,
-        node_command: NodeCommand = reference_target_command,
-        ha: bool | None = None,
-        wait_sync: bool = True,
-    ) -> None:
-        self.state = LabState(state_dir)
-        self.node_command = node_command
-        self.ha = ha  # wire HA devices into the nodes? None: if the nodes can read the tables
-        self.wait_sync = wait_sync  # up() returns only once every HA replica is Synchronized
 
     def up(self, inventory: Inventory, *, owner_pid: int | None = None) -> LabRecord:
         """Build and start the lab; ``owner_pid``: the lab dies with that process."""
@@ -286,20 +270,11 @@ class NetnsLab:
             return
         for name in [n for n, link in record.links.items() if link.purpose != "portal"]:
             del record.links[name]
-        for pair in pairs:
-            listener = inventory.host(pair.listener)
-            for purpose, net, port in (
-                ("sync", pair.sync_network, pair.sync_port),
-                ("heartbeat", pair.heartbeat_network, pair.heartbeat_port),
-            ):
-                if net is None or port is None:
-                    continue
-                address = str(listener.addresses[net])
-                roles = tuple(sorted(r.value for r in inventory.network(net).roles))
-                name = link_name(net, pair.listener, pair.alias)
-                record.links[name] = LinkRecord(
-                    name, net, pair.listener, roles, (address, port), (address, port), purpose
-                )
+        for ha in ha_links(inventory, pairs):
+            roles = tuple(sorted(r.value for r in inventory.network(ha.network).roles))
+            endpoint = (ha.address, ha.port)
+            record.links[ha.name] = LinkRecord(ha.name, ha.network, ha.listener, roles, endpoint,
+                                               endpoint, ha.purpose)
 
     def ha_states(self) -> dict[str, dict[str, str]]:
         """``{alias: {host: state}}``, asking each node's API from inside its namespace."""
@@ -319,21 +294,11 @@ class NetnsLab:
                 states.setdefault(alias, {})[host] = state
         return states
 
-    def wait_synchronized(self, aliases: list[str], deadline_s: float = 60.0) -> None:
-        """Wait until every replica of ``aliases`` is Synchronized, or raise ``LabError``."""
-        wait_synchronized(self.ha_states, aliases, deadline_s, self.state.root / "logs")
-
     def namespace(self, host: str) -> netns.Namespace:
         names = self.state.load().extra.get("namespaces", {})
         if host not in names:
             raise LabError(f"netns lab at {self.state.root} has no namespace for {host!r}")
         return netns.Namespace(names[host])
-
-    def record(self) -> LabRecord:
-        return self.state.load()
-
-    def running(self) -> bool:
-        return record_running(self.state)
 
     def sockets(self, host: str) -> HostSockets:
         """A socket factory for connections made from ``host`` (e.g. a cluster node's
@@ -352,13 +317,10 @@ class NetnsLab:
     def down(self) -> list[str]:
         """Stop the nodes, sweep the run's namespaces (with their links, rules and
         processes) and remove the state directory."""
-        stopped: list[str] = []
         if not self.state.root.exists():
-            return stopped
-        try:
-            record: LabRecord | None = self.state.load()
-        except SplitbrainError:
-            record = None
+            return []
+        stopped: list[str] = []
+        record = self.leftover_record()
         if record is not None:
             for node in record.nodes.values():
                 if node.alive:

@@ -45,6 +45,7 @@ def table_bit_offsets(table: bhs.Bhs) -> dict[str, tuple[int, int]]:
 def test_the_codec_class_is_its_table(table: bhs.Bhs) -> None:
     cls = codec.PDU_CLASSES[table.opcode]
     assert cls.layout is table and cls.opcode == table.opcode
+    assert (cls.__name__, cls.__doc__) == (table.name, table.doc)
     assert set(cls.fields) == {"ahs", "data", "immediate", *(f.name for f in table.fields),
                                *(name for name, _ in table.extras)}
     pdu = cls()
@@ -76,10 +77,11 @@ def test_a_scapy_layer_that_drifts_from_its_table_is_caught() -> None:
 
 def test_a_table_that_does_not_fill_its_bytes_or_overlaps_is_refused() -> None:
     with pytest.raises(ValueError, match="do not add up"):
-        bhs.Bhs("short", bhs.Opcode.NOP_OUT, (), (bhs.Reserved(2),), (bhs.Reserved(39),))
+        bhs.Bhs("Short", "short", "", bhs.Opcode.NOP_OUT, (), (bhs.Reserved(2),),
+                (bhs.Reserved(39),))
     with pytest.raises(ValueError, match="overlaps"):
-        bhs.Bhs("overlap", bhs.Opcode.NOP_OUT, (bhs.Flag("a", 7), bhs.Bits("b", 6, 2)),
-                (bhs.Reserved(2),), (bhs.Reserved(40),))
+        bhs.Bhs("Overlap", "overlap", "", bhs.Opcode.NOP_OUT,
+                (bhs.Flag("a", 7), bhs.Bits("b", 6, 2)), (bhs.Reserved(2),), (bhs.Reserved(40),))
 
 
 def test_a_class_whose_slots_are_not_its_tables_is_refused() -> None:
