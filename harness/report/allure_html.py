@@ -75,6 +75,7 @@ def allure_cli() -> list[str]:
 def generate(results: Path, out: Path, name: str) -> Path:
     """Render ``results`` (an allure-results folder) to ``out/index.html``; return it."""
     cli = allure_cli()
+    results, out = results.resolve(), out.resolve()  # the CLI runs in results' parent
     config = results.parent / ".allurerc.json"
     config.write_text(json.dumps({
         "name": name,
@@ -96,10 +97,18 @@ def generate(results: Path, out: Path, name: str) -> Path:
         config.unlink(missing_ok=True)
     index = out / "index.html"
     if done.returncode != 0 or not index.is_file():
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise AllureFailed(f"allure generate failed (exit {done.returncode}): {last[0]}")
+        raise AllureFailed(f"allure generate failed (exit {done.returncode}): "
+                           f"{_first_error(done.stderr + done.stdout)}")
     index.write_text(offline(index.read_text(encoding="utf-8")), encoding="utf-8")
     return index
+
+
+def _first_error(output: str) -> str:
+    """The line of a Node failure that says what went wrong (not a stack frame)."""
+    lines = [ln.strip() for ln in output.splitlines()
+             if ln.strip() and not ln.strip().startswith("at ")]
+    return next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else
+                "no output")
 
 
 def offline(html: str) -> str:

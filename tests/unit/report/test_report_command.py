@@ -175,3 +175,4 @@ def test_a_run_without_run_json_is_named_and_reported(example_results, tmp_path,
                               "is made from its records")
     audit = (out / "audit.html").read_text()
     assert audit.count('<section class="check') == 4 and "<td>lab</td>" in audit
+
