@@ -26,6 +26,8 @@ from harness.initiator.session import Session, SessionTimeouts
 from harness.lab.inventory import load
 from harness.lab.loopback import LoopbackLab
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INVENTORY = Path(__file__).with_name("disk-lab.toml")
 BLOCK = 512
 LBA = 40

@@ -29,6 +29,8 @@ from harness.lab.loopback import LoopbackLab
 from harness.scsi.sense import Asc, SenseKey
 from harness.target.management import ManagementClient
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INVENTORY = Path(__file__).with_name("disk-lab.toml")
 
 BLOCK = 512

@@ -22,6 +22,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from harness.faults import FaultJournal
 from tests.integration.lab.conftest import EchoServer
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 REPO = Path(__file__).parents[3]
 
 INJECTOR = textwrap.dedent("""

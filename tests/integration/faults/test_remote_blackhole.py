@@ -14,6 +14,8 @@ from harness.faults import FaultJournal, RemoteBlackHole, RemoteFaults, heal_jou
 from harness.lab.inventory import load
 from harness.remote.linux import LinuxHost
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 
 @pytest.fixture
 def site(sshd_host: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RemoteFaults:

@@ -21,7 +21,7 @@ from harness.faults.remote_catalogue import RemoteHostFault
 from harness.lab.inventory import load
 from harness.remote.linux import LinuxHost
 
-pytestmark = pytest.mark.needs_root
+pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 
 
 def inventory_text(sshd_host: Any, client: str, *, test: bool = True) -> str:

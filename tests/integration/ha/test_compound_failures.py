@@ -28,6 +28,8 @@ from harness.target.ha.replica import FailoverStrategy, ReplicaNotServing, Repli
 from harness.target.ha.witness import Witness
 from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
 
 

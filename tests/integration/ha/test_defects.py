@@ -20,6 +20,8 @@ from harness.target.ha.replica import ReplicaState
 from harness.target.lu_binding import open_logical_unit
 from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 S = ReplicaState.SYNCHRONIZED
 
 

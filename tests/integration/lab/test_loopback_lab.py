@@ -17,6 +17,8 @@ from harness.lab.inventory import Inventory
 from harness.lab.loopback import LoopbackLab
 from tests.integration.lab.conftest import lab_processes, standin_command
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 REPO = Path(__file__).parents[3]
 
 

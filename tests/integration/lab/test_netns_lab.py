@@ -18,6 +18,8 @@ from harness.lab.inventory import Inventory, load
 from harness.lab.netns_lab import NetnsLab
 from tests.integration.lab.conftest import standin_command
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INVENTORY = Path(__file__).parents[3] / "fixtures" / "inventories" / "lab-netns.toml"
 
 

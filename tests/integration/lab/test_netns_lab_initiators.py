@@ -34,6 +34,8 @@ from harness.lab.backend import LabError
 from harness.lab.inventory import Inventory, load
 from harness.lab.netns_lab import HostSockets, NetnsLab
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INVENTORY = Path(__file__).parents[3] / "fixtures" / "inventories" / "lab-netns.toml"
 PATTERN = bytes(range(256)) * 16  # 4096 bytes: eight 512-byte or one 4096-byte block
 STALLED_S = 1.0  # how long a command must stay unanswered to count as stalled

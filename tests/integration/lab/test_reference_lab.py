@@ -16,9 +16,12 @@ from harness.faults.lab_faults import LabFaults
 from harness.lab.inventory import Inventory
 from harness.lab.loopback import LoopbackLab
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("iscsi-inq") is None, reason="needs the Debian package libiscsi-bin (iscsi-inq)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("iscsi-inq") is None,
+        reason="needs the Debian package libiscsi-bin (iscsi-inq)"),
+]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from harness.lab.loopback import LoopbackLab
 from harness.lab.node_process import wait_until
 from harness.scsi.sense import SenseKey
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INVENTORY = """
 [site]
 name = "witness-lab"

@@ -7,6 +7,7 @@ import os
 import time
 from collections import Counter
 
+import pytest
 from mpio_load import Writers, eventually, holds, run
 
 from harness.initiator.mpio.device import MultipathDevice
@@ -14,6 +15,8 @@ from harness.initiator.mpio.session_link import session_connector
 from harness.initiator.mpio.status import AluaState, PathState
 from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import LinkState
+
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
 
 TIMERS = MpioTimers(noop_out_interval_s=0.5, noop_out_timeout_s=1.0, link_down_time_s=0.2,
                     replacement_timeout_s=None, retry_interval_s=0.05,

@@ -14,7 +14,7 @@ from harness.remote import evidence
 from harness.remote.linux import LinuxHost
 from tests.integration.faults.test_remote_catalogue import inventory_text
 
-pytestmark = pytest.mark.needs_root
+pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 
 
 def test_logs_are_collected_and_secrets_redacted(sshd_host, tmp_path, monkeypatch):

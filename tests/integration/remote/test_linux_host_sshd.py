@@ -22,7 +22,7 @@ from harness.remote.errors import (
 )
 from harness.remote.linux import LinuxHost, NoSuchProcess
 
-pytestmark = pytest.mark.needs_root
+pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 
 HOSTILE = ["a b", "it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "x; touch PWNED",
            "a\\b", "-rf", "*", "new\nline", "ü€"]

@@ -16,7 +16,7 @@ from harness.remote.linux import LinuxHost
 from harness.workload.history import load_history
 from tests.support.loopdev import loop_device
 
-pytestmark = pytest.mark.needs_root
+pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from harness.faults.journal import FaultJournal
 from harness.lab.inventory import load
 from harness.lab.loopback import LoopbackLab
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 REPO = Path(__file__).resolve().parents[3]
 
 

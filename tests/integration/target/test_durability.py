@@ -32,6 +32,8 @@ from harness.scsi.cdb import Read, SynchronizeCache, Write
 from harness.scsi.status import ScsiStatus
 from suites.protocol.wire import PeerClosed, RawConnection
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 INITIATOR = "iqn.2026-11.org.splitbrain.test:durability"
 BLOCK = 512
 _LINE = re.compile(r"^(\d+)\s+(\d+:\d+:\d+\.\d+)\s+(.*)$")

@@ -24,6 +24,8 @@ from harness.workload.history import History, HistoryHeader, load_history
 from harness.workload.iscsi_device import mirror_path_events, open_iscsi_device
 from harness.workload.writers import Workload
 
+pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
+
 TIMERS = MpioTimers(noop_out_interval_s=0.5, noop_out_timeout_s=1.0, link_down_time_s=0.2,
                     replacement_timeout_s=None, retry_interval_s=0.05,
                     delay_between_reconnect_s=0.2, pdo_remove_period_s=5.0,
