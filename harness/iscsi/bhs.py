@@ -139,6 +139,10 @@ def number(name: str) -> Field:
 
 
 LUN = Field("lun", 8, hex=True)
+ISID = Field("isid", 6, hex=True)
+LOGIN_FLAGS = (Flag("transit", 7), Flag("continue_", 6), Bits("csg", 2, 2, names=STAGES),
+               Bits("nsg", 0, 2, names=STAGES))
+"""Byte 1 of both Login PDUs: T, C, CSG and NSG."""
 STATUS_NUMBERS = (number("stat_sn"), number("exp_cmd_sn"), number("max_cmd_sn"))
 
 
@@ -238,10 +242,8 @@ TASK_MANAGEMENT_REQUEST = Bhs(
 LOGIN_REQUEST = Bhs(
     "LoginRequest", "Login Request",
     "Login Request (0x03). ``isid`` is the 48-bit ISID as an integer.",
-    Opcode.LOGIN_REQUEST, (
-    Flag("transit", 7), Flag("continue_", 6), Bits("csg", 2, 2, names=STAGES),
-    Bits("nsg", 0, 2, names=STAGES)), (Field("version_max", 1), Field("version_min", 1)), (
-    Field("isid", 6, hex=True), Field("tsih", 2), tag("initiator_task_tag"), Field("cid", 2),
+    Opcode.LOGIN_REQUEST, LOGIN_FLAGS, (Field("version_max", 1), Field("version_min", 1)), (
+    ISID, Field("tsih", 2), tag("initiator_task_tag"), Field("cid", 2),
     Reserved(2), number("cmd_sn"), number("exp_stat_sn"), Reserved(16)), immediate=True)
 
 TEXT_REQUEST = Bhs(
@@ -307,10 +309,8 @@ TASK_MANAGEMENT_RESPONSE = Bhs(
 LOGIN_RESPONSE = Bhs(
     "LoginResponse", "Login Response",
     "Login Response (0x23). ``isid`` is the 48-bit ISID as an integer.",
-    Opcode.LOGIN_RESPONSE, (
-    Flag("transit", 7), Flag("continue_", 6), Bits("csg", 2, 2, names=STAGES),
-    Bits("nsg", 0, 2, names=STAGES)), (Field("version_max", 1), Field("version_active", 1)), (
-    Field("isid", 6, hex=True), Field("tsih", 2), tag("initiator_task_tag"), Reserved(4),
+    Opcode.LOGIN_RESPONSE, LOGIN_FLAGS, (Field("version_max", 1), Field("version_active", 1)), (
+    ISID, Field("tsih", 2), tag("initiator_task_tag"), Reserved(4),
     *STATUS_NUMBERS, Field("status_class", 1, names=LoginStatusClass),
     Field("status_detail", 1, hex=True), Reserved(10)))
 
