@@ -114,12 +114,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The sequencer is killed in the middle of a deep write burst: orders in flight "
              "are either on both replicas or reported, never on one side only after resync.",
              (F(1.5, 2.5, "kill", "primary"),), writers=4, queue_depth=4),
-    Scenario("kill-primary-with-hung-disk", "double",
-             "The primary's disk hangs, so its ORDERs reach the partner while its own writes "
-             "never land, and then the primary is killed: after its restart the replicas "
-             "must be identical (its activity log names what may differ).",
-             (F(1.0, 4.0, "disk-slow", "primary", delay_ms=8000.0),
-              F(2.0, 2.5, "kill", "primary")), settle_s=30.0),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",
@@ -153,11 +147,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The secondary's disk is slow (50 ms per I/O): mirrored writes wait, nothing "
              "is lost or times out.",
              (F(1.0, 2.5, "disk-slow", "secondary", delay_ms=50.0),)),
-    Scenario("disk-hang-secondary", "disk",
-             "The secondary's disk hangs (8 s per I/O) while its links stay healthy: the "
-             "ORDERs it does not acknowledge within the sync timeout take it out, and I/O "
-             "carries on through the primary.",
-             (F(1.0, 2.5, "disk-slow", "secondary", delay_ms=8000.0),), settle_s=30.0),
 )
 
 

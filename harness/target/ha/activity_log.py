@@ -38,18 +38,23 @@ class ActivityLog:
         #: regions read back from a log left by a crash, until a resync covers them
         self.suspect: frozenset[int] = frozenset()
         self.persists = 0  # how many times the log was written (tests, status)
+        #: the log a previous run left was found (readable or not): what it names is
+        #: everything that may differ. False when there was none to read.
+        self.known = False
 
     def recover(self) -> frozenset[int]:
         """Read the log a previous run left; its regions are suspect until resynced."""
+        self.known = True
         try:
             regions = json.loads(self.path.read_text())["regions"]
         except FileNotFoundError:
-            regions = []
+            regions, self.known = [], False
         except (OSError, ValueError, KeyError, TypeError):
             regions = list(range(self.num_regions))  # unreadable: every region is suspect
         self.suspect = frozenset(int(r) for r in regions if 0 <= int(r) < self.num_regions)
         for region in sorted(self.suspect):
             self._active[region] = 0
+        self._persist()  # from now on a log exists: after a crash it is known
         return self.suspect
 
     def extents(self) -> list[tuple[int, int]]:

@@ -80,6 +80,8 @@ class HaDevice:
         self.store = store
         self.block_size = store.block_size
         self.num_blocks = store.num_blocks
+        #: what the Block Limits page reports: the local image's allocation unit
+        self.physical_block_size = getattr(store, "physical_block_size", store.block_size)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self._meta_path = config.state_dir / f"{config.alias}.meta.json"
         self._map_path = config.state_dir / f"{config.alias}.dirty"
@@ -441,7 +443,8 @@ class HaDevice:
         extents = () if Defect.RESYNC_WITHOUT_ACTIVITY_LOG in self.config.defects \
             else tuple(self.activity_log.extents())
         return replace(s, dirty_map_valid=self.dirty_map_trusted,
-                       clean_shutdown=self.last_shutdown_clean, activity_log=extents)
+                       clean_shutdown=self.last_shutdown_clean, activity_log=extents,
+                       activity_log_known=self.activity_log.known)
 
     def _on_message(self, link: PartnerLink, msg: Message) -> Awaitable[None] | None:
         kind = msg.kind

@@ -135,6 +135,9 @@ class ReplicaSummary:
     #: regions (lba, count) this replica had writes in flight in when it crashed
     #: (its activity log): they may differ from the partner's until resynced
     activity_log: tuple[tuple[int, int], ...] = ()
+    #: the activity log was found after the last shutdown (a clean one empties it), so
+    #: ``activity_log`` is every region where this replica may differ from its partner
+    activity_log_known: bool = False
 
     def to_json(self) -> dict[str, object]:
         body = asdict(self)
@@ -249,6 +252,10 @@ def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
     if a.clean_shutdown and b.clean_shutdown:
         return ReconnectPlan(None, None, ResyncMode.NONE, "both replicas are identical")
     src, dst = (a, b) if a.priority < b.priority else (b, a)
+    if a.activity_log_known and b.activity_log_known:  # DRBD: only the hot extents
+        return ReconnectPlan(src.node, dst.node, ResyncMode.FAST,
+                             "both went down together uncleanly: their activity logs name "
+                             "the regions in-flight writes may have left different")
     return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
                          "both went down together uncleanly: in-flight writes may differ")
 

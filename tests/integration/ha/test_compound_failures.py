@@ -196,3 +196,36 @@ def test_resync_without_activity_log_defect_leaves_the_block_different(tmp_path)
             await crash_between_order_and_local_write(pair)
             assert not pair.images_equal()
     run(scenario())
+
+
+def test_both_crash_mid_write_and_the_activity_logs_resync_only_the_hot_region(tmp_path):
+    async def scenario():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            await pair.a.write(100, block(100))  # an older, completed write elsewhere
+            inner = pair.stores["a"].write
+            hung = asyncio.Event()
+
+            async def hanging(lba, data, *, fua=False):
+                if lba == 2048:
+                    hung.set()
+                    await asyncio.Event().wait()
+                await inner(lba, data, fua=fua)
+            pair.a.store.write = hanging  # type: ignore[method-assign]
+            write = asyncio.ensure_future(pair.a.write(2048, block(7)))
+
+            def on_b() -> bool:
+                with open(pair.tmp / "b.img", "rb") as f:
+                    f.seek(2048 * BLOCK)
+                    return f.read(BLOCK) == block(7)
+            await wait_for(on_b)  # the ORDER reached b; a's own write hangs
+            await pair.crash("a")
+            await pair.crash("b")  # a total blackout
+            write.cancel()
+            await pair.start("a")
+            await pair.start("b")
+            await pair.in_sync()
+            assert "resync fast" in " ".join(pair.a.meta.events[-3:])  # not a full copy
+            assert "activity logs" in pair.a.last_plan
+            assert pair.images_equal()
+    run(scenario())

@@ -320,3 +320,42 @@ def test_sequencer_killed_between_order_and_local_write_resyncs_the_block(ha_nod
     ha_nodes.in_sync()
     assert image_block(ha_nodes.store1.image, lba) == image_block(ha_nodes.store2.image, lba)
     assert ha_nodes.images_equal()
+
+
+@pytest.mark.slow
+def test_libiscsi_conformance_floor_holds_on_an_ha_replica(ha_nodes):
+    """The whole iscsi-test-cu ALL family against the HA device through its primary
+    replica passes at least the floor a plain node holds (suites/protocol), and the two
+    replicas are identical afterwards."""
+    import json
+
+    from suites.protocol.libiscsi import FLOOR_FILE, run_suite
+
+    if shutil.which("iscsi-test-cu") is None:
+        pytest.skip("needs the Debian package libiscsi-bin (iscsi-test-cu)")
+    floor = json.loads(FLOOR_FILE.read_text(encoding="utf-8"))
+    run = run_suite(ha_nodes.store1.url(0), timeout=900)
+    assert ha_nodes.store1.alive() and ha_nodes.store2.alive()
+    missing = sorted(t for t, o in run.outcomes.items() if o == "missing")
+    assert not missing, f"tests that never reported (hang or crash): {missing[:20]}"
+    regressed = sorted(set(floor["tests"]) - run.passed())
+    assert run.count()["passed"] >= floor["passed"], (
+        f"{run.count()['passed']} passed on the HA replica, the floor is {floor['passed']}; "
+        f"not passing: {regressed}")
+    ha_nodes.in_sync()
+    assert ha_nodes.images_equal()
+
+
+def test_a_partner_whose_disk_hangs_is_taken_out_by_the_order_timeout(ha_nodes):
+    """store2's disk hangs (its links and keepalives stay healthy): the ORDERs it does not
+    acknowledge within the sync timeout take it out, and writes through store1 go on."""
+    ha_nodes.store2.management.request("POST", "/v1/faults/disk", {
+        "target": ha_nodes.store2.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000})
+
+    async def write() -> None:
+        async with ha_nodes.session("store1") as a:
+            await asyncio.wait_for(a.write(300, blocks(300)), timeout=30)
+    run(write())
+    assert ha_nodes.ha("store1")["alone"]
+    assert any("not acknowledged" in e for e in ha_nodes.ha("store1")["events"])
+    assert ha_nodes.ha("store2")["state"] == "Not synchronized"

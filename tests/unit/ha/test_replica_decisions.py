@@ -147,3 +147,16 @@ def test_metadata_round_trips_and_bad_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(MetadataError, match=r"HA metadata .* is unreadable"):
         ReplicaMetadata.load(tmp_path / "bad.json", "HA1", "a")
+
+
+def test_both_down_uncleanly_resync_only_what_the_activity_logs_name():
+    from dataclasses import replace
+
+    a = replace(summary("a", 1, generation=3), activity_log=((0, 2048),),
+                activity_log_known=True)
+    b = replace(summary("b", 2, generation=3), activity_log_known=True)
+    plan = plan_reconnect(a, b)
+    assert (plan.source, plan.mode) == ("a", ResyncMode.FAST) and "activity logs" in plan.reason
+    assert plan_reconnect(b, a) == plan
+    unknown = replace(b, activity_log_known=False)  # no log found: anything may differ
+    assert plan_reconnect(a, unknown).mode is ResyncMode.FULL
