@@ -96,7 +96,7 @@ class RunSettings:
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)
     # after the last heal, write on until every path carried I/O again (heal_to_all_paths_s)
-    until_paths_back: bool = False
+    until_paths_back: bool = True
 
 
 @dataclass
