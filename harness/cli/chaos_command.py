@@ -1,7 +1,7 @@
 """``splitbrain chaos``: the chaos suites from the command line, on the lab or a real site.
 
 ``--profile smoke`` (the default) runs every catalogue scenario once, short;
-``--scenario NAME`` only that one (or a scenario file written by ``--shrink``);
+``--scenario NAME[,NAME...]`` only those (or a scenario file written by ``--shrink``);
 ``--profile nightly`` runs the randomized nemesis for ``--duration`` seconds with
 ``--seed`` (dense, compound faults from every family, ``--weights``), printing
 and saving its schedule; ``--replay FILE`` plays a saved ``schedule.json`` (or a
@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("smoke", "nightly"), default="smoke",
                         help="smoke: every scenario once, short (default); nightly: the "
                              "randomized nemesis for --duration seconds")
-    parser.add_argument("--scenario", default=None, metavar="NAME|FILE",
-                        help="run only this catalogue scenario (or a scenario JSON file)")
+    parser.add_argument("--scenario", default=None, metavar="NAME|FILE[,...]",
+                        help="run only these catalogue scenarios (comma-separated; or a "
+                             "scenario JSON file)")
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="seed of schedules and workloads (default: random, printed)")
     parser.add_argument("--duration", type=float, default=600.0, metavar="S",
@@ -107,14 +108,15 @@ def run(args: argparse.Namespace) -> int:
     elif replay_scenario is not None:
         scenarios = [replay_scenario]
     elif args.scenario is not None:
-        scenarios = [load_scenario(args.scenario) if args.scenario.endswith(".json")
-                     else by_name(args.scenario)]
+        scenarios = [load_scenario(name) if name.endswith(".json") else by_name(name)
+                     for name in (n.strip() for n in args.scenario.split(",")) if name]
     elif args.profile == "smoke" and replay_schedule is None:
         scenarios = list(SCENARIOS)
     else:
         scenarios = []
     if args.scenario is not None or replay_scenario is not None:
-        device_for(inventory, scenarios[0])  # one line if the inventory lacks its device
+        for scenario in scenarios:
+            device_for(inventory, scenario)  # one line if the inventory lacks its device
     if args.profile == "nightly" or replay_schedule is not None:
         from harness.chaos.nightly import nightly_plan
 
