@@ -34,7 +34,10 @@ def lab_cluster(sut):  # type: ignore[no-untyped-def]
     if sut.lab is None:
         pytest.skip("live migration under load drives the lab's own cluster; on a real site "
                     "use sut.cluster.move with the guest workload agent")
-    return sut.cluster
+    try:
+        yield sut.cluster
+    finally:
+        sut.close()  # the cluster lives with this module, not until the session ends
 
 
 @pytest.mark.parametrize("name", list(catalogue()))
