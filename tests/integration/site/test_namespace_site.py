@@ -8,7 +8,9 @@
 2. Every lab shortcut is made to fail (a test asserts none is used): the lab's
    state, namespaces, socket factories and replica API, and any iSCSI login of
    the harness's initiator that is not carried by a cluster node's sshd.
-3. Over SSH: replica states (both Synchronized), the agent's safety check, a
+3. Over SSH: `splitbrain validate --inventory` and `splitbrain chaos --profile smoke
+   --inventory` scenarios (in-process, so the shortcuts stay forbidden); and, by hand,
+   replica states (both Synchronized), the agent's safety check, a
    clock offset, then the stamped workload on the node's disk while the sync
    link between the storage hosts is black-holed; the replicas leave
    Synchronized; the fault is healed; they resynchronize; the history (agent
@@ -111,8 +113,8 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
 
         async def drive() -> None:
             work = asyncio.create_task(asyncio.to_thread(
-                agent.run, generation=0x5EED, seed=3, writers=2, duration_s=6.0))
-            await asyncio.sleep(1.0)
+                agent.run, generation=0x5EED, seed=3, writers=2, duration_s=15.0))
+            await asyncio.sleep(3.0)
             with run.fault(fault.name, kind=fault.kind):
                 fault.inject()
                 try:
@@ -129,7 +131,10 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
         history = load_history(run.write(tmp_path / "history.jsonl"))
         assert history.writes and {o.outcome for o in history.writes} == {"ok"}
         window = history.faults[0]
-        assert history.writes[0].invoke_ns < window.start_ns < history.writes[-1].invoke_ns
+        # the agent's writes and the controller's fault share one timeline: writes ran
+        # inside the fault window, and after it
+        assert any(window.start_ns <= o.invoke_ns <= window.stop_ns for o in history.writes)
+        assert history.writes[-1].invoke_ns > window.stop_ns
         verdict = asyncio.run(check_devices(history, {"Node1": agent.block_device(use)}))
         assert verdict.valid, verdict.problems[:3]
 
@@ -162,17 +167,25 @@ def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, caps
     assert no_lab_shortcuts == []
 
 
-def test_chaos_smoke_scenario_runs_through_ssh_only_and_heals(site, no_lab_shortcuts, tmp_path,
-                                                              capsys):
-    """`splitbrain chaos --profile smoke --inventory` runs a scenario on the site through
-    SSH alone and leaves nothing broken. Its verdict is recorded, not asserted: on this
-    site the sync-link black hole currently ends in a split brain (see the report)."""
-    from harness.checks.results import ResultsDir
+# MPIO scenarios (path-one, paths-of-one-node) are left out: their 2.5 s faults are
+# shorter than an injection plus its verification over SSH here, so whether the
+# initiator notices the path loss before the heal is a matter of timing.
+@pytest.mark.parametrize("scenario", ["sync-blackhole", "primary-kill"])
+def test_chaos_smoke_scenarios_pass_through_ssh_only(site, no_lab_shortcuts, tmp_path, scenario):
+    """`splitbrain chaos --profile smoke --inventory` scenarios on the site, through SSH
+    alone: the sync link black-holed on the primary, the primary's target killed (its
+    supervisor restarts it, as systemd would).
+    Each must pass (faults took effect and healed, nothing acknowledged lost, replicas
+    identical and Synchronized, timing within budget) and leave nothing broken."""
+    from harness.checks.results import ResultsDir, ResultWord
     from harness.cli import main
 
-    main(["chaos", "--profile", "smoke", "--scenario", "sync-blackhole", "--inventory",
-          str(site.inventory), "--seed", "1", "--output", str(tmp_path / "chaos")])
-    results = ResultsDir(tmp_path / "chaos").read_all()
-    assert [r.name for r in results] and all(r.kind == "chaos" for r in results)
-    assert live_faults() == []
+    out = tmp_path / "chaos"
+    code = main(["chaos", "--profile", "smoke", "--scenario", scenario, "--inventory",
+                 str(site.inventory), "--seed", "1", "--output", str(out)])
+    results = ResultsDir(out).read_all()
+    assert [(r.name, r.result) for r in results] == [(scenario, ResultWord.SUCCESS)], \
+        [(r.name, r.result, r.reason) for r in results]
+    assert code == 0 and live_faults() == []
+    assert any(p.name.startswith("logs-Store1") for p in (out / "attachments").iterdir())
     assert no_lab_shortcuts == []
