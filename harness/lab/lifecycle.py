@@ -143,6 +143,9 @@ class LabSite:
         self.lab, self.started, self.fresh = lab, True, True
         self.how = "started by this run"
         t0 = time.monotonic_ns()
+        # a line ending in "..." is a wait: a terminal shows a spinner until the next line
+        self.say(f"lab: starting {self.inventory.site.name!r} at {self.state_dir} and waiting "
+                 "until every replica is Synchronized ...")
         lab.up(self.inventory, owner_pid=os.getpid())
         self.say(
             f"lab: started {self.inventory.site.name!r} at {self.state_dir} "

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 STEP_PERCENT = 10
 RESULT_STYLES = {"Success": "green", "Warning": "yellow", "Failed": "bold red",
@@ -46,6 +46,8 @@ class Progress:
         self._task = None
         self._bar = None
         if console.tty:
+            console._stop_waiting()
+            console.live = True
             from rich.progress import (
                 BarColumn,
                 TaskProgressColumn,
@@ -79,6 +81,7 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+            self.console.live = False
 
 
 class Console:
@@ -89,6 +92,13 @@ class Console:
         self.tty = self.stream.isatty() if tty is None else tty
         self.colour = _wants_colour(self.stream, self.tty)
         self._rich = None
+        self._waiting: Any = None  # the spinner of a "... " line
+        self.live = False  # a progress bar is drawn (rich allows one live display)
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
 
     @property
     def rich(self):  # type: ignore[no-untyped-def]
@@ -101,8 +111,14 @@ class Console:
         return self._rich
 
     def line(self, text: str) -> None:
-        """A plain line (timestamped when not on a terminal)."""
+        """A plain line (timestamped when not on a terminal). On a terminal a line that
+        ends in ``...`` is a wait: a spinner shows it until the next line."""
+        self._stop_waiting()
         if self.tty:
+            if text.endswith("...") and not self.live:
+                self._waiting = self.rich.status(text)
+                self._waiting.start()
+                return
             self.rich.print(text, markup=False)
         else:
             stamp = time.strftime("%H:%M:%S", time.gmtime())
@@ -110,6 +126,7 @@ class Console:
 
     def result(self, word: str, text: str) -> None:
         """A result word (coloured on a terminal) followed by its text."""
+        self._stop_waiting()
         if self.tty:  # through rich, so a live progress bar stays below it
             from rich.text import Text
 
@@ -123,7 +140,8 @@ class Console:
     def phase(self, label: str) -> Iterator[None]:
         """A wait of unknown length: a spinner on a terminal, start/end lines elsewhere."""
         start = time.monotonic()
-        if self.tty:
+        self._stop_waiting()
+        if self.tty and not self.live:
             with self.rich.status(label):
                 yield
             self.rich.print(f"{label}: done in {time.monotonic() - start:.1f} s", markup=False)

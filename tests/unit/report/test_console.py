@@ -60,3 +60,30 @@ def test_checks_progress_names_the_check(tty: bool) -> None:
     assert "validation checks" in text and "Validate IP Configuration" in text
     if not tty:
         assert len(text.splitlines()) == 4  # 0, 33, 66 and 100 %
+
+
+def test_a_line_ending_in_dots_is_a_wait_until_the_next_line(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    term = FakeTerminal()
+    console = Console(term)
+    console.line("lab: starting 'lab' ...")
+    assert console._waiting is not None  # a spinner, not a printed line
+    console.line("lab: started 'lab' in 2.0 s")
+    assert console._waiting is None and "lab: started 'lab' in 2.0 s" in term.getvalue()
+    log = io.StringIO()
+    plain = Console(log)
+    plain.line("lab: starting 'lab' ...")
+    plain.line("lab: started 'lab' in 2.0 s")
+    assert [line[11:] for line in log.getvalue().splitlines()] == [
+        "lab: starting 'lab' ...", "lab: started 'lab' in 2.0 s"]
+
+
+def test_no_spinner_while_a_progress_bar_is_drawn(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    term = FakeTerminal()
+    console = Console(term)
+    with console.progress("chaos scenarios", 2, log_lines=False) as bar:
+        console.line("waiting for resync ...")  # rich allows one live display at a time
+        assert console._waiting is None
+        bar.update(1)
+    assert "waiting for resync ..." in term.getvalue()
