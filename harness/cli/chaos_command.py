@@ -225,7 +225,8 @@ class Session:
             return
         output = self.output / "runs" / scenario.name
         done = run_scenario(sut, scenario, seed=self.seed, output=output, fresh=self._fresh(),
-                            budget_profile=self.args.budget_profile, capture=self.args.capture)
+                            budget_profile=self.args.budget_profile, capture=self.args.capture,
+                            out=self.console.writer(f"  {scenario.name}: "))  # its phases
         self._record(done, results, output)
 
     def _nightly(self, sut: Any, replay: Any, results: Any) -> None:

@@ -84,6 +84,24 @@ class Progress:
             self.console.live = False
 
 
+class LineWriter:
+    """A minimal text stream that hands each complete line to a ``Console``."""
+
+    def __init__(self, console: Console, prefix: str) -> None:
+        self.console, self.prefix, self._pending = console, prefix, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.console.line(self.prefix + line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class Console:
     """Progress, results and errors for one command, fitted to where its output goes."""
 
@@ -160,6 +178,11 @@ class Console:
             yield p
         finally:
             p.close()
+
+    def writer(self, prefix: str = "") -> LineWriter:
+        """A text stream whose every line becomes ``line(prefix + text)`` (for code that
+        prints its phases to a file object, such as the chaos runner's ``out``)."""
+        return LineWriter(self, prefix)
 
     def error(self, command: str, message: str) -> None:
         """The one line an error gets (``error:`` in red on a terminal)."""

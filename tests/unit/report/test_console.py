@@ -87,3 +87,14 @@ def test_no_spinner_while_a_progress_bar_is_drawn(monkeypatch) -> None:
         assert console._waiting is None
         bar.update(1)
     assert "waiting for resync ..." in term.getvalue()
+
+
+def test_a_writer_turns_printed_phases_into_lines() -> None:
+    log = io.StringIO()
+    w = Console(log).writer("  path-one: ")
+    print("workload: 4 writers", file=w, flush=True)
+    w.write("replicas: both Synchronized ")
+    w.write("0.1 s after the workload ended\n\n")
+    assert [line[11:] for line in log.getvalue().splitlines()] == [
+        "  path-one: workload: 4 writers",
+        "  path-one: replicas: both Synchronized 0.1 s after the workload ended"]
