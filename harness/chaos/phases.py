@@ -326,6 +326,29 @@ class RunPhases:
 
     # -- checks ------------------------------------------------------------------------------
 
+    def _replicas_through_their_paths(self, devices: dict[str, Any]) -> dict[str, Any] | None:
+        """A real site has no image files: each replica is read through a path to its own
+        storage host, and only once the site's replica states (``sut.replica_states``)
+        say every replica is Synchronized (a resyncing replica may differ for now)."""
+        from harness.checks.divergence import device_reader
+
+        run = self.run
+        hosts = [r.host for r in run.device.replicas]
+        try:
+            states = run.sut.replica_states().get(run.device.alias, {})
+        except SplitbrainError as exc:
+            states = {}
+            run.say(f"checks: replica states unreadable ({exc})")
+        if any(str(states.get(h, "")).lower() != "synchronized" for h in hosts):
+            run.run_problems.append(Problem(
+                "replicas_not_compared", f"replicas of {run.device.alias} not compared: not "
+                f"every replica is Synchronized ({states})"))
+            return None
+        by_host = {name.rsplit("/", 1)[-1]: dev for name, dev in devices.items()}
+        if any(h not in by_host for h in hosts):
+            return None  # a path could not be read: already a problem of its own
+        return {f"{run.device.alias}@{h}": device_reader(by_host[h]) for h in hosts}
+
     async def check(self) -> RunVerdict:
         from harness.checks.divergence import image_reader
         from harness.checks.stream_check import check_run_file
@@ -366,8 +389,10 @@ class RunPhases:
                     "the replicas could not be compared"))
             replicas = None if missing or not images else {
                 n: image_reader(p) for n, p in images.items()}
+            if run.lab is None and not images:
+                replicas = self._replicas_through_their_paths(devices)
             run.say(f"checks: reading {run.device.alias} back through {len(devices)} paths and "
-                    f"comparing {len(images)} replica images")
+                    f"comparing {len(replicas or {})} replicas")
             # streamed: memory grows with the device, not with the length of the run
             capture = getattr(self, "capture", None)
             pcap = capture.file if capture is not None else None
