@@ -202,6 +202,7 @@ class RunPhases:
                     finally:
                         for u in unsubscribe:
                             u()
+                    run.say(f"replicas: waiting until {run.device.alias} is Synchronized ...")
                     waited = await asyncio.to_thread(run.wait_synchronized, watch)
                     run.meta["replicas_after"] = dict(watch.last)
                 if waited is not None:
