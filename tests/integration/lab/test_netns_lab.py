@@ -77,9 +77,9 @@ def test_heartbeat_network_is_unreachable_from_the_others(netns_lab: NetnsLab) -
     try:
         with netns_lab.namespace("SWS-Store2").connect_tcp("10.99.4.11", port, 3.0):
             pass  # the partner, on the heartbeat network, gets through
-        with pytest.raises(OSError):
-            netns_lab.namespace("Demo1").connect_tcp("10.99.4.11", port, 1.0)
-        with pytest.raises(OSError):
+        with netns_lab.namespace("Demo1").connect_tcp("10.99.4.11", port, 3.0):
+            pass  # so does a cluster node: the cluster's heartbeats share the private network
+        with pytest.raises(OSError):  # a host that is only on the public network does not
             netns_lab.namespace("SWS-DC").connect_tcp("10.99.4.11", port, 1.0)
     finally:
         listener.close()
