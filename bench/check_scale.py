@@ -224,7 +224,8 @@ def main() -> None:
              "~130 bytes (register ring, monotonic anchor; 8 MiB for this 256 MiB "
              "device), per 5 ms of history 32 bytes (gap and longest-op buckets), per "
              "write 57 bytes (the write table a read's value is looked up in, and the "
-             "device check's index: ~200 MiB for an hour at 1,000 writes/s), plus the "
+             "device check's index: ~200 MiB for an hour at 1,000 writes/s, with up to half "
+             "again of room to grow), plus the "
              "interpreter and numpy (~60 MiB). Nothing is kept per read or per "
              "operation object; the old path keeps ~3 KB per operation."]
     print("\n".join(text))
