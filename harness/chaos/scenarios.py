@@ -114,6 +114,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The sequencer is killed in the middle of a deep write burst: orders in flight "
              "are either on both replicas or reported, never on one side only after resync.",
              (F(1.5, 2.5, "kill", "primary"),), writers=4, queue_depth=4),
+    Scenario("primary-dies-while-sync-silent", "double",
+             "The sync link goes silent and the primary dies before it has decided to carry "
+             "on alone: the partner carries on, and no write the primary acknowledged may be "
+             "missing there (it may acknowledge nothing the partner has not applied).",
+             (F(1.0, 3.0, "blackhole", "sync"), F(1.2, 2.5, "kill", "primary"))),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",

@@ -46,7 +46,7 @@ class Defect(enum.StrEnum):
     #: still reports its write cache off: a power loss takes acknowledged writes
     ACK_BEFORE_DURABLE = "ack-before-durable"
     #: a Not synchronized (or synchronizing) replica still serves reads, from its
-    #: stale image
+    #: stale image, and its port group still reports active/optimized
     READS_FROM_UNSYNCHRONIZED = "reads-from-unsynchronized"
     #: a resync copies from the replica that should receive it onto the newer one
     RESYNC_WRONG_DIRECTION = "resync-wrong-direction"

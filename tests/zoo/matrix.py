@@ -41,7 +41,7 @@ def caught(entry: Entry, outcome: Outcome, baseline: Outcome) -> bool:
 
 
 def render(entries: list[Entry], outcomes: dict[str, Outcome],
-           baselines: dict[tuple[str, str], Outcome], seed: int) -> str:
+           baselines: dict[tuple[str, str], Outcome], seed: int, reused: int = 0) -> str:
     suites = sorted({e.suite for e in entries if e.suite}, key=short)
     lines = [
         "# Defect zoo: which suite catches which defect",
@@ -54,7 +54,10 @@ def render(entries: list[Entry], outcomes: dict[str, Outcome],
         "and the suite that must catch it runs against that lab in a pytest subprocess "
         "(`tests/zoo/zoo.py`). **caught**: the suite failed and its output holds the "
         "diagnosis, which the same suite's run on the correct lab does not. "
-        "`tests/zoo/test_zoo.py` asserts the same, one test per defect.",
+        "`tests/zoo/test_zoo.py` asserts the same, one test per defect."
+        + (f" {reused} of the runs below were kept from earlier runs of the command "
+           "(`--reuse`), made while the catalogue of catchers was being settled."
+           if reused else ""),
         "",
         "## Matrix",
         "",
@@ -83,7 +86,8 @@ def render(entries: list[Entry], outcomes: dict[str, Outcome],
         if not e.suite:
             continue
         o, b = outcomes.get(e.id), baselines.get(key(e))
-        lines.append(f"| `{e.defect}` | `{short(e.suite)}` | `{e.diagnosis}` | "
+        lines.append(f"| `{e.defect}` | `{short(e.suite)}` | "
+                     f"`{e.diagnosis.replace('|', chr(92) + '|')}` | "
                      f"{o.summary() if o else 'not run'} | "
                      f"{b.summary() if b else 'not run'}"
                      f"{' (shows the diagnosis!)' if b and b.shows(e.diagnosis) else ''} |")
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="splitbrain-zoo-"))
     baselines: dict[tuple[str, str], Outcome] = {}
     outcomes: dict[str, Outcome] = {}
+    reused = 0
     def fresh(e: Entry) -> bool:
         return not args.only or e.defect in args.only
 
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         old = saved.get((suite, None, "device", site))
         if old is not None and (suite, site) not in fresh_keys:
             baselines[suite, site] = old
+            reused += 1
             continue
         baselines[suite, site] = run_suite(suite, work / f"baseline-{n}", site=site,
                                            seed=args.seed)
@@ -125,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         old = saved.get((e.suite, e.defect, e.where, e.site))
         if old is not None and not fresh(e):
             outcomes[e.id] = old
+            reused += 1
             continue
         outcomes[e.id] = run_suite(e.suite, work / f"defect-{n}", defect=e.defect,
                                    where=e.where, site=e.site, seed=args.seed)
         verdict = "caught" if caught(e, outcomes[e.id], baselines[key(e)]) else "NOT CAUGHT"
         print(f"{e.defect} -> {short(e.suite)}: {verdict} ({outcomes[e.id].summary()})",
               flush=True)
-    DOC.write_text(render(entries, outcomes, baselines, args.seed))
+    DOC.write_text(render(entries, outcomes, baselines, args.seed, reused))
     print(f"wrote {DOC} (runs kept in {work})")
     return 0 if all(e.suite and caught(e, outcomes[e.id], baselines[key(e)])
                     for e in entries) else 1

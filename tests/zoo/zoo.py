@@ -54,7 +54,8 @@ def chaos(file: str, scenario: str, test: str = "test_scenario") -> str:
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("ack-before-mirror", chaos("test_sync_link.py", "sync-blackhole"), DATA_LOSS),
+    Entry("ack-before-mirror", chaos("test_double.py", "primary-dies-while-sync-silent"),
+          DATA_LOSS),
     Entry("no-fencing", chaos("test_sync_link.py", "sync-reset"),
           r"split brain|" + DATA_LOSS),
     Entry("resync-skips-dirty", chaos("test_sync_link.py", "sync-reset"), DATA_LOSS),
@@ -74,10 +75,9 @@ ENTRIES: tuple[Entry, ...] = (
           proof="tests/integration/ha/test_compound_failures.py::"
                 "test_no_order_timeout_defect_hangs_the_write"),
     Entry("ack-before-durable", chaos("test_power_loss.py", "power-loss-both"), DATA_LOSS),
-    Entry("reads-from-unsynchronized", chaos("test_double.py", "kill-survivor-during-resync"),
-          DATA_LOSS),
+    Entry("reads-from-unsynchronized", chaos("test_sync_link.py", "sync-reset"), DATA_LOSS),
     Entry("resync-wrong-direction", chaos("test_sync_link.py", "sync-reset"), DATA_LOSS),
-    Entry("ack-before-mirror-under-load", chaos("test_sync_link.py", "sync-blackhole"),
+    Entry("ack-before-mirror-under-load", chaos("test_double.py", "primary-dies-while-sync-silent"),
           DATA_LOSS),
     Entry("overlapping-write-lost", chaos("test_sync_link.py", "sync-delay"), DATA_LOSS),
     Entry("identity-per-node",
@@ -120,9 +120,10 @@ class Outcome:
         return re.search(diagnosis, self.output) is not None
 
     def summary(self) -> str:
-        """The suite's verdict line (pytest's last line)."""
-        lines = [x for x in self.output.strip().splitlines() if x.strip()]
-        return lines[-1] if lines else f"exit {self.returncode}"
+        """The suite's verdict line (pytest's count of passed and failed)."""
+        verdicts = re.findall(r"^=*\s*(\d+ (?:passed|failed|skipped|error).*?)\s*=*$",
+                              self.output, flags=re.MULTILINE)
+        return verdicts[-1] if verdicts else f"exit {self.returncode}"
 
 
 def run_suite(suite: str, workdir: Path, *, defect: str | None = None, where: str = "device",

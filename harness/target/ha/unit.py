@@ -122,7 +122,10 @@ class HaLogicalUnit(LogicalUnit):
         return await super().execute(task)
 
     def follow_replica_states(self) -> None:
-        self.set_access_state(self.group, ACCESS_FOR[self.ha.state])
+        own = self.ha.state
+        if Defect.READS_FROM_UNSYNCHRONIZED in self.ha.config.defects:
+            own = ReplicaState.SYNCHRONIZED  # defect: its port group still looks active
+        self.set_access_state(self.group, ACCESS_FOR[own])
         partner = self.ha.partner_state or ReplicaState.NOT_SYNCHRONIZED
         self.set_access_state(self.partner_group, ACCESS_FOR[partner])
 
