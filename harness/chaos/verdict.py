@@ -46,6 +46,11 @@ SPLIT_BRAIN_CONSEQUENCES = ("not_synchronized", "path_unusable", "unreadable", "
 TIMING_KINDS = ("over_budget", "no_recovery", "path_not_restored", "not_healed")
 
 
+# what a lost or different acknowledged write looks like (the checkers' kinds)
+DATA_KINDS = ("split_brain", "diverged", "lost", "stale", "stale_read", "nonmonotonic_read",
+              "torn", "corrupt", "misplaced", "phantom")
+
+
 def first_split(problems: list[Any]) -> str:
     return next((p.message for _, p in problems if p.kind == "split_brain"), "split brain")
 
@@ -138,6 +143,10 @@ def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvid
     elif failed_injections:
         word = ResultWord.FAILED
         reason = f"failed injection: {failed_injections[0].text}"
+        data = [p for _, p in problems if p.kind in DATA_KINDS]
+        if scenario.family == "nemesis" and data:  # the data problem explains the rest
+            reason = (f"{data[0].message}; and {len(failed_injections)} fault(s) without "
+                      f"evidence after it (first: {failed_injections[0].text})")
     elif split and both_synchronized:
         word = ResultWord.FAILED
         reason = (f"{split_text}; then merged silently: both replicas report Synchronized "

@@ -31,11 +31,11 @@ def splitbrain(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedPro
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_smoke_profile_runs_every_scenario_once_and_records_each(tmp_path: Path) -> None:
     out, lab = tmp_path / "results", tmp_path / "lab"
     done = splitbrain(tmp_path, "--profile", "smoke", "--seed", "7", "--state-dir", str(lab),
-                      "--output", str(out), timeout=880)
+                      "--output", str(out), timeout=1780)
     records = {r.name: r for r in ResultsDir(out).read_all()}
     assert set(records) == {s.name for s in SCENARIOS}, done.stdout + done.stderr
     unexpected = []

@@ -205,3 +205,15 @@ def test_an_outage_the_scenario_calls_correct_is_not_a_timing_failure(
     r = scenario_result(by_name("total-blackout"), outcome(tmp_path, [slow, lost], SYNC),
                         ev(True), [], dev, Sut(inv))
     assert r.result is ResultWord.FAILED
+
+
+def test_in_the_nightly_a_data_problem_explains_later_faults_without_evidence(
+        tmp_path: Path, lab) -> None:
+    from harness.chaos.nightly import nightly_scenario
+
+    inv, dev = lab
+    diverged = Problem("diverged", "replicas diverged: 6 blocks at byte 0: ...")
+    r = scenario_result(nightly_scenario(dev, 60), outcome(tmp_path, [diverged], APART),
+                        ev(False), [], dev, Sut(inv))
+    assert r.result is ResultWord.FAILED and r.reason.startswith("replicas diverged")
+    assert "1 fault(s) without evidence" in r.reason
