@@ -26,6 +26,9 @@ running and not stopped, link up, rules gone), or raises ``HealError``.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -42,10 +45,46 @@ class FaultNotEffective(FaultError):
     """A fault was applied but the host shows no change: a failed injection."""
 
 
+class _Kept:
+    """A context manager over a kept connection: leaving it does not close the driver."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def __enter__(self) -> Any:
+        self.driver.connect()
+        return self.driver
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_kept: dict[tuple[str, str], Any] = {}
+_kept_lock = threading.Lock()
+
+
 def open_inventory_host(inventory: str, host: str) -> Any:
+    """The remote driver of ``host`` in inventory file ``inventory``, its SSH connection
+    kept for this process: an injection and its heal then cost round trips, not a
+    handshake each (a dropped connection reconnects on the next command)."""
     from harness.remote import open_host
 
-    return open_host(load(inventory).host(host))
+    key = (str(inventory), host)
+    with _kept_lock:
+        if key not in _kept:
+            _kept[key] = open_host(load(inventory).host(host))
+            if len(_kept) == 1:
+                atexit.register(close_kept)
+        return _Kept(_kept[key])
+
+
+def close_kept() -> None:
+    """Close every kept connection (at exit)."""
+    with _kept_lock:
+        for driver in _kept.values():
+            with contextlib.suppress(Exception):
+                driver.close()
+        _kept.clear()
 
 
 def _is_linux(driver: Any) -> bool:
@@ -273,7 +312,8 @@ class RemotePeerBlock(RemoteHostFault):
     def _apply(self, driver: Any, undo: dict[str, Any]) -> None:
         peer, port = undo["peer"], undo.get("port")
         if _is_linux(driver):
-            added = driver.black_hole(self.id, peer=peer, port=port, ttl_s=self.ttl_s)
+            added = driver.black_hole(self.id, peer=peer, port=port, ttl_s=self.ttl_s,
+                                      reset=bool(undo.get("reset")))
             if not added or driver.faults().get(self.id, 0) != len(added):
                 raise self.not_effective("its nft rules are not in place")
             if undo.get("require_drops") and not _poll(

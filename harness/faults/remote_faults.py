@@ -32,17 +32,17 @@ from harness.errors import SplitbrainError
 from harness.faults.fault import Fault, FaultError, HealError
 from harness.faults.journal import FaultJournal
 from harness.faults.nemesis import FaultSpec
-from harness.lab.inventory import HostRole, Inventory, load
+from harness.lab.inventory import HostRole, Inventory
 from harness.lab.toml_source import did_you_mean
 
 DEFAULT_TTL_S = 600.0
 
 
 def open_inventory_host(inventory: str, host: str) -> Any:
-    """The remote driver of ``host`` in inventory file ``inventory`` (not yet connected)."""
-    from harness.remote import open_host
+    """The remote driver of ``host`` (its connection kept for this process)."""
+    from harness.faults.remote_catalogue import open_inventory_host as kept
 
-    return open_host(load(inventory).host(host))
+    return kept(inventory, host)
 
 
 class RemoteBlackHole(Fault):
@@ -282,8 +282,9 @@ class RemoteFaults:
                                  interface=host.interface(net), network=net,
                                  **self._common(ttl_s))
 
-    def path_drop(self, selector: str, ttl_s: float | None = None) -> Fault:
-        """``Node1->iscsi/Store1``: the node's path to Store1's portal on network iscsi."""
+    def path_drop(self, selector: str, ttl_s: float | None = None, reset: bool = False) -> Fault:
+        """``Node1->iscsi/Store1``: the node's path to Store1's portal on network iscsi
+        (silently dropped; with ``reset``, cut: its TCP is answered with resets)."""
         from harness.faults.remote_catalogue import RemotePathDrop
 
         inv = self.inventory
@@ -298,7 +299,7 @@ class RemoteFaults:
         self.require_only_test_devices(storage, f"dropping the path from {node}")
         portal = str(inv.host(storage).address(net))
         return RemotePathDrop(host=node, label=selector, peer=portal,
-                              port=inv.site.iscsi_port, require_drops=True,
+                              port=inv.site.iscsi_port, require_drops=True, reset=reset,
                               **self._common(ttl_s))
 
     def pair_blackhole(self, selector: str, network: str | None = None, port: int | None = None,
@@ -336,7 +337,8 @@ class RemoteFaults:
             return parts[0], parts[1]
         return None
 
-    def paths_to(self, network: str, storage: str, ttl_s: float | None = None) -> Fault:
+    def paths_to(self, network: str, storage: str, ttl_s: float | None = None,
+                 reset: bool = False) -> Fault:
         """Every cluster node's path to ``storage``'s portal on ``network``, dropped."""
         from harness.faults.fault import CompositeFault
 
@@ -344,14 +346,15 @@ class RemoteFaults:
                  if network in n.addresses]
         if not nodes:
             raise FaultError(f"no cluster node is on {network}: no path to {storage} to drop")
-        parts = [self.path_drop(f"{n}->{network}/{storage}", ttl_s=ttl_s) for n in nodes]
+        parts = [self.path_drop(f"{n}->{network}/{storage}", ttl_s=ttl_s, reset=reset)
+                 for n in nodes]
         return parts[0] if len(parts) == 1 else CompositeFault(
             f"{network}/{storage}", parts, action="path-drop", journal=self.journal)
 
     def build(self, spec: FaultSpec) -> Fault:
         """A fault from a nemesis spec. The lab's words map onto real hosts: on a link
-        ``net/host[/alias]`` of an iSCSI network, ``cut`` and ``blackhole`` drop every
-        cluster node's path to that portal; on a sync or heartbeat link, ``blackhole``
+        ``net/host[/alias]`` of an iSCSI network, ``cut`` resets and ``blackhole`` silently
+        drops every cluster node's path to that portal; on a sync or heartbeat link, ``blackhole``
         drops the host's traffic on that network and ``cut`` takes its adapter down;
         ``restart`` of a storage host is a kill its service manager restarts."""
         kw = spec.kwargs
@@ -360,7 +363,7 @@ class RemoteFaults:
         if link is not None and spec.action in ("cut", "blackhole"):
             network, host = link
             if self.inventory.network(network).has_role("iscsi"):
-                return self.paths_to(network, host, ttl_s=ttl)
+                return self.paths_to(network, host, ttl_s=ttl, reset=spec.action == "cut")
             if spec.action == "cut":
                 return self.adapter_down(f"{network}/{host}", ttl_s=ttl)
         if spec.action == "restart":

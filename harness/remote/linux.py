@@ -184,15 +184,16 @@ class LinuxHost(RemoteHost):
 
     def black_hole(self, tag: str, *, peer: str | None = None, port: int | None = None,
                    protocol: str = "tcp", interface: str | None = None,
-                   ttl_s: float | None = None) -> list[TaggedRule]:
-        """Silently drop traffic to/from ``peer`` (and/or ``port``, ``interface``), tagged.
+                   ttl_s: float | None = None, reset: bool = False) -> list[TaggedRule]:
+        """Silently drop traffic to/from ``peer`` (and/or ``port``, ``interface``), tagged;
+        with ``reset``, answer its TCP with resets instead (a cut, not a silence).
 
         With ``ttl_s``, the host first arms its own timer that removes these rules
         after that long, even if the harness dies (``harness.remote.deadman``).
         """
         self._arm(tag, ttl_s, None)
         return self.nft.black_hole(tag, peer=peer, port=port, protocol=protocol,
-                                   interface=interface)
+                                   interface=interface, reset=reset)
 
     def heal(self, tag: str) -> int:
         """Remove the rules of fault ``tag`` and cancel its timer; returns how many rules."""

@@ -87,6 +87,7 @@ class DropRule:
     sport: int | None = None
     dport: int | None = None
     interface: str | None = None
+    reset: bool = False  # answer TCP with a reset (a connection cut) instead of silence
 
     def __post_init__(self) -> None:
         if self.chain not in CHAINS:
@@ -101,6 +102,8 @@ class DropRule:
                 raise UnsafeArgument(f"port {port!r} is not in 1..65535")
         if (self.sport or self.dport) and self.protocol is None:
             raise UnsafeArgument("a port match needs protocol='tcp' or 'udp'")
+        if self.reset and self.protocol != "tcp":
+            raise UnsafeArgument("a reset (cut) needs protocol='tcp' and a port")
         families = {a.version for a in (self.source, self.destination) if a is not None}
         if len(families) > 1:
             raise UnsafeArgument("source and destination must be the same IP version")
@@ -121,8 +124,11 @@ class DropRule:
                 tokens += [self.protocol, "sport", str(self.sport)]
             if self.dport is not None:
                 tokens += [self.protocol, "dport", str(self.dport)]
+        if self.reset:  # never reject a reset: ours must reach the local socket
+            tokens += ["tcp", "flags", "&", "rst", "==", "0"]
         # the counter proves the fault took effect: packets it dropped (read by rules())
-        return [*tokens, "counter", "drop", "comment", f'"{TAG_PREFIX}{self.tag}"']
+        verdict = ["reject", "with", "tcp", "reset"] if self.reset else ["drop"]
+        return [*tokens, "counter", *verdict, "comment", f'"{TAG_PREFIX}{self.tag}"']
 
 
 def _format(addr: Address) -> str:
@@ -137,12 +143,14 @@ def black_hole_rules(
     port: int | None = None,
     protocol: str = "tcp",
     interface: str | None = None,
+    reset: bool = False,
 ) -> list[DropRule]:
     """The rules that silently drop every packet to and from ``peer`` (and/or ``port``).
 
     With a port, a flow is dropped when either end uses that port, in both
     directions, so both connections *to* a service on this host and connections
-    *from* this host to that service on the peer are black-holed.
+    *from* this host to that service on the peer are black-holed. With ``reset``,
+    TCP is answered with a reset instead of silence: a cut.
     """
     if peer is None and port is None and interface is None:
         raise UnsafeArgument("a black hole needs at least a peer, a port or an interface")
@@ -151,10 +159,12 @@ def black_hole_rules(
     rules: list[DropRule] = []
     for chain, src, dst in (("input", addr, None), ("output", None, addr)):
         if port is None:
-            rules.append(DropRule(chain, tag, src, dst, interface=interface))
+            rules.append(DropRule(chain, tag, src, dst, interface=interface, reset=reset))
         else:
-            rules.append(DropRule(chain, tag, src, dst, proto, dport=port, interface=interface))
-            rules.append(DropRule(chain, tag, src, dst, proto, sport=port, interface=interface))
+            rules.append(DropRule(chain, tag, src, dst, proto, dport=port, interface=interface,
+                                  reset=reset))
+            rules.append(DropRule(chain, tag, src, dst, proto, sport=port, interface=interface,
+                                  reset=reset))
     return rules
 
 

@@ -152,7 +152,9 @@ def test_a_path_drop_that_drops_nothing_is_a_failed_injection(site, sshd_host, m
     assert not fault.active
 
 
-def test_path_drop_with_traffic_counts_dropped_packets(site, sshd_host, monkeypatch, tmp_path):
+@pytest.mark.parametrize("reset", [False, True])
+def test_path_drop_with_traffic_counts_dropped_packets(site, sshd_host, monkeypatch, tmp_path,
+                                                       reset):
     """The client namespace plays the portal: the host keeps connecting to it."""
     pair = sshd_host.pair
     listener = pair.client.listen_tcp(pair.client_address)
@@ -166,9 +168,15 @@ def test_path_drop_with_traffic_counts_dropped_packets(site, sshd_host, monkeypa
 
         fault = RemotePathDrop(inventory=site.inventory.path, host="Store1", label="p",
                                peer=pair.client_address, port=port, require_drops=True,
-                               journal=site.journal, ttl_s=300)
+                               journal=site.journal, ttl_s=300, reset=reset)
         with fault:
             assert fault.dropped() > 0
+            if reset:  # a cut: the connection is refused at once, not left to time out
+                probe = ("import socket\ntry:\n    socket.create_connection("
+                         f"('{pair.client_address}', {port}), 5)\n"
+                         "except ConnectionRefusedError:\n    print('refused')\n")
+                out = pair.host.run_argv(["python3", "-c", probe], check=False)
+                assert out.stdout.strip() == "refused", out.stderr[-300:]
     finally:
         pinger.kill()
         pinger.wait()

@@ -37,6 +37,11 @@ def test_black_hole_with_a_port_drops_both_ends_in_both_directions():
         ["ip", "daddr", "10.0.0.2", "tcp", "sport", "3260", *TAIL],
     ]
     assert [r.chain for r in rules] == ["input", "input", "output", "output"]
+    cut = black_hole_rules("f1", peer="10.0.0.2", port=3260, reset=True)
+    assert {tuple(r.expression()[6:-2]) for r in cut} == {
+        ("tcp", "flags", "&", "rst", "==", "0", "counter", "reject", "with", "tcp", "reset")}
+    with pytest.raises(UnsafeArgument, match="reset"):
+        black_hole_rules("f1", peer="10.0.0.2", reset=True)
 
 
 def test_black_hole_of_a_subnet_over_ipv6_on_an_interface():
