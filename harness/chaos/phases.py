@@ -162,8 +162,12 @@ class RunPhases:
             first = i * 2 * each
             private = replace(base, writers=each, region_mode="private", region_offset=0,
                               region_length=half)
+            shared_length = size - half
+            if settings.shared_bytes:  # a hot spot: both nodes write the same few blocks
+                shared_length = min(shared_length, max(settings.shared_bytes,
+                                                       max(BLOCK_SIZES)))
             shared = replace(base, writers=each, region_mode="shared", region_offset=half,
-                             region_length=size - half)
+                             region_length=shared_length)
             out.append((first, private.validate(size, device.block_size)))
             out.append((first + each, shared.validate(size, device.block_size)))
         return out

@@ -97,6 +97,9 @@ class RunSettings:
     read_back_every_path: bool = True  # else one path per replica (shorter checks)
     # after the last heal, write on until every path carried I/O again (heal_to_all_paths_s)
     until_paths_back: bool = True
+    # bytes of the shared region every writer of every node overlaps on (0: the second
+    # half of the device); a small one makes writes through both nodes collide
+    shared_bytes: int = 0
 
 
 @dataclass

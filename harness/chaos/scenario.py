@@ -72,6 +72,8 @@ class Scenario:
     # faults (indexes) during which a full outage is correct (no replica may serve, e.g.
     # the survivor killed while its partner is still Synchronizing): no failover expected
     outage: tuple[int, ...] = ()
+    # bytes of the shared region both cluster nodes overlap on (0: half the device)
+    shared_bytes: int = 0
     # seconds at which fresh writers join (new writes arriving while the running ones wait)
     bursts: tuple[float, ...] = ()
 
@@ -334,7 +336,7 @@ def run_schedule(
         queue_depth=scenario.queue_depth, budget_profile=budget_profile, schedule=schedule,
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
-        bursts=scenario.bursts, capture=capture,
+        bursts=scenario.bursts, capture=capture, shared_bytes=scenario.shared_bytes,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),

@@ -40,6 +40,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The sync link is slow (30 ms each way): writes wait for the partner (synchronous "
              "mirroring) and nothing times out.",
              (F(1.0, 2.5, "delay", "sync", delay_ms=30.0),)),
+    Scenario("sync-delay-hot-spot", "sync-link",
+             "Both cluster nodes write the same few blocks through both storage nodes while "
+             "the sync link is slow (30 ms each way): overlapping writes land in one order "
+             "on every replica, which end identical.",
+             (F(1.0, 2.5, "delay", "sync", delay_ms=30.0),), shared_bytes=256 * 1024),
     # -- primary / sequencer ------------------------------------------------------------------
     Scenario("primary-kill", "primary",
              "kill -9 of the primary (the sequencer) under load: the partner takes over "
