@@ -26,9 +26,6 @@ running and not stopped, link up, rules gone), or raises ``HealError``.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -45,46 +42,12 @@ class FaultNotEffective(FaultError):
     """A fault was applied but the host shows no change: a failed injection."""
 
 
-class _Kept:
-    """A context manager over a kept connection: leaving it does not close the driver."""
-
-    def __init__(self, driver: Any) -> None:
-        self.driver = driver
-
-    def __enter__(self) -> Any:
-        self.driver.connect()
-        return self.driver
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_kept: dict[tuple[str, str], Any] = {}
-_kept_lock = threading.Lock()
-
-
 def open_inventory_host(inventory: str, host: str) -> Any:
     """The remote driver of ``host`` in inventory file ``inventory``, its SSH connection
-    kept for this process: an injection and its heal then cost round trips, not a
-    handshake each (a dropped connection reconnects on the next command)."""
-    from harness.remote import open_host
+    kept for this process (``harness.remote.kept``)."""
+    from harness.remote.kept import kept_host
 
-    key = (str(inventory), host)
-    with _kept_lock:
-        if key not in _kept:
-            _kept[key] = open_host(load(inventory).host(host))
-            if len(_kept) == 1:
-                atexit.register(close_kept)
-        return _Kept(_kept[key])
-
-
-def close_kept() -> None:
-    """Close every kept connection (at exit)."""
-    with _kept_lock:
-        for driver in _kept.values():
-            with contextlib.suppress(Exception):
-                driver.close()
-        _kept.clear()
+    return kept_host(str(inventory), host, lambda: load(inventory).host(host))
 
 
 def _is_linux(driver: Any) -> bool:

@@ -142,10 +142,11 @@ def wait_synchronized(reader: ReplicaStates, inventory: Any, devices: Iterable[s
 
 
 def open_inventory_host(inventory: Any, host: str) -> Any:
-    """The remote driver of a storage host (the default ``opener`` of every reader)."""
-    from harness.remote import open_host
+    """The remote driver of a storage host (the default ``opener`` of every reader), its
+    connection kept for this process (``harness.remote.kept``)."""
+    from harness.remote.kept import kept_host
 
-    return open_host(inventory.host(host))
+    return kept_host(str(inventory.path), host, lambda: inventory.host(host))
 
 
 class PerHostReader:

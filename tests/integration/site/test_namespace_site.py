@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -45,9 +44,10 @@ class LabShortcut(AssertionError):
     pass
 
 
-@pytest.fixture
-def site(tmp_path: Path):
-    with namespace_site(tmp_path / "site") as built:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    """One site for the module: every test leaves it healed and Synchronized."""
+    with namespace_site(tmp_path_factory.mktemp("namespace") / "site") as built:
         yield built
 
 
@@ -167,14 +167,17 @@ def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, caps
     assert no_lab_shortcuts == []
 
 
-# MPIO scenarios (path-one, paths-of-one-node) are left out: their 2.5 s faults are
-# shorter than an injection plus its verification over SSH here, so whether the
-# initiator notices the path loss before the heal is a matter of timing.
-@pytest.mark.parametrize("scenario", ["sync-blackhole", "primary-kill"])
+# Left out: the lab-only fault words (flap, oneway, delay, disk-*, power loss) and
+# primary-freeze, which ends in a split brain the reference target detects and keeps
+# (both replicas Not synchronized until an administrator marks one): see the report.
+@pytest.mark.parametrize("scenario", ["sync-reset", "sync-blackhole", "primary-kill",
+                                      "primary-restart-failback", "path-one",
+                                      "paths-of-one-node"])
 def test_chaos_smoke_scenarios_pass_through_ssh_only(site, no_lab_shortcuts, tmp_path, scenario):
     """`splitbrain chaos --profile smoke --inventory` scenarios on the site, through SSH
-    alone: the sync link black-holed on the primary, the primary's target killed (its
-    supervisor restarts it, as systemd would).
+    alone: the sync link reset (adapter down) or black-holed on the primary, the
+    primary's target killed or restarted (its supervisor restarts it, as systemd would),
+    one path or every path to one storage host reset.
     Each must pass (faults took effect and healed, nothing acknowledged lost, replicas
     identical and Synchronized, timing within budget) and leave nothing broken."""
     from harness.checks.results import ResultsDir, ResultWord
