@@ -147,6 +147,7 @@ class Site:
     description: str
     iscsi_port: int
     vms: tuple[str, ...] = ()  # the site's virtual machines (never written, moved only)
+    fault_ttl_s: float = 600.0  # a real host heals a fault by itself after this long
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def _site(r: _Reader, value: object) -> Site:
     t = r.table(
         value,
         ("site",),
-        allowed=("name", "destructive", "description", "iscsi_port", "vms"),
+        allowed=("name", "destructive", "description", "iscsi_port", "vms", "fault_ttl_s"),
         required=("name",),
     )
     vms = t.get("vms", [])
@@ -208,6 +208,7 @@ def _site(r: _Reader, value: object) -> Site:
         description=str(t.get("description", "")),
         iscsi_port=r.integer(t.get("iscsi_port", 3260), ("site", "iscsi_port"), 1, 65535),
         vms=tuple(r.string(v, ("site", "vms", i)) for i, v in enumerate(vms)),
+        fault_ttl_s=r.seconds(t.get("fault_ttl_s", 600.0), ("site", "fault_ttl_s")),
     )
 
 

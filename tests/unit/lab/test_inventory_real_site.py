@@ -25,6 +25,9 @@ def test_storage_defaults_to_the_bundled_target() -> None:
     assert inv.storage.kind == "bundled"
     assert inv.test_devices == []
     assert inv.site.vms == ()
+    assert inv.site.fault_ttl_s == 600.0
+    assert loads(BASE.replace("destructive = true", "destructive = true\nfault_ttl_s = 90"))\
+        .site.fault_ttl_s == 90.0
 
 
 def test_starwind_storage_with_env_credentials() -> None:
