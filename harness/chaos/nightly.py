@@ -152,7 +152,8 @@ def run_nightly(sut: Any, *, seed: int, duration_s: float, output: Path,
         duration_s = max(duration_s, schedule.duration_s + 2.0)
     scenario = nightly_scenario(device, duration_s)
     return run_schedule(sut, scenario, device, faults, schedule, output=output, fresh=fresh,
-                        budget_profile=budget_profile, out=out, capture=capture)
+                        budget_profile=budget_profile, out=out, capture=capture,
+                        administrator=True)
 
 
 # -- shrinking --------------------------------------------------------------------------------

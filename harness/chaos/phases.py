@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from harness.chaos.runner import ChaosRun
 
 BLOCK_SIZES = (4096, 16384, 65536)
+ADMIN_AFTER_S = 3.0  # every replica Not synchronized this long: the administrator marks one
 READ_RATIO = 0.25
 
 
@@ -202,7 +203,7 @@ class RunPhases:
                 with run.replica_watch(history) as watch:
                     try:
                         await self.steady_state(devices, watch)
-                        result = await self._play(devices, specs, history, schedule)
+                        result = await self._play(devices, specs, history, schedule, watch)
                     finally:
                         for u in unsubscribe:
                             u()
@@ -251,7 +252,7 @@ class RunPhases:
 
     async def _play(
         self, devices: list[MultipathBlockDevice], specs: list[tuple[int, WorkloadSpec]],
-        history: History, schedule: Schedule
+        history: History, schedule: Schedule, replicas: Any = None
     ) -> WorkloadResult:
         run = self.run
         per_node = len(specs) // len(devices)
@@ -274,6 +275,9 @@ class RunPhases:
         faults.add_done_callback(nemesis_done)
         watch = asyncio.create_task(self._until_paths_back(workloads, tracked, faults)) \
             if extra else None
+        self.started = time.monotonic()
+        admin = asyncio.create_task(self._administer(replicas)) \
+            if run.settings.administrator is not None and replicas is not None else None
         runs = [w.run() for w in workloads]
         first = max((f + s.writers for f, s in specs), default=0)
         for i, at in enumerate(run.settings.bursts):
@@ -291,16 +295,39 @@ class RunPhases:
                 await faults
             raise
         nemesis.stop()  # the schedule ends before the workload; this is a no-op then
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+        for task in (watch, admin):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             injected = await faults
             run.meta["faults_injected"] = injected
         except SplitbrainError as exc:
             run.run_problems.append(Problem("fault_failed", f"the nemesis stopped: {exc}"))
         return merge_results(results)
+
+    async def _administer(self, watch: Any) -> None:
+        """Act as the site's administrator while the run goes on: when every replica has
+        stayed Not synchronized for ``ADMIN_AFTER_S`` (the device detected a split brain
+        and waits for someone), mark one side; the run's meta says when and what."""
+        run = self.run
+        since: float | None = None
+        while True:
+            await asyncio.sleep(0.5)
+            states = dict(watch.last)
+            stuck = bool(states) and all(s == "not synchronized" for s in states.values())
+            now = time.monotonic()
+            since = (since or now) if stuck else None
+            if since is None or now - since < ADMIN_AFTER_S:
+                continue
+            assert run.settings.administrator is not None
+            line = await asyncio.to_thread(run.settings.administrator)
+            at = round(time.monotonic() - self.started, 2)
+            run.meta.setdefault("administrator", []).append(f"at {at} s: {line}")
+            run.say(f"administrator: {line}")
+            since = None
+            await asyncio.sleep(5.0)
 
     @staticmethod
     async def _later(at_s: float, workload: Workload) -> WorkloadResult:

@@ -92,6 +92,10 @@ class RunSettings:
     # arriving while every running slot may be held, as a cluster's many VMs keep issuing)
     bursts: tuple[float, ...] = ()
     capture: bool = False  # capture the iSCSI traffic (lab, root) for the packet-timing check
+    # the administrator's override during the run: called (in a thread) when every replica
+    # stays Not synchronized (a split brain the device detected); marks one side and
+    # returns what it did. None: nobody acts until the run ends.
+    administrator: Callable[[], str] | None = None
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)

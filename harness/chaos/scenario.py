@@ -323,6 +323,7 @@ def run_schedule(
     budget_profile: str = "default",
     out: Any = None,
     capture: bool = False,
+    administrator: bool = False,
 ) -> ScenarioRun:
     """Play ``schedule`` (faults described by ``faults``) on ``device`` as ``scenario``
     says (writers, how long, split-brain policy), and judge it."""
@@ -337,6 +338,7 @@ def run_schedule(
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
         bursts=scenario.bursts, capture=capture, shared_bytes=scenario.shared_bytes,
+        administrator=mark_primary(sut, device) if administrator else None,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),
@@ -375,6 +377,27 @@ def _evidence(history: Any, schedule: Schedule, probe: LiveProbe,
         return []
     named = [(f"{s.spec.action} {s.spec.target} [{i}]", s) for i, s in enumerate(schedule.steps)]
     return judge(named, history, probe.seen, inventory, device)
+
+
+def mark_primary(sut: Any, device: HaDevice) -> Any:
+    """The administrator's override on the lab: mark the primary's replica synchronized
+    (its partner then resyncs from it); None off the lab (nobody to ask)."""
+    lab = getattr(sut, "lab", None)
+    if lab is None or not hasattr(lab, "management_url"):
+        return None
+
+    def mark() -> str:
+        from harness.target.management import ManagementClient
+
+        host = device.primary.host
+        try:
+            client = ManagementClient(lab.management_url(host), lab.token(), timeout=5.0)
+            client.request("POST", f"/v1/ha/{device.alias}/mark-synchronized")
+        except SplitbrainError as exc:
+            return f"could not mark {device.alias}@{host} synchronized: {exc}"
+        return f"marked {device.alias}@{host} synchronized (split brain: both sides stopped)"
+
+    return mark
 
 
 def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list[str]:

@@ -217,3 +217,14 @@ def test_in_the_nightly_a_data_problem_explains_later_faults_without_evidence(
                         ev(False), [], dev, Sut(inv))
     assert r.result is ResultWord.FAILED and r.reason.startswith("replicas diverged")
     assert "1 fault(s) without evidence" in r.reason
+
+
+def test_errors_returned_to_the_caller_fail_the_nightly_too(tmp_path: Path, lab) -> None:
+    from harness.chaos.nightly import nightly_scenario
+
+    inv, dev = lab
+    errs = Problem("over_budget", "over budget: the whole run's caller_errors is 4; budget "
+                                  "caller_errors_max = 0")
+    r = scenario_result(nightly_scenario(dev, 60), outcome(tmp_path, [errs], SYNC), ev(True),
+                        [], dev, Sut(inv))
+    assert r.result is ResultWord.FAILED and "caller_errors" in r.reason
