@@ -192,6 +192,11 @@ def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvid
         reason = f"{p.message if p.message.startswith(p.kind) else f'{p.kind}: {p.message}'}"
         if len(problems) > 1:
             reason += f" (and {len(problems) - 1} more problem(s))"
+        marks = outcome.meta.get("administrator") or []
+        if marks and any(p.kind in DATA_KINDS for _, p in problems):
+            reason = (f"split brain: the device stopped both sides during the run and the "
+                      f"administrator marked one ({marks[0]}), so the other side's "
+                      f"acknowledged writes are gone; {reason}")
     else:
         word = ResultWord.SUCCESS
         reason = (f"{len(evidence)} fault(s) took effect and healed; no acknowledged write "
