@@ -45,6 +45,7 @@ class PartnerLink:
         self.lost = asyncio.Event()
         self.loss_reason = ""
         self.last_received_ns = time.monotonic_ns()
+        self.frames_received = 0  # a link that never received a frame showed no life
         self._last_sent_ns = self.last_received_ns
         self._activity = asyncio.Event()
         #: set by the owner once it has dealt with this link's loss
@@ -125,6 +126,7 @@ class PartnerLink:
             while True:
                 msg = await protocol.read_message(self._reader)
                 self.last_received_ns = time.monotonic_ns()
+                self.frames_received += 1
                 self._activity.set()
                 if msg.kind is MessageKind.PING:
                     self.send(Message(MessageKind.PONG, seq=msg.seq))
@@ -156,7 +158,7 @@ class PartnerLink:
 
     async def fresh_sign_of_life(self, since_ns: int, within_s: float) -> bool:
         """Whether the partner shows life after ``since_ns``, waiting up to ``within_s``."""
-        if self.last_received_ns > since_ns:
+        if self.frames_received and self.last_received_ns > since_ns:
             return True
         if self.lost.is_set():
             return False
@@ -171,7 +173,7 @@ class PartnerLink:
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        return self.last_received_ns > since_ns
+        return bool(self.frames_received) and self.last_received_ns > since_ns
 
 
 async def dial(host: str, port: int, *, deadline_s: float) -> tuple[asyncio.StreamReader,

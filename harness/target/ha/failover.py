@@ -123,10 +123,16 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
                 await asyncio.sleep(SLOW_FAILOVER_S)
             if not partner_leaving and Defect.NO_FENCING not in defects:
                 dev.failover_phase = "fencing"
-                # A live partner confirms it stopped (FENCE over the heartbeat link);
-                # otherwise wait until it has certainly noticed the loss.
-                if not (partner_alive and await _partner_fenced(dev, lost_at)):
+                # A live partner confirms it stopped (FENCE over the heartbeat link), or
+                # refuses because it already carried on alone (this node was frozen or
+                # cut off meanwhile: it is the stale one and must stop); without an
+                # answer, wait until the partner has certainly noticed the loss.
+                answer = await _partner_fenced(dev, lost_at) if partner_alive else None
+                if answer == "refused":
+                    decision = SyncLossDecision.STOP
+                elif answer != "fenced":
                     await _fence(dev, lost_at)
+        if decision is SyncLossDecision.CARRY_ON_ALONE:
             _carry_on_alone(dev, link.loss_reason)
         else:
             dev.state = ReplicaState.NOT_SYNCHRONIZED
@@ -150,30 +156,53 @@ async def _decide(dev: HaDevice, lost_at: int,
         witness_granted = await witness.claim_generation(
             cfg.witness, device=cfg.alias, node=cfg.node,
             generation=dev.meta.generation + 1, timeout_s=cfg.timeouts.witness_s)
-    hb = dev.heartbeat.link if dev.heartbeat is not None else None
-    partner_alive = hb is not None and await hb.fresh_sign_of_life(
-        lost_at, cfg.timeouts.heartbeat_s)
+    partner_alive = await _heartbeat_answers(dev, lost_at, cfg.timeouts.heartbeat_s)
     return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
                                partner_priority=cfg.partner_priority,
                                partner_alive=partner_alive,
                                witness_granted=witness_granted), partner_alive
 
 
-async def _partner_fenced(dev: HaDevice, lost_at: int) -> bool:
-    """Ask the live partner to stop serving; whether it confirmed within the fence."""
+async def _heartbeat_answers(dev: HaDevice, since_ns: int, within_s: float) -> bool:
+    """Whether the partner shows life on a heartbeat link after ``since_ns``.
+
+    A heartbeat link found dead is not the answer yet: after this node was frozen
+    (SIGSTOP) every link times out at once on resume although the partner lives, and
+    the partner's redial is already waiting; a new link counts if it answers in time."""
+    keeper = dev.heartbeat
+    if keeper is None:
+        return False
+    deadline = time.monotonic() + within_s
+    while True:
+        hb = keeper.link
+        remaining = deadline - time.monotonic()
+        if hb is not None and not hb.lost.is_set():
+            return await hb.fresh_sign_of_life(since_ns, max(remaining, 0.0))
+        if remaining <= 0:
+            return False
+        keeper.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(keeper.changed.wait(), remaining)
+
+
+async def _partner_fenced(dev: HaDevice, lost_at: int) -> str | None:
+    """Ask the live partner to stop serving: "fenced" (it stopped), "refused" (it
+    already carries on alone), or None (no answer within the fence)."""
     hb = dev.heartbeat.link if dev.heartbeat is not None else None
     if hb is None or hb.lost.is_set():
-        return False
-    remaining = lost_at / 1e9 + dev.config.timeouts.sync_s - time.monotonic()
+        return None
+    # at least a heartbeat round trip, even when this node's clock jumped (a freeze)
+    remaining = max(lost_at / 1e9 + dev.config.timeouts.sync_s - time.monotonic(),
+                    dev.config.timeouts.heartbeat_s)
     fenced = dev.fence_ack = asyncio.get_running_loop().create_future()
     hb.send(protocol.control(MessageKind.FENCE, {"generation": dev.meta.generation}))
     try:
-        await asyncio.wait_for(fenced, max(remaining, 0.0))
+        answer = await asyncio.wait_for(fenced, max(remaining, 0.0))
     except TimeoutError:
-        return False
+        return None
     finally:
         dev.fence_ack = None
-    return True
+    return "refused" if answer.get("refused") else "fenced"
 
 
 async def stop_when_fenced(dev: HaDevice, link: PartnerLink) -> None:
@@ -181,6 +210,13 @@ async def stop_when_fenced(dev: HaDevice, link: PartnerLink) -> None:
     cfg = dev.config
     if cfg.partner_priority > cfg.priority or Defect.NO_FENCING in cfg.defects:
         return  # only the higher-priority survivor of a sync loss may fence us
+    if dev.meta.alone and dev.state is ReplicaState.SYNCHRONIZED and not dev.fenced_by_partner:
+        # this replica already carried on alone (the partner was silent: frozen or cut
+        # off): the partner is the stale one and must stop, not this one
+        link.send(protocol.control(MessageKind.FENCED, {
+            "refused": "carried on alone", "generation": dev.meta.generation}))
+        await link.drain()
+        return
     dev.fenced_by_partner = True
     session = dev.session_link
     if session is not None:

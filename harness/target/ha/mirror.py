@@ -108,8 +108,8 @@ class HaDevice:
         self.failover_phase: str | None = None
         #: the partner carried on alone and told this replica to stop (FENCE)
         self.fenced_by_partner = False
-        #: resolved when the partner confirms it stopped serving (FENCED)
-        self.fence_ack: asyncio.Future[None] | None = None
+        #: resolved with the partner's FENCED answer (JSON: it stopped, or it refused)
+        self.fence_ack: asyncio.Future[dict[str, Any]] | None = None
         self._gate.set()
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
@@ -489,7 +489,7 @@ class HaDevice:
             self._spawn(failover.stop_when_fenced(self, link))
         elif msg.kind is MessageKind.FENCED and self.fence_ack is not None \
                 and not self.fence_ack.done():
-            self.fence_ack.set_result(None)
+            self.fence_ack.set_result(msg.json())
 
     def _enqueue_order(self, link: PartnerLink, msg: Message) -> None:
         """Apply an ORDER in sequence order (partner side)."""

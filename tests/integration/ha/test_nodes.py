@@ -314,7 +314,7 @@ def test_sequencer_killed_between_order_and_local_write_resyncs_the_block(ha_nod
     for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05),
                             retry=retry_if_exception_type(AssertionError), reraise=True):
         with attempt:
-            assert ha_nodes.ha("store2")["alone"]
+            assert ha_nodes.ha("store2")["alone"], ha_nodes.ha("store2")["events"]
     ha_nodes.proxy.set_state(["sync"], LinkState())  # heals only now: the ORDER is lost
     sequencer.restart()
     ha_nodes.in_sync()
@@ -359,3 +359,38 @@ def test_a_partner_whose_disk_hangs_is_taken_out_by_the_order_timeout(ha_nodes):
     assert ha_nodes.ha("store1")["alone"]
     assert any("not acknowledged" in e for e in ha_nodes.ha("store1")["events"])
     assert ha_nodes.ha("store2")["state"] == "Not synchronized"
+
+
+def test_a_frozen_primary_that_thaws_stops_instead_of_splitting_the_brain(ha_nodes):
+    """store1 is frozen (SIGSTOP: silent, sockets open); store2 finds sync and heartbeat
+    silent and carries on alone, taking writes. When store1 thaws, its heartbeat
+    answers, and its FENCE is refused: store2 already carried on alone, so store1 is
+    the stale one and stops. They resync from store2; no split brain."""
+    import signal
+
+    ha_nodes.store1.process.send_signal(signal.SIGSTOP)
+    try:
+        for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
+                                retry=retry_if_exception_type(AssertionError), reraise=True):
+            with attempt:
+                assert ha_nodes.ha("store2")["alone"]
+
+        async def write_on_store2() -> None:
+            async with ha_nodes.session("store2") as b:
+                await b.write(500, blocks(500))
+        run(write_on_store2())
+    finally:
+        ha_nodes.store1.process.send_signal(signal.SIGCONT)
+    try:
+        ha_nodes.in_sync()
+    except AssertionError:
+        print(ha_nodes.ha("store1")["events"], ha_nodes.ha("store2")["events"])
+        raise
+    events = " ".join(ha_nodes.ha("store1")["events"] + ha_nodes.ha("store2")["events"])
+    assert "split brain" not in events
+
+    async def read_on_store1() -> bytes:
+        async with ha_nodes.session("store1") as a:
+            return await a.read(500, 1)
+    assert run(read_on_store1()) == blocks(500)
+    assert ha_nodes.images_equal()
