@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[3]
 # Scenarios that find a defect of the bundled HA device that is not fixed yet (docs/chaos.md):
 # they must fail with this diagnosis until the fix lands, then pass. Empty this as fixes land.
 KNOWN_DEFECTS = {
-    "primary-freeze": "split brain",
     "disk-eio-secondary": "errors returned to the caller",  # when a read hits the bad disk
 }
 
