@@ -25,9 +25,19 @@ KNOWN_DEFECTS = {
 
 
 def splitbrain(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "chaos", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    """Run ``splitbrain chaos``; if it overruns, its lab (own sessions) is taken down too."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        return subprocess.run([sys.executable, "-m", "harness", "chaos", *args], cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        if "--state-dir" in args:
+            lab = args[args.index("--state-dir") + 1]
+            if Path(lab).exists():  # the killed run's nodes and proxy outlive it
+                subprocess.run([sys.executable, "-m", "harness", "lab", "down",
+                                "--state-dir", lab], cwd=cwd, env=env, timeout=120,
+                               capture_output=True)
+        raise
 
 
 @pytest.mark.slow
