@@ -259,6 +259,23 @@ class LinuxHost(RemoteHost):
             raise OutputFormatError(f"systemctl printed no state for {unit!r} on {self.name}")
         return state
 
+    def runs_systemd(self) -> bool:
+        """Whether systemd is the host's init: ``/run/systemd/system`` exists (sd_booted)."""
+        return self.run_argv(["test", "-d", "/run/systemd/system"], check=False).ok
+
+    def service_state(self, service: str) -> tuple[str, str]:
+        """(state, how it was read) of a daemon: ``systemctl is-active`` under systemd;
+        on a host whose init is not systemd, whether a process named ``service`` runs
+        ("running (pid ...)" or "not running")."""
+        if self.runs_systemd():
+            return self.unit_state(service), f"systemctl is-active -- {service}"
+        pids = self.processes(service)
+        how = (f"no systemd (/run/systemd/system absent): process named {service} "
+               "(ps -e -o pid=,comm=)")
+        if pids:
+            return f"running (pid {', '.join(map(str, pids))})", how
+        return "not running", how
+
     def processes(self, name: str) -> list[int]:
         """Pids of processes whose name (as the kernel keeps it) is exactly ``name``."""
         if not name or "\n" in name or "/" in name:

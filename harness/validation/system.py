@@ -39,6 +39,8 @@ class HostFacts:
     architecture: str = ""
     updates: tuple[str, ...] = ()
     services: dict[str, str] = field(default_factory=dict)
+    #: how each service's state was read (e.g. systemctl, or its process without systemd)
+    service_reads: dict[str, str] = field(default_factory=dict)
     features: dict[str, str] = field(default_factory=dict)
     error: str = ""
 
@@ -73,7 +75,8 @@ def read_facts(site: Any, name: str, *, updates: bool = False,
                     facts.updates = tuple(sorted(f"{k}={v}" for k, v in pkgs.items()))
                 if services:
                     for svc in REQUIRED_SERVICES["linux"]:
-                        facts.services[svc] = remote.unit_state(svc)
+                        facts.services[svc], facts.service_reads[svc] = \
+                            remote.service_state(svc)
     except SplitbrainError as exc:
         facts.error = " ".join(str(exc).split())
     return facts
@@ -188,7 +191,8 @@ async def validate_update_levels(run: CheckRun) -> Outcome:
 
 @check(SYSTEM, "Validate Required Services",
        "Validate that the services a cluster node needs run on every node (Windows: ClusSvc, "
-       "MSiSCSI; Linux: iscsid, multipathd).")
+       "MSiSCSI; Linux: iscsid, multipathd; on a Linux host whose init is not systemd, "
+       "by its running process).")
 async def validate_required_services(run: CheckRun) -> Outcome:
     facts, skipped, none = await gather_facts(run, run.site.cluster_nodes, services=True)
     if none:
@@ -196,8 +200,9 @@ async def validate_required_services(run: CheckRun) -> Outcome:
     problems = unreachable(facts)
     for f in facts:
         for svc, state in f.services.items():
-            run.step(f"{f.host}: {svc} {state}")
-            if state.lower() not in ("running", "active"):
+            how = f.service_reads.get(svc)
+            run.step(f"{f.host}: {svc} {state}" + (f" [{how}]" if how else ""))
+            if state.split(" (")[0].lower() not in ("running", "active"):
                 problems.append(f"{f.host}: service {svc} is {state}")
     return judged(problems, skipped, "every required service runs on every node")
 

@@ -152,8 +152,9 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
 def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, capsys):
     """`splitbrain validate --inventory` on the site: every check reaches the hosts over
     SSH (storage checks log in from the cluster node through its sshd). The one check
-    left out is Validate Required Services: this machine has no systemd, so no host of
-    the site can answer `systemctl is-active iscsid`."""
+    left out is Validate Required Services: the hosts run no systemd, so it looks for
+    the iscsid and multipathd processes, and the site's node runs neither (its iSCSI
+    goes through its sshd to the harness, not through open-iscsi and dm-multipath)."""
     from harness.cli import main
 
     code = main(["validate", "--inventory", str(site.inventory), "--results",
