@@ -233,6 +233,20 @@ def resolve(scenario: Scenario, inventory: Inventory, device: HaDevice,
             Schedule.scripted(steps))
 
 
+def not_injectable(scenario: Scenario, faults: Any) -> str | None:
+    """Why the site's injector ``faults`` cannot play ``scenario`` (one line naming the
+    fault kinds its drivers do not inject), or None. A real site's injector says which
+    actions it has (``RemoteFaults.ACTIONS``); the lab's injects every kind."""
+    actions = getattr(faults, "ACTIONS", None)
+    if actions is None:
+        return None
+    missing = sorted({t.action for t in scenario.faults} - set(actions))
+    if not missing:
+        return None
+    return (f"this site's drivers cannot inject {', '.join(missing)} (only the lab can); "
+            f"they inject {', '.join(actions)}")
+
+
 # -- running one ---------------------------------------------------------------------------
 
 

@@ -210,18 +210,22 @@ class Session:
         return fresh
 
     def _scenario(self, sut: Any, scenario: Any, results: Any) -> None:
-        from harness.chaos.scenario import ScenarioError, device_for, run_scenario
+        from harness.chaos.scenario import ScenarioError, device_for, not_injectable, run_scenario
         from harness.checks.results import CheckResult, ResultWord
 
         try:
             device_for(sut.inventory, scenario)
+            # decided before it starts: a fault kind the site cannot inject is no failure
+            reason = not_injectable(scenario, sut.faults) if sut.lab is None else None
         except ScenarioError as exc:
+            reason = str(exc)
+        if reason is not None:
             results.write(CheckResult(
                 kind="chaos", category="Chaos", name=scenario.name,
-                description=scenario.proves, result=ResultWord.NOT_APPLICABLE, reason=str(exc),
+                description=scenario.proves, result=ResultWord.NOT_APPLICABLE, reason=reason,
                 labels={"family": scenario.family, "seed": str(self.seed),
                         "scenario": scenario.name, "site": sut.inventory.site.name}))
-            self.console.result("Not Applicable", f"{scenario.name}: {exc}")
+            self.console.result("Not Applicable", f"{scenario.name}: {reason}")
             return
         output = self.output / "runs" / scenario.name
         done = run_scenario(sut, scenario, seed=self.seed, output=output, fresh=self._fresh(),

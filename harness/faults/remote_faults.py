@@ -121,6 +121,12 @@ class RemoteFaults:
     freeze, adapter down, one MPIO path down, host-pair black holes (see
     ``harness.faults.remote_catalogue``)."""
 
+    #: the nemesis actions ``build`` maps onto real hosts; every other one (flap, oneway,
+    #: delay, disk-*, power-loss) only the lab's proxies, disks and nodes inject
+    ACTIONS: ClassVar[tuple[str, ...]] = ("blackhole", "cut", "stop", "kill", "restart",
+                                          "freeze", "adapter-down", "path-drop",
+                                          "pair-blackhole")
+
     def __init__(
         self,
         inventory: Inventory,
@@ -378,8 +384,7 @@ class RemoteFaults:
             return self.pair_blackhole(spec.target, ttl_s=ttl, **kw)
         raise FaultError(
             f"a real site has no fault {spec.action!r} (the lab's proxies do that); use one "
-            "of blackhole, cut, stop, kill, restart, freeze, adapter-down, path-drop, "
-            "pair-blackhole")
+            f"of {', '.join(self.ACTIONS)}")
 
     def catalogue(self) -> list[FaultSpec]:
         """Every fault this site's inventory allows, for random schedules: black holes of
