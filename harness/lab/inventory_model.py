@@ -201,6 +201,9 @@ class Host:
     #: network -> interface (Linux) or adapter (Windows) name on that network
     interfaces: Mapping[str, str] = field(default_factory=dict)
     power: PowerControl | None = None
+    #: daemons a cluster node needs running (Validate Required Services); empty: its OS's
+    #: defaults (Windows ClusSvc, MSiSCSI; Linux iscsid, multipathd)
+    services: tuple[str, ...] = ()
 
     def interface(self, network: str) -> str:
         try:

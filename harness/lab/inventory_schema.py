@@ -270,7 +270,7 @@ def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str,
             body,
             path,
             allowed=("role", "roles", "addresses", "access", "description", "interfaces",
-                     "power"),
+                     "power", "services"),
             required=("addresses",),
         )
         if ("role" in h) == ("roles" in h):
@@ -335,8 +335,14 @@ def _hosts(r: _Reader, value: object, networks: dict[str, Network]) -> dict[str,
                              did_you_mean(net_name, addresses))
             interfaces[net_name] = r.string(raw, (*path, "interfaces", net_name))
         power = real_site.power(r, h["power"], (*path, "power")) if "power" in h else None
+        services = h.get("services", [])
+        if not isinstance(services, list) or (not services and "services" in h):
+            raise r.fail((*path, "services"), "expected a non-empty list of service names",
+                         'write services = ["iscsid", "multipathd"]')
         out[name] = Host(name, roles, MappingProxyType(addresses), access,
-                         MappingProxyType(interfaces), power)
+                         MappingProxyType(interfaces), power,
+                         tuple(r.string(v, (*path, "services", i))
+                               for i, v in enumerate(services)))
     return out
 
 

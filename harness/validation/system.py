@@ -61,7 +61,7 @@ def read_facts(site: Any, name: str, *, updates: bool = False,
                                              operation="Get-HotFix")
                     facts.updates = tuple(sorted(str(r.get("HotFixID")) for r in rows))
                 if services:
-                    for svc in REQUIRED_SERVICES["windows"]:
+                    for svc in entry.services or REQUIRED_SERVICES["windows"]:
                         try:
                             facts.services[svc] = remote.service(svc).status
                         except SplitbrainError:
@@ -74,7 +74,7 @@ def read_facts(site: Any, name: str, *, updates: bool = False,
                     pkgs = remote.packages()
                     facts.updates = tuple(sorted(f"{k}={v}" for k, v in pkgs.items()))
                 if services:
-                    for svc in REQUIRED_SERVICES["linux"]:
+                    for svc in entry.services or REQUIRED_SERVICES["linux"]:
                         facts.services[svc], facts.service_reads[svc] = \
                             remote.service_state(svc)
     except SplitbrainError as exc:
@@ -191,8 +191,8 @@ async def validate_update_levels(run: CheckRun) -> Outcome:
 
 @check(SYSTEM, "Validate Required Services",
        "Validate that the services a cluster node needs run on every node (Windows: ClusSvc, "
-       "MSiSCSI; Linux: iscsid, multipathd; on a Linux host whose init is not systemd, "
-       "by its running process).")
+       "MSiSCSI; Linux: iscsid, multipathd; or the host's services in the inventory; on a "
+       "Linux host whose init is not systemd, by its running process).")
 async def validate_required_services(run: CheckRun) -> Outcome:
     facts, skipped, none = await gather_facts(run, run.site.cluster_nodes, services=True)
     if none:

@@ -151,14 +151,13 @@ def test_site_is_validated_and_broken_through_ssh_only(site, no_lab_shortcuts, t
 
 def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, capsys):
     """`splitbrain validate --inventory` on the site: every check reaches the hosts over
-    SSH (storage checks log in from the cluster node through its sshd). The one check
-    left out is Validate Required Services: the hosts run no systemd, so it looks for
-    the iscsid and multipathd processes, and the site's node runs neither (its iSCSI
-    goes through its sshd to the harness, not through open-iscsi and dm-multipath)."""
+    SSH (storage checks log in from the cluster node through its sshd). The hosts run no
+    systemd, so Validate Required Services looks for the node's services by process: the
+    inventory names sshd (its iSCSI stack is its sshd, not open-iscsi + dm-multipath)."""
     from harness.cli import main
 
     code = main(["validate", "--inventory", str(site.inventory), "--results",
-                 str(tmp_path / "validation"), "--ignore", "Validate Required Services"])
+                 str(tmp_path / "validation")])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "Failed" not in out.replace("0 failed", "")

@@ -60,10 +60,11 @@ def test_without_systemd_the_daemons_process_is_looked_for():
     assert not any("systemctl" in line for line in shell.lines)
 
 
-def linux_site(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, str]]
-               ) -> ValidationSite:
+def linux_site(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, str]],
+               services: tuple[str, ...] = ()) -> ValidationSite:
     inventory = load(INVENTORIES / "example-site.toml")
-    hosts = {name: dataclasses.replace(h, access=dataclasses.replace(h.access, os="linux"))
+    hosts = {name: dataclasses.replace(h, access=dataclasses.replace(h.access, os="linux"),
+                                       services=services)
              for name, h in inventory.hosts.items()}
     inventory = dataclasses.replace(inventory, hosts=hosts)
     site = ValidationSite(SystemUnderTest(inventory, None))
@@ -92,3 +93,24 @@ def test_a_daemon_neither_active_nor_running_fails(monkeypatch):
                                     "is-active -- multipathd": (0, "active\n")})
     result = run_one(find("Validate Required Services"), site)
     assert result.result is ResultWord.FAILED and "service iscsid is inactive" in result.reason
+
+
+def test_the_inventory_names_the_services_a_node_needs(monkeypatch):
+    answers = {**NO_SYSTEMD, "ps -e": (0, " 7 sshd\n")}
+    result = run_one(find("Validate Required Services"), linux_site(monkeypatch, answers,
+                                                                     ("sshd",)))
+    assert result.result is ResultWord.SUCCESS, result.reason
+    result = run_one(find("Validate Required Services"), linux_site(monkeypatch, answers))
+    assert result.result is ResultWord.FAILED and "iscsid is not running" in result.reason
+
+
+def test_services_in_the_inventory_must_be_a_list_of_names():
+    from harness.lab.inventory import loads
+    from harness.lab.toml_source import InventoryError
+    from tests.unit.lab.test_inventory import BASE
+
+    text = BASE.replace('roles = ["cluster-node"]',
+                        'roles = ["cluster-node"]\nservices = "sshd"', 1)
+    assert text != BASE
+    with pytest.raises(InventoryError, match="list of service names"):
+        loads(text)
