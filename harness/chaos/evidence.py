@@ -35,6 +35,7 @@ from harness.errors import SplitbrainError
 from harness.faults.nemesis import FaultSpec, Step
 from harness.lab.inventory import HaDevice, Inventory, NetworkRole
 from harness.workload.history import RecordedHistory
+from harness.workload.history_stream import StreamedHistory
 
 LIVE_DEADLINE_S = 10.0
 POLL_S = 0.1
@@ -158,7 +159,7 @@ class LiveProbe:
 
 def judge(
     steps: list[tuple[str, Step]],
-    history: RecordedHistory,
+    history: StreamedHistory | RecordedHistory,
     live: Mapping[str, FaultEvidence],
     inventory: Inventory,
     device: HaDevice,
@@ -193,7 +194,8 @@ def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
     return f"no evidence that {spec} took effect: expected {expected}"
 
 
-def _from_history(spec: FaultSpec, start: int, stop: int | None, history: RecordedHistory,
+def _from_history(spec: FaultSpec, start: int, stop: int | None,
+                  history: StreamedHistory | RecordedHistory,
                   inventory: Inventory, device: HaDevice) -> str | None:
     end = (stop if stop is not None else start) + GRACE_NS
     what = classify(spec, inventory, device)
@@ -230,10 +232,14 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None, history: Record
                 return f"replica {r.replica} went {r.state} " \
                        f"{(r.time_ns - start) / 1e9:.2f} s after the inject"
     if what == "disk":
-        errs = [o for o in history.ops if o.outcome in ("fail", "info")
-                and start <= o.invoke_ns <= end]
-        if errs:
-            return f"{len(errs)} operations failed during it (first: {errs[0].error})"
+        failed, first = 0, None
+        for o in history.ops:
+            if o.outcome in ("fail", "info") and start <= o.invoke_ns <= end:
+                failed += 1
+                first = first or o
+        if first is not None:
+            error = history.error(first) if isinstance(history, StreamedHistory) else first.error
+            return f"{failed} operations failed during it (first: {error})"
     return None
 
 

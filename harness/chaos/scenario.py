@@ -377,10 +377,13 @@ def run_schedule(
 
 
 def _history(outcome: RunOutcome) -> Any:
-    from harness.workload.history import HistoryError, load_history
+    """The run's history as an outline plus a stream of operations (a nightly's history
+    is far too long to hold as one object per operation)."""
+    from harness.workload.history import HistoryError
+    from harness.workload.history_stream import StreamedHistory
 
     try:
-        return load_history(outcome.output / "history.jsonl")
+        return StreamedHistory(outcome.output / "history.jsonl")
     except (HistoryError, OSError):
         return None
 

@@ -295,3 +295,54 @@ def read_records(path: str | os.PathLike[str], offsets: list[int]) -> list[dict[
             if isinstance(rec, dict):
                 out.append(rec)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class OpView:
+    """One operation as a small value, made while streaming and let go after use."""
+
+    f: str  # "read", "write" or "other"
+    outcome: str  # "ok", "fail" or "info" (never completed counts as info)
+    invoke_ns: int
+    complete_ns: int | None
+    path: str | None
+    complete_at: int  # byte offset of the completion line, -1 when none
+
+    @property
+    def latency_ns(self) -> int | None:
+        return None if self.complete_ns is None else self.complete_ns - self.invoke_ns
+
+
+class StreamedHistory:
+    """A history's outline (faults, replica states, path events) plus its operations as a
+    stream that is read again on each pass over ``ops``: the same surface the chaos
+    evidence and verdict read from a ``RecordedHistory``, in memory that does not grow
+    with the number of operations."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        found = outline(self.path)
+        self.header = found.header
+        self.faults = found.faults
+        self.replicas = found.replicas
+        self.paths = found.paths
+
+    @property
+    def ops(self) -> Iterator[OpView]:
+        stream = stream_ops(self.path)
+        fnames = ("read", "write", "other")
+        for chunk in stream:
+            names = stream.path_names
+            for i in range(len(chunk)):
+                done = int(chunk.complete[i])
+                code = int(chunk.outcome[i])
+                p = int(chunk.path[i])
+                yield OpView(fnames[int(chunk.f[i])],
+                             "info" if code == PENDING else OUTCOME_NAMES[code],
+                             int(chunk.invoke[i]), None if done == NEVER else done,
+                             names[p] if p >= 0 else None, int(chunk.complete_at[i]))
+
+    def error(self, op: OpView) -> str | None:
+        """The error text an operation completed with (read back from its record)."""
+        recs = read_records(self.path, [op.complete_at])
+        return str(recs[0].get("error")) if recs and recs[0].get("error") is not None else None

@@ -18,10 +18,22 @@ from harness.checks.verdict import Problem, Verdict
 from harness.faults.nemesis import FaultSpec, Schedule, Step
 from harness.lab.inventory import load
 from harness.workload.history import History, HistoryHeader, load_history
+from harness.workload.history_stream import StreamedHistory
 from harness.workload.writers import WorkloadResult
 
 LAB = Path(__file__).resolve().parents[3] / "fixtures" / "inventories" / "lab.toml"
 S = 1_000_000_000
+
+
+# Every test reads its history both ways: joined in memory, and streamed (what a chaos run
+# uses, so that a nightly's history never has to fit in memory as one object per operation).
+LOADERS = {"recorded": load_history, "streamed": StreamedHistory}
+_load = load_history
+
+
+@pytest.fixture(params=sorted(LOADERS), autouse=True)
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{__name__}._load", LOADERS[request.param])
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +47,7 @@ def history(tmp_path: Path, build) -> object:  # type: ignore[no-untyped-def]
                            num_blocks=1024, device="t")
     with History(tmp_path / "h.jsonl", header) as h:
         build(h)
-    return load_history(tmp_path / "h.jsonl")
+    return _load(tmp_path / "h.jsonl")
 
 
 def write(h: History, at: int, took: int, path: str) -> None:
@@ -76,6 +88,23 @@ def test_a_fault_that_changed_nothing_is_not_proved(tmp_path: Path, lab) -> None
     evidence = judge(named, history(tmp_path, build), {}, inv, dev)
     assert [e.proved for e in evidence] == [False, False, False]
     assert all(e.text.startswith("no evidence that") for e in evidence)
+
+
+def test_a_disk_fault_is_proved_by_the_operations_it_failed(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+    spec = FaultSpec.of("disk-eio", "SWS-Store2", iqn="x", lun=0, count=8)
+
+    def build(h: History) -> None:
+        h.fault_start("e [0]", time_ns=10 * S, action="disk-eio", target=spec.target)
+        write(h, 10 * S + 1, 1_000_000, "Demo1->iscsi1/SWS-Store1")  # ok: not evidence
+        for i in range(3):
+            op = h.invoke(1, "read", 8 * i, 8, time_ns=11 * S + i)
+            h.complete(op, "fail", invoke_ns=11 * S + i, path="Demo1->iscsi1/SWS-Store2",
+                       error=f"MEDIUM ERROR {i}", time_ns=11 * S + i + 5)
+        h.fault_stop("e [0]", time_ns=13 * S)
+
+    (ev,) = judge([("e [0]", Step(1.0, 3.0, spec))], history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "3 operations failed during it (first: MEDIUM ERROR 0)" in ev.text
 
 
 def test_a_delay_is_proved_by_the_writes_that_crossed_it(tmp_path: Path, lab) -> None:
