@@ -56,7 +56,10 @@ class PartnerLink:
 
     @property
     def peer(self) -> str:
-        peer = self._writer.get_extra_info("peername")
+        try:
+            peer = self._writer.get_extra_info("peername")
+        except (AttributeError, OSError):  # uvloop: the socket is already closed
+            peer = None
         return f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def start(self) -> None:

@@ -19,8 +19,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 # Scenarios that find a defect of the bundled HA device that is not fixed yet (docs/chaos.md):
 # they must fail with this diagnosis until the fix lands, then pass. Empty this as fixes land.
-KNOWN_DEFECTS = {
-    "disk-eio-secondary": "errors returned to the caller",  # when a read hits the bad disk
+KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
+    "disk-eio-secondary": ("errors returned to the caller",),  # when a read hits the bad disk
+    # intermittent: after the heal both replicas stay Not synchronized, and the one that
+    # served alone holds writes the other lacks (docs/chaos.md, open findings)
+    "primary-dies-while-sync-silent": ("not Synchronized", "diverged"),
 }
 
 
@@ -58,7 +61,7 @@ def test_smoke_profile_runs_every_scenario_once_and_records_each(tmp_path: Path)
         assert any("history.jsonl" in a.name for a in r.attachments), name
         assert "failed injection" not in r.reason and "steady state" not in r.reason, r.reason
         if name in KNOWN_DEFECTS and r.result is ResultWord.FAILED:
-            assert KNOWN_DEFECTS[name] in r.reason, r.reason
+            assert any(d in r.reason for d in KNOWN_DEFECTS[name]), r.reason
         elif r.result is ResultWord.FAILED:
             unexpected.append(f"{name}: {r.reason}")
     assert not unexpected, "\n".join(unexpected)
