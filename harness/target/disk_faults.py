@@ -6,7 +6,8 @@ mirror, ``HaDevice``) and the image file. A store holds the disk faults aimed at
 it, each a ``DiskFaultSpec``:
 
 - ``slow``: every read, write, unmap and (for a whole-LUN fault) flush touching
-  ``[lba, lba + count)`` (``count = 0``: the whole LUN) waits ``delay_ms`` first;
+  ``[lba, lba + count)`` (``count = 0``: the whole LUN) waits ``delay_ms`` first
+  (or until the fault is removed: a disk that recovers finishes what it had queued);
 - ``eio``: reads and writes overlapping ``[lba, lba + count)`` fail with
   ``BlockStoreError(errno EIO)``, which the LU reports as MEDIUM ERROR /
   UNRECOVERED READ ERROR (reads) or WRITE ERROR (writes), a bad sector range;
@@ -36,6 +37,7 @@ disk fault). The management routes (``install_disk_fault_routes``, called from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import re
@@ -127,6 +129,7 @@ class FaultyStore:
         self.block_size = inner.block_size
         self.num_blocks = inner.num_blocks
         self.faults: dict[str, DiskFaultSpec] = {}
+        self._released = asyncio.Event()  # set when a slow fault is removed
         self._pass_through()
 
     # -- arming -------------------------------------------------------------------------
@@ -157,9 +160,17 @@ class FaultyStore:
 
     def remove(self, fault_id: str) -> DiskFaultSpec | None:
         fault = self.faults.pop(fault_id, None)
+        if fault is not None and fault.kind == "slow":  # the disk recovered: queued I/O goes on
+            self._released.set()
+            self._released = asyncio.Event()
         if not self.faults:
             self._pass_through()
         return fault
+
+    async def _delay(self, delay_ms: float) -> None:
+        """Wait ``delay_ms``, or less if a slow fault is removed meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), delay_ms / 1000)
 
     # -- the faulty paths (used only while a fault is active) ----------------------------
 
@@ -168,7 +179,7 @@ class FaultyStore:
         delay = max((f.delay_ms for f in self.faults.values()
                      if f.kind == "slow" and f.covers(lba, count)), default=0.0)
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await self._delay(delay)
         for fault in list(self.faults.values()):  # as they are after the delay
             if not fault.covers(lba, count):
                 continue
@@ -214,14 +225,14 @@ class FaultyStore:
         delay = max((f.delay_ms for f in self.faults.values()
                      if f.kind == "slow" and f.covers(lba, count)), default=0.0)
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await self._delay(delay)
         await self.inner.unmap(lba, count)
 
     async def flush(self) -> None:
         delay = max((f.delay_ms for f in self.faults.values()
                      if f.kind == "slow" and f.count == 0), default=0.0)
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await self._delay(delay)
         await self.inner.flush()
 
     # -- the rest of the store, unchanged ------------------------------------------------

@@ -96,3 +96,18 @@ def test_a_range_beyond_the_lun_is_refused(tmp_path: Path) -> None:
         s.add(fault("eio", lba=10, count=7))
     assert not s.armed
     s.close()
+
+
+def test_removing_a_slow_fault_releases_the_io_it_holds(tmp_path: Path) -> None:
+    """A hung disk that recovers finishes its queued I/O (a node holding it can then stop)."""
+    async def scenario() -> None:
+        s = store(tmp_path)
+        s.add(fault("slow", delay_ms=600_000))
+        write = asyncio.create_task(s.write(0, b"\x03" * BLOCK))
+        await asyncio.sleep(0.05)
+        assert not write.done()  # held by the fault
+        s.remove("f-slow")
+        await asyncio.wait_for(write, 30)  # released, not the 600 s
+        assert await s.read(0, 1) == b"\x03" * BLOCK
+        s.close()
+    asyncio.run(scenario())

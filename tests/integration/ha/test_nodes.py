@@ -349,16 +349,19 @@ def test_libiscsi_conformance_floor_holds_on_an_ha_replica(ha_nodes):
 def test_a_partner_whose_disk_hangs_is_taken_out_by_the_order_timeout(ha_nodes):
     """store2's disk hangs (its links and keepalives stay healthy): the ORDERs it does not
     acknowledge within the sync timeout take it out, and writes through store1 go on."""
-    ha_nodes.store2.management.request("POST", "/v1/faults/disk", {
+    fault = ha_nodes.store2.management.request("POST", "/v1/faults/disk", {
         "target": ha_nodes.store2.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000})
 
     async def write() -> None:
         async with ha_nodes.session("store1") as a:
             await asyncio.wait_for(a.write(300, blocks(300)), timeout=30)
-    run(write())
-    assert ha_nodes.ha("store1")["alone"]
-    assert any("not acknowledged" in e for e in ha_nodes.ha("store1")["events"])
-    assert ha_nodes.ha("store2")["state"] == "Not synchronized"
+    try:
+        run(write())
+        assert ha_nodes.ha("store1")["alone"]
+        assert any("not acknowledged" in e for e in ha_nodes.ha("store1")["events"])
+        assert ha_nodes.ha("store2")["state"] == "Not synchronized"
+    finally:  # release the hung writes, so store2 stops cleanly at teardown
+        ha_nodes.store2.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
 
 
 def test_a_frozen_primary_that_thaws_stops_instead_of_splitting_the_brain(ha_nodes):
