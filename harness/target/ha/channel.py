@@ -56,10 +56,7 @@ class PartnerLink:
 
     @property
     def peer(self) -> str:
-        try:
-            peer = self._writer.get_extra_info("peername")
-        except (AttributeError, OSError):  # uvloop: the socket is already closed
-            peer = None
+        peer = self._writer.get_extra_info("peername")
         return f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def start(self) -> None:
