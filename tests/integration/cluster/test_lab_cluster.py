@@ -94,7 +94,9 @@ def test_vm_dies_with_its_node_and_restarts_on_the_survivor(cluster: LabCluster)
     cluster.add_vm(VmSpec("vm2", workload=LOAD), "Demo2")
     wait_ops(cluster, "vm2", 30)
     cluster.fail_node("Demo2")
-    cluster.wait_role("vm2", "Demo1")
+    # the restart reads vm2's state back from HA2; the lab device can still hold an I/O up to
+    # the initiator's 60 s command limit (docs/chaos.md, open findings), so wait past that
+    cluster.wait_role("vm2", "Demo1", deadline_s=180)
     assert {n.name: n.state for n in cluster.nodes()} == {"Demo1": "Up", "Demo2": "Down"}
     wait_ops(cluster, "vm2", 10)
     cluster.stop_vm("vm2")
