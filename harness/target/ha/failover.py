@@ -97,6 +97,9 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
     dev.mirroring = False
     was_mirroring = dev.partner_state in (ReplicaState.SYNCHRONIZED,
                                            ReplicaState.SYNCHRONIZING)
+    # the target of this node's resync: it serves nothing and becomes Synchronized only
+    # by this node's RESYNC_DONE, so no decision or fence is needed to carry on
+    partner_resyncing = dev.partner_state is ReplicaState.SYNCHRONIZING
     dev.partner_state = ReplicaState.NOT_SYNCHRONIZED
     if dev.resync is not None:
         dev.resync.abort()
@@ -112,7 +115,8 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
         dev._gate.clear()  # (the defect keeps serving, and acknowledging alone, meanwhile)
     dev.failover_phase = "deciding"
     try:
-        decision, partner_alive = await _decide(dev, lost_at, partner_leaving)
+        decision, partner_alive = await _decide(dev, lost_at,
+                                                partner_leaving or partner_resyncing)
         defects = dev.config.defects
         if Defect.NO_FENCING in defects:
             decision = SyncLossDecision.CARRY_ON_ALONE  # defect: nobody stops, no fence
@@ -121,7 +125,8 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
         if decision is SyncLossDecision.CARRY_ON_ALONE:
             if Defect.SLOW_FAILOVER in defects:
                 await asyncio.sleep(SLOW_FAILOVER_S)
-            if not partner_leaving and Defect.NO_FENCING not in defects:
+            if not (partner_leaving or partner_resyncing) \
+                    and Defect.NO_FENCING not in defects:
                 dev.failover_phase = "fencing"
                 # A live partner confirms it stopped (FENCE over the heartbeat link), or
                 # refuses because it already carried on alone (this node was frozen or
@@ -146,11 +151,16 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
 
 
 async def _decide(dev: HaDevice, lost_at: int,
-                  partner_leaving: bool) -> tuple[SyncLossDecision, bool]:
-    """The decision, and whether the partner showed life on the heartbeat link."""
+                  partner_out: bool) -> tuple[SyncLossDecision, bool]:
+    """The decision, and whether the partner showed life on the heartbeat link.
+
+    ``partner_out``: the partner left the device (GOODBYE) or was the target of this
+    node's resync; either way it serves nothing, and this node carries on."""
     cfg = dev.config
-    if partner_leaving:
-        return SyncLossDecision.CARRY_ON_ALONE, False
+    if partner_out:
+        return decide_on_sync_loss(cfg.strategy, my_priority=cfg.priority,
+                                   partner_priority=cfg.partner_priority,
+                                   partner_alive=False, partner_synchronized=False), False
     witness_granted = None
     if cfg.strategy is FailoverStrategy.NODE_MAJORITY and cfg.witness is not None:
         witness_granted = await witness.claim_generation(

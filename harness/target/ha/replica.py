@@ -175,13 +175,21 @@ def decide_on_sync_loss(
     partner_priority: int,
     partner_alive: bool,
     witness_granted: bool | None = None,
+    partner_synchronized: bool = True,
 ) -> SyncLossDecision:
     """What a Synchronized node does when its sync link to the partner is lost.
 
     ``partner_alive`` is whether the heartbeat channel answered in time;
     ``witness_granted`` whether the witness granted this node the next
     generation (node-majority only; ``None`` when the witness was unreachable).
+    ``partner_synchronized`` is False when the partner was the target of this
+    node's resync: it serves nothing and becomes Synchronized only by this node's
+    RESYNC_DONE, so this node is the only one that can serve and carries on
+    alone whatever the strategy and priorities say (stopping would leave no
+    replica to serve, and the newest data on a replica that must not serve).
     """
+    if not partner_synchronized:
+        return SyncLossDecision.CARRY_ON_ALONE
     if strategy is FailoverStrategy.NODE_MAJORITY:
         return SyncLossDecision.CARRY_ON_ALONE if witness_granted else SyncLossDecision.STOP
     if not partner_alive:

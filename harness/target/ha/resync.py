@@ -63,23 +63,53 @@ class Resync:
         }
 
     async def run(self) -> None:
+        """Copy every dirty region, then declare the partner synchronized.
+
+        A resync never ends half done with its session still up: when it cannot
+        finish (its session ended under it, the partner refused, a copy failed),
+        the regions not acknowledged stay dirty and the link is failed, so the
+        next link plans again and the resync starts over from the dirty map.
+        """
         dev = self.device
         if Defect.RESYNC_SKIPS_DIRTY in dev.config.defects:
             finish(dev, self.link)  # defect: declared synchronized, nothing copied
             return
+        try:
+            done = await self._copy_all()
+        except ReplicaNotServing:  # the session ended under the PR snapshot's ORDER
+            done = False
+        except Exception as exc:  # e.g. this replica's disk failed a read
+            dev._save(dev.meta.with_event(f"resync {self.mode.value} failed: {exc!r}"))
+            done = False
+        if done:
+            finish(dev, self.link)
+            return
+        link = self.link
+        if link is not None and not link.lost.is_set() and dev.session_link is link:
+            link.fail("resync ended before every region was copied; reconnecting to plan "
+                      "it again")
+
+    async def _copy_all(self) -> bool:
+        dev = self.device
         if dev.pr_snapshot is not None:  # reservations travel first, in sequence
             await dev.replicate(dev.pr_snapshot())
         window = asyncio.Semaphore(WINDOW)
         copies = []
-        for region in dev.dirty.dirty_regions():
-            if self._aborted:
-                return
-            await window.acquire()
-            copies.append(asyncio.ensure_future(self._copy(region, window)))
-        results = await asyncio.gather(*copies)
-        if self._aborted or not all(results):
-            return
-        finish(dev, self.link)
+        try:
+            for region in dev.dirty.dirty_regions():
+                if self._aborted:
+                    break
+                await window.acquire()
+                copies.append(asyncio.ensure_future(self._copy(region, window)))
+        except BaseException:  # cancelled (the node stops): so are the copies
+            for copy in copies:
+                copy.cancel()
+            raise
+        results = await asyncio.gather(*copies, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+        return not self._aborted and all(results)
 
     async def _copy(self, region: int, window: asyncio.Semaphore) -> bool:
         """Copy one region; False when the session ended first (the region stays dirty)."""

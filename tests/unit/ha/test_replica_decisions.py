@@ -48,6 +48,18 @@ def test_decide_on_sync_loss(strategy, mine, theirs, alive, witness, expected):
                                partner_alive=alive, witness_granted=witness) is expected
 
 
+@pytest.mark.parametrize("strategy", [HB, NM])
+@pytest.mark.parametrize("alive", [True, False])
+def test_the_source_of_a_resync_carries_on_when_its_synchronizing_partner_is_lost(strategy,
+                                                                                  alive):
+    """Found by chaos primary-dies-while-sync-silent: the lower-priority survivor lost its
+    link while resyncing the returned primary, saw its heartbeat answer and stopped by
+    priority; the primary, only Synchronizing, could not serve either: nobody served."""
+    assert decide_on_sync_loss(strategy, my_priority=2, partner_priority=1,
+                               partner_alive=alive, witness_granted=False,
+                               partner_synchronized=False) is ON
+
+
 def test_survivor_resyncs_returning_partner_fast():
     survivor = summary("a", 1, generation=2, alone=True, partner_left_at=1, dirty_map_valid=True)
     returning = summary("b", 2, generation=1, state=S)  # killed while synchronized

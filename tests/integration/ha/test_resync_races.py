@@ -1,0 +1,109 @@
+"""Resync and reconnection races on real node processes (chaos primary-dies-while-sync-silent).
+
+The chaos scenario killed the primary while the sync link was black-holed; the partner
+carried on alone, and when the primary returned both replicas ended Not synchronized
+for good, the partner holding acknowledged writes the primary lacked. Each test here
+drives one of its root causes deterministically through the lab's fault proxy and the
+nodes' disk faults (``ha_nodes``: store1 priority 1 listens, store2 dials).
+"""
+
+from __future__ import annotations
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from harness.lab.proxy import LinkState
+from tests.integration.ha import test_nodes
+from tests.integration.ha.test_nodes import HaNodes, blocks, run
+
+ha_nodes = test_nodes.ha_nodes  # the two real node processes behind the fault proxy
+
+
+def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05),
+                            retry=retry_if_exception_type(AssertionError), reraise=True):
+        with attempt:
+            check()
+
+
+def events(nodes: HaNodes, name: str) -> str:
+    return " | ".join(nodes.ha(name)["events"])
+
+
+def survivor_with_writes(nodes: HaNodes) -> dict[int, bytes]:
+    """store1 dies; store2 carries on alone and acknowledges writes store1 never saw."""
+    nodes.store1.kill9()
+    wait_until(lambda: _assert(nodes.ha("store2")["alone"]))
+    written = {lba: blocks(lba) for lba in range(0, 16384, 997)}  # many regions dirty
+
+    async def write() -> None:
+        async with nodes.session("store2") as b:
+            for lba, data in written.items():
+                await b.write(lba, data)
+    run(write())
+    return written
+
+
+def _assert(ok: object, why: str = "") -> None:
+    assert ok, why
+
+
+def test_the_source_of_a_resync_carries_on_when_the_resync_link_is_lost(ha_nodes):
+    """store2 carried on alone and resyncs the returned store1, whose disk hangs, so the
+    resync's ORDERs go unacknowledged and the ORDER timeout takes the link down while
+    the heartbeat answers. store2 must carry on (store1 is only Synchronizing and cannot
+    serve): before the fix it stopped by priority, and both replicas stayed Not
+    synchronized with the newest data on one that must not serve."""
+    written = survivor_with_writes(ha_nodes)
+    ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))  # no resync before the fault
+    ha_nodes.store1.restart()
+    store1 = ha_nodes.store1
+    fault = store1.management.request("POST", "/v1/faults/disk", {
+        "target": store1.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000})
+    try:
+        ha_nodes.proxy.set_state(["sync"], LinkState())
+        wait_until(lambda: _assert("not acknowledged" in events(ha_nodes, "store2"),
+                                   events(ha_nodes, "store2")))
+        store2 = ha_nodes.ha("store2")
+        assert store2["state"] == "Synchronized", store2["events"]
+        assert "stopped serving" not in events(ha_nodes, "store2")
+
+        async def write_on_store2() -> None:  # it still serves
+            async with ha_nodes.session("store2") as b:
+                await b.write(20000, blocks(20000))
+        run(write_on_store2())
+        written[20000] = blocks(20000)
+    finally:  # release the hung I/O: the resync is planned again and completes
+        store1.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
+    ha_nodes.in_sync()
+
+    async def read_on_store1() -> dict[int, bytes]:
+        async with ha_nodes.session("store1") as a:
+            return {lba: await a.read(lba, 1) for lba in written}
+    assert run(read_on_store1()) == written
+    assert ha_nodes.images_equal()
+
+
+def test_resync_cut_short_is_planned_again_on_the_next_link(ha_nodes):
+    """The sync link resets in the middle of a resync (store1's disk is slow, so the copy
+    is still going): the resync ends without an unretrieved exception, the source keeps
+    serving, and the next link plans it again until both are Synchronized."""
+    survivor_with_writes(ha_nodes)
+    ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))
+    ha_nodes.store1.restart()
+    store1 = ha_nodes.store1
+    fault = store1.management.request("POST", "/v1/faults/disk", {
+        "target": store1.iqn, "lun": 0, "kind": "slow", "delay_ms": 200})
+    try:
+        ha_nodes.proxy.set_state(["sync"], LinkState())
+        wait_until(lambda: _assert((ha_nodes.ha("store2")["resync"] or {}).get("role")
+                                   == "source"))
+        ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))
+        wait_until(lambda: _assert(ha_nodes.ha("store2")["resync"] is None))
+        assert ha_nodes.ha("store2")["state"] == "Synchronized", events(ha_nodes, "store2")
+        ha_nodes.proxy.set_state(["sync"], LinkState())
+    finally:
+        store1.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
+    ha_nodes.in_sync()
+    assert ha_nodes.images_equal()
+    for node in (ha_nodes.store1, ha_nodes.store2):
+        assert "never retrieved" not in node.log_text(), node.log_text()[-3000:]
