@@ -13,6 +13,14 @@ Who dials: the partner with the lower priority (the larger number) dials, the
 other listens, so the link needs one address per direction in the inventory
 and one fault-proxy link in the lab. ``dial`` retries with back-off until its
 deadline; ``Listener`` hands each accepted connection to a callback.
+
+A connection becomes a link only after a handshake proves the dialer is on it
+now: the listener's first frame is a PING carrying a random number, and the
+dialer's first frame must be the PONG echoing it. A connection the dialer already
+gave up on (a network that held it, like a black hole, delivers it late, with the
+HELLO it once sent) never answers, so it can never replace the live link or start
+a partner session; nor is a connection whose socket closed before the handshake
+ended ever adopted (uvloop then cannot even name its peer): the dialer redials.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,8 +45,10 @@ Handler = Callable[["PartnerLink", Message], Awaitable[None] | None]
 
 class PartnerLink:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                 name: str, timeout_s: float, handler: Handler) -> None:
+                 name: str, timeout_s: float, handler: Handler, peer: str = "?") -> None:
         self.name = name
+        #: the partner's address, read once when the connection was accepted or dialled
+        self.peer = peer
         self.timeout_s = timeout_s
         self._reader = reader
         self._writer = writer
@@ -53,11 +64,6 @@ class PartnerLink:
         #: the HELLO this node sent on the link (a ReplicaSummary; resync.py plans with it)
         self.hello_sent: Any = None
         self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def peer(self) -> str:
-        peer = self._writer.get_extra_info("peername")
-        return f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._receive(), name=f"{self.name}-rx"),
@@ -176,6 +182,51 @@ class PartnerLink:
         return bool(self.frames_received) and self.last_received_ns > since_ns
 
 
+def peer_name(writer: asyncio.StreamWriter) -> str | None:
+    """``host:port`` of the connection's peer, or None when its socket is closed already
+    (uvloop raises AttributeError then, asyncio may return None)."""
+    try:
+        peer = writer.get_extra_info("peername")
+    except (AttributeError, OSError):
+        return None
+    return f"{peer[0]}:{peer[1]}" if peer else None
+
+
+async def challenge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    timeout_s: float) -> str:
+    """Listener side of the handshake: "" when the dialer echoed, else why not."""
+    nonce = secrets.randbits(64)
+    try:
+        writer.write(protocol.encode(Message(MessageKind.PING, seq=nonce)))
+        answer = await asyncio.wait_for(protocol.read_message(reader), timeout_s)
+    except TimeoutError:
+        return f"no answer to the handshake within {timeout_s:.2f}s"
+    except (asyncio.IncompleteReadError, ConnectionError, OSError, RuntimeError) as exc:
+        return f"closed during the handshake ({type(exc).__name__})"
+    except protocol.SyncProtocolError as exc:
+        return str(exc)
+    if answer.kind is not MessageKind.PONG or answer.seq != nonce:
+        return f"answered the handshake with {answer.kind.name} (a stale connection)"
+    return ""
+
+
+async def answer_challenge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           timeout_s: float) -> str:
+    """Dialer side of the handshake: "" once the listener's PING is echoed, else why not."""
+    try:
+        ping = await asyncio.wait_for(protocol.read_message(reader), timeout_s)
+        if ping.kind is not MessageKind.PING:
+            return f"listener opened with {ping.kind.name}, not the handshake"
+        writer.write(protocol.encode(Message(MessageKind.PONG, seq=ping.seq)))
+    except TimeoutError:
+        return f"no handshake from the listener within {timeout_s:.2f}s"
+    except (asyncio.IncompleteReadError, ConnectionError, OSError, RuntimeError) as exc:
+        return f"closed during the handshake ({type(exc).__name__})"
+    except protocol.SyncProtocolError as exc:
+        return str(exc)
+    return ""
+
+
 async def dial(host: str, port: int, *, deadline_s: float) -> tuple[asyncio.StreamReader,
                                                                     asyncio.StreamWriter]:
     """Connect to a partner, retrying with back-off until ``deadline_s``."""
@@ -258,30 +309,53 @@ class LinkKeeper:
             await self.link.close("shutting down")
             self.link = None
 
-    async def _adopt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.link is not None:
-            await self.link.close("replaced by a new connection")
-        link = PartnerLink(reader, writer, name=self.name, timeout_s=self._timeout_s,
-                           handler=self._handler)
-        log.info("%s link to %s established", self.name, link.peer)
+    async def _adopt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     why_not: str) -> PartnerLink | None:
+        """Make a handshaken connection the link, replacing the previous one; a
+        connection that failed its handshake, or whose socket closed meanwhile, is
+        closed instead (None)."""
+        peer = peer_name(writer)
+        if not why_not and (peer is None or writer.transport.is_closing()):
+            why_not = "its socket closed before it was adopted"
+        if why_not:
+            log.info("%s: connection from %s not adopted: %s", self.name, peer or "?", why_not)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+            return None
+        # swapped in one step (no await between): a connection accepted meanwhile can
+        # neither be overwritten unseen nor leave an older link adopted beside it
+        previous, link = self.link, PartnerLink(reader, writer, name=self.name,
+                                                timeout_s=self._timeout_s,
+                                                handler=self._handler, peer=peer or "?")
         self.link = link
+        log.info("%s link to %s established", self.name, link.peer)
         link.start()
         self.changed.set()
+        if previous is not None:
+            await previous.close("replaced by a newer connection")
         if self._on_link is not None:
             await self._on_link(link)
+        return link
 
     async def _accepted(self, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
-        await self._adopt(reader, writer)
+        try:
+            why_not = await challenge(reader, writer, self._timeout_s)
+            await self._adopt(reader, writer, why_not)
+        except Exception:  # one bad connection must never disturb the link
+            log.exception("%s: accepting a connection failed", self.name)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
 
     async def _dial_forever(self) -> None:
         assert self._dial_to is not None
         while True:
             try:
                 reader, writer = await dial(*self._dial_to, deadline_s=self._timeout_s)
-                await self._adopt(reader, writer)
-                assert self.link is not None
-                await self.link.lost.wait()
+                why_not = await answer_challenge(reader, writer, self._timeout_s)
+                link = await self._adopt(reader, writer, why_not)
+                if link is not None:
+                    await link.lost.wait()
             except (OSError, TimeoutError):
                 pass  # partner not reachable yet: try again
             except Exception:  # one bad attempt must never stop the dialer

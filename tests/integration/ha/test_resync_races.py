@@ -9,9 +9,14 @@ nodes' disk faults (``ha_nodes``: store1 priority 1 listens, store2 dials).
 
 from __future__ import annotations
 
+import socket
+
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from harness.lab.proxy import LinkState
+from harness.target.ha import protocol
+from harness.target.ha.protocol import MessageKind
+from harness.target.ha.replica import ReplicaState, ReplicaSummary
 from tests.integration.ha import test_nodes
 from tests.integration.ha.test_nodes import HaNodes, blocks, run
 
@@ -107,3 +112,29 @@ def test_resync_cut_short_is_planned_again_on_the_next_link(ha_nodes):
     assert ha_nodes.images_equal()
     for node in (ha_nodes.store1, ha_nodes.store2):
         assert "never retrieved" not in node.log_text(), node.log_text()[-3000:]
+
+
+def test_a_stale_connection_delivered_late_never_replaces_the_live_session(ha_nodes):
+    """A network that held a connection (the lab proxy's black hole holds them) delivers it
+    after the heal, with the HELLO the dialer sent on it before giving up, then its close.
+    Before the fix store1 adopted it at once, dropping the live session with store2 (in
+    the chaos run: in the middle of the resync, which then never finished)."""
+    store1 = ha_nodes.store1
+    host, port = store1.spec.ha_devices[0]["sync_listen"].rsplit(":", 1)
+    store2 = ha_nodes.ha("store2")
+    stale_hello = protocol.control(MessageKind.HELLO, ReplicaSummary(
+        node="store2", priority=2, generation=store2["generation"],
+        state=ReplicaState.SYNCHRONIZED, alone=False, partner_left_at=0,
+        clean_shutdown=False, dirty_map_valid=False).to_json())
+    log_before = len(store1.log_text())
+    with socket.create_connection((host, int(port)), timeout=30) as stale:
+        stale.sendall(protocol.encode(stale_hello))
+        stale.shutdown(socket.SHUT_WR)  # the dialer gave up on it long ago
+        while stale.recv(65536):  # store1 closes it, one way or the other
+            pass
+    wait_until(lambda: _assert(any(s in store1.log_text()[log_before:] for s in (
+        "not adopted", "replaced by a newer connection", "replaced by a new connection"))))
+    later = store1.log_text()[log_before:]
+    assert "not adopted" in later and "replaced" not in later, later
+    ha_nodes.in_sync()
+    assert "sync lost" not in events(ha_nodes, "store1") + events(ha_nodes, "store2")
