@@ -12,7 +12,8 @@ run proves that it did, in what the site itself shows:
 - an iSCSI path broken: the cluster node's MPIO took that path down;
 - a link delayed (sync or path): the writes that crossed it took at least the delay;
 - a disk fault on one replica: that replica left Synchronized, I/O on its paths
-  failed, or (slow) took at least the delay;
+  failed, or (slow) took at least the delay; a disk slow for longer than its window
+  (hung: its I/O is released at the heal): I/O held for half of that window;
 - a node cut off from the witness: it lost the vote (left Synchronized) at the
   next decision (a witness cut alone changes nothing until then).
 
@@ -221,7 +222,10 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
         if lat and statistics.median(lat) >= delay_ms * 0.5e6:
             return (f"{len(lat)} operations across it took median "
                     f"{statistics.median(lat) / 1e6:.1f} ms (delay {delay_ms:g} ms)")
-        return None
+        if what != "disk":
+            return None
+        # a disk slower than the sync timeout (a hung disk) shows as its replica taken
+        # out, or as I/O on it failing, not as slow completions: judged as any disk fault
     hosts = [target] if what in ("node", "disk") else [r.host for r in device.replicas]
     if what == "witness":  # the witness only matters at a decision: the cut node lost the vote
         hosts = [target.rsplit("/", 1)[-1]]
@@ -240,7 +244,24 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
         if first is not None:
             error = history.error(first) if isinstance(history, StreamedHistory) else first.error
             return f"{failed} operations failed during it (first: {error})"
+        if spec.action == "disk-slow" and stop is not None and delay_ms * 1e6 >= stop - start:
+            return _held(history, start, stop)
     return None
+
+
+def _held(history: StreamedHistory | RecordedHistory, start: int, stop: int) -> str | None:
+    """A hung disk (a delay as long as its window: its I/O is released at the heal) that
+    neither left its replica nor failed I/O: the device waited on it, so operations in
+    flight during it took at least half of the window."""
+    held_ns = (stop - start) // 2
+    stalled = [o.latency_ns for o in history.ops
+               if o.latency_ns is not None and o.latency_ns >= held_ns
+               and o.invoke_ns <= stop and (o.complete_ns or stop) >= start]
+    if not stalled:
+        return None
+    return (f"{len(stalled)} operations in flight during it were held "
+            f"{min(stalled) / 1e9:.2f}-{max(stalled) / 1e9:.2f} s (the disk hung for "
+            f"{(stop - start) / 1e9:.2f} s)")
 
 
 __all__ = ["FaultEvidence", "LiveProbe", "classify", "judge"]

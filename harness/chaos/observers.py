@@ -90,6 +90,11 @@ class FaultLog:
         node_fault = "/" not in spec.target and (
             spec.action in NODE_ACTIONS or spec.action.startswith("disk-"))
         budget = BUDGET_OF_KIND.get(kind, "node_failover_s" if node_fault else "path_failover_s")
+        if spec.action == "disk-slow":
+            # a slow or hung disk leaves its node running and its links healthy: the partner
+            # that stops acknowledging ORDERs is taken out by the ORDER timeout (the sync
+            # timeout), a sync loss by another road, and is judged as one
+            budget = BUDGET_OF_KIND["sync-blackhole"]
         return self.history.fault_start(
             name, time_ns=time_ns, kind=kind, paths=self.lost_paths(spec), budget=budget, **attrs
         )

@@ -157,6 +157,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              "The secondary's disk is slow (50 ms per I/O): mirrored writes wait, nothing "
              "is lost or times out.",
              (F(1.0, 2.5, "disk-slow", "secondary", delay_ms=50.0),)),
+    # a disk slower than the fault lasts is hung: it finishes its queue only at the heal
+    Scenario("disk-hang-secondary", "disk",
+             "The secondary's disk hangs for 6 s while its sync and heartbeat links stay "
+             "healthy: it answers keepalives but acknowledges no ORDER. The ORDER timeout "
+             "takes it out within the sync timeout (judged as a sync loss: path_failover_s), "
+             "I/O carries on through the primary, and a resync repairs it once its disk "
+             "recovers.",
+             (F(1.0, 6.0, "disk-slow", "secondary", delay_ms=600_000.0),), settle_s=30.0),
 )
 
 

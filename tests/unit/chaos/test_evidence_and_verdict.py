@@ -107,6 +107,49 @@ def test_a_disk_fault_is_proved_by_the_operations_it_failed(tmp_path: Path, lab)
     assert ev.proved and "3 operations failed during it (first: MEDIUM ERROR 0)" in ev.text
 
 
+HUNG = FaultSpec.of("disk-slow", "SWS-Store2", iqn="x", lun=0, delay_ms=600_000.0)
+
+
+def test_a_hung_disk_is_proved_by_its_replica_taken_out(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+
+    def build(h: History) -> None:
+        h.fault_start("hang [0]", time_ns=10 * S, action="disk-slow", target=HUNG.target)
+        write(h, 10 * S + 1, 1_000_000, "Demo1->iscsi1/SWS-Store2")  # fast: not evidence
+        h.replica_state("HA1@SWS-Store2", "not synchronized", time_ns=11 * S)
+        h.fault_stop("hang [0]", time_ns=19 * S)
+
+    (ev,) = judge([("hang [0]", Step(1.0, 9.0, HUNG))], history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "went not synchronized 1.00 s after the inject" in ev.text
+
+
+def test_a_hung_disk_the_device_waited_on_is_proved_by_the_io_it_held(
+        tmp_path: Path, lab) -> None:
+    inv, dev = lab
+
+    def build(h: History) -> None:
+        h.fault_start("hang [0]", time_ns=10 * S, action="disk-slow", target=HUNG.target)
+        write(h, 10 * S + 1, 1_000_000, "Demo1->iscsi1/SWS-Store1")
+        write(h, 10 * S + 2, 9 * S, "Demo1->iscsi1/SWS-Store1")  # released at the heal
+        h.fault_stop("hang [0]", time_ns=19 * S)
+
+    (ev,) = judge([("hang [0]", Step(1.0, 9.0, HUNG))], history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "1 operations in flight during it were held 9.00-9.00 s" in ev.text
+
+
+def test_a_hung_disk_that_held_nothing_is_not_proved(tmp_path: Path, lab) -> None:
+    inv, dev = lab
+
+    def build(h: History) -> None:
+        h.fault_start("hang [0]", time_ns=10 * S, action="disk-slow", target=HUNG.target)
+        write(h, 10 * S + 1, 1_000_000, "Demo1->iscsi1/SWS-Store2")
+        write(h, 12 * S, 4 * S, "Demo1->iscsi1/SWS-Store1")  # slow, but under half of 9 s
+        h.fault_stop("hang [0]", time_ns=19 * S)
+
+    (ev,) = judge([("hang [0]", Step(1.0, 9.0, HUNG))], history(tmp_path, build), {}, inv, dev)
+    assert not ev.proved and ev.text.startswith("no evidence that")
+
+
 def test_a_delay_is_proved_by_the_writes_that_crossed_it(tmp_path: Path, lab) -> None:
     inv, dev = lab
     spec = FaultSpec.of("delay", "sync/SWS-Store1/HA1", delay_ms=30.0)
