@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from harness.initiator.errors import CheckCondition
 from harness.lab.proxy import LinkState
+from harness.scsi.sense import Asc
 from harness.target.ha import protocol
 from harness.target.ha.protocol import MessageKind
 from harness.target.ha.replica import ReplicaState, ReplicaSummary
@@ -138,3 +141,35 @@ def test_a_stale_connection_delivered_late_never_replaces_the_live_session(ha_no
     assert "not adopted" in later and "replaced" not in later, later
     ha_nodes.in_sync()
     assert "sync lost" not in events(ha_nodes, "store1") + events(ha_nodes, "store2")
+
+
+def test_a_restarted_primary_whose_partner_carried_on_never_serves_before_its_resync(ha_nodes):
+    """The hypothesis recorded with the chaos finding: the primary dies while the sync link
+    is black-holed, the partner carries on alone, and the primary restarts while the sync
+    link is still silent but its heartbeat answers. The restarted primary must not carry on
+    (its metadata says it was not the survivor): it refuses I/O until it has resynced from
+    the partner, and then holds the partner's writes. (This held before the fixes too; the
+    test keeps it so.)"""
+    ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
+    written = survivor_with_writes(ha_nodes)
+    ha_nodes.store1.restart()
+    wait_until(lambda: _assert(ha_nodes.ha("store1")["heartbeat_link"]))
+    store1 = ha_nodes.ha("store1")
+    assert store1["state"] == "Not synchronized" and not store1["alone"], store1["events"]
+
+    async def refused_on_store1() -> None:
+        with pytest.raises(CheckCondition) as refused:
+            async with ha_nodes.session("store1") as a:
+                await a.read(0, 1)
+        assert refused.value.sense is not None
+        assert refused.value.sense.is_(Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
+    run(refused_on_store1())
+    ha_nodes.proxy.set_state(["sync"], LinkState())
+    ha_nodes.in_sync()
+    assert "split brain" not in events(ha_nodes, "store1") + events(ha_nodes, "store2")
+
+    async def read_on_store1() -> dict[int, bytes]:
+        async with ha_nodes.session("store1") as a:
+            return {lba: await a.read(lba, 1) for lba in written}
+    assert run(read_on_store1()) == written
+    assert ha_nodes.images_equal()
