@@ -18,7 +18,8 @@ run proves that it did, in what the site itself shows:
   next decision (a witness cut alone changes nothing until then).
 
 Node and link states are sampled *live* right after the inject (``LiveProbe``,
-polling until the fault's end or ``LIVE_DEADLINE_S``); what only the history
+polling until the fault's end or ``LIVE_DEADLINE_S``), or, on a real host, shown by
+the fault's own verification as it was applied (its ``proof``); what only the history
 shows (path states, latencies, replica states) is judged after the run
 (``judge``). Each fault gets one ``FaultEvidence``: proved or not, and in words.
 """
@@ -97,7 +98,16 @@ class LiveProbe:
         self._lock = threading.Lock()
 
     def hook(self, name: str, step: Step, fault: Any) -> None:
-        """The nemesis's ``on_injected``: probe in the background, never delay the schedule."""
+        """The nemesis's ``on_injected``: probe in the background, never delay the schedule.
+        A fault that verified its own effect on the host as it was applied (a real host's
+        ``proof``: process gone or stopped, the path's connections reset; every part of a
+        composite) is proved by that, seen at the inject."""
+        proofs = [getattr(part, "proof", None) for part in getattr(fault, "parts", [fault])]
+        if proofs and all(isinstance(p, str) and p for p in proofs):
+            with self._lock:
+                self.seen[name] = FaultEvidence(name, step.spec, True, "; ".join(proofs),
+                                                time.monotonic_ns())
+            return
         t = threading.Thread(target=self._probe, args=(name, step), daemon=True,
                              name=f"evidence {name}")
         self._threads.append(t)

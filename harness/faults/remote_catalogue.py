@@ -36,6 +36,7 @@ from harness.lab.inventory import load
 
 DEFAULT_TTL_S = 600.0
 VERIFY_S = 10.0
+POLL_S = 0.05  # a verification poll is one round trip through a kept shell (harness.remote.shell)
 
 
 class FaultNotEffective(FaultError):
@@ -79,6 +80,10 @@ class RemoteHostFault(Fault):
             str(inventory), host, ttl_s, details)
 
     action: ClassVar[str] = "?"
+    #: what the verification after applying saw on the host, when that is the effect the
+    #: chaos evidence asks for (a process gone or stopped, a path's connections reset);
+    #: chaos takes it as the fault's live evidence (``harness.chaos.evidence``)
+    proof: str | None = None
 
     def apply(self) -> None:
         try:
@@ -170,8 +175,12 @@ class RemoteProcessKill(RemoteHostFault):
             from harness.remote import windows_process
 
             pids = windows_process.kill(driver, undo["process"])
-        if not _poll(lambda: not set(pids) & set(_running(driver, undo)), VERIFY_S):
+        t0 = time.monotonic()
+        if not _poll(lambda: not set(pids) & set(_running(driver, undo)), VERIFY_S, POLL_S):
             raise self.not_effective(f"pids {pids} of {undo['process']} still run")
+        self.proof = (f"process of {self.host} is gone: pids {', '.join(map(str, pids))} of "
+                      f"{undo['process']} no longer run {time.monotonic() - t0:.2f} s after "
+                      "the kill (read on the host)")
 
     @classmethod
     def _heal(cls, driver: Any, undo: dict[str, Any]) -> None:
@@ -205,6 +214,9 @@ class RemoteFreeze(RemoteHostFault):
             states = _stopped_states(driver, pids)
             if not states or not all(s.startswith("T") for s in states):
                 raise self.not_effective(f"{undo['process']} states {states}, not stopped")
+            self.proof = (f"process of {self.host} is stopped (SIGSTOP), sockets open: pids "
+                          f"{', '.join(map(str, pids))} of {undo['process']} in state "
+                          f"{', '.join(states)} (ps on the host)")
         else:
             from harness.remote import windows_process
 
@@ -212,6 +224,9 @@ class RemoteFreeze(RemoteHostFault):
                                            ttl_s=self.ttl_s)
             if not windows_process.threads_suspended(driver, pids):
                 raise self.not_effective(f"threads of {pids} are not all suspended")
+            self.proof = (f"process of {self.host} is stopped (suspended), sockets open: every "
+                          f"thread of pids {', '.join(map(str, pids))} of {undo['process']} "
+                          "is suspended")
 
     @classmethod
     def _heal(cls, driver: Any, undo: dict[str, Any]) -> None:
@@ -279,19 +294,47 @@ class RemotePeerBlock(RemoteHostFault):
                                       reset=bool(undo.get("reset")))
             if not added or driver.faults().get(self.id, 0) != len(added):
                 raise self.not_effective("its nft rules are not in place")
-            if undo.get("require_drops") and not _poll(
-                    lambda: sum(r.packets for r in driver.nft.rules(self.id)) > 0, VERIFY_S):
-                raise self.not_effective(f"no packet to or from {peer}:{port} was dropped in "
-                                         f"{VERIFY_S:g} s; is that path in use?")
+            if undo.get("require_drops"):
+                self._require_drops(driver, peer, port, reset=bool(undo.get("reset")))
         else:
             if not driver.block(self.id, peer=peer, port=port, ttl_s=self.ttl_s):
                 raise self.not_effective("its firewall rules are not in place")
-            if undo.get("require_drops") and not _poll(
-                    lambda: not [c for c in driver.iscsi_connections()
-                                 if c.target_address == peer], VERIFY_S):
-                raise self.not_effective(
-                    f"the iSCSI connection to {peer} is still up ({VERIFY_S:g} s): Windows "
-                    "Firewall does not cut established connections")
+            if undo.get("require_drops"):
+                if not _poll(lambda: not [c for c in driver.iscsi_connections()
+                                          if c.target_address == peer], VERIFY_S):
+                    raise self.not_effective(
+                        f"the iSCSI connection to {peer} is still up ({VERIFY_S:g} s): Windows "
+                        "Firewall does not cut established connections")
+                self.proof = (f"MPIO path {self.host}->{peer} is down: {self.host} has no "
+                              f"iSCSI connection to {peer} left (Get-IscsiConnection)")
+
+    def _require_drops(self, driver: Any, peer: str, port: int | None, *, reset: bool) -> None:
+        """The rules must have dropped (or, cutting, reset) packets of that path, and, when
+        cutting, the node's TCP connections to the portal must be gone: the initiator's
+        session went down, as the node itself shows it (``ss``)."""
+        counted: list[int] = []
+
+        def dropped() -> bool:
+            counted[:] = [sum(r.packets for r in driver.nft.rules(self.id))]
+            return counted[0] > 0
+
+        if not _poll(dropped, VERIFY_S, POLL_S):
+            raise self.not_effective(f"no packet to or from {peer}:{port} was dropped in "
+                                     f"{VERIFY_S:g} s; is that path in use?")
+        if not reset:
+            return
+        left: list[str] = []
+
+        def reset_gone() -> bool:
+            left[:] = driver.established(peer, port)
+            return not left
+
+        if not _poll(reset_gone, VERIFY_S, POLL_S):
+            raise self.not_effective(f"{len(left)} TCP connection(s) to {peer}:{port} still "
+                                     f"established {VERIFY_S:g} s after the reset rules")
+        self.proof = (f"MPIO path {self.host}->{peer}:{port} is down: its TCP connections "
+                      f"were reset ({counted[0]} packet(s) rejected by the fault's rules) and "
+                      f"{self.host} has none established to {peer}:{port} (ss)")
 
     @classmethod
     def _heal(cls, driver: Any, undo: dict[str, Any]) -> None:

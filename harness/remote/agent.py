@@ -33,7 +33,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +122,51 @@ class DiskUse:
         return None
 
 
-class NodeAgent:
-    """The agent on one cluster node's disk, reached through a ``LinuxHost`` driver."""
+class DiskAgent:
+    """What every node's agent shares, whatever its platform: refuse a disk in use, relate
+    the node's clock to the controller's, read the disk back for the checkers. A
+    platform gives ``check()`` (a ``DiskUse`` or ``WindowsDiskUse``: ``reason``, ``size``,
+    ``logical_block_size``) and ``node_clock_ns()`` (one reading of the node's clock)."""
+
+    node: str
+    device: str
+    alias: str
+
+    def check(self) -> Any:
+        raise NotImplementedError
+
+    def node_clock_ns(self) -> int:
+        raise NotImplementedError
+
+    def read(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def refuse_if_in_use(self) -> Any:
+        use = self.check()
+        if use.reason is not None:
+            raise DeviceInUse(f"refused: {self.device} on {self.node} ({self.alias}) is in use: "
+                              f"{use.reason}; nothing was written")
+        return use
+
+    def clock(self, rounds: int = 5) -> ClockOffset:
+        """The node's clock relative to the controller's, from the tightest round trip."""
+        best: tuple[int, int] | None = None
+        for _ in range(rounds):
+            t0 = time.monotonic_ns()
+            remote = self.node_clock_ns()
+            t1 = time.monotonic_ns()
+            rtt = t1 - t0
+            if best is None or rtt < best[1]:
+                best = (remote - (t0 + t1) // 2, rtt)
+        assert best is not None
+        return ClockOffset(best[0], best[1] // 2 + 1, rounds)
+
+    def block_device(self, use: Any) -> AgentBlockDevice:
+        return AgentBlockDevice(self, use.size, use.logical_block_size)
+
+
+class NodeAgent(DiskAgent):
+    """The agent on one Linux cluster node's disk, reached through a ``LinuxHost`` driver."""
 
     def __init__(self, driver: Any, node: str, device: str, *, python: str = "python3",
                  alias: str = "") -> None:
@@ -145,35 +188,21 @@ class NodeAgent:
                        tuple(r["mounts"]), tuple(r["holders"]), tuple(r["swaps"]),
                        bool(r["exclusive"]), r.get("error"))
 
-    def refuse_if_in_use(self) -> DiskUse:
-        use = self.check()
-        if use.reason is not None:
-            raise DeviceInUse(f"refused: {self.device} on {self.node} ({self.alias}) is in use: "
-                              f"{use.reason}; nothing was written")
-        return use
-
-    def clock(self, rounds: int = 5) -> ClockOffset:
-        """The node's clock relative to the controller's, from the tightest round trip."""
-        best: tuple[int, int] | None = None
-        for _ in range(rounds):
-            t0 = time.monotonic_ns()
-            out = self.driver.run_argv([self.python, "-c",
-                                        "import time; print(time.monotonic_ns())"]).stdout
-            t1 = time.monotonic_ns()
-            try:
-                remote = int(out.strip())
-            except ValueError:
-                raise AgentError(f"{self.node} printed no clock: {out[:80]!r}") from None
-            rtt = t1 - t0
-            if best is None or rtt < best[1]:
-                best = (remote - (t0 + t1) // 2, rtt)
-        assert best is not None
-        return ClockOffset(best[0], best[1] // 2 + 1, rounds)
+    def node_clock_ns(self) -> int:
+        out = self.driver.run_argv([self.python, "-c",
+                                    "import time; print(time.monotonic_ns())"]).stdout
+        try:
+            return int(out.strip())
+        except ValueError:
+            raise AgentError(f"{self.node} printed no clock: {out[:80]!r}") from None
 
     def run(self, *, generation: int, seed: int = 0, writers: int = 1, block_size: int = 4096,
             ops: int | None = None, duration_s: float | None = None, region_offset: int = 0,
-            region_length: int = 0, timeout: float | None = None) -> list[dict[str, Any]]:
-        """Run the workload (blocking) and return its records (node times)."""
+            region_length: int = 0, timeout: float | None = None,
+            on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Run the workload (blocking) and return its records (node times). The history is
+        streamed: each record reaches the controller (and ``on_record``) as the agent
+        prints it, so what ran before a lost connection or a killed run is kept."""
         args = ["run", self.device, "--generation", str(generation), "--seed", str(seed),
                 "--writers", str(writers), "--block-size", str(block_size),
                 "--region-offset", str(region_offset), "--region-length", str(region_length),
@@ -182,10 +211,32 @@ class NodeAgent:
             args += ["--ops", str(ops)]
         if duration_s is not None:
             args += ["--duration", str(duration_s)]
-        result = self._call(*args, timeout=timeout, check=False)
+        records: list[dict[str, Any]] = []
+
+        def line(text: str) -> None:
+            if not text.strip():
+                return
+            try:
+                rec = json.loads(text)
+            except ValueError:
+                raise OutputFormatError(f"agent history from {self.node}: line "
+                                        f"{len(records) + 1} is not JSON") from None
+            if not records and rec.get("type") != "header":
+                raise OutputFormatError(f"agent history from {self.node} does not start "
+                                        "with a header")
+            records.append(rec)
+            if on_record is not None:
+                on_record(rec)
+
+        argv = [self.python, "-c", AGENT_SCRIPT.read_text(), *args]
+        if hasattr(self.driver, "stream_argv"):
+            result = self.driver.stream_argv(argv, line, timeout=timeout, check=False)
+        else:  # a driver that can only fetch the output at the end
+            result = self.driver.run_argv(argv, timeout=timeout, check=False)
+            for rec in parse_records(result.stdout, self.node):
+                line(json.dumps(rec))
         if result.exit_status == EXIT_IN_USE:
             raise DeviceInUse(f"refused on {self.node}: {result.stderr.strip()}")
-        records = parse_records(result.stdout, self.node)
         if result.exit_status != 0 and not records:
             result.check()
         return records
@@ -197,8 +248,6 @@ class NodeAgent:
         except ValueError:
             raise AgentError(f"agent read on {self.node} printed no base64") from None
 
-    def block_device(self, use: DiskUse) -> AgentBlockDevice:
-        return AgentBlockDevice(self, use.size, use.logical_block_size)
 
 
 def parse_records(text: str, node: str) -> list[dict[str, Any]]:
@@ -222,7 +271,7 @@ def parse_records(text: str, node: str) -> list[dict[str, Any]]:
 class AgentBlockDevice:
     """A read-only ``BlockDevice`` over the agent (for the integrity checker)."""
 
-    def __init__(self, agent: NodeAgent, size: int, block_size: int) -> None:
+    def __init__(self, agent: DiskAgent, size: int, block_size: int) -> None:
         self.agent, self._size, self._bs = agent, size, block_size
 
     @property

@@ -77,12 +77,19 @@ def check_ttl(ttl_s: float) -> int:
 
 
 # Positional parameters: $1 timer name, $2 seconds, $3 heal script. Fixed text: no
-# value is ever interpolated into it.
+# value is ever interpolated into it. The fallback returns once the sleeper shows its
+# marker (nohup and setsid exec in place, so $! becomes it): a disarm that comes right
+# after must find it, or a stale timer would heal a later fault of the same id.
 _ARM = """\
 if [ -d /run/systemd/system ]; then
     exec systemd-run --quiet --collect --unit="$1" --on-active="$2" sh -c "$3"
 fi
 nohup setsid sh -c 'sleep "$0"; eval "$1"' "$2" "$3" "$1" >/dev/null 2>&1 </dev/null &
+pid=$! i=0
+while [ "$i" -lt 250 ]; do
+    case "$(ps -o args= -p "$pid" 2>/dev/null)" in *" $1") break ;; esac
+    sleep 0.02; i=$((i + 1))
+done
 echo sleep
 """
 

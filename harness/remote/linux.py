@@ -16,14 +16,24 @@ this module sends is fixed (the facts script).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+import paramiko
 
 from harness.remote import deadman
-from harness.remote.errors import OutputFormatError, RemoteError, UnsafeArgument
-from harness.remote.nftables import NftTable, TaggedRule, check_interface, check_tag
+from harness.remote.errors import HostUnreachable, OutputFormatError, RemoteError, UnsafeArgument
+from harness.remote.nftables import (
+    NftTable,
+    TaggedRule,
+    check_interface,
+    check_tag,
+    parse_address,
+)
 from harness.remote.result import CommandResult
+from harness.remote.shell import Output, ShellPool, stream
 from harness.remote.ssh import RemoteHost
 
 Signal = Literal["KILL", "STOP", "CONT", "TERM", "INT", "HUP"]
@@ -134,6 +144,56 @@ class LinuxHost(RemoteHost):
         """Run ``argv`` with every word quoted; the ``CommandRunner`` entry point."""
         return self.execute(self.command_line(argv), check=check, timeout=timeout, stdin=stdin)
 
+    def execute(self, command: str, *, check: bool = True, timeout: float | None = None,
+                stdin: str | None = None) -> CommandResult:
+        """Without ``stdin``, through a shell kept open on the host (``harness.remote.shell``:
+        no new session per command); with ``stdin``, through a session channel of its own."""
+        if stdin is not None:
+            return super().execute(command, check=check, timeout=timeout, stdin=stdin)
+        return self.execute_kept(command, check=check, timeout=timeout)
+
+    @property
+    def shells(self) -> ShellPool:
+        pool = self.__dict__.get("_shells")
+        if pool is None:
+            pool = self.__dict__.setdefault("_shells", ShellPool(self.target.where))
+        return pool
+
+    def execute_kept(self, line: str, *, check: bool = True,
+                     timeout: float | None = None) -> CommandResult:
+        """Run a complete command line through one of the host's kept shells."""
+        return self._over_ssh(line, lambda transport: self.shells.run(transport, line, timeout),
+                              check)
+
+    def stream_argv(self, argv: Sequence[str], on_line: Callable[[str], None], *,
+                    check: bool = True, timeout: float | None = None) -> CommandResult:
+        """Run ``argv`` in a session channel of its own, handing each line it prints to
+        ``on_line`` as it arrives (``harness.remote.shell.stream``)."""
+        line = self.command_line(argv)
+        return self._over_ssh(line, lambda transport: stream(
+            transport, line, on_line, timeout=timeout, where=self.target.where), check)
+
+    def _over_ssh(self, line: str, run: Callable[[Any], Output], check: bool) -> CommandResult:
+        self.connect()
+        assert self.connection is not None
+        started = time.monotonic_ns()
+        try:
+            out = run(self.connection.client.get_transport())
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise HostUnreachable(
+                f"lost the ssh connection to {self.target.where} while running "
+                f"{line[:80]!r} ({exc or type(exc).__name__}): check that the host is up"
+            ) from None
+        result = CommandResult(host=self.name, command=line, exit_status=out.exit_status,
+                               stdout=out.stdout, stderr=out.stderr,
+                               duration_ns=time.monotonic_ns() - started)
+        return result.check() if check else result
+
+    def close(self) -> None:
+        self.shells.close()
+        super().close()
+
     run = run_argv
 
     def run_script(self, script: str, *, check: bool = True,
@@ -208,6 +268,15 @@ class LinuxHost(RemoteHost):
             if rule.tag is not None:
                 counts[rule.tag] = counts.get(rule.tag, 0) + 1
         return counts
+
+    def established(self, peer: str, port: int | None = None) -> list[str]:
+        """This host's established TCP connections to ``peer`` (and ``port``), as ``ss``
+        prints them (iproute2): how the host itself sees whether a session is up."""
+        address = str(parse_address(peer).network_address)
+        argv = ["ss", "-H", "-t", "-n", "state", "established", "dst", address]
+        if port is not None:
+            argv += ["dport", "=", f":{int(port)}"]
+        return [line for line in self.run_argv(argv).stdout.splitlines() if line.strip()]
 
     def set_link(self, interface: str, *, up: bool, tag: str | None = None,
                  ttl_s: float | None = None) -> None:

@@ -2,7 +2,8 @@
 
 The Windows counterpart of ``harness.remote.agent.NodeAgent``, with the same
 surface (``check``, ``refuse_if_in_use``, ``clock``, ``run``, ``read``,
-``block_device``). The writer is C# (``windows_agent.cs``): it opens the disk
+``block_device``; the refusal, the clock relation and the read-back are the shared
+``DiskAgent``'s). The writer is C# (``windows_agent.cs``): it opens the disk
 with ``FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH``, writes from
 sector-aligned ``VirtualAlloc`` buffers, stamps every sector exactly as
 ``harness.workload.stamp`` does, and returns the history as JSON lines (one
@@ -25,13 +26,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.remote import powershell as ps
-from harness.remote.agent import AgentBlockDevice, AgentError, ClockOffset, DeviceInUse
+from harness.remote.agent import AgentError, DiskAgent
 from harness.remote.agent import parse_records as parse_agent_records
 
 SOURCE = Path(__file__).with_name("windows_agent.cs")
@@ -76,7 +76,7 @@ class WindowsDiskUse:
         return None
 
 
-class WindowsNodeAgent:
+class WindowsNodeAgent(DiskAgent):
     """The agent on a Windows cluster node's disk, through a ``WindowsHost``."""
 
     def __init__(self, driver: Any, node: str, device: str, *, alias: str = "") -> None:
@@ -138,26 +138,14 @@ class WindowsNodeAgent:
                               bool(r["IsClustered"]), bool(r["IsBoot"]), bool(r["IsSystem"]),
                               int(r["Partitions"]), int(r["Size"]), int(r["LogicalBlockSize"]))
 
-    def refuse_if_in_use(self) -> WindowsDiskUse:
-        use = self.check()
-        if use.reason is not None:
-            raise DeviceInUse(f"refused: {self.device} on {self.node} ({self.alias}) is in use: "
-                              f"{use.reason}; nothing was written")
-        return use
-
-    def clock(self, rounds: int = 5) -> ClockOffset:
-        best: tuple[int, int] | None = None
-        for _ in range(rounds):
-            t0 = time.monotonic_ns()
-            rows = self.driver.powershell(
-                "[pscustomobject]@{ Ns = [long]([Diagnostics.Stopwatch]::GetTimestamp() * "
-                "(1e9 / [Diagnostics.Stopwatch]::Frequency)) }", operation="agent clock")
-            t1 = time.monotonic_ns()
-            remote = int(rows[0]["Ns"])
-            if best is None or t1 - t0 < best[1]:
-                best = (remote - (t0 + t1) // 2, t1 - t0)
-        assert best is not None
-        return ClockOffset(best[0], best[1] // 2 + 1, rounds)
+    def node_clock_ns(self) -> int:
+        rows = self.driver.powershell(
+            "[pscustomobject]@{ Ns = [long]([Diagnostics.Stopwatch]::GetTimestamp() * "
+            "(1e9 / [Diagnostics.Stopwatch]::Frequency)) }", operation="agent clock")
+        try:
+            return int(rows[0]["Ns"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            raise AgentError(f"{self.node} printed no clock: {rows!r:.80}") from None
 
     def run(self, *, generation: int, seed: int = 0, block_size: int = 4096,
             ops: int | None = None, duration_s: float | None = None, region_offset: int = 0,
@@ -182,6 +170,3 @@ class WindowsNodeAgent:
             f"{ps.integer(offset, high=2**62)}, {ps.integer(length)}) }}"),
             operation="agent read")
         return base64.b64decode(str(rows[0]["Data"]))
-
-    def block_device(self, use: WindowsDiskUse) -> AgentBlockDevice:
-        return AgentBlockDevice(self, use.size, use.logical_block_size)  # type: ignore[arg-type]

@@ -110,6 +110,8 @@ def test_freeze_is_verified_and_healed_from_the_journal(site, storage_process):
     assert fault.host == "Store1"
     fault.inject()
     assert {_state(p) for p in _pids("sbstorage")} == {"T"}
+    # its own verification on the host is the chaos run's evidence that it took effect
+    assert fault.proof is not None and "is stopped (SIGSTOP), sockets open" in fault.proof
     outcomes = heal_journal(site.journal)
     assert [(o.id, o.healed) for o in outcomes] == [(fault.id, True)]
     assert "T" not in {_state(p) for p in _pids("sbstorage")}
@@ -117,8 +119,9 @@ def test_freeze_is_verified_and_healed_from_the_journal(site, storage_process):
 
 def test_kill_is_verified_and_heal_waits_for_the_process_again(site, storage_process):
     before = set(_pids("sbstorage"))
-    with site.kill("Store1"):
+    with site.kill("Store1") as fault:
         assert not before & set(_pids("sbstorage"))
+        assert fault.proof is not None and "process of Store1 is gone" in fault.proof
     assert _pids("sbstorage")
 
 
@@ -171,6 +174,7 @@ def test_path_drop_with_traffic_counts_dropped_packets(site, sshd_host, monkeypa
                                journal=site.journal, ttl_s=300, reset=reset)
         with fault:
             assert fault.dropped() > 0
+            assert (fault.proof is not None) is reset  # only a cut shows the session down
             if reset:  # a cut: the connection is refused at once, not left to time out
                 probe = ("import socket\ntry:\n    socket.create_connection("
                          f"('{pair.client_address}', {port}), 5)\n"
@@ -180,6 +184,39 @@ def test_path_drop_with_traffic_counts_dropped_packets(site, sshd_host, monkeypa
     finally:
         pinger.kill()
         pinger.wait()
+        listener.close()
+
+
+def test_a_cut_that_leaves_a_connection_established_is_a_failed_injection(
+        site, sshd_host, monkeypatch):
+    """A path cut must bring the node's sessions to the portal down: an established
+    connection that no rule reset (it sent nothing while the fault was verified) is still
+    a session up, so the cut changed nothing for it."""
+    import harness.faults.remote_catalogue as catalogue
+    from harness.faults.remote_catalogue import RemotePathDrop
+
+    monkeypatch.setattr(catalogue, "VERIFY_S", 1.0)
+    pair = sshd_host.pair
+    listener = pair.client.listen_tcp(pair.client_address)
+    port = listener.getsockname()[1]
+    idle = pair.host.popen(["python3", "-c", "import socket, time\n"
+                            f"s = socket.create_connection(('{pair.client_address}', {port}))\n"
+                            "time.sleep(60)\n"], start_new_session=True)
+    busy = pair.host.popen(["python3", "-c", "import socket, time\nwhile True:\n    try:\n"
+                            f"        socket.create_connection(('{pair.client_address}', "
+                            f"{port}), 0.5).close()\n    except OSError:\n        pass\n"
+                            "    time.sleep(0.1)\n"], start_new_session=True)
+    try:
+        fault = RemotePathDrop(inventory=site.inventory.path, host="Store1", label="p",
+                               peer=pair.client_address, port=port, require_drops=True,
+                               journal=site.journal, ttl_s=300, reset=True)
+        with pytest.raises(FaultNotEffective, match="still established"):
+            fault.inject()
+        assert not fault.active and sshd_host.pair.host.nft.rules() == []
+    finally:
+        for proc in (idle, busy):
+            proc.kill()
+            proc.wait()
         listener.close()
 
 

@@ -319,3 +319,53 @@ def test_a_freeze_with_a_ttl_always_thaws(linux, sshd_host):
     finally:
         proc.kill()
         proc.wait()
+
+
+SESSION = ["sh", "-c", "ps -o sid= -p $$"]  # sshd gives every session channel its own
+
+
+def test_commands_share_a_kept_shell_and_cannot_disturb_it(linux):
+    """Commands without stdin go through one shell kept open (one SSH session), not a new
+    session each; a command cannot read the protocol's input nor change the kept shell."""
+    sessions = {linux.run(SESSION).stdout.strip() for _ in range(20)}
+    assert len(sessions) == 1
+    assert linux.run(SESSION, stdin="").stdout.strip() not in sessions  # its own channel
+    assert linux.run(["cat"]).stdout == ""  # stdin is /dev/null, not the next command line
+    linux.run(["sh", "-c", "cd /tmp && export SB_LEAK=1"])
+    home = linux.run(["pwd"]).stdout
+    linux.run(["sh", "-c", "exit 3"], check=False)
+    assert linux.run(["sh", "-c", "echo ${SB_LEAK:-none}; pwd"]).stdout == "none\n" + home
+    out = linux.run(["sh", "-c", "printf 'no newline'; printf 'err' >&2"])
+    assert (out.stdout, out.stderr) == ("no newline", "err")
+    assert {linux.run(SESSION).stdout.strip()} == sessions
+    with pytest.raises(UnsafeArgument, match="not complete shell text"):
+        linux.execute("echo 'unbalanced")
+
+
+def test_a_command_over_its_timeout_closes_its_kept_shell_only(linux):
+    from harness.remote.errors import CommandTimedOut
+
+    before = linux.run(SESSION).stdout.strip()
+    with pytest.raises(CommandTimedOut):
+        linux.run(["sleep", "30"], timeout=0.5)
+    after = linux.run(SESSION).stdout.strip()
+    assert after and after != before  # a new kept shell; the timed-out one was hung up
+
+
+def test_threads_run_commands_at_once_through_several_kept_shells(linux):
+    import threading
+
+    results: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def one(i: int) -> None:
+        barrier.wait()
+        results.append(linux.run(["sh", "-c", f"sleep 0.5; echo {i}"]).stdout)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == ["0\n", "1\n", "2\n"]
+    assert linux.shells._open >= 2  # they ran side by side, not queued behind one shell

@@ -97,3 +97,30 @@ def test_a_mounted_device_is_refused(linux, disk, tmp_path):
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_the_history_is_streamed_so_a_cut_off_run_keeps_what_it_recorded(linux, disk):
+    """Records reach the controller as the agent prints them: a run cut off by its timeout
+    (the connection, in effect, lost) still hands over the header and the writes so far."""
+    from tenacity import Retrying, stop_after_delay, wait_fixed
+
+    from harness.remote.errors import CommandTimedOut
+
+    agent = NodeAgent(linux, "node1", disk)
+    got: list[dict] = []
+    with pytest.raises(CommandTimedOut):
+        agent.run(generation=0x52, seed=1, writers=1, duration_s=3.0, timeout=1.5,
+                  on_record=got.append)
+    assert got[0]["type"] == "header" and any(r["type"] == "ok" for r in got[1:])
+    # the agent on the host ends by itself (its output is gone) before the disk goes away
+    for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.2), reraise=True):
+        with attempt:
+            assert not [fd for pid in os.listdir("/proc") if pid.isdigit()
+                        for fd in _fds(pid) if fd == os.path.realpath(disk)]
+
+
+def _fds(pid: str) -> list[str]:
+    try:
+        return [os.path.realpath(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return []

@@ -167,17 +167,18 @@ def test_validate_passes_through_ssh_only(site, no_lab_shortcuts, tmp_path, caps
     assert no_lab_shortcuts == []
 
 
-# Left out: the lab-only fault words (flap, oneway, delay, disk-*, power loss) and
-# primary-freeze, which ends in a split brain the reference target detects and keeps
-# (both replicas Not synchronized until an administrator marks one): see the report.
+# Left out: the lab-only fault words (flap, oneway, delay, disk-*, power loss), and for now
+# the split-brain and double-failure families.
 @pytest.mark.parametrize("scenario", ["sync-reset", "sync-blackhole", "primary-kill",
-                                      "primary-restart-failback", "path-one",
-                                      "paths-of-one-node"])
+                                      "primary-freeze", "primary-restart-failback", "path-one",
+                                      "paths-of-one-node", "path-flapping",
+                                      "all-paths-within-disk-timeout"])
 def test_chaos_smoke_scenarios_pass_through_ssh_only(site, no_lab_shortcuts, tmp_path, scenario):
     """`splitbrain chaos --profile smoke --inventory` scenarios on the site, through SSH
     alone: the sync link reset (adapter down) or black-holed on the primary, the
     primary's target killed or restarted (its supervisor restarts it, as systemd would),
-    one path or every path to one storage host reset.
+    one path, every path to one storage host or to both reset, one path flapping, the
+    primary frozen (SIGSTOP) and thawed.
     Each must pass (faults took effect and healed, nothing acknowledged lost, replicas
     identical and Synchronized, timing within budget) and leave nothing broken."""
     from harness.checks.results import ResultsDir, ResultWord
@@ -189,6 +190,12 @@ def test_chaos_smoke_scenarios_pass_through_ssh_only(site, no_lab_shortcuts, tmp
     results = ResultsDir(out).read_all()
     assert [(r.name, r.result) for r in results] == [(scenario, ResultWord.SUCCESS)], \
         [(r.name, r.result, r.reason) for r in results]
+    # a process or path fault proved itself on the host as it was applied
+    proof = {"primary-freeze": "(SIGSTOP), sockets open", "primary-kill": "is gone: pids",
+             "path-flapping": "connections were reset"}.get(scenario)
+    if proof is not None:
+        assert any(proof in e.text for e in results[0].evidence
+                   if e.title.startswith("took effect")), results[0].evidence
     assert code == 0 and live_faults() == []
     assert any(p.name.startswith("logs-Store1") for p in (out / "attachments").iterdir())
     assert no_lab_shortcuts == []
