@@ -75,7 +75,7 @@ def nightly_scenario(device: HaDevice, duration_s: float, name: str = "nemesis")
                "different, and every fault heals to Synchronized with every path up.",
         faults=(), duration_s=duration_s,
         split_brain="allowed" if device.strategy.value == "heartbeat" else "forbidden",
-        settle_s=30.0, writers=4, queue_depth=4,
+        settle_s=30.0, writers=4, queue_depth=4, span_bytes=0,
     )
 
 

@@ -10,6 +10,7 @@ budget it is judged by, so the checkers can relate a gap in the history to it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,26 @@ BUDGET_OF_KIND = {
     "sync-blackhole": "path_failover_s",
     "secondary-kill": "node_failover_s",
 }
+
+
+HELD_S = 1.0  # a split brain held this long is the device's decision, not a passing state
+
+
+class HeldFor:
+    """True once its condition has held for ``seconds`` without a break."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.since: float | None = None
+
+    def __call__(self, now_true: bool) -> bool:
+        now = time.monotonic()
+        if not now_true:
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        return now - self.since >= self.seconds
 
 
 class ReplicaWatch:

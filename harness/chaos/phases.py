@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.chaos.observers import FaultLog
+from harness.chaos.observers import HELD_S, FaultLog, HeldFor
 from harness.chaos.schedule import DeviceFaults
 from harness.checks.compose import RunVerdict
 from harness.checks.verdict import Problem
@@ -149,21 +149,22 @@ class RunPhases:
         shared half (every writer of every node on the same blocks)."""
         settings, timers = self.run.settings, self.timers()
         size = device.num_blocks * device.block_size
+        span = self.span(size)
         base = WorkloadSpec(
             seed=settings.seed, writers=settings.writers, queue_depth=settings.queue_depth,
             block_sizes=BLOCK_SIZES, read_ratio=READ_RATIO, duration=settings.duration_s,
             op_timeout=max(30.0, timers.disk_timeout_s),
         )
         if len(self.nodes) == 1:
-            return [(0, base.validate(size, device.block_size))]
-        half = size // 2 // max(BLOCK_SIZES) * max(BLOCK_SIZES)
+            return [(0, replace(base, region_length=span).validate(size, device.block_size))]
+        half = span // 2 // max(BLOCK_SIZES) * max(BLOCK_SIZES)
         each = max(1, settings.writers // 2)
         out = []
         for i in range(len(self.nodes)):
             first = i * 2 * each
             private = replace(base, writers=each, region_mode="private", region_offset=0,
                               region_length=half)
-            shared_length = size - half
+            shared_length = span - half
             if settings.shared_bytes:  # a hot spot: both nodes write the same few blocks
                 shared_length = min(shared_length, max(settings.shared_bytes,
                                                        max(BLOCK_SIZES)))
@@ -173,12 +174,20 @@ class RunPhases:
             out.append((first + each, shared.validate(size, device.block_size)))
         return out
 
+    def span(self, size: int) -> int:
+        """Bytes at the start of the device the workload writes (whole checker blocks)."""
+        span = self.run.settings.span_bytes
+        if span <= 0 or span >= size:
+            return size
+        return max(span // max(BLOCK_SIZES), 2) * max(BLOCK_SIZES)
+
     async def chaos(self, schedule: Schedule) -> WorkloadResult:
         run, settings = self.run, self.run.settings
         devices: list[MultipathBlockDevice] = []
         try:
-            for node in self.nodes:
-                devices.append(await self._open(node))
+            with run.phase("login"):
+                for node in self.nodes:
+                    devices.append(await self._open(node))
             specs = self.specs(devices[0])
             header = header_for(
                 devices[0],
@@ -202,13 +211,17 @@ class RunPhases:
                 unsubscribe = [mirror_path_events(d, history) for d in devices]
                 with run.replica_watch(history) as watch:
                     try:
-                        await self.steady_state(devices, watch)
-                        result = await self._play(devices, specs, history, schedule, watch)
+                        with run.phase("steady_state"):
+                            await self.steady_state(devices, watch)
+                        with run.phase("workload"):
+                            result = await self._play(devices, specs, history, schedule,
+                                                      watch)
                     finally:
                         for u in unsubscribe:
                             u()
                     run.say(f"replicas: waiting until {run.device.alias} is Synchronized ...")
-                    waited = await asyncio.to_thread(run.wait_synchronized, watch)
+                    with run.phase("settle"):
+                        waited = await asyncio.to_thread(run.wait_synchronized, watch)
                     run.meta["replicas_after"] = dict(watch.last)
                 if waited is not None:
                     run.say(f"replicas: both Synchronized {waited:.1f} s after the workload ended")
@@ -217,9 +230,10 @@ class RunPhases:
                     run.say(f"replicas: NOT Synchronized within {run.settle_deadline():g} s "
                             f"after the workload ended: {watch.last}")
         finally:
-            for d in devices:
-                with contextlib.suppress(SplitbrainError, OSError):
-                    await d.close()
+            with run.phase("logout"):
+                for d in devices:
+                    with contextlib.suppress(SplitbrainError, OSError):
+                        await d.close()
         run.say(f"workload: {result.summary()}")
         return result
 
@@ -346,12 +360,19 @@ class RunPhases:
             await asyncio.sleep(0.1)
         healed = time.monotonic_ns()
         names = [p.name for p in self.all_paths]
+        held, asked = HeldFor(HELD_S), 0.0
         while True:
             last = {n: t for tr in tracked for n, t in tr.last_ok.items()}
             missing = [n for n in names if last.get(n, 0) < healed]
             if not missing:
                 run.meta["paths_back_s"] = round((time.monotonic_ns() - healed) / 1e9, 3)
                 break
+            if time.monotonic() - asked >= 0.5:  # no path serves a held split brain
+                asked = time.monotonic()
+                if held(await asyncio.to_thread(run.held)):
+                    run.say(f"paths: {len(missing)} not back; the device holds a split brain "
+                            "(waiting for an administrator): writing stops")
+                    break
             await asyncio.sleep(0.1)
         for w in workloads:
             w.stop()
@@ -405,8 +426,9 @@ class RunPhases:
                 paths = sorted(per_host.values(), key=lambda p: p.name)
             for i, spec in enumerate(paths):
                 try:
-                    dev = await IscsiDevice.open(
-                        replace(spec, isid=READ_BACK_PATHS.isid(i + 1)), connector)
+                    with run.phase("check_login"):
+                        dev = await IscsiDevice.open(
+                            replace(spec, isid=READ_BACK_PATHS.isid(i + 1)), connector)
                 except SplitbrainError as exc:
                     run.run_problems.append(Problem(
                         "path_unusable", f"path {spec.name} cannot be read after heal: {exc}",
@@ -431,8 +453,18 @@ class RunPhases:
             run.meta["capture"] = (f"{capture.packets} packets on ports {capture.ports}"
                                    if pcap and capture else
                                    (capture.why_not if capture else "none"))
+            # on the lab the images are read whole (compared, and each Synchronized one
+            # checked on its own): the paths need to read back only the span written
+            size = run.device.size
+            after = run.meta.get("replicas_after") or {}
+            whole = [n for n in images if after.get(n.rsplit("@", 1)[-1]) == "synchronized"]
+            span = self.span(size) if replicas and images and whole else None
+            if span is not None and span < size:
+                run.say(f"checks: paths read back the {span / 2**20:g} MiB the workload wrote; "
+                        f"replica image(s) {', '.join(whole)} checked whole")
             result, _reports = await check_run_file(
-                self.history_file, devices=devices or None, replicas=replicas,
+                self.history_file, devices=devices or None, replicas=replicas, span=span,
+                whole=whole,
                 budget=run.budget, pcap=str(pcap) if pcap else None,
                 iscsi_ports=tuple(capture.ports) if pcap and capture else (3260,),
                 wire_tolerance_s=0.05)

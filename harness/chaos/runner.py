@@ -27,14 +27,14 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness.chaos.observers import POLL_S, ReplicaStates, ReplicaWatch
+from harness.chaos.observers import HELD_S, POLL_S, HeldFor, ReplicaStates, ReplicaWatch
 from harness.chaos.schedule import (
     FAULT_KINDS,
     SPARSE,
@@ -104,6 +104,14 @@ class RunSettings:
     # bytes of the shared region every writer of every node overlaps on (0: the second
     # half of the device); a small one makes writes through both nodes collide
     shared_bytes: int = 0
+    # bytes at the start of the device the workload writes (0: all of it). The checks then
+    # read back only that span through the paths; blocks past it are still checked in
+    # every replica's image (lab) or read back too (a real site has no images)
+    span_bytes: int = 0
+    # True while the device holds a split brain it detected: every replica Not synchronized,
+    # waiting for an administrator to mark one (the site's reader; None: never known). No
+    # path carries I/O and nothing resyncs until then, so the run stops waiting for either.
+    held: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -200,6 +208,19 @@ class ChaosRun:
         self.meta: dict[str, Any] = {}
         # called in the nemesis's thread after each inject (evidence that it took effect)
         self.injected_hooks: list[Callable[[str, Any, Fault], None]] = []
+        # wall seconds of each phase (steady state, workload, settle, check...): where a
+        # run's time goes, in its verdict and on the console
+        self.phases: dict[str, float] = {}
+        self.meta["phases_s"] = self.phases
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one phase of the run into ``phases`` (added up if it comes again)."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(self.phases.get(name, 0.0) + time.monotonic() - t0, 3)
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -223,7 +244,8 @@ class ChaosRun:
         t_wall, t0 = time.time(), time.monotonic_ns()
         heals: list[str] = []
         try:
-            faults, schedule = self.plan()
+            with self.phase("plan"):
+                faults, schedule = self.plan()
             (self.output / "schedule.json").write_text(
                 json.dumps(schedule.to_json(), indent=1) + "\n", encoding="utf-8"
             )
@@ -243,14 +265,15 @@ class ChaosRun:
             phase = RunPhases(self, faults)
             try:
                 workload: WorkloadResult | None = asyncio.run(phase.chaos(schedule))
-                verdict = asyncio.run(phase.check())
+                with self.phase("check"):
+                    verdict = asyncio.run(phase.check())
             except SteadyStateError as exc:
                 self.say(f"steady state: {exc}")
                 self.run_problems.append(Problem("steady_state", str(exc)))
                 workload, verdict = None, RunVerdict(str(phase.history_file))
         finally:
-            with signals_ignored():  # a second Ctrl-C must not leave a fault behind
-                heals = self.heal_all()
+            with signals_ignored(), self.phase("heal"):  # a second Ctrl-C must not
+                heals = self.heal_all()  # leave a fault behind
         for line in heals:
             if line.startswith("FAILED: "):
                 self.run_problems.append(Problem("heal_failed", line.removeprefix("FAILED: ")))
@@ -306,17 +329,33 @@ class ChaosRun:
         for hook in self.injected_hooks:
             hook(name, step, fault)
 
+    def held(self) -> bool:
+        """The device holds a split brain it detected (``RunSettings.held``)."""
+        if self.settings.held is None or self.settings.administrator is not None:
+            return False  # with an administrator, someone marks a side: wait for that
+        try:
+            return bool(self.settings.held())
+        except (SplitbrainError, OSError):
+            return False
+
     def wait_synchronized(self, watch: ReplicaWatch, why: str = "") -> float | None:
         """Seconds until both replicas are Synchronized; None at the deadline (after the
-        last heal that is a problem of the run; before the first fault, ``why`` says so)."""
+        last heal that is a problem of the run; before the first fault, ``why`` says so).
+        After the workload, a split brain the device holds for ``HELD_S`` ends the wait at
+        once: it is Not synchronized until an administrator acts, however long one waits."""
         deadline = self.resync_deadline() if why else self.settle_deadline()
         t0 = time.monotonic_ns()
+        held = HeldFor(HELD_S)
+
+        def settled() -> bool:
+            return watch.synchronized() or (not why and held(self.held()))
+
         try:
             Retrying(
                 stop=stop_after_delay(deadline),
                 wait=wait_fixed(POLL_S),
                 retry=retry_if_result(lambda ok: not ok),
-            )(watch.synchronized)
+            )(settled)
         except RetryError:
             if why:
                 return None
@@ -329,7 +368,22 @@ class ChaosRun:
                 )
             )
             return None
-        return (time.monotonic_ns() - t0) / 1e9
+        waited = (time.monotonic_ns() - t0) / 1e9
+        if held.since is None or watch.synchronized():
+            return waited
+        self.meta["split_brain_held"] = dict(watch.last)
+        self.run_problems.append(
+            Problem(
+                "not_synchronized",
+                f"replicas of {self.device.alias} not Synchronized after the workload ended: "
+                f"the device detected a split brain and keeps them {watch.last} until an "
+                f"administrator marks one (seen for {HELD_S:g} s, {waited:.1f} s after the "
+                "workload ended)",
+                detail={"states": dict(watch.last), "deadline_s": deadline,
+                        "split_brain_held": True},
+            )
+        )
+        return None
 
     def build_fault(self) -> Callable[[FaultSpec], Fault]:
         return self.sut.faults.build

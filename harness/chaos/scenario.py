@@ -34,6 +34,10 @@ from harness.faults.nemesis import FaultSpec, Schedule, Step
 from harness.lab.inventory import HaDevice, HostRole, Inventory, NetworkRole
 
 FAMILIES = ("sync-link", "primary", "mpio", "split-brain", "double", "power-loss", "disk")
+# bytes at the start of the device a scenario's workload writes: a few seconds of writes
+# overlap densely there, and the paths read back only that much (the replica images are
+# still checked whole)
+SPAN_BYTES = 32 << 20
 
 
 class ScenarioError(RunError):
@@ -76,6 +80,7 @@ class Scenario:
     shared_bytes: int = 0
     # seconds at which fresh writers join (new writes arriving while the running ones wait)
     bursts: tuple[float, ...] = ()
+    span_bytes: int = SPAN_BYTES  # 0: the whole device
 
     @property
     def run_s(self) -> float:
@@ -91,6 +96,7 @@ class Scenario:
             "split_brain": self.split_brain, "settle_s": self.settle_s,
             "writers": self.writers, "queue_depth": self.queue_depth,
             "outage": list(self.outage), "bursts": list(self.bursts),
+            "span_bytes": self.span_bytes,
             "faults": [{"at_s": f.at_s, "duration_s": f.duration_s, "action": f.action,
                         "target": f.target, "params": dict(f.params)} for f in self.faults],
         }
@@ -113,6 +119,7 @@ class Scenario:
                 writers=int(data.get("writers", 4)), queue_depth=int(data.get("queue_depth", 2)),
                 outage=tuple(int(i) for i in data.get("outage", ())),
                 bursts=tuple(float(t) for t in data.get("bursts", ())),
+                span_bytes=int(data.get("span_bytes", SPAN_BYTES)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScenarioError(
@@ -299,6 +306,23 @@ def _ha_status(sut: Any, alias: str) -> Callable[[str], Mapping[str, Any] | None
     return status
 
 
+def holds_split_brain(rows: list[Mapping[str, Any] | None]) -> bool:
+    """Every replica's status says the device keeps it Not synchronized until an
+    administrator marks one (the bundled HA device's reconnect plan, ``last_plan``)."""
+    return bool(rows) and all(
+        row is not None and str(row.get("state", "")).lower() == "not synchronized"
+        and "mark" in str(row.get("last_plan", "")) for row in rows)
+
+
+def _held(sut: Any, device: HaDevice) -> Callable[[], bool] | None:
+    """The lab's reader of a split brain its device holds (None off the lab)."""
+    status = _ha_status(sut, device.alias)
+    if status is None:
+        return None
+    hosts = [r.host for r in device.replicas]
+    return lambda: holds_split_brain([status(h) for h in hosts])
+
+
 def run_scenario(
     sut: Any,
     scenario: Scenario,
@@ -352,6 +376,7 @@ def run_schedule(
         initiators=cluster_nodes(inventory), fresh=fresh, settle_s=scenario.settle_s,
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
         bursts=scenario.bursts, capture=capture, shared_bytes=scenario.shared_bytes,
+        span_bytes=scenario.span_bytes, held=_held(sut, device),
         administrator=mark_primary(sut, device) if administrator else None,
     )
     run = ChaosRun(sut, settings, out=out)
@@ -359,11 +384,14 @@ def run_schedule(
                       ha_status=_ha_status(sut, device.alias))
     run.injected_hooks.append(probe.hook)
     outcome = run.execute()
-    probe.join()
-    history = _history(outcome)
-    evidence = _evidence(history, schedule, probe, inventory, device)
-    recovery = recover_split_brain(sut, device, outcome)
-    result = scenario_result(scenario, outcome, evidence, recovery, device, sut, history)
+    with run.phase("evidence"):
+        probe.join()
+        history = _history(outcome)
+        evidence = _evidence(history, schedule, probe, inventory, device)
+    with run.phase("recover"):
+        recovery = recover_split_brain(sut, device, outcome)
+    with run.phase("verdict"):
+        result = scenario_result(scenario, outcome, evidence, recovery, device, sut, history)
     (output / "scenario.json").write_text(json.dumps(scenario.to_json(), indent=1) + "\n",
                                           encoding="utf-8")
     verdict = outcome.verdict.to_json()

@@ -194,9 +194,11 @@ class DivergenceCheck:
 
 async def compare_replicas(replicas: dict[str, ChunkReader], size: int, block_size: int,
                            history: RecordedHistory | HistoryOutline | None = None,
-                           *, chunk: int = CHUNK, index: WriteIndex | None = None) -> Verdict:
+                           *, chunk: int = CHUNK, index: WriteIndex | None = None,
+                           each: Callable[[str, int, bytes], None] | None = None) -> Verdict:
     """Compare every pair of replicas over ``size`` bytes (a streamed history: pass its
-    ``index``)."""
+    ``index``). ``each(name, offset, data)`` sees every chunk read (one pass over the
+    replicas also checks each on its own, e.g. its integrity)."""
     if len(replicas) < 2:
         raise DeviceError("comparing replicas needs at least two; pass every replica")
     size = size // block_size * block_size  # a tail smaller than a block is never written
@@ -209,6 +211,9 @@ async def compare_replicas(replicas: dict[str, ChunkReader], size: int, block_si
         n = min(chunk, size - off)
         datas = await asyncio.gather(*(replicas[name](off, n) for name in names))
         by_name = dict(zip(names, datas, strict=True))
+        if each is not None:
+            for name in names:
+                each(name, off, by_name[name])
         for (a, b), pair in pairs.items():
             check.compare_chunk(pair, off, by_name[a], by_name[b])
     for reader in replicas.values():

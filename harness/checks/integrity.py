@@ -264,18 +264,24 @@ class IntegrityCheck:
 
 async def check_devices(history: RecordedHistory | HistoryOutline,
                         devices: dict[str, BlockDevice], *, chunk: int = CHUNK,
-                        index: WriteIndex | None = None) -> Verdict:
+                        index: WriteIndex | None = None, span: int | None = None,
+                        check: IntegrityCheck | None = None,
+                        problems: list[Problem] | None = None) -> Verdict:
     """Read every device (every path) back in full and check it against the history.
 
     A path that fails a read is reported as ``unreadable`` from that offset on; the
     other paths are still checked. A streamed history (its ``HistoryOutline``) needs
-    its ``index`` (``WriteIndex.from_table``).
+    its ``index`` (``WriteIndex.from_table``). ``span``: read only the first ``span``
+    bytes (where the workload wrote; the caller checks the rest another way, e.g. in
+    the replicas' images with ``check``, whose ``problems`` join this verdict).
     """
-    check = IntegrityCheck(history, index)
-    problems: list[Problem] = []
+    check = check or IntegrityCheck(history, index)
+    problems = list(problems or [])
     size = history.header.size
     bs = history.header.block_size
     checked = size // bs * bs  # a tail smaller than a checker block is never written
+    if span is not None:
+        checked = min(checked, max(bs, span // bs * bs))
     chunk = max(bs, chunk // bs * bs)
     for name, dev in devices.items():
         dev_size = dev.num_blocks * dev.block_size

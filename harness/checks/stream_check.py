@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from harness.checks.faults_report import (
     finish_reports,
     resolve_budgets,
 )
-from harness.checks.integrity import check_devices
+from harness.checks.integrity import IntegrityCheck, check_devices
 from harness.checks.model import WriteIndex
 from harness.checks.monotonic import MonotonicReads
 from harness.checks.packet_timing import check_scenario_capture
@@ -143,8 +143,16 @@ async def check_run_file(
     iscsi_ports: tuple[int, ...] = (3260,),
     wire_tolerance_s: float = 0.01,
     fault_windows: Sequence[FaultWindow] | None = None,
+    span: int | None = None,
+    whole: Collection[str] | None = None,
 ) -> tuple[RunVerdict, list[FaultReport]]:
-    """``compose.check_run`` for a history of any length: streamed, then the devices."""
+    """``compose.check_run`` for a history of any length: streamed, then the devices.
+
+    ``span``: read the ``devices`` back only over the first ``span`` bytes (where the
+    workload wrote); the replicas named in ``whole`` (default: every one; those that
+    must hold every acknowledged write, i.e. Synchronized) are then checked for integrity
+    in full, in the same pass that compares them, so no block goes unchecked. With none
+    of them, the devices are read back in full."""
     s = stream_history(history_path, budget, fault_windows=fault_windows)
     result = RunVerdict(os.fspath(history_path))
     result.verdicts += [s.register, s.monotonic, s.timing, faults_verdict(s.reports)]
@@ -155,9 +163,34 @@ async def check_run_file(
     if devices or replicas:
         h = s.outline.header
         index = WriteIndex.from_table(h, s.table, history_path)
-        if devices:
-            result.verdicts.append(await check_devices(s.outline, devices, index=index))
+        in_full = set(replicas or {}) if whole is None else set(whole) & set(replicas or {})
+        whole_device = span is None or span >= h.size or not in_full
+        check = IntegrityCheck(s.outline, index)
+        in_images: list[Problem] = []
+
+        def each(name: str, offset: int, data: bytes) -> None:
+            if name in in_full:
+                in_images.extend(check.check_buffer(offset, data, name))
+
+        divergence = None
         if replicas:
-            result.verdicts.append(await compare_replicas(replicas, h.size, h.block_size,
-                                                          s.outline, index=index))
+            t0 = time.perf_counter()
+            divergence = await compare_replicas(replicas, h.size, h.block_size, s.outline,
+                                                index=index,
+                                                each=None if whole_device else each)
+            divergence.stats["wall_s"] = round(time.perf_counter() - t0, 3)
+        if devices:
+            t0 = time.perf_counter()
+            integrity = await check_devices(
+                s.outline, devices, index=index, span=None if whole_device else span,
+                check=check, problems=in_images)
+            integrity.stats["wall_s"] = round(time.perf_counter() - t0, 3)
+            if not whole_device:
+                integrity.stats["read_back_bytes"] = min(span or h.size, h.size)
+                integrity.stats["checked_in_full"] = sorted(in_full)
+            result.verdicts.append(integrity)
+        elif not whole_device:  # no path to read: the images' own integrity still
+            result.verdicts.append(check.verdict(in_images))
+        if divergence is not None:
+            result.verdicts.append(divergence)
     return result, s.reports

@@ -140,6 +140,9 @@ class Session:
 
         # a bar and coloured result words on a terminal, timestamped lines in a log
         self.console = Console()
+        from harness.report.scenario_record import BackgroundRecorder
+
+        self.recorder = BackgroundRecorder()
 
     def say(self, text: str) -> None:
         self.console.line(text)
@@ -182,6 +185,8 @@ class Session:
                 print(f"splitbrain chaos: interrupted by {exc}; faults healed, partial results "
                       f"in {self.output}/", file=sys.stderr)
                 return 128 + exc.signum
+            finally:  # the records still being written (while the lab went down)
+                self.recorder.finish()
         info.finished = time.time()
         if self.inventory.lab is None:  # a real site: its hosts' logs (redacted) too
             from harness.remote import evidence
@@ -195,10 +200,13 @@ class Session:
 
     def _record(self, done: Any, results: Any, output: Path) -> None:
         from harness.checks.results import ResultWord
-        from harness.report.scenario_record import record_scenario
 
         r = done.result
-        record_scenario(results, r, output, inventory=self.inventory.path)
+        # the record (timeline plot, attachments) is written while the next scenario runs
+        self.recorder.submit(results, r, output, inventory=self.inventory.path)
+        phases = done.outcome.meta.get("phases_s", {})
+        self.say(f"  {r.name}: phases: " + ", ".join(f"{k} {v:.1f} s"
+                                                      for k, v in phases.items() if v >= 0.05))
         if r.result is ResultWord.FAILED:
             self.failed += 1
         took = r.numbers.get("elapsed_s", 0)

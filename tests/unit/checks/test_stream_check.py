@@ -124,6 +124,64 @@ def test_check_run_file_reads_the_device_and_compares_replicas(scenario, tmp_pat
     assert {p.offset for p in divergence.problems} == {5 * BS, 7 * BS}
 
 
+def test_a_span_read_back_still_checks_every_block_of_the_replica_images(scenario):
+    """With ``span``, the paths are read back only over the span the workload wrote, and
+    each replica's image is checked whole in the comparing pass: a write of this run
+    found past the span (misdirected there) is still reported, on the image it is in;
+    inside the span a lost write is still found through the path."""
+    import asyncio
+
+    from harness.checks.stream_check import check_run_file
+
+    s = scenario
+    s.write(0, 0, 1, invoke=10, complete=20)
+    s.write(0, 1, 2, invoke=30, complete=40, apply=False)  # acknowledged, never landed
+    s.write(0, 2, 3, invoke=50, complete=60)
+    node1 = bytearray(s.image)
+    node1[12 * BS:13 * BS] = s.stamp(0, 2, 3)  # w0#2 landed at block 12 too: misplaced
+    node2 = bytearray(node1)
+    reads: list[tuple[int, int]] = []
+
+    class Path:
+        block_size, num_blocks = 512, len(s.image) // 512
+
+        async def read(self, lba, count):
+            from harness.workload.device import Completion
+
+            reads.append((lba * 512, count * 512))
+            return Completion(bytes(node1[lba * 512:(lba + count) * 512]), "path")
+
+    def reader(data):
+        async def read(offset, length):
+            return bytes(data[offset:offset + length])
+        return read
+
+    def check(span, whole=None):
+        reads.clear()
+        return asyncio.run(check_run_file(
+            s.path, devices={"path": Path()}, span=span, whole=whole,
+            replicas={"node1": reader(node1), "node2": reader(node2)}))[0]
+
+    spanned = check(4 * BS)
+    assert max(off + n for off, n in reads) == 4 * BS  # the path: the span only
+    integrity = spanned.verdict("integrity")
+    assert {(p.kind, p.offset, p.device) for p in integrity.problems} == {
+        ("lost", 2 * BS, "path"), ("lost", 2 * BS, "node1"), ("lost", 2 * BS, "node2"),
+        ("misplaced", 12 * BS, "node1"), ("misplaced", 12 * BS, "node2")}
+    assert integrity.stats["read_back_bytes"] == 4 * BS
+    whole = check(None)  # without a span: the path is read whole, images only compared
+    assert max(off + n for off, n in reads) == len(s.image)
+    assert {(p.kind, p.offset, p.device) for p in whole.verdict("integrity").problems} == {
+        ("lost", 2 * BS, "path"), ("misplaced", 12 * BS, "path")}
+    # a replica that is not Synchronized may lag: only the others are checked in full
+    one = check(4 * BS, whole=["node2"])
+    assert max(off + n for off, n in reads) == 4 * BS
+    assert {p.device for p in one.verdict("integrity").problems} == {"path", "node2"}
+    none = check(4 * BS, whole=[])  # none may be trusted whole: the path is read whole
+    assert max(off + n for off, n in reads) == len(s.image)
+    assert {p.device for p in none.verdict("integrity").problems} == {"path"}
+
+
 def test_writes_completing_out_of_seq_order_are_all_found(scenario):
     from harness.checks.write_table import WriteTable
     from harness.workload.history_stream import OpStream
