@@ -62,6 +62,11 @@ class ActivityLog:
         bpr = self.blocks_per_region
         return [(r * bpr, bpr) for r in sorted(self.suspect)]
 
+    def in_flight(self) -> list[tuple[int, int]]:
+        """The regions with a write in flight now, as ``(lba, count)``."""
+        bpr = self.blocks_per_region
+        return [(r * bpr, bpr) for r, n in sorted(self._active.items()) if n > 0]
+
     def _regions(self, lba: int, count: int) -> range:
         first = lba // self.blocks_per_region
         last = (lba + max(count, 1) - 1) // self.blocks_per_region

@@ -105,11 +105,12 @@ class PartnerLink:
         with contextlib.suppress(Exception):
             self._writer.transport.abort()
 
-    def leave(self, reason: str) -> None:
-        """Tell the partner we are leaving (GOODBYE), then close once it has been sent."""
+    def leave(self, reason: str, **extra: Any) -> None:
+        """Tell the partner we are leaving (GOODBYE, with ``extra`` JSON fields), then
+        close once it has been sent."""
         if self.lost.is_set():
             return
-        self.send(protocol.control(MessageKind.GOODBYE, {"reason": reason}))
+        self.send(protocol.control(MessageKind.GOODBYE, {"reason": reason, **extra}))
         self.loss_reason = f"left: {reason}"
         self.lost.set()
         log.info("%s link to %s: left the device: %s", self.name, self.peer, reason)

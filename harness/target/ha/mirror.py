@@ -274,7 +274,13 @@ class HaDevice:
         lock = self.locks.enqueue(lba, count)
         with self.locks.holding(lock):
             await lock.acquire()
-            return await self.store.read(lba, count)
+            try:
+                return await self.store.read(lba, count)
+            except (BlockStoreError, OSError) as exc:
+                if not self._partner_serves():
+                    raise  # no other copy to serve it from: the medium error is the answer
+                self.replica_failed(f"local read at LBA {lba} failed: {exc}")
+                raise self._served_by_partner() from exc
 
     async def write(self, lba: int, data: bytes, *, fua: bool = False) -> None:
         await self._admit()
@@ -333,9 +339,14 @@ class HaDevice:
                 await self._apply(OrderKind.UNMAP if kind is OrderKind.UNMAP
                                   else OrderKind.WRITE, lba, count, data, fua)
             except (BlockStoreError, OSError) as exc:
-                if seq:  # the partner has (or will have) this order: we would diverge
-                    self.replica_failed(f"local write at LBA {lba} failed: {exc}")
-                raise
+                if not seq:
+                    raise  # alone: no other copy, the medium error is the answer
+                # the partner has (or will have) this order: we would diverge
+                partner_serves = self._partner_serves()
+                self.replica_failed(f"local write at LBA {lba} failed: {exc}")
+                if not partner_serves:
+                    raise
+                raise self._served_by_partner() from exc
         if link is not None and seq:
             await link.drain()
         if ack is not None and kind is not OrderKind.FORWARDED:
@@ -481,7 +492,12 @@ class HaDevice:
         elif kind is MessageKind.RESYNC_DONE:
             resync.on_resync_done(self, msg.json())
         elif kind is MessageKind.GOODBYE:
-            link.fail(f"partner left: {msg.json().get('reason', 'shut down')}")
+            body = msg.json()
+            # a partner whose disk failed names what it may lack (writes it had in flight:
+            # their ORDERs reached us, its own write did not happen): we copy them back
+            for lba, count in body.get("out_of_sync", ()):
+                self.dirty.mark(int(lba), int(count))
+            link.fail(f"partner left: {body.get('reason', 'shut down')}")
         return None
 
     def _on_heartbeat_message(self, link: PartnerLink, msg: Message) -> None:
@@ -555,7 +571,7 @@ class HaDevice:
         try:
             seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size,
                                        data, rid=rid)
-        except (BlockStoreError, OSError):
+        except (BlockStoreError, OSError, ReplicaNotServing):
             return  # this replica left the device; the partner fails the request over
         link.send(Message(MessageKind.APPLIED, seq=seq))
         await link.drain()
@@ -576,20 +592,39 @@ class HaDevice:
 
     # ----------------------------------------------------------- management
 
+    def _partner_serves(self) -> bool:
+        """Whether a Synchronized partner is connected and can serve what this disk cannot."""
+        link = self.session_link
+        return (self.state is ReplicaState.SYNCHRONIZED and self.mirroring
+                and self.partner_state is ReplicaState.SYNCHRONIZED
+                and link is not None and not link.lost.is_set())
+
+    def _served_by_partner(self) -> ReplicaNotServing:
+        """The answer to an I/O this replica's disk failed once it left the device:
+        NOT READY, target port unavailable, which MPIO re-drives on the partner."""
+        return ReplicaNotServing(
+            f"HA device {self.config.alias} on {self.config.node}: local disk failed, "
+            f"replica detached; the partner {self.config.partner} serves",
+            transitioning=False)
+
     def replica_failed(self, reason: str) -> None:
-        """This replica's disk refused a change the partner has: leave the device.
+        """This replica's disk failed an I/O: leave the device (DRBD's detach).
 
         It stops serving and says so in its metadata (so it is never a resync
         source), and tells the partner, which carries on alone at once (no fence
-        is needed: this side has stopped). A resync brings it back once its disk
-        accepts writes again.
+        is needed: this side has stopped). The GOODBYE names the regions of the
+        writes this replica had in flight (its activity log): their ORDERs may have
+        reached the partner while this disk failed them, so the partner marks them
+        dirty and the resync copies them back. A resync brings the replica back
+        once its disk accepts writes again.
         """
         self.state = ReplicaState.NOT_SYNCHRONIZED
         self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
                                         state=ReplicaState.NOT_SYNCHRONIZED))
         link = self.session_link
         if link is not None:
-            link.leave(f"disk failure on {self.config.node}")
+            link.leave(f"disk failure on {self.config.node}",
+                       out_of_sync=[list(e) for e in self.activity_log.in_flight()])
 
     def mark_synchronized(self) -> None:
         """Administrator override: this replica's data wins (full resync follows)."""

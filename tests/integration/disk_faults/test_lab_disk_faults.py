@@ -3,7 +3,12 @@
 The lab's HA device has a replica on each storage node; a disk fault breaks the
 local disk of one replica only (the fault sits between the HA mirror and its
 image file), is journaled before it is applied, and heals on scope exit or from
-the journal after the process that injected it was killed.
+the journal after the process that injected it was killed. The replica whose disk
+fails a read leaves the device (docs/ha.md, "A disk failure") and answers NOT READY
+/ unavailable, which MPIO re-drives on the partner; the partner still serves the
+block, and after the heal a resync brings the replica back with the data. (The
+medium error of the fault itself, range by range, is proven on a plain LUN in
+test_node_disk_faults.py.)
 """
 
 from __future__ import annotations
@@ -63,13 +68,27 @@ async def io(sut: SystemUnderTest, host: str, op):  # type: ignore[no-untyped-de
         return await op(session)
 
 
-def read_sense(sut: SystemUnderTest, host: str, lba: int) -> tuple[SenseKey, bool] | bytes:
-    """The block, or (sense key, is UNRECOVERED READ ERROR) when the read is refused."""
+def read_sense(sut: SystemUnderTest, host: str, lba: int) -> tuple[SenseKey, str] | bytes:
+    """The block, or (sense key, additional sense name) when the read is refused."""
     try:
         return asyncio.run(io(sut, host, lambda s: s.read(lba, 1)))
     except CheckCondition as exc:
         assert exc.sense is not None
-        return exc.sense.key, exc.sense.is_(Asc.UNRECOVERED_READ_ERROR)
+        return exc.sense.key, exc.sense.additional.name
+
+
+#: what a replica that left the device after its disk failed answers (MPIO re-drives it)
+DETACHED = (SenseKey.NOT_READY, Asc.NOT_READY_TARGET_PORT_UNAVAILABLE.name)
+
+
+def replica_state(sut: SystemUnderTest, host: str) -> str:
+    assert isinstance(sut.lab, LoopbackLab)
+    return sut.lab.ha_states()["HA1"][host]
+
+
+def resynchronized(sut: SystemUnderTest) -> None:
+    assert isinstance(sut.lab, LoopbackLab)
+    sut.lab.wait_synchronized(["HA1"], deadline_s=60)
 
 
 def node_faults(sut: SystemUnderTest, host: str) -> list[str]:
@@ -82,16 +101,17 @@ def test_eio_breaks_one_replicas_disk_only_and_heals_on_scope_exit(
     disk_lab: SystemUnderTest,
 ) -> None:
     faults = LabFaults(state_dir(disk_lab))
-    medium = (SenseKey.MEDIUM_ERROR, True)
     with faults.disk("SWS-Store1", STORE1_IQN, 0, "eio", lba=8, count=4) as fault:
         assert node_faults(disk_lab, "SWS-Store1") == [fault.id]
         assert [f.id for f in faults.journal.open_faults()] == [fault.id]
-        assert read_sense(disk_lab, "SWS-Store1", 8) == medium
-        assert read_sense(disk_lab, "SWS-Store1", 11) == medium
         assert read_sense(disk_lab, "SWS-Store1", 12) == DATA[12 * BLOCK : 13 * BLOCK]
-        assert read_sense(disk_lab, "SWS-Store2", 8) == DATA[8 * BLOCK : 9 * BLOCK]  # partner
+        assert read_sense(disk_lab, "SWS-Store1", 11) == DETACHED  # in the range: it left
+        assert replica_state(disk_lab, "SWS-Store1") == "Not synchronized"
+        assert read_sense(disk_lab, "SWS-Store1", 12) == DETACHED  # out: serves nothing
+        assert read_sense(disk_lab, "SWS-Store2", 11) == DATA[11 * BLOCK : 12 * BLOCK]  # partner
     assert node_faults(disk_lab, "SWS-Store1") == []
     assert faults.journal.open_faults() == []
+    resynchronized(disk_lab)
     assert read_sense(disk_lab, "SWS-Store1", 8) == DATA[8 * BLOCK : 9 * BLOCK]
 
 
@@ -110,10 +130,11 @@ def test_a_disk_fault_left_by_a_killed_harness_heals_from_the_journal(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert done.returncode == -9, done.stderr.decode()
     assert len(node_faults(disk_lab, "SWS-Store1")) == 1
-    assert read_sense(disk_lab, "SWS-Store1", 20) == (SenseKey.MEDIUM_ERROR, True)
+    assert read_sense(disk_lab, "SWS-Store1", 20) == DETACHED
     outcomes = heal_journal(LabFaults(root).journal)
     assert [o.healed for o in outcomes] == [True]
     assert node_faults(disk_lab, "SWS-Store1") == []
+    resynchronized(disk_lab)
     assert read_sense(disk_lab, "SWS-Store1", 20) == DATA[20 * BLOCK : 21 * BLOCK]
 
 
