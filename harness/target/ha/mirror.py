@@ -489,8 +489,8 @@ class HaDevice:
             self._spawn(self._serve_pr_request(link, msg))
         elif kind is MessageKind.HELLO:
             self._spawn(resync.on_hello(self, link, ReplicaSummary.from_json(msg.json())))
-        elif kind is MessageKind.RESYNC_DONE:
-            resync.on_resync_done(self, msg.json())
+        elif kind is MessageKind.RESYNC_DONE:  # in order: after this session's HELLO
+            self._spawn(resync.resync_done_in_session(self, link, msg.json()))
         elif kind is MessageKind.GOODBYE:
             body = msg.json()
             # a partner whose disk failed names what it may lack (writes it had in flight:

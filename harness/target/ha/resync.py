@@ -243,6 +243,22 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
                                         alone=False, forced=False))
 
 
+async def resync_done_in_session(dev: HaDevice, link: PartnerLink,
+                                 body: dict[str, Any]) -> None:
+    """The source's RESYNC_DONE, handled only once this session's HELLO was planned.
+
+    HELLO is planned in a task under the membership lock, and a source with little to
+    copy sends RESYNC_DONE right behind its HELLO: handled at once, it made this replica
+    Synchronized before it planned, so its summary no longer matched its HELLO and the
+    session was dropped to plan again, forever when the resync finishes at once. This
+    task queues behind the HELLO's on the same lock (asyncio locks are FIFO), and a
+    RESYNC_DONE of a session that is over is ignored."""
+    async with dev.membership:
+        if link.lost.is_set() or dev.session_link is not link:
+            return
+        on_resync_done(dev, body)
+
+
 def on_resync_done(dev: HaDevice, body: dict[str, Any]) -> None:
     generation = int(body["generation"])
     dev.state = ReplicaState.SYNCHRONIZED
