@@ -93,6 +93,21 @@ class ActivityLog:
             if region in self._active:
                 self._active[region] = max(self._active[region] - 1, 0)
 
+    def mark_suspect(self, lba: int, count: int) -> None:
+        """A change this replica may hold and its partner may lack, without a crash.
+
+        A sequencer that stops on sync loss fails its unacknowledged orders, but its own
+        disk may have taken them: their regions are announced in HELLO like a crash's
+        log (and stay in the log, so a crash before the resync names them too).
+        """
+        regions = set(self._regions(lba, count))
+        if regions <= self.suspect:
+            return
+        self.suspect = self.suspect | regions
+        for region in regions:
+            self._active.setdefault(region, 0)
+        self._persist()
+
     def forget_suspects(self) -> None:
         """A resync covered the suspect regions: they are no longer special."""
         if self.suspect:

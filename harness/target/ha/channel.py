@@ -21,6 +21,12 @@ gave up on (a network that held it, like a black hole, delivers it late, with th
 HELLO it once sent) never answers, so it can never replace the live link or start
 a partner session; nor is a connection whose socket closed before the handshake
 ended ever adopted (uvloop then cannot even name its peer): the dialer redials.
+
+Silence is only evidence while this node was running. A node that was frozen
+(SIGSTOP, a paused VM) or starved of CPU sent nothing either, so its partner may
+have declared *it* lost; ``StallWatch`` notices such stalls (a gap in the ticks
+of its event loop), and the keepalive does not declare a link lost on the first
+tick after one, before the frames that arrived meanwhile were read.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ import contextlib
 import logging
 import secrets
 import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -153,9 +161,17 @@ class PartnerLink:
     async def _keepalive(self) -> None:
         interval = self.timeout_s / 3
         timeout_ns = int(self.timeout_s * 1e9)
+        tick, deferred = time.monotonic_ns(), False
         while not self.lost.is_set():
             await asyncio.sleep(interval)
-            now = time.monotonic_ns()
+            now, planned = time.monotonic_ns(), tick + int(interval * 1e9)
+            tick = now
+            if now - planned > interval * 1e9 and not deferred:
+                # this node stalled: frames that arrived meanwhile are not read yet, so
+                # the silence measured now is this node's own; judge on the next tick
+                deferred = True
+                continue
+            deferred = False
             if now - self.last_received_ns > timeout_ns:
                 self.fail(f"nothing received for {self.timeout_s:.2f}s")
                 return
@@ -228,6 +244,59 @@ async def answer_challenge(reader: asyncio.StreamReader, writer: asyncio.StreamW
     return ""
 
 
+class StallWatch:
+    """When this node's event loop did not run: a frozen process, a paused VM, CPU starvation.
+
+    One per event loop (``StallWatch.of_running_loop``): a task ticks every ``TICK_S``,
+    and a gap between two ticks longer than ``MIN_STALL_S`` is a stall, kept for
+    ``KEEP`` stalls. A stall still going on (the loop resumed, the ticker has not run
+    yet) counts as well, from the last tick until now.
+    """
+
+    TICK_S: ClassVar[float] = 0.02
+    MIN_STALL_S: ClassVar[float] = 0.05
+    KEEP: ClassVar[int] = 64
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StallWatch]] = \
+        weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.last_tick_ns = time.monotonic_ns()
+        #: (start_ns, end_ns) of each stall noticed, oldest first
+        self.stalls: deque[tuple[int, int]] = deque(maxlen=self.KEEP)
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of_running_loop(cls) -> StallWatch:
+        """The running loop's watch, ticking from the first call on."""
+        loop = asyncio.get_running_loop()
+        watch = cls._by_loop.get(loop)
+        if watch is None or watch._task is None or watch._task.done():
+            watch = cls._by_loop[loop] = cls()
+            watch._task = loop.create_task(watch._tick(), name="ha-stall-watch")
+        return watch
+
+    async def _tick(self) -> None:
+        tick_ns, min_ns = int(self.TICK_S * 1e9), int(self.MIN_STALL_S * 1e9)
+        while True:
+            await asyncio.sleep(self.TICK_S)
+            now = time.monotonic_ns()
+            if now - self.last_tick_ns - tick_ns > min_ns:
+                self.stalls.append((self.last_tick_ns, now))
+                log.info("this node stalled for %.2fs (its event loop did not run)",
+                         (now - self.last_tick_ns) / 1e9)
+            self.last_tick_ns = now
+
+    def longest_since(self, since_ns: int) -> float:
+        """The longest stall (seconds) that ended after ``since_ns`` or goes on now."""
+        now = time.monotonic_ns()
+        ongoing = now - self.last_tick_ns - int(self.TICK_S * 1e9)
+        longest = ongoing if ongoing > self.MIN_STALL_S * 1e9 else 0
+        for start, end in self.stalls:
+            if end > since_ns:
+                longest = max(longest, end - start)
+        return longest / 1e9
+
+
 async def dial(host: str, port: int, *, deadline_s: float) -> tuple[asyncio.StreamReader,
                                                                     asyncio.StreamWriter]:
     """Connect to a partner, retrying with back-off until ``deadline_s``."""
@@ -294,6 +363,7 @@ class LinkKeeper:
         self.changed = asyncio.Event()
 
     async def start(self) -> tuple[str, int] | None:
+        StallWatch.of_running_loop()  # from now on, a stall of this node is noticed
         if self._listen_on is not None:
             self._listener = Listener(*self._listen_on, self._accepted)
             return await self._listener.start()

@@ -10,6 +10,14 @@ the partner can miss a write acknowledged here. Carrying on alone marks every
 unacknowledged order's range dirty, bumps the generation and persists it before
 the gate opens again. Until then no write is applied without the partner
 (``mirror_or_alone``), even one that passed the gate before it closed.
+
+Silence is evidence only from a node that was running. Under the heartbeat
+strategy a node that stalled (frozen, paused, starved: ``StallWatch``) around the
+loss never carries on alone on silence: its partner may have declared *it* dead
+and carried on alone meanwhile. It carries on only when the live partner confirms
+it stopped (FENCED), and otherwise stops and resyncs from the partner later. A
+node that is carrying on alone on silence keeps listening on the heartbeat link
+for the whole fence: a partner that shows life after all is decided as a live one.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from harness.target.defects import SLOW_FAILOVER_S, Defect
 from harness.target.ha import protocol, witness
+from harness.target.ha.channel import StallWatch
 from harness.target.ha.protocol import MessageKind
 from harness.target.ha.replica import (
     FailoverStrategy,
@@ -118,6 +127,7 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
         decision, partner_alive = await _decide(dev, lost_at,
                                                 partner_leaving or partner_resyncing)
         defects = dev.config.defects
+        why = ""
         if Defect.NO_FENCING in defects:
             decision = SyncLossDecision.CARRY_ON_ALONE  # defect: nobody stops, no fence
         elif dev.fenced_by_partner:  # the partner carries on alone and told us so
@@ -128,21 +138,15 @@ async def on_sync_lost(dev: HaDevice, link: PartnerLink) -> None:
             if not (partner_leaving or partner_resyncing) \
                     and Defect.NO_FENCING not in defects:
                 dev.failover_phase = "fencing"
-                # A live partner confirms it stopped (FENCE over the heartbeat link), or
-                # refuses because it already carried on alone (this node was frozen or
-                # cut off meanwhile: it is the stale one and must stop); without an
-                # answer, wait until the partner has certainly noticed the loss.
-                answer = await _partner_fenced(dev, lost_at) if partner_alive else None
-                if answer == "refused":
-                    decision = SyncLossDecision.STOP
-                elif answer != "fenced":
-                    await _fence(dev, lost_at)
+                decision, why = await _fence_partner(dev, link, lost_at, partner_alive)
+        if decision is SyncLossDecision.CARRY_ON_ALONE and dev.fenced_by_partner:
+            decision = SyncLossDecision.STOP  # the partner's FENCE came while we fenced
         if decision is SyncLossDecision.CARRY_ON_ALONE:
             _carry_on_alone(dev, link.loss_reason)
         else:
             dev.state = ReplicaState.NOT_SYNCHRONIZED
             dev._save(dev.meta.with_event(
-                f"sync lost ({link.loss_reason}): stopped serving",
+                f"sync lost ({link.loss_reason}): {why}stopped serving",
                 state=ReplicaState.NOT_SYNCHRONIZED))
             fail_pending(dev, transitioning=False)
     finally:
@@ -187,7 +191,11 @@ async def _heartbeat_answers(dev: HaDevice, since_ns: int, within_s: float) -> b
         hb = keeper.link
         remaining = deadline - time.monotonic()
         if hb is not None and not hb.lost.is_set():
-            return await hb.fresh_sign_of_life(since_ns, max(remaining, 0.0))
+            if await hb.fresh_sign_of_life(since_ns, max(remaining, 0.0)):
+                return True
+            if not hb.lost.is_set() or time.monotonic() >= deadline:
+                return False
+            continue  # the link probed died (a stale one, after a freeze): ask the next
         if remaining <= 0:
             return False
         keeper.changed.clear()
@@ -195,7 +203,75 @@ async def _heartbeat_answers(dev: HaDevice, since_ns: int, within_s: float) -> b
             await asyncio.wait_for(keeper.changed.wait(), remaining)
 
 
-async def _partner_fenced(dev: HaDevice, lost_at: int) -> str | None:
+def stalled_s(dev: HaDevice, link: PartnerLink, lost_at: int) -> float:
+    """How long this node stalled around the loss of ``link``, if long enough to matter.
+
+    A node sends on the sync link at least every third of the sync timeout while it
+    runs, so a stall of that length is the shortest that can have made the partner
+    hear a whole sync timeout of silence. Stalls that ended within two sync timeouts
+    before the last frame received count (the partner's detection and fence), and
+    so does one still going on. 0.0 when there was none.
+    """
+    sync_ns = int(dev.config.timeouts.sync_s * 1e9)
+    since = min(link.last_received_ns, lost_at) - 2 * sync_ns
+    stalled = StallWatch.of_running_loop().longest_since(since)
+    return stalled if stalled >= dev.config.timeouts.sync_s / 3 else 0.0
+
+
+async def _fence_partner(dev: HaDevice, link: PartnerLink, lost_at: int,
+                         partner_alive: bool) -> tuple[SyncLossDecision, str]:
+    """Make sure the partner stopped serving before this node carries on alone.
+
+    A live partner confirms it stopped (FENCE over the heartbeat link: FENCED), or
+    refuses because it already carried on alone (this node was frozen or cut off
+    meanwhile: it is the stale one and must stop). A silent partner is waited out:
+    one sync timeout after the loss it has certainly noticed it and stopped, unless
+    it shows life meanwhile (then it is decided as a live one). A node that stalled
+    around the loss takes no silence for an answer (module docstring). Returns the
+    decision and, for a stop, why (for the event).
+    """
+    cfg = dev.config
+    heartbeat_strategy = cfg.strategy is FailoverStrategy.HEARTBEAT
+    stalled = stalled_s(dev, link, lost_at) if heartbeat_strategy else 0.0
+    if stalled and not partner_alive:
+        # the partner's first answer may be slow after a freeze (its links are redialled):
+        # give it a sync timeout and a heartbeat, of time this node really runs
+        partner_alive = await _heartbeat_answers(
+            dev, time.monotonic_ns(), cfg.timeouts.sync_s + cfg.timeouts.heartbeat_s)
+    while True:
+        if partner_alive:
+            if heartbeat_strategy and decide_on_sync_loss(
+                    cfg.strategy, my_priority=cfg.priority, partner_priority=cfg.partner_priority,
+                    partner_alive=True) is SyncLossDecision.STOP:
+                return SyncLossDecision.STOP, "the partner is alive and has the higher priority: "
+            # a stalled node's partner may still be redialling: a whole sync timeout
+            answer = await _partner_fenced(dev, lost_at, cfg.timeouts.sync_s if stalled else 0.0)
+            if answer == "fenced":
+                return SyncLossDecision.CARRY_ON_ALONE, ""
+            if answer == "refused":
+                return SyncLossDecision.STOP, ("the partner refused the FENCE (it carried on "
+                                               "alone): ")
+            if stalled:
+                return SyncLossDecision.STOP, (
+                    f"this node stalled for {stalled:.2f}s and the partner did not confirm it "
+                    "stopped: ")
+            await _fence(dev, lost_at)
+            return SyncLossDecision.CARRY_ON_ALONE, ""
+        if stalled:
+            return SyncLossDecision.STOP, (
+                f"this node stalled for {stalled:.2f}s, so the silence proves nothing (the "
+                "partner may have carried on alone) and the partner did not answer: ")
+        if not heartbeat_strategy:
+            await _fence(dev, lost_at)
+            return SyncLossDecision.CARRY_ON_ALONE, ""
+        # the fence, listening on the heartbeat link all along
+        remaining = lost_at / 1e9 + cfg.timeouts.sync_s - time.monotonic()
+        if remaining <= 0 or not await _heartbeat_answers(dev, lost_at, remaining):
+            return SyncLossDecision.CARRY_ON_ALONE, ""
+        partner_alive = True  # it answered late: decide again, as for a live partner
+
+
+async def _partner_fenced(dev: HaDevice, lost_at: int, at_least_s: float = 0.0) -> str | None:
     """Ask the live partner to stop serving: "fenced" (it stopped), "refused" (it
     already carries on alone), or None (no answer within the fence)."""
     hb = dev.heartbeat.link if dev.heartbeat is not None else None
@@ -203,7 +279,7 @@ async def _partner_fenced(dev: HaDevice, lost_at: int) -> str | None:
         return None
     # at least a heartbeat round trip, even when this node's clock jumped (a freeze)
     remaining = max(lost_at / 1e9 + dev.config.timeouts.sync_s - time.monotonic(),
-                    dev.config.timeouts.heartbeat_s)
+                    dev.config.timeouts.heartbeat_s, at_least_s)
     fenced = dev.fence_ack = asyncio.get_running_loop().create_future()
     hb.send(protocol.control(MessageKind.FENCE, {"generation": dev.meta.generation}))
     try:
@@ -278,6 +354,11 @@ def fail_pending(dev: HaDevice, *, transitioning: bool, forwarded_only: bool = F
         if not fut.done():
             fut.set_exception(error)
     if not forwarded_only:
+        # this replica's disk may hold what it ordered and the partner never acknowledged:
+        # the next HELLO names those regions, so the resync covers them whichever way
+        for lba, count in dev._unacked.values():
+            if count:  # (a reservation change has no blocks)
+                dev.activity_log.mark_suspect(lba, count)
         for ack in dev._acks.values():
             if not ack.done():
                 ack.set_exception(error)

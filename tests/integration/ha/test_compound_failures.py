@@ -4,9 +4,10 @@ Each regression test reproduces one defect a review found; the same behaviour is
 still available as a named defect mode (harness.target.defects), and the test
 beside it proves the mode still shows it (what the defect zoo relies on):
 
-- both sides carried on alone (sync and heartbeat partitioned, healed inside the
-  fence): split brain is reported and both stay Not synchronized until an
-  administrator marks one side, never silently merged;
+- both sides carried on alone (sync and heartbeat partitioned past the fence):
+  split brain is reported and both stay Not synchronized until an administrator
+  marks one side, never silently merged; a partition healed inside the fence
+  stops one side instead (each hears the other before its gate opens);
 - a write is never acknowledged by one node alone before its decision to carry
   on alone is taken and persisted (node majority: it lost the witness vote);
 - an ORDER the partner does not acknowledge within the sync timeout takes the
@@ -46,18 +47,43 @@ def defects(*modes: Defect) -> frozenset[Defect]:
 
 
 async def both_carry_on_alone(pair: HaPair) -> None:
-    """Partition sync and heartbeat, heal inside the fence; each side takes a write."""
+    """Partition sync and heartbeat until both carried on alone; each side takes a
+    write; then heal."""
     await pair.in_sync()
     pair.fault(["sync", "heartbeat"], LinkMode.BLACKHOLE)
-    # both found the heartbeat silent, decided to carry on alone and wait out the fence
-    await wait_for(lambda: pair.a.failover_phase == pair.b.failover_phase == "fencing")
-    on_a = asyncio.ensure_future(pair.a.write(5, block(1)))  # wait at the gate ...
-    on_b = asyncio.ensure_future(pair.b.write(5, block(2)))
-    pair.fault(["sync", "heartbeat"], LinkMode.PASS)  # healed inside the fence
-    await asyncio.gather(on_a, on_b)  # ... and land once each carried on alone
+    # both found the heartbeat silent for the whole fence and carried on alone
+    await wait_for(lambda: pair.a.meta.alone and pair.b.meta.alone)
+    await asyncio.gather(pair.a.write(5, block(1)), pair.b.write(5, block(2)))
+    pair.fault(["sync", "heartbeat"], LinkMode.PASS)
 
 
-def test_partition_healed_inside_the_fence_is_reported_as_split_brain(tmp_path):
+def test_partition_healed_inside_the_fence_stops_one_side_instead_of_splitting(tmp_path):
+    """Both sides found the heartbeat silent and wait out the fence (writes wait at the
+    gate) when the partition heals: each hears the other's heartbeat before its gate
+    opens, so they decide as for a live partner (one stops, FENCED) instead of both
+    carrying on alone. One write lands, the other is refused; no split brain."""
+    async def scenario():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            pair.fault(["sync", "heartbeat"], LinkMode.BLACKHOLE)
+            await wait_for(lambda: pair.a.failover_phase == pair.b.failover_phase == "fencing")
+            on_a = asyncio.ensure_future(pair.a.write(5, block(1)))  # wait at the gate ...
+            on_b = asyncio.ensure_future(pair.b.write(5, block(2)))
+            pair.fault(["sync", "heartbeat"], LinkMode.PASS)  # healed inside the fence
+            results = await asyncio.gather(on_a, on_b, return_exceptions=True)
+            landed = [seed for seed, r in zip((1, 2), results, strict=True) if r is None]
+            refused = [r for r in results if isinstance(r, ReplicaNotServing)]
+            assert len(landed) == 1 and len(refused) == 1, results
+            assert not (pair.a.meta.alone and pair.b.meta.alone)
+            await pair.in_sync()
+            events = " ".join(pair.a.meta.events + pair.b.meta.events)
+            assert "split brain" not in events
+            assert await pair.b.read(5, 1) == block(landed[0])
+            assert pair.images_equal()
+    run(scenario())
+
+
+def test_partition_that_outlasts_the_fence_is_reported_as_split_brain(tmp_path):
     async def scenario():
         async with HaPair(tmp_path) as pair:
             await both_carry_on_alone(pair)

@@ -397,3 +397,85 @@ def test_a_frozen_primary_that_thaws_stops_instead_of_splitting_the_brain(ha_nod
             return await a.read(500, 1)
     assert run(read_on_store1()) == blocks(500)
     assert ha_nodes.images_equal()
+
+
+def test_a_frozen_primary_whose_heartbeat_answers_late_after_the_thaw_stops(ha_nodes):
+    """The same freeze, on a loaded machine: after the thaw store2's heartbeat answers
+    late (the proxy delays the heartbeat link by 3 s, longer than any heartbeat wait).
+    store1 stalled through the loss, so the silence it hears proves nothing: store2 may
+    have (and did) carry on alone meanwhile. store1 must not carry on alone too (split
+    brain); without the partner's FENCED it stops, and resyncs from store2."""
+    import signal
+
+    ha_nodes.store1.process.send_signal(signal.SIGSTOP)
+    try:
+        for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
+                                retry=retry_if_exception_type(AssertionError), reraise=True):
+            with attempt:
+                assert ha_nodes.ha("store2")["alone"]
+
+        async def write_on_store2() -> None:
+            async with ha_nodes.session("store2") as b:
+                await b.write(700, blocks(700))
+        run(write_on_store2())
+        ha_nodes.proxy.set_state(["heartbeat"], LinkState(mode="delay", delay_ms=3000))
+    finally:
+        ha_nodes.store1.process.send_signal(signal.SIGCONT)
+    try:
+        ha_nodes.in_sync()
+    except AssertionError:
+        print(ha_nodes.ha("store1")["events"], ha_nodes.ha("store2")["events"])
+        raise
+    finally:
+        ha_nodes.proxy.set_state(["heartbeat"], LinkState())
+    store1_events = ha_nodes.ha("store1")["events"]
+    events = " ".join(store1_events + ha_nodes.ha("store2")["events"])
+    assert "split brain" not in events
+    assert any("stalled" in e and "stopped serving" in e for e in store1_events), store1_events
+
+    async def read_on_store1() -> bytes:
+        async with ha_nodes.session("store1") as a:
+            return await a.read(700, 1)
+    assert run(read_on_store1()) == blocks(700)
+    assert ha_nodes.images_equal()
+
+
+@pytest.mark.slow
+def test_a_thawed_sequencer_that_stops_leaves_no_block_different(ha_nodes):
+    """store1 (the sequencer) wrote a block on its own disk, and its ORDER was swallowed
+    (sync black-holed), when it froze. store2 carried on alone; store1 thaws, learns that
+    and stops, failing the write it never got acknowledged. That write is on store1's
+    disk only: the resync from store2 must cover its block, so the two replicas hold the
+    same data once both report Synchronized (the stopped node names the block in HELLO,
+    as its activity log does after a crash)."""
+    import signal
+
+    lba, data = 6144, blocks(6144)
+    ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
+
+    async def write_then_freeze() -> None:
+        a = ha_nodes.session("store1")
+        await a.__aenter__()
+        write = asyncio.ensure_future(a.write(lba, data))
+        async for attempt in AsyncRetrying(stop=stop_after_delay(10), wait=wait_fixed(0.01),
+                                           retry=retry_if_exception_type(AssertionError),
+                                           reraise=True):
+            with attempt:
+                assert image_block(ha_nodes.store1.image, lba) == data
+        ha_nodes.store1.process.send_signal(signal.SIGSTOP)
+        try:
+            for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
+                                    retry=retry_if_exception_type(AssertionError), reraise=True):
+                with attempt:
+                    assert ha_nodes.ha("store2")["alone"], ha_nodes.ha("store2")["events"]
+            ha_nodes.proxy.set_state(["sync"], LinkState())
+        finally:
+            ha_nodes.store1.process.send_signal(signal.SIGCONT)
+        with pytest.raises(CheckCondition):  # never acknowledged: store1 stopped
+            await write
+        await a.__aexit__(None, None, None)
+    run(write_then_freeze())
+    ha_nodes.in_sync()
+    assert "stopped serving" in " ".join(ha_nodes.ha("store1")["events"])
+    assert image_block(ha_nodes.store1.image, lba) == image_block(ha_nodes.store2.image, lba)
+    assert ha_nodes.images_equal()

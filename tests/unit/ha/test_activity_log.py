@@ -41,3 +41,16 @@ def test_clean_shutdown_empties_it_and_an_unreadable_log_suspects_everything(tmp
     assert log(tmp_path).recover() == set()
     (tmp_path / "HA1.al").write_text("{torn")
     assert log(tmp_path).recover() == set(range(16))
+
+
+def test_a_stopped_sequencers_unacknowledged_write_is_suspect_until_a_resync(tmp_path):
+    al = log(tmp_path, capacity=1)
+    al.recover()
+    al.end(al.begin(128 * 5, 1))  # acknowledged by the partner: nothing special
+    assert al.extents() == []
+    al.mark_suspect(128 * 5, 1)  # never acknowledged: the partner may lack it
+    assert al.extents() == [(128 * 5, 128)]
+    al.end(al.begin(128 * 7, 1))  # capacity 1: an idle suspect region never leaves
+    assert log(tmp_path).recover() == {5, 7}  # and a crash before the resync names it
+    al.forget_suspects()
+    assert al.extents() == []
