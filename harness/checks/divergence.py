@@ -41,6 +41,7 @@ from harness.workload.stamp import BlockKind, classify_blocks, scan_sectors
 CHUNK = 4 << 20
 INITIAL = -1
 BAD = -2
+DEAD = -3  # a write the streamed table dropped: overwritten on every block it wrote
 
 ChunkReader = Callable[[int, int], Awaitable[bytes]]
 
@@ -117,6 +118,11 @@ class DivergenceCheck:
             found = self.index.lookup(blocks.writer.astype(np.int64),
                                       blocks.seq.astype(np.int64))
             values[ours & (found >= 0)] = found[ours & (found >= 0)]
+            lost = ours & (found < 0)
+            if lost.any():  # dropped by the streamed table: overwritten everywhere
+                lost[lost] = self.index.is_dead(blocks.writer[lost].astype(np.int64),
+                                                blocks.seq[lost].astype(np.int64))
+                values[lost] = DEAD
             values[intact & ~ours] = INITIAL
         return values
 
@@ -161,6 +167,8 @@ class DivergenceCheck:
     def _name(self, v: int) -> str:
         if v == INITIAL:
             return "initial content"
+        if v == DEAD:
+            return "a write that later ok writes overwrote on every block"
         if v == BAD or self.index is None:
             return "data that is not one intact write"
         return self.index.describe(v)

@@ -98,7 +98,17 @@ class WriteIndex:
                     first=c["first"].astype(np.int64), stop=c["stop"].astype(np.int64),
                     invoke=c["invoke"], end=c["end"], outcome=c["outcome"], op=c["op"])
         self._at = (c["invoke_at"], c["complete_at"])
+        self._dead = table.is_dead
         return self
+
+    _dead: Any = None  # the table's ``is_dead`` (writes it dropped, certainly overwritten)
+
+    def is_dead(self, writer: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Which stamps are writes the streamed table dropped as overwritten everywhere
+        (not in this index, yet issued and certainly overwritten: stale wherever found)."""
+        if self._dead is None:
+            return np.zeros(np.shape(writer), dtype=bool)
+        return self._dead(np.asarray(writer, dtype=np.int64), np.asarray(seq, dtype=np.int64))
 
     def _build(self, h: HistoryHeader, *, writer: np.ndarray, seq: np.ndarray,
                first: np.ndarray, stop: np.ndarray, invoke: np.ndarray, end: np.ndarray,

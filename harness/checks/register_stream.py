@@ -13,7 +13,9 @@ per block:
   the read began; otherwise the read is counted ``unjudged``, never guessed);
 - the first ``ok`` completion (a read of initial content after it is stale).
 
-A write's own times, outcome and blocks come from ``write_table.WriteTable``. A
+A write's own times, outcome and blocks come from ``write_table.WriteTable``
+(a write it dropped as dead was overwritten everywhere before any read still to
+come began: a read that returns it is a ``stale_read``). A
 read that returned a write not completed yet is judged when that write
 completes (or at the end of the history, where a write never issued is a
 ``phantom_read``). Problems are ``register``'s kinds: ``stale_read``,
@@ -153,6 +155,16 @@ class StreamRegisterCheck:
         unknown = ~certainly & out & (self.out_complete[blocks] >= before)
         return certainly, unknown
 
+    def certainly_overwritten(self, blocks: np.ndarray, after: np.ndarray,
+                              before: np.ndarray) -> np.ndarray:
+        """``WriteTable.compact``'s question: an ok write invoked after ``after`` and
+        completed before ``before`` on each block (False past the device's end)."""
+        out = np.zeros(len(blocks), dtype=bool)
+        inside = (blocks >= 0) & (blocks < self.nb)
+        if inside.any():
+            out[inside] = self._overwritten(blocks[inside], after[inside], before[inside])[0]
+        return out
+
     # -- reads ----------------------------------------------------------------------------
     def add(self, chunk: OpChunk, path_names: list[str] | None = None,
             blocks: ReadBlocks | None = None) -> None:
@@ -186,7 +198,12 @@ class StreamRegisterCheck:
         i, b, w, s, ri, rc = i[wr], b[wr], w[wr], s[wr], ri[wr], rc[wr]
         rows = self.table.lookup(w, s)
         found = rows.found
-        for j in np.flatnonzero(~found).tolist():  # not completed yet: judge it later
+        for j in np.flatnonzero(rows.dead).tolist():  # dropped: overwritten before the read
+            self._report(chunk, int(i[j]), int(b[j]), "stale_read",
+                         f"returned write w{int(w[j])}#{int(s[j])}, which ok writes invoked "
+                         "after it completed had overwritten on every block it wrote before "
+                         "the read began")
+        for j in np.flatnonzero(~found & ~rows.dead).tolist():  # not completed: judge later
             self.deferred.append((int(chunk.op[i[j]]), int(b[j]), int(w[j]), int(s[j]),
                                   int(ri[j]), int(rc[j]), int(chunk.invoke_at[i[j]]),
                                   int(chunk.complete_at[i[j]])))

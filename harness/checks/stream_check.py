@@ -4,8 +4,9 @@
 table, the streamed register check (``register_stream``), read monotonicity
 (``monotonic``), the whole run's pause and errors and the per-fault timer
 (``faults_report``). No Python object per operation is kept: memory is per
-block of the device, per 5 ms of history, per write (57 bytes in
-``write_table``) and per rare slow or failed operation. ``bench/check_scale.py``
+block of the device, per 5 ms of history, per live write (57 bytes in
+``write_table``, which drops the writes overwritten everywhere) and per rare slow or
+failed operation. ``bench/check_scale.py``
 measures it.
 
 ``check_history_file`` returns those verdicts; ``check_run_file`` is
@@ -46,6 +47,8 @@ from harness.workload.history import FaultWindow
 from harness.workload.history_stream import CHUNK, HistoryOutline, OpStream, outline
 
 STREAM_CHUNK = 8192  # operations per chunk: a few seconds of a busy run
+COMPACT_ROWS = 65536  # the write table drops its dead writes when it holds this many, or
+# twice as many as after the last time
 WHOLE_RUN = {"io_pause": "io_pause_s", "caller_errors": "caller_errors_max"}
 
 
@@ -80,6 +83,7 @@ def stream_history(history_path: str | os.PathLike[str],
     timer = FaultTimer(list(out.faults if fault_windows is None else fault_windows),
                        budget["stall_s"])
     stream = OpStream(history_path, chunk=chunk or CHUNK)
+    compact_at = COMPACT_ROWS
     for c in stream:
         table.add(c)
         blocks = read_blocks(c, h.block_size, h.logical_block_size, h.initial == "zero")
@@ -87,10 +91,14 @@ def stream_history(history_path: str | os.PathLike[str],
         monotonic.add(c, stream.path_names, blocks)
         timer.add(c)
         timer.pending(c)
+        if table.live >= compact_at:  # drop the dead writes: memory per block, not per write
+            table.compact(register.certainly_overwritten, stream.horizon_ns)
+            compact_at = max(COMPACT_ROWS, 2 * table.live)
     reports = finish_reports(timer, stream, out.replicas, budget, history_path)
     reg = register.verdict()
     reg.stats.update({"operations": stream.operations, "records": stream.records,
                       "writes": table.writes, "write_table_bytes": table.nbytes(),
+                      "writes_dropped": table.dropped,
                       "torn_tail": stream.torn_tail,
                       "seconds": time.perf_counter() - started})
     return StreamedHistory(out, table, reg, monotonic.verdict(),

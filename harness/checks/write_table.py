@@ -12,10 +12,21 @@ the columns grow by half when full, never copied per chunk.
 A write not yet completed when a read returns it is simply not in the table
 yet: its completion is later than anything already streamed, which is what the
 checkers assume for a missing write.
+
+So that memory grows with the device and not with the run, ``compact`` drops
+the rows of *dead* writes: ``ok`` writes that later ``ok`` writes (invoked after
+each completed) overwrote on every block they wrote, every such overwrite
+complete before the stream's horizon (the earliest invoke of an operation still
+in flight). No read still to come began before that horizon, so a read that
+returns a dead write is certainly stale, and a block that holds one at the end
+is stale: that is all a checker needs to know of it. A dead write keeps only its
+seq, in ranges of consecutive dead seqs per writer (a range is broken only by a
+write still live, so there are about as many as live writes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +40,43 @@ COLUMNS = (("seq", np.int64), ("invoke", np.int64), ("end", np.int64), ("first",
 
 
 class _Writer:
-    """One writer's rows, sorted by seq, in arrays with room to grow."""
+    """One writer's rows, sorted by seq, in arrays with room to grow; the seqs of its
+    dead writes as sorted, disjoint ranges [start, stop)."""
 
     def __init__(self) -> None:
         self.n = 0
         self.cols = {name: np.empty(0, dtype=dt) for name, dt in COLUMNS}
+        self.dead_start = np.empty(0, dtype=np.int64)
+        self.dead_stop = np.empty(0, dtype=np.int64)
+
+    def is_dead(self, seq: np.ndarray) -> np.ndarray:
+        if not len(self.dead_start):
+            return np.zeros(len(seq), dtype=bool)
+        pos = np.searchsorted(self.dead_start, seq, side="right") - 1
+        return (pos >= 0) & (seq < self.dead_stop[np.maximum(pos, 0)])
+
+    def drop(self, rows: np.ndarray) -> None:
+        """Forget the rows ``rows`` (sorted indexes), keeping their seqs as dead ranges."""
+        if not len(rows):
+            return
+        seqs = self.cols["seq"][rows]
+        keep = np.ones(self.n, dtype=bool)
+        keep[rows] = False
+        k = int(keep.sum())
+        for name, _ in COLUMNS:
+            self.cols[name][:k] = self.cols[name][:self.n][keep]
+        self.n = k
+        breaks = np.flatnonzero(np.diff(seqs) != 1) + 1
+        starts = np.concatenate([self.dead_start, seqs[np.r_[0, breaks]]])
+        stops = np.concatenate([self.dead_stop, seqs[np.r_[breaks - 1, len(seqs) - 1]] + 1])
+        order = np.argsort(starts, kind="stable")
+        starts, stops = starts[order], stops[order]
+        # merge touching ranges: a range starts anew where it does not reach the next one
+        reach = np.maximum.accumulate(stops)
+        new = np.r_[True, starts[1:] > reach[:-1]]
+        idx = np.flatnonzero(new)
+        self.dead_start = starts[idx]
+        self.dead_stop = np.maximum.reduceat(stops, idx) if len(idx) else stops[:0]
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
         k = len(rows["seq"])
@@ -67,7 +110,8 @@ class _Writer:
 
 @dataclass(slots=True)
 class Found:
-    """Columns of the writes looked up, aligned with the question (valid where ``found``)."""
+    """Columns of the writes looked up, aligned with the question (valid where ``found``;
+    ``dead``: not found because ``compact`` dropped it, certainly overwritten)."""
 
     found: np.ndarray
     invoke: np.ndarray
@@ -75,6 +119,12 @@ class Found:
     outcome: np.ndarray
     first: np.ndarray
     stop: np.ndarray
+    dead: np.ndarray
+
+
+# what ``compact`` asks of the per-block state: for each (block, after, before), did an ok
+# write invoked after ``after`` and completed before ``before`` certainly reach the block?
+Overwritten = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 class WriteTable:
@@ -85,10 +135,43 @@ class WriteTable:
         self.lbs = logical_block_size
         self.block_size = block_size
         self._writers: dict[int, _Writer] = {}
+        self.added = 0  # rows ever added
+        self.dropped = 0  # rows ``compact`` forgot (dead writes)
 
     @property
     def writes(self) -> int:
+        """Writes of this run's generation taken (live or dead)."""
+        return self.added
+
+    @property
+    def live(self) -> int:
+        """Rows held (writes not dropped)."""
         return sum(w.n for w in self._writers.values())
+
+    def compact(self, overwritten: Overwritten, horizon: int) -> int:
+        """Drop every dead write (see the module docstring): ``ok``, completed before
+        ``horizon``, and on every block it wrote ``overwritten`` by an ``ok`` write invoked
+        after it completed that itself completed before ``horizon``. Returns how many."""
+        dropped = 0
+        for tab in self._writers.values():
+            c, n = tab.cols, tab.n
+            idx = np.flatnonzero((c["outcome"][:n] == 0) & (c["end"][:n] < horizon))
+            if not len(idx):
+                continue
+            first = c["first"][idx].astype(np.int64)
+            nblk = np.maximum(c["stop"][idx].astype(np.int64) - first, 0)
+            total = int(nblk.sum())
+            row = np.repeat(np.arange(len(idx)), nblk)
+            block = np.repeat(first, nblk) + (np.arange(total) - np.repeat(np.cumsum(nblk)
+                                                                             - nblk, nblk))
+            certainly = overwritten(block, np.repeat(c["end"][idx], nblk),
+                                    np.full(total, horizon, dtype=np.int64))
+            alive = np.bincount(row[~certainly], minlength=len(idx))
+            dead = idx[(alive == 0) & (nblk > 0)]
+            tab.drop(dead)
+            dropped += len(dead)
+        self.dropped += dropped
+        return dropped
 
     def add(self, chunk: OpChunk) -> None:
         """Take the writes of a chunk (``info`` writes may still land: end = NEVER)."""
@@ -121,13 +204,15 @@ class WriteTable:
             if tab is None:
                 tab = self._writers[w] = _Writer()
             tab.add({name: col[a:b] for name, col in rows.items()})
+        self.added += int(mine.sum())
 
     def lookup(self, writer: np.ndarray, seq: np.ndarray) -> Found:
         """The writes (writer[i], seq[i]), vectorised per writer."""
         n = len(writer)
         out = Found(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64),
                     np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int8),
-                    np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32))
+                    np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32),
+                    np.zeros(n, dtype=bool))
         for w in np.unique(writer).tolist():
             tab = self._writers.get(w)
             if tab is None:
@@ -135,6 +220,7 @@ class WriteTable:
             sel = np.flatnonzero(writer == w)
             pos, found = tab.find(seq[sel])
             out.found[sel] = found
+            out.dead[sel] = ~found & tab.is_dead(seq[sel])
             for name in ("invoke", "end", "outcome", "first", "stop"):
                 getattr(out, name)[sel] = tab.cols[name][pos]
         return out
@@ -151,6 +237,16 @@ class WriteTable:
         return (int(c["invoke"][i]), int(c["end"][i]), int(c["outcome"][i]), int(c["first"][i]),
                 int(c["stop"][i]))
 
+    def is_dead(self, writer: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Which writes (writer[i], seq[i]) ``compact`` dropped (certainly overwritten)."""
+        out = np.zeros(len(writer), dtype=bool)
+        for w in np.unique(writer).tolist():
+            tab = self._writers.get(w)
+            if tab is not None:
+                sel = np.flatnonzero(writer == w)
+                out[sel] = tab.is_dead(np.asarray(seq)[sel])
+        return out
+
     def columns(self) -> dict[str, np.ndarray]:
         """Every write in (writer, seq) order, one array per column plus ``writer``."""
         tabs = sorted(self._writers.items())
@@ -162,4 +258,5 @@ class WriteTable:
         return out
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for t in self._writers.values() for a in t.cols.values())
+        return sum(a.nbytes for t in self._writers.values() for a in
+                   (*t.cols.values(), t.dead_start, t.dead_stop))

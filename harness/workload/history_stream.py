@@ -172,6 +172,9 @@ def _special_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             base += len(buf)
 
 
+HORIZON_SLACK_NS = 1_000_000_000  # records of concurrent writers are not in exact time order
+
+
 class OpStream:
     """Iterates a history's operations in ``OpChunk``s (see the module docstring)."""
 
@@ -185,6 +188,9 @@ class OpStream:
         self.torn_tail = False
         self.operations = 0
         self.records = 0
+        # after each chunk: no operation still to come was invoked before this (the
+        # earliest invoke still in flight, less a slack for records written out of order)
+        self.horizon_ns = 0
 
     def path_code(self, name: str | None) -> int:
         if name is None:
@@ -243,6 +249,8 @@ class OpStream:
                         done.extend((op, t, OUTCOME_CODES[kind], code, at))
                         values.append(rec.get("value") if inv[0] == READ else None)
                         if len(values) >= self.chunk:
+                            self.horizon_ns = min((v[7] for v in pending.values()),
+                                                  default=end) - HORIZON_SLACK_NS
                             yield self._flush(invoked, done, values)
                 except (KeyError, TypeError) as exc:
                     raise HistoryError(f"{self.path}: record {rec.get('index', '?')} ({kind}) "
@@ -253,6 +261,7 @@ class OpStream:
             done.extend((op, NEVER, PENDING, -1, -1))
             values.append(None)
         self.end_ns = end
+        self.horizon_ns = end + 1  # nothing is left to come
         if values:
             yield self._flush(invoked, done, values)
 
