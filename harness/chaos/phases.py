@@ -226,6 +226,9 @@ class RunPhases:
                 if waited is not None:
                     run.say(f"replicas: both Synchronized {waited:.1f} s after the workload ended")
                     run.meta["resync_wait_s"] = waited
+                elif "split_brain_held" in run.meta:
+                    run.say(f"replicas: NOT Synchronized: the device holds a split brain "
+                            f"until an administrator marks one: {watch.last}")
                 else:
                     run.say(f"replicas: NOT Synchronized within {run.settle_deadline():g} s "
                             f"after the workload ended: {watch.last}")
@@ -371,7 +374,14 @@ class RunPhases:
                 asked = time.monotonic()
                 if held(await asyncio.to_thread(run.held)):
                     run.say(f"paths: {len(missing)} not back; the device holds a split brain "
-                            "(waiting for an administrator): writing stops")
+                            "(waiting for an administrator): writing stops, and the I/O MPIO "
+                            "still holds is abandoned (its fate unknown: info)")
+                    run.meta["abandoned_at_s"] = round(time.monotonic() - self.started, 3)
+                    for w in workloads:
+                        w.stop()
+                    for tr in tracked:  # no path serves until someone marks a side
+                        with contextlib.suppress(SplitbrainError, OSError):
+                            await tr.close()
                     break
             await asyncio.sleep(0.1)
         for w in workloads:
