@@ -55,7 +55,6 @@ def main() -> None:
     ap.add_argument("--label", default="", help="what this run measures (e.g. a commit)")
     args = ap.parse_args()
     where = machine()
-    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="chaos-smoke-bench-") as tmp:
         out = Path(tmp) / "results"
         t0, c0 = time.monotonic(), cpu_s()
@@ -78,8 +77,7 @@ def main() -> None:
     in_scenarios = sum(total.values())
     lines = [HEADING, "",
              f"Goal (issue 10): the smoke profile on the lab under 5 minutes on a fresh "
-             f"clone. {where}; load average {load_start:.1f} at the start, {load_end:.1f} at "
-             "the end (the cores are shared with other work).", "",
+             f"clone. {where}; load average {load_end:.1f} at the end.", "",
              f"One run, seed {args.seed}{f' ({args.label})' if args.label else ''}: "
              f"**{wall:.0f} s wall** for {len(rows)} scenarios (exit {done.returncode}), "
              f"{cpu:.0f} CPU s in the command and its lab processes.", "",
