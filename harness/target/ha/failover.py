@@ -52,7 +52,7 @@ async def mirror_or_alone(dev: HaDevice) -> PartnerLink | None:
     decided yet makes the write wait for the decision (docs/ha.md).
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _decision_budget_s(dev)
+    deadline = loop.time() + decision_budget_s(dev)
     while True:
         link = dev.session_link
         if dev.mirroring and link is not None and not link.lost.is_set():
@@ -72,7 +72,7 @@ async def mirror_or_alone(dev: HaDevice) -> PartnerLink | None:
             await asyncio.wait_for(changed.wait(), remaining)
 
 
-def _decision_budget_s(dev: HaDevice) -> float:
+def decision_budget_s(dev: HaDevice) -> float:
     """The longest a sync-loss decision can take (detect, ask, fence), with margin."""
     t = dev.config.timeouts
     return 2 * (2 * t.sync_s + t.heartbeat_s + t.witness_s) + 1.0

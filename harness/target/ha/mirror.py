@@ -321,19 +321,22 @@ class HaDevice:
                                link: PartnerLink | None, *, fua: bool, rid: int) -> int:
         lock = self.locks.enqueue(lba, count)
         seq, ack = 0, None
-        if link is not None:
-            self._seq += 1
-            seq = self._seq
-            self._unacked[seq] = (lba, count)
-            ack = self._acks[seq] = asyncio.get_running_loop().create_future()
-            payload = b"" if kind is OrderKind.FORWARDED else data
-            if kind is OrderKind.UNMAP:
-                payload = str(count).encode()
-            link.send(Message(MessageKind.ORDER, seq=seq, rid=rid, lba=lba, payload=payload,
-                              flags=kind))
-        else:
-            self.dirty.mark(lba, count)
+        # held from the enqueue on: whatever raises before the write (a send on a link
+        # that just closed), the range lock is released, or every later I/O overlapping
+        # it would wait for ever
         with self.locks.holding(lock):
+            if link is not None:
+                self._seq += 1
+                seq = self._seq
+                self._unacked[seq] = (lba, count)
+                ack = self._acks[seq] = asyncio.get_running_loop().create_future()
+                payload = b"" if kind is OrderKind.FORWARDED else data
+                if kind is OrderKind.UNMAP:
+                    payload = str(count).encode()
+                link.send(Message(MessageKind.ORDER, seq=seq, rid=rid, lba=lba,
+                                  payload=payload, flags=kind))
+            else:
+                self.dirty.mark(lba, count)
             await lock.acquire()
             try:
                 await self._apply(OrderKind.UNMAP if kind is OrderKind.UNMAP
@@ -367,16 +370,36 @@ class HaDevice:
         the loss handling decides as for any sync loss.
         """
         try:
-            if Defect.NO_ORDER_TIMEOUT not in self.config.defects:
-                timeout = self.config.timeouts.sync_s
-                try:
-                    await asyncio.wait_for(asyncio.shield(ack), timeout)
-                except TimeoutError:
-                    if link is not None and not link.lost.is_set():
-                        link.fail(f"ORDER {seq} not acknowledged within {timeout:g}s")
-            await ack
+            if Defect.NO_ORDER_TIMEOUT in self.config.defects:
+                await ack  # defect: waits as long as the partner keeps the link alive
+            else:
+                await self._partner_answer(ack, link, f"ORDER {seq}", "acknowledged")
         finally:
             self._acks.pop(seq, None)
+
+    async def _partner_answer(self, answer: asyncio.Future[Any], link: PartnerLink | None,
+                              what: str, verb: str = "answered") -> Any:
+        """Wait for the partner's answer to ``what``, sent on ``link``; every wait on the
+        partner has a deadline (docs/ha.md, "Failure handling").
+
+        Not answered within the sync timeout: the link is failed (sync loss, even while
+        the partner answers keepalives), and the loss handling resolves ``answer`` with
+        its verdict. If even that does not come within the time a sync-loss decision
+        can take, the command is refused as transitioning (MPIO re-drives it) rather
+        than held: a caller is never left waiting on a link that is gone.
+        """
+        timeout = self.config.timeouts.sync_s
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except TimeoutError:
+            if link is not None and not link.lost.is_set():
+                link.fail(f"{what} not {verb} within {timeout:g}s")
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer),
+                                          failover.decision_budget_s(self))
+        except TimeoutError:
+            raise ReplicaNotServing(f"HA device {self.config.alias}: {what} has no answer and "
+                                    "no sync-loss verdict", transitioning=True) from None
 
     async def _forward(self, lba: int, data: bytes) -> None:
         link = self.session_link
@@ -395,7 +418,7 @@ class HaDevice:
             self._forwarded.pop(rid, None)
             raise ReplicaNotServing(f"{self.config.alias}: sync link lost", transitioning=True)
         try:
-            await done
+            await self._partner_answer(done, link, f"forwarded write {rid} (LBA {lba})")
         finally:
             self._forwarded.pop(rid, None)
 
@@ -410,7 +433,8 @@ class HaDevice:
         link.send(protocol.control(kind, body, rid=rid))
         await link.drain()
         try:
-            return await fut
+            answer: Message = await self._partner_answer(fut, link, f"{kind.name} {rid}")
+            return answer
         finally:
             self._requests.pop(rid, None)
 
@@ -458,6 +482,10 @@ class HaDevice:
                        activity_log_known=self.activity_log.known)
 
     def _on_message(self, link: PartnerLink, msg: Message) -> Awaitable[None] | None:
+        if link.lost.is_set():
+            # frames still buffered when the link was declared lost: its session is over
+            # (an ACK or ORDER numbered in it must not touch the next session's)
+            return None
         kind = msg.kind
         if kind is MessageKind.ORDER:
             self._early[msg.seq] = msg
@@ -571,9 +599,19 @@ class HaDevice:
         try:
             seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size,
                                        data, rid=rid)
-        except (BlockStoreError, OSError, ReplicaNotServing):
-            return  # this replica left the device; the partner fails the request over
-        link.send(Message(MessageKind.APPLIED, seq=seq))
+        except (BlockStoreError, OSError, ReplicaNotServing) as exc:
+            # not sequenced (this replica stopped, or left on a disk failure): the
+            # requester must not wait for an ORDER that never comes
+            link.send(protocol.control(MessageKind.REFUSED, {"reason": str(exc)}, rid=rid))
+            await link.drain()
+            return
+        if not seq:
+            # applied here alone (the partner is out as far as this node knows): no ORDER
+            # follows, so the requester could never complete it; it re-drives instead
+            link.send(protocol.control(MessageKind.REFUSED,
+                                       {"reason": "applied without the partner"}, rid=rid))
+        else:
+            link.send(Message(MessageKind.APPLIED, seq=seq))
         await link.drain()
 
     async def _serve_pr_request(self, link: PartnerLink, msg: Message) -> None:

@@ -255,3 +255,43 @@ def test_both_crash_mid_write_and_the_activity_logs_resync_only_the_hot_region(t
             assert "activity logs" in pair.a.last_plan
             assert pair.images_equal()
     run(scenario())
+
+
+def test_a_forwarded_write_the_sequencer_never_answers_takes_the_partner_out(tmp_path):
+    """Every wait on the partner has a deadline (chaos ``sync-blackhole`` once held one
+    write for 60 s while the link stayed up): a forwarded write whose request or answer
+    is lost, while the sequencer keeps answering keepalives, fails the sync link after
+    the sync timeout instead of waiting for ever; the loss handling then decides as for
+    any sync loss, and the write is refused so MPIO re-drives it."""
+    async def body():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            pair.a._on_write_request = lambda link, msg: None  # lost; keepalives go on
+            with pytest.raises(ReplicaNotServing):
+                await asyncio.wait_for(pair.b.write(50, block(50)), 30)
+            await wait_for(lambda: pair.a.meta.alone and pair.b.state is NS)
+            assert any("forwarded write" in e and "not answered" in e
+                       for e in pair.b.meta.events), pair.b.meta.events
+    run(body())
+
+
+def test_a_send_that_raises_leaves_no_range_locked(tmp_path):
+    """A send that raises between a write's range lock and its local write (uvloop on a
+    transport that closed under it) must not leave the range locked: before, every later
+    I/O overlapping it waited for ever."""
+    async def body():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            link = pair.a.session_link
+            real = link.send
+
+            def closed_under_us(msg):  # type: ignore[no-untyped-def]
+                link.send = real
+                raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+            link.send = closed_under_us
+            with pytest.raises(AttributeError):
+                await pair.a.write(60, block(60))
+            await asyncio.wait_for(pair.a.write(60, block(61)), 30)
+            assert await pair.a.read(60, 1) == block(61)
+            assert pair.a.locks.pending() == []
+    run(body())
