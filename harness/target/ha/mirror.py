@@ -67,6 +67,7 @@ class _Forwarded:
     lba: int
     data: bytes
     done: asyncio.Future[None]
+    link: PartnerLink | None = None  # the link the request went on (its answer comes back there)
     applied_here: bool = False
     applied_there: bool = False
 
@@ -408,7 +409,7 @@ class HaDevice:
         self._next_rid += 1
         rid = self._next_rid
         done = asyncio.get_running_loop().create_future()
-        forwarded = self._forwarded[rid] = _Forwarded(lba, data, done)
+        forwarded = self._forwarded[rid] = _Forwarded(lba, data, done, link)
         if Defect.OVERLAPPING_WRITE_LOST in self.config.defects:
             await self.store.write(lba, data)  # defect: applied now, not in sequence order
             forwarded.applied_here = True
@@ -421,6 +422,22 @@ class HaDevice:
             await self._partner_answer(done, link, f"forwarded write {rid} (LBA {lba})")
         finally:
             self._forwarded.pop(rid, None)
+
+    async def _forwards_lost_with(self, link: PartnerLink) -> None:
+        """Fail the writes forwarded on ``link`` as soon as it is lost.
+
+        Their answer (the ORDER, APPLIED) could only come back on that link, so they
+        cannot complete; failed now (NOT READY, transitioning), MPIO re-drives them
+        while the loss is still being decided, and the re-driven write waits at this
+        replica's gate (or goes to the survivor) instead of waiting here for the whole
+        decision and then for MPIO's retry interval (a killed sequencer's blackout).
+        """
+        await link.lost.wait()
+        error = ReplicaNotServing(f"HA device {self.config.alias}: sync link lost "
+                                  f"({link.loss_reason})", transitioning=True)
+        for fw in self._forwarded.values():
+            if fw.link is link and not fw.done.done():
+                fw.done.set_exception(error)
 
     async def request(self, kind: MessageKind, body: dict[str, Any]) -> Message:
         """Send a request to the partner (the sequencer) and wait for its answer."""
@@ -459,6 +476,7 @@ class HaDevice:
         self._expected_seq = 1
         self._early.clear()
         self._spawn(failover.watch_link(self, link))
+        self._spawn(self._forwards_lost_with(link))
         if Defect.MERGE_AFTER_SPLIT_BRAIN in self.config.defects:
             self.send_hello(link)  # defect: may describe a state about to change
             await link.drain()

@@ -295,3 +295,25 @@ def test_a_send_that_raises_leaves_no_range_locked(tmp_path):
             assert await pair.a.read(60, 1) == block(61)
             assert pair.a.locks.pending() == []
     run(body())
+
+
+def test_writes_forwarded_to_a_crashed_sequencer_fail_over_before_the_decision(tmp_path):
+    """A write forwarded to the sequencer cannot complete once the link it went on is
+    lost (its answer could only come back there): it is refused at once, as
+    transitioning, so MPIO re-drives it while the survivor still decides (the killed
+    primary's blackout), not after the fence and MPIO's retry interval on top."""
+    async def body():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            pair.a._on_write_request = lambda link, msg: None  # a dies with it pending
+            forwarded = asyncio.ensure_future(pair.b.write(70, block(70)))
+            await wait_for(lambda: len(pair.b._forwarded) == 1)
+            await pair.crash("a")
+            with pytest.raises(ReplicaNotServing) as refused:
+                await asyncio.wait_for(forwarded, 30)
+            assert refused.value.transitioning  # MPIO retries it
+            assert not pair.b.meta.alone and pair.b.failover_phase is not None  # deciding
+            await wait_for(lambda: pair.b.meta.alone and pair.b.failover_phase is None)
+            await pair.b.write(70, block(71))  # the re-driven write, on the survivor
+            assert await pair.b.read(70, 1) == block(71)
+    run(body())
