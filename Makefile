@@ -25,7 +25,7 @@ ALLURE_STAMP := reports/node_modules/.installed
 # One folder per make run: validation/ and chaos/ results, report/ built from both.
 RUN_DIR := reports/run-$(shell date -u +%Y%m%dT%H%M%SZ)
 # One smoke scenario of each chaos family keeps make run within 5 minutes; the whole
-# smoke profile (every scenario, ~13 min here): make run RUN_CHAOS="--profile smoke".
+# smoke profile (every scenario, its chaos part ~5 min here): make run RUN_CHAOS="--profile smoke".
 RUN_SCENARIOS := sync-blackhole,primary-kill,path-one,split-brain-heal-late,kill-survivor-during-resync,power-loss-secondary,disk-eio-secondary
 RUN_CHAOS ?= --scenario $(RUN_SCENARIOS)
 
