@@ -20,11 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 # Scenarios that find a defect of the bundled HA device that is not fixed yet (docs/chaos.md):
 # they must fail with this diagnosis until the fix lands, then pass. Empty this as fixes land.
-KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
-    # intermittent: after the heal both replicas stay Not synchronized, and the one that
-    # served alone holds writes the other lacks (docs/chaos.md, open findings)
-    "primary-dies-while-sync-silent": ("not Synchronized", "diverged"),
-}
+KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {}
 
 # Availability findings: the device stalled, answered an error or resynchronized late, but
 # lost nothing. The lab device still shows some of these intermittently (docs/chaos.md, open
