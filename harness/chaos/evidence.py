@@ -15,7 +15,8 @@ run proves that it did, in what the site itself shows:
   failed, or (slow) took at least the delay; a disk slow for longer than its window
   (hung: its I/O is released at the heal): I/O held for half of that window;
 - a node cut off from the witness: it lost the vote (left Synchronized) at the
-  next decision (a witness cut alone changes nothing until then).
+  next decision (a witness cut alone changes nothing until then);
+- a cluster node's client crashed: operations it had in flight were abandoned.
 
 Node and link states are sampled *live* right after the inject (``LiveProbe``,
 polling until the fault's end or ``LIVE_DEADLINE_S``), or, on a real host, shown by
@@ -36,7 +37,7 @@ from typing import Any
 from harness.errors import SplitbrainError
 from harness.faults.nemesis import FaultSpec, Step
 from harness.lab.inventory import HaDevice, Inventory, NetworkRole
-from harness.workload.history import RecordedHistory
+from harness.workload.history import ABANDONED, RecordedHistory
 from harness.workload.history_stream import StreamedHistory
 
 LIVE_DEADLINE_S = 10.0
@@ -193,7 +194,7 @@ def judge(
 
 
 def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
-    what = classify(spec, inventory, device)
+    what = "client" if spec.action == "client-crash" else classify(spec, inventory, device)
     expected = {
         "node": "the node's process gone or stopped, or its replica leaving Synchronized",
         "sync": "a replica leaving Synchronized or a node reporting its sync link lost",
@@ -201,6 +202,7 @@ def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
         "path": "the cluster node's MPIO taking the path down, or I/O on it slowed",
         "disk": "the replica leaving Synchronized, or I/O on its paths failing or slowed",
         "witness": "the node cut off from the witness losing the vote (leaving Synchronized)",
+        "client": "operations the crashed client had in flight abandoned",
     }.get(what, "any visible change")
     return f"no evidence that {spec} took effect: expected {expected}"
 
@@ -211,6 +213,11 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
     end = (stop if stop is not None else start) + GRACE_NS
     what = classify(spec, inventory, device)
     target = spec.target
+    if spec.action == "client-crash":
+        gone = [o for o in history.ops if o.outcome == "info" and o.complete_ns is not None
+                and start <= o.complete_ns <= end and _error(history, o) == ABANDONED]
+        return (f"{len(gone)} operations in flight were abandoned when {target} crashed "
+                "(never re-driven)") if gone else None
     if what == "path" and spec.action in LINK_BREAKS:
         net_host = target
         for e in history.paths:
@@ -257,6 +264,10 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
         if spec.action == "disk-slow" and stop is not None and delay_ms * 1e6 >= stop - start:
             return _held(history, start, stop)
     return None
+
+
+def _error(history: StreamedHistory | RecordedHistory, op: Any) -> str | None:
+    return history.error(op) if isinstance(history, StreamedHistory) else op.error
 
 
 def _held(history: StreamedHistory | RecordedHistory, start: int, stop: int) -> str | None:

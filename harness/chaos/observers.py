@@ -24,7 +24,7 @@ POLL_S = 0.2  # replica state sampling period
 # alias -> host -> state word ("Synchronized", "Not synchronized", ...)
 ReplicaStates = Callable[[], Mapping[str, Mapping[str, str]]]
 
-NODE_ACTIONS = ("kill", "freeze", "stop", "restart", "crash", "power-loss")
+NODE_ACTIONS = ("kill", "freeze", "stop", "restart", "crash", "power-loss", "client-crash")
 
 # the budget each kind of fault is judged by (the inventory's [budgets.*] names)
 BUDGET_OF_KIND = {

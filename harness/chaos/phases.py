@@ -279,7 +279,8 @@ class RunPhases:
                               replace(spec, duration=run.settings.duration_s + extra),
                               history, first_writer=first)
                      for i, (first, spec) in enumerate(specs)]
-        nemesis = Nemesis(schedule, run.build_fault(),
+        owner = {id(w): self.nodes[i // per_node] for i, w in enumerate(workloads)}
+        nemesis = Nemesis(schedule, self._with_clients(run.build_fault(), workloads, owner),
                           FaultLog(history, self.faults, self.where()),
                           on_injected=run.on_injected)
         faults = asyncio.create_task(nemesis.run_async())
@@ -303,6 +304,7 @@ class RunPhases:
                                 duration=max(0.5, run.settings.duration_s + extra - at))
                 w = Workload(dev, burst, history, first_writer=first + (i * len(tracked) + j) * 2)
                 workloads.append(w)
+                owner[id(w)] = self.nodes[j]
                 runs.append(self._later(at, w))
         try:
             results = await asyncio.gather(*runs)
@@ -323,6 +325,33 @@ class RunPhases:
         except SplitbrainError as exc:
             run.run_problems.append(Problem("fault_failed", f"the nemesis stopped: {exc}"))
         return merge_results(results)
+
+    def _with_clients(self, build: Any, workloads: list[Workload],
+                      owner: dict[int, str]) -> Any:
+        """The site's fault builder, plus ``client-crash`` of a cluster node: its
+        workloads (this process's clients) abandon what they have in flight."""
+        from harness.faults.client import ClientCrash
+        from harness.faults.fault import FaultError
+
+        loop = asyncio.get_running_loop()
+
+        def on_loop(host: str, method: str) -> None:
+            mine = [w for w in workloads if owner.get(id(w)) == host]
+            if not mine:
+                raise FaultError(f"client-crash {host}: no workload of this run writes from "
+                                 f"it (cluster nodes: {', '.join(self.nodes)})")
+            for w in mine:
+                loop.call_soon_threadsafe(getattr(w, method))
+
+        def built(spec: Any) -> Any:
+            if spec.action != "client-crash":
+                return build(spec)
+            host = spec.target
+            return ClientCrash(host, crash=lambda: on_loop(host, "crash"),
+                               restart=lambda: on_loop(host, "restart"),
+                               journal=self.run.journal())
+
+        return built
 
     async def _administer(self, watch: Any) -> None:
         """Act as the site's administrator while the run goes on: when every replica has

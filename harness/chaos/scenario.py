@@ -201,11 +201,17 @@ def resolve_target(expr: str, inventory: Inventory, device: HaDevice,
         if not nets:
             raise ScenarioError(f"{device.alias} has no witness to cut off")
         return [f"{sorted(nets)[0]}/{device.witness}/{roles[rest]}"]
+    if head == "client":  # a cluster node that writes (client-crash)
+        nodes = cluster_nodes(inventory)
+        index = int(rest or 0)
+        if index >= len(nodes):
+            raise ScenarioError(f"{expr}: {inventory.path} has {len(nodes)} cluster node(s)")
+        return [nodes[index]]
     if expr in inventory.hosts or expr.split("/", 1)[0] in inventory.networks:
         return [expr]  # a selector in the site's own names (a shrunk nemesis schedule)
     raise ScenarioError(
         f"unknown fault target {expr!r}; use primary, secondary, sync, heartbeat, "
-        "path:ROLE:N, paths:ROLE, paths:all or witness:ROLE")
+        "path:ROLE:N, paths:ROLE, paths:all, witness:ROLE or client:N")
 
 
 def resolve(scenario: Scenario, inventory: Inventory, device: HaDevice,

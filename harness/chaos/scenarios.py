@@ -124,6 +124,16 @@ SCENARIOS: tuple[Scenario, ...] = (
              "on alone: the partner carries on, and no write the primary acknowledged may be "
              "missing there (it may acknowledge nothing the partner has not applied).",
              (F(1.0, 3.0, "blackhole", "sync"), F(1.2, 2.5, "kill", "primary"))),
+    Scenario("sequencer-dies-with-its-writer", "double",
+             "The primary's disk hangs, so its ORDERs reach the partner while its own writes "
+             "never land; then the primary dies together with the first cluster node, whose "
+             "writes it held (one rack losing power), so nobody re-drives them. After the "
+             "restart the replicas must be identical whatever those writes left on the "
+             "partner only (the primary's activity log names where they were).",
+             # the disk and the client come back after the primary's restart
+             (F(1.5, 4.0, "disk-slow", "primary", delay_ms=600_000.0),
+              F(1.9, 3.6, "client-crash", "client:0"), F(2.0, 1.5, "kill", "primary")),
+             settle_s=30.0),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",

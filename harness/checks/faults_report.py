@@ -16,7 +16,8 @@ the history) the history gives
 - ``stalled_ops``: operations in flight during the window that took longer
   than the ``stall_s`` budget;
 - ``caller_errors``: ``fail`` and ``info`` completions of operations in flight
-  during the window (with MPIO in front a failover should return none);
+  during the window (with MPIO in front a failover should return none); not those
+  a crashed client abandoned (``Workload.crash``): no caller saw them;
 - ``heal_to_all_paths_s``: from the heal until every path that carried I/O
   before the fault has completed an ``ok`` operation again (a path that never
   does is a problem, budget or not; a path a later fault takes again before it
@@ -62,6 +63,7 @@ from harness.workload.history_stream import (
     PENDING,
     OpChunk,
     OpStream,
+    abandoned_at,
     outline,
     read_records,
 )
@@ -293,7 +295,7 @@ def finish_reports(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaSt
     if timer.origin is None:
         timer.origin = t0
     gs, ge = timer.gaps(first, end)
-    slow, errors = timer.slow.table(), timer.errors.table()
+    slow, errors = timer.slow.table(), caller_errors(timer.errors.table(), history_path)
     reports = []
     for w in timer.windows:
         a = w.start_ns
@@ -325,6 +327,14 @@ def finish_reports(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaSt
         _judge(rep, w, budget, bool(replicas), stalled, errs, history_path, end)
         reports.append(rep)
     return reports
+
+
+def caller_errors(errors: np.ndarray, history_path: str | os.PathLike[str]) -> np.ndarray:
+    """The error rows a caller saw: without the operations a crashed client abandoned."""
+    if not len(errors):
+        return errors
+    gone = np.array(abandoned_at(history_path, [int(r[5]) for r in errors]), dtype=bool)
+    return errors[~gone]
 
 
 def _longest_op(timer: FaultTimer, slow: np.ndarray, a: int, b: int, end: int) -> int | None:

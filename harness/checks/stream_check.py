@@ -31,6 +31,7 @@ from harness.checks.divergence import ChunkReader, compare_replicas
 from harness.checks.faults_report import (
     FaultReport,
     FaultTimer,
+    caller_errors,
     faults_verdict,
     finish_reports,
     resolve_budgets,
@@ -102,10 +103,11 @@ def stream_history(history_path: str | os.PathLike[str],
                       "torn_tail": stream.torn_tail,
                       "seconds": time.perf_counter() - started})
     return StreamedHistory(out, table, reg, monotonic.verdict(),
-                           _whole_run(timer, stream, given), reports)
+                           _whole_run(timer, stream, given, history_path), reports)
 
 
-def _whole_run(timer: FaultTimer, stream: OpStream, budget: dict[str, float]) -> Verdict:
+def _whole_run(timer: FaultTimer, stream: OpStream, budget: dict[str, float],
+               history_path: str | os.PathLike[str]) -> Verdict:
     """The longest pause and the caller errors of the whole run, against their budgets."""
     first = stream.first_ns if stream.first_ns is not None else 0
     if timer.origin is None:
@@ -113,7 +115,7 @@ def _whole_run(timer: FaultTimer, stream: OpStream, budget: dict[str, float]) ->
     gs, ge = timer.gaps(first, stream.end_ns)
     i = int(np.argmax(ge - gs)) if len(gs) else 0
     pause = float(ge[i] - gs[i]) / 1e9 if len(gs) else 0.0
-    errors = len(timer.errors.table())
+    errors = len(caller_errors(timer.errors.table(), history_path))
     stats: dict[str, Any] = {"longest_pause_s": pause,
                              "longest_pause_start_s": (int(gs[i]) - first) / 1e9 if len(gs)
                              else None, "caller_errors": errors, "budget": budget,

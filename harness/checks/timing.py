@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.verdict import Problem, Verdict
-from harness.workload.history import FaultWindow, Operation, RecordedHistory
+from harness.workload.history import ABANDONED, FaultWindow, Operation, RecordedHistory
 
 BUDGET_NAMES = ("io_pause", "failover", "heal_to_all_paths", "heal_to_synchronized",
                 "caller_errors")
@@ -101,7 +101,8 @@ def measure(history: RecordedHistory, *, bin_s: float = 1.0) -> TimingReport:
     faults = [_fault_timing(f, ok, t0, before) for f in history.faults]
     for f, ft in zip(history.faults, faults, strict=True):
         ft.heal_to_synchronized_s = _heal_to_synchronized(history, f)
-    errors = sum(1 for o in history.ops if o.outcome in ("fail", "info"))
+    errors = sum(1 for o in history.ops if o.outcome in ("fail", "info")
+                 and o.error != ABANDONED)  # a crashed client's: no caller saw it
     return TimingReport(
         t0_ns=t0,
         bins=bins,

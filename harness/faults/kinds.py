@@ -8,6 +8,7 @@ every kind registered, so a new fault kind is added here and nowhere else.
 
 from __future__ import annotations
 
+from harness.faults.client import ClientCrash
 from harness.faults.disk import DiskFault
 from harness.faults.fault import FAULT_KINDS, CompositeFault
 from harness.faults.link import LinkFault
@@ -16,8 +17,8 @@ from harness.faults.node import NodeCrash
 from harness.faults.process import ProcessFault
 from harness.faults.remote_faults import RemoteBlackHole
 
-KINDS = (CompositeFault, DiskFault, LinkFault, NetnsLinkFault, NodeCrash, ProcessFault,
-         RemoteBlackHole)
+KINDS = (ClientCrash, CompositeFault, DiskFault, LinkFault, NetnsLinkFault, NodeCrash,
+         ProcessFault, RemoteBlackHole)
 """The fault kinds, each registered in ``FAULT_KINDS`` under its ``kind``."""
 
 __all__ = ["FAULT_KINDS", "KINDS"]

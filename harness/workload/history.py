@@ -36,6 +36,9 @@ from harness.workload.errors import HistoryError
 
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
+#: the error of an operation its client abandoned by crashing (never re-driven, its fate
+#: unknown): the caller that would have seen it is gone, so it is no error returned to one
+ABANDONED = "abandoned: the client crashed"
 
 
 @dataclass(frozen=True, slots=True)

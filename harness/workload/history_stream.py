@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.workload.errors import HistoryError
 from harness.workload.history import (
+    ABANDONED,
     FaultWindow,
     HistoryHeader,
     PathEvent,
@@ -303,6 +304,23 @@ def read_records(path: str | os.PathLike[str], offsets: list[int]) -> list[dict[
                 continue
             if isinstance(rec, dict):
                 out.append(rec)
+    return out
+
+
+def abandoned_at(path: str | os.PathLike[str], offsets: list[int]) -> list[bool]:
+    """For each completion record offset: whether its client abandoned it by crashing
+    (error ``ABANDONED``: no caller saw that error)."""
+    out = []
+    with _open(Path(path)) as fh:
+        for off in offsets:
+            rec: Any = None
+            if off >= 0:
+                fh.seek(off)
+                try:
+                    rec = _loads(fh.readline())
+                except ValueError:
+                    rec = None
+            out.append(isinstance(rec, dict) and rec.get("error") == ABANDONED)
     return out
 
 

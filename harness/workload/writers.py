@@ -24,7 +24,7 @@ from harness.errors import SplitbrainError
 from harness.workload.device import BlockDevice
 from harness.workload.errors import WorkloadConfigError
 from harness.workload.generator import PlannedOp, WorkloadSpec, plan
-from harness.workload.history import History, HistoryHeader
+from harness.workload.history import ABANDONED, History, HistoryHeader
 from harness.workload.stamp import (
     BlockKind,
     SectorState,
@@ -84,6 +84,10 @@ def write_not_applied(exc: BaseException) -> bool:
     """
     return bool(getattr(exc, "not_applied", False)) or \
         getattr(exc, "status", None) == RESERVATION_CONFLICT
+
+
+class ClientCrashed(Exception):
+    """The operation was abandoned: its client crashed (``Workload.crash``)."""
 
 
 @dataclass(slots=True)
@@ -159,6 +163,9 @@ class Workload:
         self.result = WorkloadResult()
         self._on_op = on_op
         self._stop = asyncio.Event()
+        self._up = asyncio.Event()  # cleared while the client is crashed
+        self._up.set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._deadline_ns: int | None = None
         self.first_writer = first_writer
         # slots are processes (first_writer + w) * qd + q; one whose write ended info
@@ -172,6 +179,37 @@ class Workload:
     def stop(self) -> None:
         """Ask every slot to stop after its current operation."""
         self._stop.set()
+        self._up.set()
+
+    def crash(self) -> None:
+        """The client dies: every operation in flight is abandoned (cancelled, so never
+        re-driven; recorded ``info`` with the error ``ABANDONED``), and no slot starts
+        another until ``restart``. Call on the workload's event loop."""
+        self._up.clear()
+        for task in list(self._in_flight):
+            task.cancel()
+
+    def restart(self) -> None:
+        """The crashed client is back: its slots go on, each as a fresh process."""
+        self._up.set()
+
+    async def _io(self, aw: Any) -> Any:
+        """Await one device call; a crash abandons it (``ClientCrashed``)."""
+        task = asyncio.current_task()
+        assert task is not None
+        if not self._up.is_set():
+            aw.close()  # never started: nothing was sent
+            raise ClientCrashed
+        self._in_flight.add(task)
+        try:
+            return await aw
+        except asyncio.CancelledError:
+            if self._up.is_set():
+                raise  # not a crash: the run itself is being cancelled
+            task.uncancel()
+            raise ClientCrashed from None
+        finally:
+            self._in_flight.discard(task)
 
     async def run(self) -> WorkloadResult:
         spec = self.spec
@@ -211,6 +249,9 @@ class Workload:
 
     async def _slot(self, writer: int, process: int, stream: Any, writes_done: list[int]) -> None:
         while self._running():
+            if not self._up.is_set():  # crashed: nothing starts until the client is back
+                await self._up.wait()
+                continue
             op: PlannedOp | None = next(stream, None)
             if op is None:
                 return
@@ -243,8 +284,10 @@ class Workload:
                                   writer=op.writer, seq=op.seq, time_ns=invoke_ns)
         self.result.writes += 1
         try:
-            done = await asyncio.wait_for(self.device.write(op.offset // lbs, data),
-                                          self.spec.op_timeout)
+            done = await self._io(asyncio.wait_for(self.device.write(op.offset // lbs, data),
+                                                   self.spec.op_timeout))
+        except ClientCrashed:
+            return self._complete(oid, "info", invoke_ns, error=ABANDONED)
         except TimeoutError:
             return self._complete(oid, "info", invoke_ns, error="timeout")
         except SplitbrainError as exc:
@@ -262,8 +305,10 @@ class Workload:
                                   time_ns=invoke_ns)
         self.result.reads += 1
         try:
-            done = await asyncio.wait_for(self.device.read(op.offset // lbs, op.length // lbs),
-                                          self.spec.op_timeout)
+            done = await self._io(asyncio.wait_for(
+                self.device.read(op.offset // lbs, op.length // lbs), self.spec.op_timeout))
+        except ClientCrashed:
+            return self._complete(oid, "info", invoke_ns, error=ABANDONED)
         except TimeoutError:
             return self._complete(oid, "fail", invoke_ns, error="timeout")
         except (SplitbrainError, OSError) as exc:
@@ -278,7 +323,10 @@ class Workload:
         invoke_ns = time.monotonic_ns()
         oid = self.history.invoke(process, "flush", 0, 0, time_ns=invoke_ns)
         try:
-            await asyncio.wait_for(self.device.flush(), self.spec.op_timeout)
+            await self._io(asyncio.wait_for(self.device.flush(), self.spec.op_timeout))
+        except ClientCrashed:
+            self.history.complete(oid, "info", invoke_ns=invoke_ns, error=ABANDONED)
+            return
         except (TimeoutError, SplitbrainError, OSError) as exc:
             self.history.complete(oid, "info", invoke_ns=invoke_ns, error=str(exc) or "timeout")
             return

@@ -43,8 +43,6 @@ class Entry:
     site: str = "lab"  # the bundled inventory: lab (heartbeat) or lab-majority (a witness)
     #: no site suite catches it yet (""): the HA test that proves the defect manifests
     proof: str = ""
-    #: ... and why no suite can catch it as the suites stand
-    why: str = ""
 
     @property
     def id(self) -> str:
@@ -67,17 +65,8 @@ ENTRIES: tuple[Entry, ...] = (
           chaos("test_split_brain.py", "split-brain-heal-late",
                 "test_heartbeat_partition_is_reported_and_never_merged_silently"),
           r"then merged silently"),
-    Entry("resync-without-activity-log", "", DATA_LOSS,
-          proof="tests/integration/ha/test_compound_failures.py::"
-                "test_resync_without_activity_log_defect_leaves_the_block_different",
-          why="the chaos clients re-drive every write a crashed sequencer held (MPIO), "
-              "and the re-drive rewrites exactly the blocks the missing activity log "
-              "leaves different (it lands on the survivor's dirty map, or after the "
-              "resync on both replicas); even with the sequencer's disk hung so that its "
-              "ORDERs reach the partner and its own writes never land, then kill -9, the "
-              "replicas end identical. Catching it needs a writer that dies with the "
-              "sequencer (DRBD's model: the application runs on the primary), which the "
-              "chaos runner does not model yet"),
+    Entry("resync-without-activity-log",
+          chaos("test_double.py", "sequencer-dies-with-its-writer"), DATA_LOSS),
     Entry("ack-before-failover-decision",
           chaos("test_split_brain.py", "majority-primary-loses-witness",
                 "test_node_majority_never_splits"), DATA_LOSS, site="lab-majority"),

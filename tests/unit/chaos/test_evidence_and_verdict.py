@@ -9,7 +9,7 @@ import pytest
 
 from harness.chaos.evidence import FaultEvidence, judge
 from harness.chaos.runner import RunOutcome
-from harness.chaos.scenario import FaultTemplate, Scenario, resolve
+from harness.chaos.scenario import FaultTemplate, Scenario, ScenarioError, resolve
 from harness.chaos.scenarios import by_name
 from harness.chaos.verdict import scenario_result
 from harness.checks.compose import RunVerdict
@@ -148,6 +148,43 @@ def test_a_hung_disk_that_held_nothing_is_not_proved(tmp_path: Path, lab) -> Non
 
     (ev,) = judge([("hang [0]", Step(1.0, 9.0, HUNG))], history(tmp_path, build), {}, inv, dev)
     assert not ev.proved and ev.text.startswith("no evidence that")
+
+
+def test_a_client_crash_is_proved_by_the_operations_it_abandoned(tmp_path: Path, lab) -> None:
+    from harness.workload.history import ABANDONED
+
+    inv, dev = lab
+    spec = FaultSpec.of("client-crash", "Demo1")
+
+    def build(h: History) -> None:
+        h.fault_start("c [0]", time_ns=10 * S, action="client-crash", target="Demo1")
+        for i in range(2):
+            op = h.invoke(1, "write", 8 * i, 8, writer=0, seq=i, time_ns=9 * S)
+            h.complete(op, "info", invoke_ns=9 * S, error=ABANDONED, time_ns=10 * S + i)
+        op = h.invoke(2, "write", 64, 8, writer=0, seq=5, time_ns=9 * S)
+        h.complete(op, "info", invoke_ns=9 * S, error="timeout", time_ns=10 * S + 5)
+        h.fault_stop("c [0]", time_ns=12 * S)
+
+    (ev,) = judge([("c [0]", Step(1.0, 2.0, spec))], history(tmp_path, build), {}, inv, dev)
+    assert ev.proved and "2 operations in flight were abandoned when Demo1 crashed" in ev.text
+
+    def idle(h: History) -> None:
+        h.fault_start("c [0]", time_ns=10 * S, action="client-crash", target="Demo1")
+        write(h, 10 * S + 1, 1_000_000, "Demo2->iscsi1/SWS-Store1")
+        h.fault_stop("c [0]", time_ns=12 * S)
+
+    (ev,) = judge([("c [0]", Step(1.0, 2.0, spec))], history(tmp_path, idle), {}, inv, dev)
+    assert not ev.proved and "operations the crashed client had in flight abandoned" in ev.text
+
+
+def test_client_roles_resolve_to_the_cluster_nodes(lab) -> None:
+    inv, dev = lab
+    sc = Scenario("x", "double", "x", (FaultTemplate.of(1, 2, "client-crash", "client:1"),))
+    _, schedule = resolve(sc, inv, dev)
+    assert [s.spec.target for s in schedule.steps] == ["Demo2"]
+    with pytest.raises(ScenarioError, match="2 cluster node"):
+        resolve(Scenario("x", "double", "x", (FaultTemplate.of(1, 2, "client-crash",
+                                                               "client:2"),)), inv, dev)
 
 
 def test_a_delay_is_proved_by_the_writes_that_crossed_it(tmp_path: Path, lab) -> None:

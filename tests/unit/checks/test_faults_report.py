@@ -265,3 +265,22 @@ def test_an_unknown_budget_name_is_refused_in_one_line(blackout, capsys):
     assert err.count("\n") == 1 and "unknown budget 'path_failover'" in err
     assert main(["check", str(blackout.path), "--budget", "failover=1"]) == 1  # the old name
     assert "path_failover_s" in capsys.readouterr().out
+
+
+def test_what_a_crashed_client_abandoned_is_no_error_returned_to_a_caller(blackout):
+    """Operations a crashed client abandoned (``Workload.crash``) are recorded info, but no
+    caller saw them: they are not counted, in the fault's report or the whole run's."""
+    from harness.checks.stream_check import stream_history
+    from harness.workload.history import ABANDONED
+
+    s = blackout
+    op(s, 2000 * MS, "p0", outcome="fail", error="EIO")
+    for t in (2100, 2200, 2300):
+        op(s, t * MS, "p1", outcome="info", latency=1 * MS, error=ABANDONED, f="write")
+    r = report(s, {"caller_errors_max": 0})
+    assert r.caller_errors == 1
+    (p,) = r.problems
+    assert "1 errors returned to the caller" in p.message
+    whole = stream_history(s.path, {"caller_errors_max": 0}).timing
+    assert whole.stats["caller_errors"] == 1
+    assert measure(s.load()).caller_errors == 1

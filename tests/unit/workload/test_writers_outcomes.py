@@ -114,3 +114,69 @@ def test_header_must_describe_the_device(tmp_path):
 def _dirs(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+
+
+def test_a_crashed_client_abandons_its_io_and_starts_nothing_until_it_restarts(tmp_path):
+    """Every operation in flight when the client crashes is cancelled (never completed by
+    the device, so never re-driven) and recorded info, ABANDONED; nothing starts while it
+    is down; after the restart its slots go on as fresh processes."""
+    from harness.workload.history import ABANDONED
+
+    class Held(ScriptedDevice):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cancelled = 0
+            self.calls: list[float] = []
+
+        async def write(self, lba: int, data: bytes) -> Completion:
+            self.calls.append(asyncio.get_running_loop().time())
+            if len(self.calls) <= 2:  # the first two writes hang in the device
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    self.cancelled += 1
+                    raise
+            return await super().write(lba, data)
+
+    device = Held()
+    spec = WorkloadSpec(seed=1, writers=1, queue_depth=2, duration=None, ops_per_writer=6)
+
+    async def body():
+        with History(tmp_path / "h.jsonl", header_for(device, spec, name="mem")) as h:
+            w = Workload(device, spec, h)
+            run = asyncio.ensure_future(w.run())
+            while len(device.calls) < 2:
+                await asyncio.sleep(0.01)
+            w.crash()
+            await asyncio.sleep(0.2)
+            down = len(device.calls)
+            crashed_at = asyncio.get_running_loop().time()
+            w.restart()
+            result = await run
+            return result, down, crashed_at
+
+    result, down, crashed_at = asyncio.run(asyncio.wait_for(body(), 30))
+    history = load_history(tmp_path / "h.jsonl")
+    ops = [o for o in history.ops if o.f == "write"]
+    assert device.cancelled == 2 and down == 2  # both abandoned; nothing new while down
+    assert [o.outcome for o in ops[:2]] == ["info", "info"]
+    assert ops[0].error == ABANDONED == ops[1].error
+    assert all(o.outcome == "ok" for o in ops[2:]) and len(ops) == 6
+    assert {o.process for o in ops[2:]}.isdisjoint({o.process for o in ops[:2]})
+    assert all(t >= crashed_at for t in device.calls[2:])
+    assert result.info == 2
+
+
+def test_a_workload_cancelled_from_outside_is_not_a_crash(tmp_path):
+    device = ScriptedDevice({0: "hang"})
+    spec = WorkloadSpec(seed=1, writers=1, queue_depth=1, duration=None, ops_per_writer=3)
+
+    async def body():
+        with History(tmp_path / "h.jsonl", header_for(device, spec, name="mem")) as h:
+            run = asyncio.ensure_future(Workload(device, spec, h).run())
+            await asyncio.sleep(0.1)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+
+    asyncio.run(asyncio.wait_for(body(), 30))
