@@ -133,7 +133,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              # the disk and the client come back after the primary's restart
              (F(1.5, 4.0, "disk-slow", "primary", delay_ms=600_000.0),
               F(1.9, 3.6, "client-crash", "client:0"), F(2.0, 1.5, "kill", "primary")),
-             settle_s=30.0),
+             # deep queues abandon many writes, spread over a span the rest of the run
+             # seldom writes again (a rewrite of a block would hide its difference)
+             settle_s=30.0, queue_depth=4, span_bytes=0),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
              "came: the device converges either way.",
