@@ -71,6 +71,11 @@ class PartnerLink:
         self.loss_handled = False
         #: the HELLO this node sent on the link (a ReplicaSummary; resync.py plans with it)
         self.hello_sent: Any = None
+        #: when the partner last proved it holds this connection (the handshake, then a
+        #: round trip this node started): reads after a stall wait for a newer proof
+        self.confirmed_ns = self.last_received_ns
+        self.confirming: asyncio.Future[bool] | None = None
+        self._pongs: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -147,6 +152,9 @@ class PartnerLink:
                     self.send(Message(MessageKind.PONG, seq=msg.seq))
                     continue
                 if msg.kind is MessageKind.PONG:
+                    waiter = self._pongs.pop(msg.seq, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
                     continue
                 result = self._handler(self, msg)
                 if result is not None:
@@ -178,6 +186,31 @@ class PartnerLink:
             if now - self._last_sent_ns >= interval * 1e9:
                 self.send(Message(MessageKind.PING))
                 await self.drain()
+
+    async def round_trip(self, within_s: float) -> bool:
+        """Whether the partner answers a PING sent now within ``within_s``.
+
+        The answer echoes a random number, so frames that were on their way before
+        (buffered while this node was frozen) are no answer: it proves the partner
+        holds this connection *now*. A success moves ``confirmed_ns`` to the sending."""
+        if self.lost.is_set():
+            return False
+        sent = time.monotonic_ns()
+        nonce = secrets.randbits(63) | 1  # never 0, the keepalive's
+        answered = self._pongs[nonce] = asyncio.get_running_loop().create_future()
+        self.send(Message(MessageKind.PING, seq=nonce))
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait([answered, lost], timeout=within_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            self._pongs.pop(nonce, None)
+        if answered.done() and not answered.cancelled():
+            self.confirmed_ns = max(self.confirmed_ns, sent)
+            return True
+        answered.cancel()
+        return False
 
     async def fresh_sign_of_life(self, since_ns: int, within_s: float) -> bool:
         """Whether the partner shows life after ``since_ns``, waiting up to ``within_s``."""
@@ -263,6 +296,7 @@ class StallWatch:
         self.last_tick_ns = time.monotonic_ns()
         #: (start_ns, end_ns) of each stall noticed, oldest first
         self.stalls: deque[tuple[int, int]] = deque(maxlen=self.KEEP)
+        self.longest_kept_ns = 0  # the longest of ``stalls`` (reads ask on every call)
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -282,9 +316,22 @@ class StallWatch:
             now = time.monotonic_ns()
             if now - self.last_tick_ns - tick_ns > min_ns:
                 self.stalls.append((self.last_tick_ns, now))
+                self.longest_kept_ns = max(end - start for start, end in self.stalls)
                 log.info("this node stalled for %.2fs (its event loop did not run)",
                          (now - self.last_tick_ns) / 1e9)
             self.last_tick_ns = now
+
+    def last_end(self, min_s: float) -> int | None:
+        """When the last stall of at least ``min_s`` ended (now if it goes on), or None."""
+        min_ns, now = int(min_s * 1e9), time.monotonic_ns()
+        if now - self.last_tick_ns - int(self.TICK_S * 1e9) >= min_ns:
+            return now
+        if self.longest_kept_ns < min_ns:
+            return None
+        for start, end in reversed(self.stalls):
+            if end - start >= min_ns:
+                return end
+        return None
 
     def longest_since(self, since_ns: int) -> float:
         """The longest stall (seconds) that ended after ``since_ns`` or goes on now."""

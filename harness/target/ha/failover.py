@@ -203,6 +203,39 @@ async def _heartbeat_answers(dev: HaDevice, since_ns: int, within_s: float) -> b
             await asyncio.wait_for(keeper.changed.wait(), remaining)
 
 
+async def confirm_after_stall(dev: HaDevice) -> bool:
+    """A replica that stalled serves no read before its partner session proved alive.
+
+    While this node was frozen its partner may have taken over and taken writes; the
+    sync link's loss is noticed only once the node runs again, and the reads that
+    waited in its sockets would meanwhile be served from its stale image. So after a
+    stall of at least a third of the sync timeout (the freeze rule's), a read waits
+    for a round trip on the session link started after the stall, or for the link's
+    loss to be decided (then the caller admits it again: gate and state). Returns
+    whether it waited. Nothing to confirm without a session (alone or not serving).
+    """
+    threshold = dev.config.timeouts.sync_s / 3
+    watch = StallWatch.of_running_loop()
+    waited = False
+    while True:
+        link = dev.session_link
+        if link is None or not dev.mirroring:
+            return waited
+        end = watch.last_end(threshold)
+        if end is None or end <= link.confirmed_ns:
+            return waited
+        waited = True
+        if link.lost.is_set():
+            if link.loss_handled:
+                return True
+            await asyncio.sleep(0.01)  # the loss is about to be handled (gate closes)
+            continue
+        if link.confirming is None or link.confirming.done():
+            link.confirming = asyncio.ensure_future(
+                link.round_trip(dev.config.timeouts.sync_s))
+        await asyncio.shield(link.confirming)
+
+
 def stalled_s(dev: HaDevice, link: PartnerLink, lost_at: int) -> float:
     """How long this node stalled around the loss of ``link``, if long enough to matter.
 

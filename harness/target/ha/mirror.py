@@ -272,6 +272,8 @@ class HaDevice:
             await self._gate.wait()  # defect: serves whatever its image holds
         else:
             await self._admit()
+            if await failover.confirm_after_stall(self):  # (the freeze rule, failover.py)
+                await self._admit()
         lock = self.locks.enqueue(lba, count)
         with self.locks.holding(lock):
             await lock.acquire()

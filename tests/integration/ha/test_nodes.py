@@ -479,3 +479,42 @@ def test_a_thawed_sequencer_that_stops_leaves_no_block_different(ha_nodes):
     assert "stopped serving" in " ".join(ha_nodes.ha("store1")["events"])
     assert image_block(ha_nodes.store1.image, lba) == image_block(ha_nodes.store2.image, lba)
     assert ha_nodes.images_equal()
+
+
+def test_a_thawed_replica_serves_no_stale_read_before_its_session_proves_alive(ha_nodes):
+    """A READ waits in store1's socket while store1 is frozen; meanwhile store2 carried
+    on alone and took a write to that block. The sync link is black-holed, so on the
+    thaw nothing tells store1 at once that its session is gone. The READ must not be
+    served from store1's stale image: it waits for a round trip on the session begun
+    after the stall, which never comes, and store1 stops (NOT READY, MPIO re-drives)."""
+    import signal
+
+    lba, old, new = 900, blocks(900), blocks(901)
+
+    async def scenario() -> bytes | None:
+        async with ha_nodes.session("store1") as a:
+            await a.write(lba, old)
+            ha_nodes.store1.process.send_signal(signal.SIGSTOP)
+            try:
+                ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
+                async for attempt in AsyncRetrying(
+                        stop=stop_after_delay(15), wait=wait_fixed(0.05),
+                        retry=retry_if_exception_type(AssertionError), reraise=True):
+                    with attempt:
+                        assert ha_nodes.ha("store2")["alone"]
+                async with ha_nodes.session("store2") as b:
+                    await b.write(lba, new)
+                read = asyncio.ensure_future(a.read(lba, 1))
+                await asyncio.sleep(0.3)  # the READ now waits in store1's socket
+            finally:
+                ha_nodes.store1.process.send_signal(signal.SIGCONT)
+            try:
+                return await asyncio.wait_for(read, 30)
+            except CheckCondition as exc:
+                assert exc.sense is not None and exc.sense.key == SenseKey.NOT_READY, exc
+                return None
+    got = run(scenario())
+    assert got != old, "a stale read: store1 served its image after the partner took over"
+    ha_nodes.proxy.set_state(["sync"], LinkState())
+    ha_nodes.in_sync()
+    assert ha_nodes.images_equal()

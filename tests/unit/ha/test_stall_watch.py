@@ -28,3 +28,19 @@ def test_one_watch_per_loop():
     async def scenario() -> bool:
         return StallWatch.of_running_loop() is StallWatch.of_running_loop()
     assert asyncio.run(scenario())
+
+
+def test_the_last_long_stall_is_remembered_past_shorter_ones():
+    async def scenario() -> tuple[int | None, int | None, int]:
+        watch = StallWatch.of_running_loop()
+        await asyncio.sleep(0.05)
+        none_yet = watch.last_end(0.2)
+        time.sleep(0.3)
+        await asyncio.sleep(0.05)
+        ended = time.monotonic_ns()
+        time.sleep(0.1)  # a shorter one after it
+        await asyncio.sleep(0.05)
+        return none_yet, watch.last_end(0.2), ended
+    none_yet, last, ended = asyncio.run(scenario())
+    assert none_yet is None
+    assert last is not None and last <= ended
