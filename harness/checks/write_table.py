@@ -66,6 +66,10 @@ class _Writer:
         for name, _ in COLUMNS:
             self.cols[name][:k] = self.cols[name][:self.n][keep]
         self.n = k
+        if len(self.cols["seq"]) > 4 * max(k, 1024):  # give back the room it grew to
+            size = max(2 * k, 1024)
+            for name, _ in COLUMNS:
+                self.cols[name] = self.cols[name][:size].copy()
         breaks = np.flatnonzero(np.diff(seqs) != 1) + 1
         starts = np.concatenate([self.dead_start, seqs[np.r_[0, breaks]]])
         stops = np.concatenate([self.dead_stop, seqs[np.r_[breaks - 1, len(seqs) - 1]] + 1])

@@ -50,6 +50,17 @@ def test_dead_ranges_merge_and_answer_lookups() -> None:
     assert w.is_dead(np.array([1, 2, 5, 7, 8])).tolist() == [False, True, True, True, False]
 
 
+def test_a_table_gives_back_the_room_it_grew_to() -> None:
+    from harness.checks.write_table import _Writer
+
+    w = _Writer()
+    w.cols = {k: np.arange(100_000, dtype=v.dtype) for k, v in w.cols.items()}
+    w.n = 100_000
+    w.drop(np.arange(99_000))
+    assert w.n == 1000 and len(w.cols["seq"]) == 2000  # not 100,000 rows of room
+    assert w.cols["seq"][:w.n].tolist() == list(range(99_000, 100_000))
+
+
 def test_memory_follows_the_device_not_the_writes(scenario, compact_often) -> None:
     rewrites(scenario, rounds=200)  # 800 writes on 4 blocks
     s = stream_history = stream_check.stream_history(scenario.path, chunk=64)
@@ -82,10 +93,8 @@ def test_without_compaction_the_same_problems(scenario, monkeypatch) -> None:
     from test_stream_check import stale_and_friends
 
     stale_and_friends(scenario)
-    rewrites_after = 0
     for seq in range(10, 30):  # later traffic on another block moves the horizon on
         scenario.write(2, seq, 9, invoke=1000 + 10 * seq, complete=1005 + 10 * seq)
-        rewrites_after += 1
     never, _ = check_history_file(scenario.path, chunk=3)
     monkeypatch.setattr(stream_check, "COMPACT_ROWS", 1)
     monkeypatch.setattr(history_stream, "HORIZON_SLACK_NS", 0)
