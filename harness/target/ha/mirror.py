@@ -10,9 +10,10 @@ ordering, the states and the failure handling this module implements:
   next sequence number in one step, send the ORDER, apply locally, wait for
   the partner's ACK;
 - on the other node: forward (WRITE_REQ), apply the ORDER when its number
-  comes up, complete when the sequencer says APPLIED;
-- a replica whose disk refuses a mirrored change leaves the device
-  (``replica_failed``).
+  comes up, complete when the sequencer says APPLIED (``forwarding.py``, which
+  also puts a deadline on every wait for the partner);
+- a replica whose disk fails an I/O leaves the device (``replica_failed``), and
+  the I/O is re-driven to the partner while it can serve it.
 
 Sync loss (gate, decide, fence, carry on alone or stop) is ``failover.py``;
 partner sessions, HELLO planning and resync are ``resync.py``.
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from harness.errors import SplitbrainError
 from harness.target.blockstore import BlockStoreError
 from harness.target.defects import UNDER_LOAD_IN_FLIGHT, Defect
-from harness.target.ha import failover, protocol, resync
+from harness.target.ha import failover, forwarding, protocol, resync
 from harness.target.ha.activity_log import ActivityLog
 from harness.target.ha.channel import LinkKeeper, PartnerLink
 from harness.target.ha.config import HaDeviceConfig
@@ -60,16 +61,6 @@ class MarkRefused(SplitbrainError):
     """Marking this replica synchronized would override a healthy, connected partner."""
 
     exit_code = 2
-
-
-@dataclass
-class _Forwarded:
-    lba: int
-    data: bytes
-    done: asyncio.Future[None]
-    link: PartnerLink | None = None  # the link the request went on (its answer comes back there)
-    applied_here: bool = False
-    applied_there: bool = False
 
 
 PrHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -116,7 +107,7 @@ class HaDevice:
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._unacked: dict[int, tuple[int, int]] = {}
         self._next_rid = 0
-        self._forwarded: dict[int, _Forwarded] = {}
+        self._forwarded: dict[int, forwarding.Forwarded] = {}
         self._forwarded_by_seq: dict[int, int] = {}
         self._requests: dict[int, asyncio.Future[Message]] = {}
         self._expected_seq = 1
@@ -376,86 +367,17 @@ class HaDevice:
             if Defect.NO_ORDER_TIMEOUT in self.config.defects:
                 await ack  # defect: waits as long as the partner keeps the link alive
             else:
-                await self._partner_answer(ack, link, f"ORDER {seq}", "acknowledged")
+                await forwarding.partner_answer(self, ack, link, f"ORDER {seq}",
+                                                "acknowledged")
         finally:
             self._acks.pop(seq, None)
 
-    async def _partner_answer(self, answer: asyncio.Future[Any], link: PartnerLink | None,
-                              what: str, verb: str = "answered") -> Any:
-        """Wait for the partner's answer to ``what``, sent on ``link``; every wait on the
-        partner has a deadline (docs/ha.md, "Failure handling").
-
-        Not answered within the sync timeout: the link is failed (sync loss, even while
-        the partner answers keepalives), and the loss handling resolves ``answer`` with
-        its verdict. If even that does not come within the time a sync-loss decision
-        can take, the command is refused as transitioning (MPIO re-drives it) rather
-        than held: a caller is never left waiting on a link that is gone.
-        """
-        timeout = self.config.timeouts.sync_s
-        try:
-            return await asyncio.wait_for(asyncio.shield(answer), timeout)
-        except TimeoutError:
-            if link is not None and not link.lost.is_set():
-                link.fail(f"{what} not {verb} within {timeout:g}s")
-        try:
-            return await asyncio.wait_for(asyncio.shield(answer),
-                                          failover.decision_budget_s(self))
-        except TimeoutError:
-            raise ReplicaNotServing(f"HA device {self.config.alias}: {what} has no answer and "
-                                    "no sync-loss verdict", transitioning=True) from None
-
     async def _forward(self, lba: int, data: bytes) -> None:
-        link = self.session_link
-        if link is None or link.lost.is_set():
-            raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
-        self._next_rid += 1
-        rid = self._next_rid
-        done = asyncio.get_running_loop().create_future()
-        forwarded = self._forwarded[rid] = _Forwarded(lba, data, done, link)
-        if Defect.OVERLAPPING_WRITE_LOST in self.config.defects:
-            await self.store.write(lba, data)  # defect: applied now, not in sequence order
-            forwarded.applied_here = True
-        link.send(Message(MessageKind.WRITE_REQ, rid=rid, lba=lba, payload=data))
-        await link.drain()
-        if link.lost.is_set() and not done.done():  # never reached the sequencer, or lost
-            self._forwarded.pop(rid, None)
-            raise ReplicaNotServing(f"{self.config.alias}: sync link lost", transitioning=True)
-        try:
-            await self._partner_answer(done, link, f"forwarded write {rid} (LBA {lba})")
-        finally:
-            self._forwarded.pop(rid, None)
-
-    async def _forwards_lost_with(self, link: PartnerLink) -> None:
-        """Fail the writes forwarded on ``link`` as soon as it is lost.
-
-        Their answer (the ORDER, APPLIED) could only come back on that link, so they
-        cannot complete; failed now (NOT READY, transitioning), MPIO re-drives them
-        while the loss is still being decided, and the re-driven write waits at this
-        replica's gate (or goes to the survivor) instead of waiting here for the whole
-        decision and then for MPIO's retry interval (a killed sequencer's blackout).
-        """
-        await link.lost.wait()
-        error = ReplicaNotServing(f"HA device {self.config.alias}: sync link lost "
-                                  f"({link.loss_reason})", transitioning=True)
-        for fw in self._forwarded.values():
-            if fw.link is link and not fw.done.done():
-                fw.done.set_exception(error)
+        await forwarding.forward(self, lba, data)
 
     async def request(self, kind: MessageKind, body: dict[str, Any]) -> Message:
         """Send a request to the partner (the sequencer) and wait for its answer."""
-        link = self.session_link
-        if link is None or link.lost.is_set():
-            raise ReplicaNotServing(f"{self.config.alias}: sync link down", transitioning=True)
-        self._next_rid += 1
-        rid = self._next_rid
-        fut = self._requests[rid] = asyncio.get_running_loop().create_future()
-        link.send(protocol.control(kind, body, rid=rid))
-        await link.drain()
-        try:
-            answer: Message = await self._partner_answer(fut, link, f"{kind.name} {rid}")
-            return answer
-        finally:
-            self._requests.pop(rid, None)
+        return await forwarding.request(self, kind, body)
 
     async def replicate(self, body: dict[str, Any]) -> None:
         """Ship a PR state change to the partner in sequence (sequencer only)."""
@@ -478,7 +400,7 @@ class HaDevice:
         self._expected_seq = 1
         self._early.clear()
         self._spawn(failover.watch_link(self, link))
-        self._spawn(self._forwards_lost_with(link))
+        self._spawn(forwarding.fail_forwards_with(self, link))
         if Defect.MERGE_AFTER_SPLIT_BRAIN in self.config.defects:
             self.send_hello(link)  # defect: may describe a state about to change
             await link.drain()
@@ -524,7 +446,7 @@ class HaDevice:
             fw = self._forwarded.get(rid) if rid is not None else None
             if fw is not None:
                 fw.applied_there = True
-                self._maybe_done(fw)
+                forwarding.maybe_done(fw)
         elif kind in (MessageKind.REFUSED, MessageKind.PR_RESULT):
             fut = self._requests.get(msg.rid)
             fw = self._forwarded.get(msg.rid)
@@ -534,7 +456,7 @@ class HaDevice:
                 fw.done.set_exception(ReplicaNotServing(
                     f"{self.config.alias}: sequencer refused the write", transitioning=True))
         elif kind is MessageKind.PR_REQ:
-            self._spawn(self._serve_pr_request(link, msg))
+            self._spawn(forwarding.serve_pr_request(self, link, msg))
         elif kind is MessageKind.HELLO:
             self._spawn(resync.on_hello(self, link, ReplicaSummary.from_json(msg.json())))
         elif kind is MessageKind.RESYNC_DONE:  # in order: after this session's HELLO
@@ -597,50 +519,12 @@ class HaDevice:
             fw = self._forwarded.get(msg.rid)
             if fw is not None:
                 fw.applied_here = True
-                self._maybe_done(fw)
+                forwarding.maybe_done(fw)
         elif kind is OrderKind.RESYNC and self.resync is not None:
             self.resync.copied += 1
 
-    @staticmethod
-    def _maybe_done(fw: _Forwarded) -> None:
-        if fw.applied_here and fw.applied_there and not fw.done.done():
-            fw.done.set_result(None)
-
     def _on_write_request(self, link: PartnerLink, msg: Message) -> None:
-        if not self.is_sequencer or not self._gate.is_set():
-            link.send(protocol.control(MessageKind.REFUSED, {"reason": self.state.value},
-                                       rid=msg.rid))
-            return
-        data = bytes(msg.payload)
-        self._spawn(self._sequence_forwarded(msg.rid, msg.lba, data, link))
-
-    async def _sequence_forwarded(self, rid: int, lba: int, data: bytes,
-                                  link: PartnerLink) -> None:
-        try:
-            seq = await self._sequence(OrderKind.FORWARDED, lba, len(data) // self.block_size,
-                                       data, rid=rid)
-        except (BlockStoreError, OSError, ReplicaNotServing) as exc:
-            # not sequenced (this replica stopped, or left on a disk failure): the
-            # requester must not wait for an ORDER that never comes
-            link.send(protocol.control(MessageKind.REFUSED, {"reason": str(exc)}, rid=rid))
-            await link.drain()
-            return
-        if not seq:
-            # applied here alone (the partner is out as far as this node knows): no ORDER
-            # follows, so the requester could never complete it; it re-drives instead
-            link.send(protocol.control(MessageKind.REFUSED,
-                                       {"reason": "applied without the partner"}, rid=rid))
-        else:
-            link.send(Message(MessageKind.APPLIED, seq=seq))
-        await link.drain()
-
-    async def _serve_pr_request(self, link: PartnerLink, msg: Message) -> None:
-        if self.pr_handler is None or not self.is_sequencer:
-            result: dict[str, Any] = {"refused": self.state.value}
-        else:
-            result = await self.pr_handler(msg.json())
-        link.send(protocol.control(MessageKind.PR_RESULT, result, rid=msg.rid))
-        await link.drain()
+        forwarding.on_write_request(self, link, msg)
 
     async def _apply_pr(self, link: PartnerLink, msg: Message) -> None:
         if self.pr_apply is not None:
