@@ -131,7 +131,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "restart the replicas must be identical whatever those writes left on the "
              "partner only (the primary's activity log names where they were).",
              # the disk and the client come back after the primary's restart
-             (F(1.5, 4.0, "disk-slow", "primary", delay_ms=600_000.0),
+             (F(1.7, 3.8, "disk-slow", "primary", delay_ms=600_000.0),
               F(1.9, 3.6, "client-crash", "client:0"), F(2.0, 1.5, "kill", "primary")),
              # deep queues abandon many writes, spread over a span the rest of the run
              # seldom writes again (a rewrite of a block would hide its difference)
