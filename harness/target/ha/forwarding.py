@@ -8,11 +8,13 @@ sequence, the sequencer when it says APPLIED. The sequencer answers REFUSED when
 cannot sequence the write, or applied it alone (no ORDER follows), so the
 forwarder re-drives instead of waiting for an ORDER that never comes.
 
-Every wait on the partner has a deadline (``partner_answer``): an answer not
-there within the sync timeout fails the link (sync loss, as for an ORDER not
-acknowledged), and the loss handling's verdict is awaited at most as long as a
-sync-loss decision can take. Writes forwarded on a link are refused (NOT READY,
-transitioning) the moment it is lost: their answer could only come back on it.
+An ORDER not acknowledged within the sync timeout fails the link
+(``partner_answer``: the partner that does not answer is taken out), and the loss
+handling's verdict is then awaited at most as long as a sync-loss decision can
+take. A forwarded write has no timer of its own (timing it out would take out the
+replica that asked, the lower priority, when the sequencer's disk hangs); it is
+refused (NOT READY, transitioning) the moment its link is lost, since its answer
+could only come back on it.
 """
 
 from __future__ import annotations
@@ -87,7 +89,12 @@ async def forward(dev: HaDevice, lba: int, data: bytes) -> None:
         dev._forwarded.pop(rid, None)
         raise ReplicaNotServing(f"{dev.config.alias}: sync link lost", transitioning=True)
     try:
-        await partner_answer(dev, done, link, f"forwarded write {rid} (LBA {lba})")
+        # No timer of its own: the sequencer's ORDER timeout takes out a partner that
+        # does not answer, and this write is refused the moment the link is lost
+        # (``fail_forwards_with``). Failing the link here would take out this replica,
+        # the one that asked (the lower priority stops), when the sequencer's own disk
+        # hangs (chaos sequencer-dies-with-its-writer).
+        await done
     finally:
         dev._forwarded.pop(rid, None)
 
@@ -120,8 +127,7 @@ async def request(dev: HaDevice, kind: MessageKind, body: dict[str, Any]) -> Mes
     link.send(protocol.control(kind, body, rid=rid))
     await link.drain()
     try:
-        answer: Message = await partner_answer(dev, fut, link, f"{kind.name} {rid}")
-        return answer
+        return await fut  # (as a forwarded write: the loss handling fails it with the link)
     finally:
         dev._requests.pop(rid, None)
 
