@@ -93,7 +93,8 @@ def stream_history(history_path: str | os.PathLike[str],
         timer.add(c)
         timer.pending(c)
         if table.live >= compact_at:  # drop the dead writes: memory per block, not per write
-            table.compact(register.certainly_overwritten, stream.horizon_ns)
+            table.compact(register.certainly_overwritten, stream.horizon_ns,
+                          stream.pending_floor)
             compact_at = max(COMPACT_ROWS, 2 * table.live)
     reports = finish_reports(timer, stream, out.replicas, budget, history_path)
     reg = register.verdict()

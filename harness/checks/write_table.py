@@ -26,7 +26,7 @@ write still live, so there are about as many as live writes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ import numpy as np
 from harness.workload.history_stream import NEVER, PENDING, WRITE, OpChunk
 
 _INT32_MAX = np.iinfo(np.int32).max
+_INT64_MAX = int(np.iinfo(np.int64).max)
 COLUMNS = (("seq", np.int64), ("invoke", np.int64), ("end", np.int64), ("first", np.int32),
            ("stop", np.int32), ("outcome", np.int8), ("op", np.int64), ("invoke_at", np.int64),
            ("complete_at", np.int64))
@@ -55,8 +56,13 @@ class _Writer:
         pos = np.searchsorted(self.dead_start, seq, side="right") - 1
         return (pos >= 0) & (seq < self.dead_stop[np.maximum(pos, 0)])
 
-    def drop(self, rows: np.ndarray) -> None:
-        """Forget the rows ``rows`` (sorted indexes), keeping their seqs as dead ranges."""
+    def drop(self, rows: np.ndarray, floor: int | None = None) -> None:
+        """Forget the rows ``rows`` (sorted indexes), keeping their seqs as dead ranges.
+        Below ``floor`` (no write of a lower seq is still in flight; None: unknown) two
+        ranges also join across seqs that no row holds: those were reads (a writer's
+        reads and writes share one seq counter), so the ranges stay about as many as
+        the live writes. A stamp with such a read's seq cannot be a write, so calling it
+        dead (stale) instead of never issued changes no verdict, only its wording."""
         if not len(rows):
             return
         seqs = self.cols["seq"][rows]
@@ -81,6 +87,15 @@ class _Writer:
         idx = np.flatnonzero(new)
         self.dead_start = starts[idx]
         self.dead_stop = np.maximum.reduceat(stops, idx) if len(idx) else stops[:0]
+        if floor is not None and len(self.dead_start) > 1:
+            live = self.cols["seq"][:self.n]
+            gap_a, gap_b = self.dead_stop[:-1], self.dead_start[1:]
+            empty = np.searchsorted(live, gap_b) == np.searchsorted(live, gap_a)
+            empty &= gap_b <= floor
+            keep = np.r_[True, ~empty]  # a range whose gap before it is empty joins it
+            first = np.flatnonzero(keep)
+            self.dead_stop = np.r_[self.dead_stop[first[1:] - 1], self.dead_stop[-1]]
+            self.dead_start = self.dead_start[first]
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
         k = len(rows["seq"])
@@ -152,12 +167,15 @@ class WriteTable:
         """Rows held (writes not dropped)."""
         return sum(w.n for w in self._writers.values())
 
-    def compact(self, overwritten: Overwritten, horizon: int) -> int:
+    def compact(self, overwritten: Overwritten, horizon: int,
+                floors: Mapping[int, int] | None = None) -> int:
         """Drop every dead write (see the module docstring): ``ok``, completed before
         ``horizon``, and on every block it wrote ``overwritten`` by an ``ok`` write invoked
-        after it completed that itself completed before ``horizon``. Returns how many."""
+        after it completed that itself completed before ``horizon``. ``floors``: writer ->
+        its lowest seq still in flight (``OpStream.pending_floor``), so dead ranges join
+        across read seqs below it. Returns how many."""
         dropped = 0
-        for tab in self._writers.values():
+        for writer, tab in self._writers.items():
             c, n = tab.cols, tab.n
             idx = np.flatnonzero((c["outcome"][:n] == 0) & (c["end"][:n] < horizon))
             if not len(idx):
@@ -172,7 +190,8 @@ class WriteTable:
                                     np.full(total, horizon, dtype=np.int64))
             alive = np.bincount(row[~certainly], minlength=len(idx))
             dead = idx[(alive == 0) & (nblk > 0)]
-            tab.drop(dead)
+            # a writer with no write in flight: every seq below its dead ones was issued
+            tab.drop(dead, None if floors is None else floors.get(writer, _INT64_MAX))
             dropped += len(dead)
         self.dropped += dropped
         return dropped

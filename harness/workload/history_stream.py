@@ -192,6 +192,9 @@ class OpStream:
         # after each chunk: no operation still to come was invoked before this (the
         # earliest invoke still in flight, less a slack for records written out of order)
         self.horizon_ns = 0
+        # after each chunk: writer -> the lowest seq of its writes still in flight (a
+        # writer issues its seqs in order, so every lower seq has completed or was a read)
+        self.pending_floor: dict[int, int] = {}
 
     def path_code(self, name: str | None) -> int:
         if name is None:
@@ -252,6 +255,11 @@ class OpStream:
                         if len(values) >= self.chunk:
                             self.horizon_ns = min((v[7] for v in pending.values()),
                                                   default=end) - HORIZON_SLACK_NS
+                            floor: dict[int, int] = {}
+                            for v in pending.values():
+                                if v[0] == WRITE and v[5] < floor.get(v[4], v[5] + 1):
+                                    floor[v[4]] = v[5]
+                            self.pending_floor = floor
                             yield self._flush(invoked, done, values)
                 except (KeyError, TypeError) as exc:
                     raise HistoryError(f"{self.path}: record {rec.get('index', '?')} ({kind}) "
@@ -263,6 +271,7 @@ class OpStream:
             values.append(None)
         self.end_ns = end
         self.horizon_ns = end + 1  # nothing is left to come
+        self.pending_floor = {}
         if values:
             yield self._flush(invoked, done, values)
 

@@ -176,3 +176,37 @@ def test_zeros_where_no_write_landed_are_skipped_and_where_one_did_still_lost(sc
     assert kinds(check.verdict(check.check_buffer(0, zeros[:2 * BS], "d"))) == []
     assert kinds(check.verdict(check.check_buffer(0, zeros, "d"))) == [("lost", 3 * BS)]
     assert check.stats["d"]["bytes"] == 18 * BS  # both buffers accounted
+
+
+def test_dead_ranges_join_across_read_seqs_below_the_floor_only() -> None:
+    from harness.checks.write_table import _Writer
+
+    def writer() -> _Writer:  # writes at even seqs 0..18 (odd seqs were reads)
+        w = _Writer()
+        w.cols = {k: (np.arange(10, dtype=v.dtype) * 2) for k, v in w.cols.items()}
+        w.n = 10
+        return w
+
+    apart = writer()
+    apart.drop(np.array([0, 1, 2, 5, 6]))  # seqs 0, 2, 4, 10, 12; floor unknown
+    assert len(apart.dead_start) == 5  # no read seq is assumed
+    joined = writer()
+    joined.drop(np.array([0, 1, 2, 5, 6]), floor=11)  # a write at seq 11 still in flight
+    # 0-4 join across reads 1 and 3; 6 and 8 are live, so 10 starts anew; the gap before
+    # 12 (seq 11) is not below the floor: that seq may be a write still to complete
+    assert list(zip(joined.dead_start.tolist(), joined.dead_stop.tolist(),
+                    strict=True)) == [(0, 5), (10, 11), (12, 13)]
+    assert joined.is_dead(np.array([3, 6, 11])).tolist() == [True, False, False]
+
+
+def test_on_a_long_run_the_ranges_follow_the_live_writes(scenario, compact_often) -> None:
+    """Reads take seqs too: without joining across them the dead ranges would grow with
+    every write (one range per dropped write here)."""
+    t = 0
+    for r in range(200):
+        for b in range(4):
+            scenario.write(0, 2 * (r * 4 + b), b, invoke=t, complete=t + 5)  # odd: reads
+            t += 10
+    s = stream_check.stream_history(scenario.path, chunk=64)
+    (tab,) = s.table._writers.values()
+    assert s.table.dropped >= 700 and len(tab.dead_start) <= s.table.live + 2
