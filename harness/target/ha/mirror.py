@@ -45,6 +45,9 @@ from harness.target.ha.replica import (
     startup_state,
 )
 
+#: a replica that left on a disk failure rejoins after this, doubling per failure
+REJOIN_BACKOFF_S, REJOIN_BACKOFF_MAX_S = 1.0, 8.0
+
 
 class LocalStore(Protocol):
     block_size: int
@@ -103,6 +106,10 @@ class HaDevice:
         #: resolved with the partner's FENCED answer (JSON: it stopped, or it refused)
         self.fence_ack: asyncio.Future[dict[str, Any]] | None = None
         self._gate.set()
+        #: after a disk failure, no partner session before this (loop time): the
+        #: replica retries with back-off instead of flapping the device's ALUA states
+        self._rejoin_at = 0.0
+        self._disk_failures = 0  # consecutive, since this replica was last Synchronized
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._unacked: dict[int, tuple[int, int]] = {}
@@ -147,6 +154,8 @@ class HaDevice:
     def state(self, value: ReplicaState) -> None:
         changed = value is not self._state
         self._state = value
+        if value is ReplicaState.SYNCHRONIZED:
+            self._disk_failures = 0
         self._notify()
         if changed and self.on_state_change is not None:
             self.on_state_change()
@@ -401,6 +410,13 @@ class HaDevice:
         self._early.clear()
         self._spawn(failover.watch_link(self, link))
         self._spawn(forwarding.fail_forwards_with(self, link))
+        wait = self._rejoin_at - asyncio.get_running_loop().time()
+        if wait > 0:
+            # its disk just failed: rejoining now would start a resync that fails on
+            # the same disk at once, and every attempt flips the partner's ALUA state
+            # (UNIT ATTENTIONs on every path of the device); DRBD stays detached
+            link.fail(f"disk failure: rejoining in {wait:.1f}s")
+            return
         if Defect.MERGE_AFTER_SPLIT_BRAIN in self.config.defects:
             self.send_hello(link)  # defect: may describe a state about to change
             await link.drain()
@@ -561,6 +577,9 @@ class HaDevice:
         once its disk accepts writes again.
         """
         self.state = ReplicaState.NOT_SYNCHRONIZED
+        self._disk_failures += 1
+        self._rejoin_at = asyncio.get_running_loop().time() + min(
+            REJOIN_BACKOFF_S * 2 ** (self._disk_failures - 1), REJOIN_BACKOFF_MAX_S)
         self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
                                         state=ReplicaState.NOT_SYNCHRONIZED))
         link = self.session_link

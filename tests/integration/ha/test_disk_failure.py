@@ -143,3 +143,27 @@ def test_the_only_copy_returns_the_medium_error_and_keeps_serving(tmp_path):
             await pair.a.write(41, block(9))
             assert await pair.a.read(41, 1) == block(9)
     run(body())
+
+
+def test_a_replica_whose_disk_keeps_failing_rejoins_with_back_off(tmp_path):
+    """Each rejoin of a replica whose disk still fails starts a resync that fails at
+    once and flips the partner's ALUA state (a UNIT ATTENTION on every path of the
+    device; three in a row reach the caller through MPIO's retry count, chaos
+    disk-eio-secondary). The replica waits 1 s, then 2 s, ... before rejoining, and
+    still comes back once the disk heals."""
+    async def body():
+        async with HaPair(tmp_path) as pair:
+            await pair.in_sync()
+            disk = eio(faulty(pair.b))
+            with pytest.raises(ReplicaNotServing):
+                await pair.b.read(0, 1)
+            await detached(pair, "b")
+            await pair.a.write(0, block(11))  # dirty: every resync must copy it to b's disk
+            await asyncio.sleep(2.5)  # the redial comes every 0.2 s
+            failures = [e for e in pair.b.meta.events if "disk failure" in e]
+            assert 1 <= len(failures) <= 2, failures
+            faulty(pair.b).remove(disk.id)
+            await wait_for(lambda: pair.b.state is S, timeout=15)
+            await pair.in_sync()
+            assert pair.images_equal()
+    run(body())
