@@ -19,8 +19,8 @@ run proves that it did, in what the site itself shows:
 - a cluster node's client crashed: operations it had in flight were abandoned.
 
 Node and link states are sampled *live* right after the inject (``LiveProbe``,
-polling until the fault's end or ``LIVE_DEADLINE_S``), or, on a real host, shown by
-the fault's own verification as it was applied (its ``proof``); what only the history
+polling until the fault's end or ``LIVE_DEADLINE_S``), or, on a real host, as the
+fault itself shows it there (its ``effect()``); what only the history
 shows (path states, latencies, replica states) is judged after the run
 (``judge``). Each fault gets one ``FaultEvidence``: proved or not, and in words.
 """
@@ -100,16 +100,18 @@ class LiveProbe:
 
     def hook(self, name: str, step: Step, fault: Any) -> None:
         """The nemesis's ``on_injected``: probe in the background, never delay the schedule.
-        A fault that verified its own effect on the host as it was applied (a real host's
-        ``proof``: process gone or stopped, the path's connections reset; every part of a
-        composite) is proved by that, seen at the inject."""
-        proofs = [getattr(part, "proof", None) for part in getattr(fault, "parts", [fault])]
-        if proofs and all(isinstance(p, str) and p for p in proofs):
-            with self._lock:
-                self.seen[name] = FaultEvidence(name, step.spec, True, "; ".join(proofs),
-                                                time.monotonic_ns())
-            return
-        t = threading.Thread(target=self._probe, args=(name, step), daemon=True,
+        A real host's fault shows its own effect (``effect()``: the process gone or stopped,
+        the path's sessions reset, as verified when it was applied; the packets its rules
+        dropped; the adapter down): that is polled instead, every part of a composite."""
+        parts = getattr(fault, "parts", [fault])
+        effects = [getattr(part, "effect", None) for part in parts]
+        own = None
+        if effects and all(callable(e) for e in effects):
+            def own() -> str | None:
+                seen = [e() for e in effects]  # type: ignore[misc]
+                return "; ".join(seen) if all(seen) else None  # type: ignore[arg-type]
+
+        t = threading.Thread(target=self._probe, args=(name, step, own), daemon=True,
                              name=f"evidence {name}")
         self._threads.append(t)
         t.start()
@@ -118,8 +120,9 @@ class LiveProbe:
         for t in self._threads:
             t.join(LIVE_DEADLINE_S + 5.0)
 
-    def _probe(self, name: str, step: Step) -> None:
-        check = self._check_for(step.spec)
+    def _probe(self, name: str, step: Step,
+               own: Callable[[], str | None] | None = None) -> None:
+        check = own if own is not None else self._check_for(step.spec)
         if check is None:
             return
         deadline = time.monotonic() + min(max(step.duration_s, 0.5), LIVE_DEADLINE_S)

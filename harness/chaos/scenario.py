@@ -260,6 +260,19 @@ def not_injectable(scenario: Scenario, faults: Any) -> str | None:
             f"they inject {', '.join(actions)}")
 
 
+def real_site_cannot_play(scenario: Scenario, sut: Any) -> str | None:
+    """Why a real site cannot play ``scenario`` (None: it can): a fault kind its drivers do
+    not inject, or a split brain the scenario allows that nobody could undo afterwards
+    (its storage reader cannot mark a replica Synchronized, so the device would stay
+    Not synchronized for every later scenario)."""
+    reason = not_injectable(scenario, sut.faults)
+    if reason is None and scenario.split_brain == "allowed" and not can_mark(sut):
+        reason = (f"this site's storage ({sut.inventory.storage.kind}) cannot be marked "
+                  "synchronized by the harness: the split brain this scenario allows would "
+                  "stay until an administrator marks one side")
+    return reason
+
+
 # -- running one ---------------------------------------------------------------------------
 
 
@@ -451,6 +464,32 @@ def mark_primary(sut: Any, device: HaDevice) -> Any:
     return mark
 
 
+def can_mark(sut: Any) -> bool:
+    """Whether the harness can act as the administrator after a split brain on this site:
+    the lab, or a real site whose storage reader marks a replica (``mark_synchronized``)."""
+    if getattr(sut, "lab", None) is not None:
+        return True
+    try:
+        return hasattr(sut.replicas, "mark_synchronized")
+    except SplitbrainError:
+        return False
+
+
+def _recover_real_site(sut: Any, device: HaDevice, after: Mapping[str, str]) -> list[str]:
+    """As on the lab, through the site's storage reader (over SSH): mark the primary."""
+    if not can_mark(sut):
+        return [f"replicas left {after}; mark one side synchronized on the site, then resync"]
+    host = device.primary.host
+    try:
+        line = sut.replicas.mark_synchronized(device.alias, host)
+        lines = [f"replicas left {after}: {line} (administrator override), partner resyncs "
+                 "from it"]
+        sut.wait_synchronized([device.alias], deadline_s=60.0)
+        return [*lines, f"{device.alias}: both replicas Synchronized again after the mark"]
+    except SplitbrainError as exc:
+        return [f"FAILED to recover {device.alias}: {exc}"]
+
+
 def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list[str]:
     """After a split brain the device keeps both replicas Not synchronized until an
     administrator marks one side: do that on the primary (lab only) so the site is whole
@@ -459,7 +498,9 @@ def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list
     if not after or all(s == "synchronized" for s in after.values()):
         return []
     lab = getattr(sut, "lab", None)
-    if lab is None or not hasattr(lab, "management_url"):
+    if lab is None:
+        return _recover_real_site(sut, device, after)
+    if not hasattr(lab, "management_url"):
         return [f"replicas left {after}; mark one side synchronized on the site, then resync"]
     from harness.target.management import ManagementClient
 

@@ -37,7 +37,10 @@ SPLIT_BRAIN_CONSEQUENCES = ("not_synchronized", "path_unusable", "unreadable", "
                             "unreadable_block",
                             # the device refuses I/O until an administrator marks a side
                             "over_budget", "no_recovery", "path_not_restored", "not_healed",
-                            "not_resynchronized")
+                            "not_resynchronized",
+                            # a real site reads replicas only through their own paths, which
+                            # a replica kept Not synchronized does not serve
+                            "replicas_not_compared")
 
 
 # what the per-fault timing report finds; in the randomized nemesis faults overlap and follow

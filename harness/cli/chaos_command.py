@@ -218,13 +218,18 @@ class Session:
         return fresh
 
     def _scenario(self, sut: Any, scenario: Any, results: Any) -> None:
-        from harness.chaos.scenario import ScenarioError, device_for, not_injectable, run_scenario
+        from harness.chaos.scenario import (
+            ScenarioError,
+            device_for,
+            real_site_cannot_play,
+            run_scenario,
+        )
         from harness.checks.results import CheckResult, ResultWord
 
         try:
             device_for(sut.inventory, scenario)
             # decided before it starts: a fault kind the site cannot inject is no failure
-            reason = not_injectable(scenario, sut.faults) if sut.lab is None else None
+            reason = real_site_cannot_play(scenario, sut) if sut.lab is None else None
         except ScenarioError as exc:
             reason = str(exc)
         if reason is not None:

@@ -85,6 +85,10 @@ class RemoteHostFault(Fault):
     #: chaos takes it as the fault's live evidence (``harness.chaos.evidence``)
     proof: str | None = None
 
+    def effect(self) -> str | None:
+        """What shows on the host that the fault took effect (None: nothing yet)."""
+        return self.proof
+
     def apply(self) -> None:
         try:
             with type(self).opener(self.inventory, self.host) as driver:
@@ -259,11 +263,13 @@ class RemoteAdapterDown(RemoteHostFault):
             driver.set_link(name, up=False, tag=self.id, ttl_s=self.ttl_s)
             if driver.link_is_up(name):
                 raise self.not_effective(f"link {name} is still up")
+            self.proof = f"{self.host}'s {undo['network']} link {name} is down (ip link)"
         else:
             driver.disable_adapter(name, tag=self.id, ttl_s=self.ttl_s)
             status = {a.name: a.status for a in driver.net_adapters()}.get(name)
             if status != "Disabled":
                 raise self.not_effective(f"adapter {name} is {status}")
+            self.proof = f"{self.host}'s {undo['network']} adapter {name} is Disabled"
 
     @classmethod
     def _heal(cls, driver: Any, undo: dict[str, Any]) -> None:
@@ -350,6 +356,17 @@ class RemotePeerBlock(RemoteHostFault):
             if not _is_linux(driver):
                 return None
             return sum(r.packets for r in driver.nft.rules(self.id))
+
+    def effect(self) -> str | None:
+        if self.proof is not None or not self.active:
+            return self.proof
+        try:
+            n = self.dropped()
+        except SplitbrainError:
+            return None
+        port = self.details.get("port")
+        return (f"{n} packet(s) between {self.host} and {self.details['peer']}"
+                + (f":{port}" if port else "") + " dropped by the fault's rules") if n else None
 
 
 class RemotePathDrop(RemotePeerBlock):

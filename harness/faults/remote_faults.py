@@ -81,6 +81,26 @@ class RemoteBlackHole(Fault):
             except SplitbrainError as exc:
                 raise FaultError(f"cannot black-hole {cidr} on {host}: {exc}") from None
 
+    def effect(self) -> str | None:
+        """The black hole's effect as its hosts count it: every host's rules dropped packets
+        (Linux nft counters; None while one has dropped nothing, or on Windows)."""
+        if not self.active:
+            return None
+        counts = []
+        for host in dict.fromkeys(h for h, _ in self.targets):
+            try:
+                with type(self).opener(self.inventory, host) as remote:
+                    if not hasattr(remote, "nft"):
+                        return None
+                    n = sum(r.packets for r in remote.nft.rules(self.id))
+            except SplitbrainError:
+                return None
+            if not n:
+                return None
+            counts.append(f"{n} on {host}")
+        return (f"packets of {', '.join(f'{h} with {c}' for h, c in self.targets)} dropped by "
+                f"the fault's rules ({', '.join(counts)})")
+
     def undo_record(self) -> dict[str, Any]:
         return {
             "inventory": self.inventory,

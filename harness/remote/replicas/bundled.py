@@ -38,6 +38,18 @@ req.add_header("Authorization", "Bearer " + token)
 print(urllib.request.urlopen(req, timeout=10).read().decode())
 """
 
+# argv: ready file, token file, device name. The administrator's override after a split
+# brain the device detected: this replica becomes the one its partners resync from.
+MARK = """
+import json, sys, urllib.request
+ready = json.load(open(sys.argv[1]))
+token = open(sys.argv[2]).read().strip()
+url = ready["management"].rstrip("/") + "/v1/ha/" + sys.argv[3] + "/mark-synchronized"
+req = urllib.request.Request(url, method="POST")
+req.add_header("Authorization", "Bearer " + token)
+print(urllib.request.urlopen(req, timeout=10).read().decode())
+"""
+
 
 def _state(word: str) -> str:
     for state in STATES:
@@ -91,15 +103,27 @@ class BundledReplicaStates(PerHostReader):
 
     kind = "bundled"
 
-    def read_host(self, driver: Any, host: str, devices: list[str]) -> list[ReplicaStatus]:
+    def _files(self, host: str) -> list[str]:
         storage = self.inventory.storage
         if not storage.ready_file or not storage.token_file:
             raise ReplicaStateError(
                 f"{self.inventory.path}: [storage] kind = \"bundled\" on a real site needs "
                 "ready_file and token_file (the node's files on each storage host)")
-        result = driver.run_argv([storage.python, "-c", QUERY,
-                                  storage.ready_file.replace("{host}", host),
-                                  storage.token_file.replace("{host}", host)], timeout=30)
+        return [storage.ready_file.replace("{host}", host),
+                storage.token_file.replace("{host}", host)]
+
+    def mark_synchronized(self, alias: str, host: str) -> str:
+        """The administrator's override after a split brain the device keeps (both replicas
+        Not synchronized): mark ``alias`` on ``host`` Synchronized, so its partners resync
+        from it. Over SSH, through the node's management API on that host."""
+        with self.opener(self.inventory, host) as driver:
+            driver.run_argv([self.inventory.storage.python, "-c", MARK, *self._files(host),
+                             self.storage_name(alias)], timeout=30)
+        return f"marked {alias}@{host} synchronized (its management API, over SSH)"
+
+    def read_host(self, driver: Any, host: str, devices: list[str]) -> list[ReplicaStatus]:
+        storage = self.inventory.storage
+        result = driver.run_argv([storage.python, "-c", QUERY, *self._files(host)], timeout=30)
         try:
             rows = json.loads(result.stdout)
         except ValueError:

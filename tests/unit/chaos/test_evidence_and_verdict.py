@@ -337,3 +337,54 @@ def test_errors_returned_to_the_caller_fail_the_nightly_too(tmp_path: Path, lab)
     r = scenario_result(nightly_scenario(dev, 60), outcome(tmp_path, [errs], SYNC), ev(True),
                         [], dev, Sut(inv))
     assert r.result is ResultWord.FAILED and "caller_errors" in r.reason
+
+
+class _Shown:
+    """A real host's fault as the probe sees it: ``effect()`` says what shows, once it does."""
+
+    def __init__(self, after: int, text: str) -> None:
+        self.calls, self.after, self.text = 0, after, text
+
+    def effect(self) -> str | None:
+        self.calls += 1
+        return self.text if self.calls > self.after else None
+
+
+def test_a_real_hosts_fault_is_proved_by_what_it_shows_there(lab) -> None:
+    """A fault with ``effect()`` (a real host's) is probed through it, not the lab's readers;
+    a composite only once every part shows it; one that never shows anything stays
+    unproved (and the history then decides)."""
+    from harness.chaos.evidence import LiveProbe
+    from harness.faults.fault import CompositeFault
+
+    inv, dev = lab
+    probe = LiveProbe(inv, dev, node_state=None, ha_status=None)
+    spec = FaultSpec.of("blackhole", "heartbeat/SWS-Store1/HA1")
+    one = _Shown(2, "12 packet(s) dropped by the fault's rules")
+    probe.hook("one", Step(0.0, 1.0, spec), one)
+    a, b = _Shown(0, "a dropped"), _Shown(3, "b dropped")
+    both = CompositeFault.__new__(CompositeFault)
+    both.parts = [a, b]  # type: ignore[list-item]
+    probe.hook("both", Step(0.0, 1.0, spec), both)
+    probe.hook("never", Step(0.0, 0.5, spec), _Shown(10**6, "x"))
+    probe.join()
+    assert probe.seen["one"].proved and probe.seen["one"].text == one.text
+    assert probe.seen["both"].text == "a dropped; b dropped" and b.calls == 4
+    assert "never" not in probe.seen
+
+
+def test_replicas_a_real_site_could_not_read_are_part_of_a_split_brain_kept_apart(
+        tmp_path: Path, lab) -> None:
+    """On a real site the replicas are read through their own paths, which a replica kept
+    Not synchronized does not serve: under a split brain the device kept apart that is a
+    consequence (Warning); without one it is a problem of the run (Failed)."""
+    inv, dev = lab
+    unread = Problem("replicas_not_compared", "replicas of HA1 not compared: not every "
+                                              "replica is Synchronized")
+    r = scenario_result(by_name("split-brain-heal-late"),
+                        outcome(tmp_path, [SB, unread], APART, split=True), ev(True), [],
+                        dev, Sut(inv))
+    assert r.result is ResultWord.WARNING and r.reason.startswith("split brain")
+    r = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [unread], APART),
+                        ev(True), [], dev, Sut(inv))
+    assert r.result is ResultWord.FAILED and "replicas_not_compared" in r.reason

@@ -85,3 +85,32 @@ def test_the_chaos_command_records_not_applicable_before_the_scenario_starts(
     with pytest.raises(Started):  # a kind the site injects is started
         s._scenario(sut, by_name("sync-reset"), results)
     assert started == ["sync-reset"]
+
+
+def real_site(kind: str) -> SimpleNamespace:
+    import dataclasses
+
+    from harness.remote.replicas.readers import READERS
+
+    inv = load(INVENTORIES / "example-site.toml")
+    object.__setattr__(inv, "storage", dataclasses.replace(inv.storage, kind=kind))
+    return SimpleNamespace(inventory=inv, lab=None, faults=RemoteFaults(inv),
+                           replicas=READERS[kind](inv))
+
+
+def test_a_split_brain_nobody_can_undo_is_not_played_on_a_real_site():
+    """A scenario that allows a split brain leaves the device Not synchronized until an
+    administrator marks a side: where the site's storage reader cannot mark (StarWind,
+    DRBD, LIO here) it is Not Applicable, in one line; the bundled target's can."""
+    from harness.chaos.scenario import real_site_cannot_play
+
+    allowed = [s for s in SCENARIOS if s.split_brain == "allowed"]
+    assert allowed
+    for kind in ("starwind", "drbd", "lio"):
+        reason = real_site_cannot_play(allowed[0], real_site(kind))
+        assert reason is not None and "cannot be marked synchronized" in reason, kind
+        assert kind in reason and "\n" not in reason
+        assert real_site_cannot_play(by_name("sync-blackhole"), real_site(kind)) is None
+    assert real_site_cannot_play(allowed[0], real_site("bundled")) is None
+    assert "cannot inject flap" in real_site_cannot_play(by_name("sync-flapping"),
+                                                         real_site("bundled"))

@@ -223,3 +223,4 @@ def test_factory_and_waiting():
 def test_status_refuses_unknown_words():
     with pytest.raises(ValueError):
         ReplicaStatus("HA1", "h", "fine")
+
