@@ -13,7 +13,9 @@ The rules, in order (the first that applies decides):
    the heartbeat strategy): **Failed**, "split brain";
 5. split brain where the strategy's documented risk allows it, detected and kept
    Not synchronized by the device: **Warning**, "split brain", with the side an
-   administrator marked;
+   administrator marked (on a real site, which cannot read the replicas the device
+   keeps apart, a split brain is every replica kept Not synchronized plus reads that
+   missed writes acknowledged through the other side);
 6. where the scenario says an outage is correct (no replica may serve, e.g. both nodes
    down), timing problems alone: **Success**, the numbers in the reason; in the
    randomized nemesis, timing problems alone (its faults overlap, so the per-fault
@@ -123,6 +125,23 @@ def acknowledged_alone(history: Any, device: HaDevice) -> dict[str, int]:
     return counts
 
 
+def kept_apart_on_a_real_site(sut: Any, after: dict[str, str],
+                              problems: list[tuple[str, Any]]) -> str | None:
+    """A split brain a real site shows without its images: the device keeps every replica
+    Not synchronized after the heal (it saw each side carry on alone) and reads through
+    one replica missed writes acknowledged through the other. The lab compares the
+    images instead; a real site cannot read a replica its device keeps apart."""
+    if not hasattr(sut, "lab") or sut.lab is not None or not after or any(
+            s != "not synchronized" for s in after.values()):
+        return None
+    missed = [p for _, p in problems if p.kind in ("stale_read", "lost", "stale")]
+    if not missed:
+        return None
+    return (f"split brain: the device kept every replica Not synchronized after the heal, "
+            f"and {len(missed)} read(s) missed writes acknowledged through the other side "
+            f"(first: {missed[0].message})")
+
+
 def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvidence],
                     recovery: list[str], device: HaDevice, sut: Any,
                     history: Any = None) -> CheckResult:
@@ -137,6 +156,9 @@ def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvid
     split_text = (f"split brain: while the sync link was down each storage node acknowledged "
                   f"writes alone ({', '.join(f'{h}: {n}' for h, n in alone.items())})"
                   if alone and all(alone.values()) else first_split(problems))
+    kept = kept_apart_on_a_real_site(sut, after, problems)
+    if not split and kept is not None:
+        split, split_text = True, kept
     failed_injections = [e for e in evidence if not e.proved]
 
     def first(kind: str) -> str:

@@ -388,3 +388,31 @@ def test_replicas_a_real_site_could_not_read_are_part_of_a_split_brain_kept_apar
     r = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [unread], APART),
                         ev(True), [], dev, Sut(inv))
     assert r.result is ResultWord.FAILED and "replicas_not_compared" in r.reason
+
+
+def test_a_real_site_shows_a_split_brain_kept_apart_by_states_and_missed_reads(
+        tmp_path: Path, lab) -> None:
+    """A real site cannot read replicas its device keeps apart: every replica kept Not
+    synchronized plus reads that missed acknowledged writes is the split brain (Warning
+    where allowed, Failed where the strategy must prevent it); either alone is not."""
+    inv, dev = lab
+    real = Sut(inv)
+    real.lab = None  # type: ignore[attr-defined]
+    missed = Problem("stale_read", "stale_read: read op 449 via Node1->iscsi/Store1 returned "
+                                   "initial content after an ok write to it completed")
+    kept = Problem("not_synchronized", "replicas of HA1 not Synchronized")
+    r = scenario_result(by_name("split-brain-heal-early"),
+                        outcome(tmp_path, [kept, missed], APART), ev(True), [], dev, real)
+    assert r.result is ResultWord.WARNING and "kept every replica Not synchronized" in r.reason
+    r = scenario_result(by_name("sync-blackhole"), outcome(tmp_path, [kept, missed], APART),
+                        ev(True), [], dev, real)
+    assert r.result is ResultWord.FAILED and r.reason.startswith("split brain")
+    for problems, after in (([kept], APART), ([missed], SYNC)):
+        r = scenario_result(by_name("split-brain-heal-early"),
+                            outcome(tmp_path, problems, after), ev(True), [], dev, real)
+        assert r.result is ResultWord.FAILED and "kept every replica" not in r.reason
+    lab_sut = Sut(inv)
+    lab_sut.lab = object()  # type: ignore[attr-defined]  # the lab compares images instead
+    r = scenario_result(by_name("split-brain-heal-early"),
+                        outcome(tmp_path, [kept, missed], APART), ev(True), [], dev, lab_sut)
+    assert r.result is ResultWord.FAILED
