@@ -3,7 +3,12 @@
 - ``ssh``: ``SshTarget`` (where and how to log in), ``RetryPolicy``, ``RemoteHost``
   (connect with bounded retries, run one command line -> ``CommandResult``);
 - ``linux``: ``LinuxHost`` (facts, packages, nft black holes, ``ip link``, systemctl,
-  signals), commands built from argument vectors with ``shlex``;
+  signals), commands built from argument vectors with ``shlex``, run through
+  ``shell`` (shells kept open on the connection: no SSH session per command) or,
+  for long output read as it comes, in a channel of their own (``stream``);
+- ``kept``: one connection per (inventory, host) for the life of the process;
+- ``agent``, ``node_agent``, ``windows_agent``: the workload agent on a cluster node;
+- ``replicas``: replica-state readers per storage kind;
 - ``windows``: ``WindowsHost`` (adapters, firewall, services, power, cluster, iSCSI,
   MPIO, facts) through ``powershell`` (quoting, encoded scripts, JSON answers);
 - ``nftables``: the tagged ``table inet splitbrain``, shared with the netns lab;
