@@ -215,8 +215,14 @@ class RemoteFreeze(RemoteHostFault):
     def _apply(self, driver: Any, undo: dict[str, Any]) -> None:
         if _is_linux(driver):
             pids = driver.signal(undo["process"], "STOP", tag=self.id, ttl_s=self.ttl_s)
-            states = _stopped_states(driver, pids)
-            if not states or not all(s.startswith("T") for s in states):
+            # kill(2) only queues the signal: a busy host shows T when the target next runs
+            states: list[str] = []
+
+            def stopped() -> bool:
+                states[:] = _stopped_states(driver, pids)
+                return bool(states) and all(s.startswith("T") for s in states)
+
+            if not _poll(stopped, VERIFY_S, POLL_S):
                 raise self.not_effective(f"{undo['process']} states {states}, not stopped")
             self.proof = (f"process of {self.host} is stopped (SIGSTOP), sockets open: pids "
                           f"{', '.join(map(str, pids))} of {undo['process']} in state "
@@ -241,8 +247,9 @@ class RemoteFreeze(RemoteHostFault):
             from harness.remote import deadman
 
             deadman.disarm(driver, undo["tag"])
-            left = [s for s in _stopped_states(driver, pids) if s.startswith("T")] if pids else []
-            if left:
+            if pids and not _poll(lambda: not any(s.startswith("T") for s in
+                                                  _stopped_states(driver, pids)),
+                                  VERIFY_S, POLL_S):
                 raise HealError(f"{undo['process']} on {undo['host']} is still stopped")
         else:
             from harness.remote import windows_process
