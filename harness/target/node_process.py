@@ -20,7 +20,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="node TOML file")
     parser.add_argument("--ready-file", type=Path,
                         help="also write the ready line to this file (removed on exit)")
-    parser.add_argument("--log-level", default=os.environ.get("SPLITBRAIN_NODE_LOG_LEVEL", "WARNING"),
+    parser.add_argument("--log-level",
+                        default=os.environ.get("SPLITBRAIN_NODE_LOG_LEVEL", "WARNING"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
