@@ -219,11 +219,12 @@ class RemoteFreeze(RemoteHostFault):
             states: list[str] = []
 
             def stopped() -> bool:
-                states[:] = _stopped_states(driver, pids)
+                states[:] = [s for s in _stopped_states(driver, pids) if not s.startswith("Z")]
                 return bool(states) and all(s.startswith("T") for s in states)
 
             if not _poll(stopped, VERIFY_S, POLL_S):
-                raise self.not_effective(f"{undo['process']} states {states}, not stopped")
+                raise self.not_effective(f"{undo['process']} states {states}, not stopped "
+                                         "(zombies left out)")
             self.proof = (f"process of {self.host} is stopped (SIGSTOP), sockets open: pids "
                           f"{', '.join(map(str, pids))} of {undo['process']} in state "
                           f"{', '.join(states)} (ps on the host)")
