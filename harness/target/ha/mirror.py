@@ -576,10 +576,11 @@ class HaDevice:
         dirty and the resync copies them back. A resync brings the replica back
         once its disk accepts writes again.
         """
+        if self.state is not ReplicaState.NOT_SYNCHRONIZED:  # not the same episode's I/O
+            self._disk_failures += 1
+            self._rejoin_at = asyncio.get_running_loop().time() + min(
+                REJOIN_BACKOFF_S * 2 ** (self._disk_failures - 1), REJOIN_BACKOFF_MAX_S)
         self.state = ReplicaState.NOT_SYNCHRONIZED
-        self._disk_failures += 1
-        self._rejoin_at = asyncio.get_running_loop().time() + min(
-            REJOIN_BACKOFF_S * 2 ** (self._disk_failures - 1), REJOIN_BACKOFF_MAX_S)
         self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
                                         state=ReplicaState.NOT_SYNCHRONIZED))
         link = self.session_link
