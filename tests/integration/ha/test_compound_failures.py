@@ -20,26 +20,17 @@ beside it proves the mode still shows it (what the defect zoo relies on):
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
 
 from harness.target.defects import Defect
 from harness.target.ha.replica import FailoverStrategy, ReplicaNotServing, ReplicaState
 from harness.target.ha.witness import Witness
-from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, block, run, wait_for
 
 pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
-
-
-def block(seed: int, count: int = 1) -> bytes:
-    return random.Random(seed).randbytes(count * BLOCK)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
 def defects(*modes: Defect) -> frozenset[Defect]:

@@ -18,7 +18,7 @@ from harness.target.config import ConfigError, parse_config
 from harness.target.defects import SLOW_FAILOVER_S, Defect, UnknownDefect, parse_defects
 from harness.target.ha.replica import ReplicaState
 from harness.target.lu_binding import open_logical_unit
-from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, run, wait_for
 
 pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
 
@@ -27,10 +27,6 @@ S = ReplicaState.SYNCHRONIZED
 
 def block(seed: int) -> bytes:
     return random.Random(seed).randbytes(BLOCK)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
 def with_defect(defect: Defect) -> dict:

@@ -21,7 +21,6 @@ The real-process version, through MPIO, is ``test_disk_failure_nodes.py``.
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
 
@@ -29,19 +28,11 @@ from harness.target.blockstore import BlockStoreError
 from harness.target.disk_faults import DiskFaultSpec, FaultyStore
 from harness.target.ha.mirror import HaDevice
 from harness.target.ha.replica import ReplicaNotServing, ReplicaState
-from tests.support.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, wait_for
+from tests.support.ha_pair import BLOCKS, HaPair, LinkMode, block, run, wait_for
 
 pytestmark = pytest.mark.slow  # brings up a lab, nodes or peers: seconds per test
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
-
-
-def block(seed: int, count: int = 1) -> bytes:
-    return random.Random(seed).randbytes(count * BLOCK)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
 def faulty(dev: HaDevice) -> FaultyStore:

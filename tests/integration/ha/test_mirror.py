@@ -15,17 +15,9 @@ import pytest
 from harness.target.ha.mirror import ReplicaNotServing
 from harness.target.ha.replica import FailoverStrategy, InitialSync, ReplicaState
 from harness.target.ha.witness import Witness
-from tests.support.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, wait_for
+from tests.support.ha_pair import BLOCK, BLOCKS, HaPair, LinkMode, block, run, wait_for
 
 S, NS = ReplicaState.SYNCHRONIZED, ReplicaState.NOT_SYNCHRONIZED
-
-
-def block(seed: int, count: int = 1) -> bytes:
-    return random.Random(seed).randbytes(count * BLOCK)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
 def test_write_through_one_replica_reads_back_through_the_other(tmp_path):

@@ -6,8 +6,6 @@ commands from initiator nexuses attached to either node, as MPIO paths do.
 
 from __future__ import annotations
 
-import asyncio
-
 from harness.scsi import cdb as c
 from harness.scsi.alua import AccessState
 from harness.scsi.reservations import PrInAction, PrOutAction, PrOutParameters, PrType, ReadKeysData
@@ -15,7 +13,7 @@ from harness.scsi.sense import Asc, SenseKey
 from harness.scsi.status import ScsiStatus
 from harness.target.device import ScsiTask
 from harness.target.nexus import ItNexus
-from tests.support.ha_pair import BLOCK, HaPair, LinkMode, wait_for
+from tests.support.ha_pair import BLOCK, HaPair, LinkMode, run, wait_for
 
 WE_RO = PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY
 
@@ -46,10 +44,6 @@ async def pr_out(pair, node, host, action, *, key=0, sa_key=0, pr_type=0):
 async def keys(pair, node, host) -> tuple[int, ...]:
     result = await run_cdb(pair, node, host, c.PersistentReserveIn(action=PrInAction.READ_KEYS))
     return ReadKeysData.decode(result.data_in).keys
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
 def test_reservation_made_through_one_node_is_enforced_through_the_other(tmp_path):
