@@ -242,6 +242,21 @@ def peer_name(writer: asyncio.StreamWriter) -> str | None:
     return f"{peer[0]}:{peer[1]}" if peer else None
 
 
+#: what a handshake step may fail with: the partner silent, gone, or talking nonsense
+HANDSHAKE_FAILURES = (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError,
+                      RuntimeError, protocol.SyncProtocolError)
+
+
+def handshake_failure(exc: BaseException, timeout_s: float, silence: str) -> str:
+    """Why the handshake failed, from one of ``HANDSHAKE_FAILURES``; ``silence`` names
+    what did not come within ``timeout_s`` (TimeoutError, checked first: it is an OSError)."""
+    if isinstance(exc, TimeoutError):
+        return f"{silence} within {timeout_s:.2f}s"
+    if isinstance(exc, (asyncio.IncompleteReadError, ConnectionError, OSError, RuntimeError)):
+        return f"closed during the handshake ({type(exc).__name__})"
+    return str(exc)
+
+
 async def challenge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     timeout_s: float) -> str:
     """Listener side of the handshake: "" when the dialer echoed, else why not."""
@@ -249,12 +264,8 @@ async def challenge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     try:
         writer.write(protocol.encode(Message(MessageKind.PING, seq=nonce)))
         answer = await asyncio.wait_for(protocol.read_message(reader), timeout_s)
-    except TimeoutError:
-        return f"no answer to the handshake within {timeout_s:.2f}s"
-    except (asyncio.IncompleteReadError, ConnectionError, OSError, RuntimeError) as exc:
-        return f"closed during the handshake ({type(exc).__name__})"
-    except protocol.SyncProtocolError as exc:
-        return str(exc)
+    except HANDSHAKE_FAILURES as exc:
+        return handshake_failure(exc, timeout_s, "no answer to the handshake")
     if answer.kind is not MessageKind.PONG or answer.seq != nonce:
         return f"answered the handshake with {answer.kind.name} (a stale connection)"
     return ""
@@ -268,12 +279,8 @@ async def answer_challenge(reader: asyncio.StreamReader, writer: asyncio.StreamW
         if ping.kind is not MessageKind.PING:
             return f"listener opened with {ping.kind.name}, not the handshake"
         writer.write(protocol.encode(Message(MessageKind.PONG, seq=ping.seq)))
-    except TimeoutError:
-        return f"no handshake from the listener within {timeout_s:.2f}s"
-    except (asyncio.IncompleteReadError, ConnectionError, OSError, RuntimeError) as exc:
-        return f"closed during the handshake ({type(exc).__name__})"
-    except protocol.SyncProtocolError as exc:
-        return str(exc)
+    except HANDSHAKE_FAILURES as exc:
+        return handshake_failure(exc, timeout_s, "no handshake from the listener")
     return ""
 
 
