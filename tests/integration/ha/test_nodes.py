@@ -14,8 +14,9 @@ import contextlib
 import hashlib
 import random
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,22 +60,84 @@ class HaNodes:
         return self.node(name).management.request("GET", "/v1/ha")[0]
 
     def wait_states(self, store1: str, store2: str, timeout: float = 20) -> None:
-        for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05),
-                                retry=retry_if_exception_type(AssertionError), reraise=True):
-            with attempt:
-                got = (self.ha("store1")["state"], self.ha("store2")["state"])
-                assert got == (store1, store2), got
+        def check() -> None:
+            one, two = self.ha("store1"), self.ha("store2")
+            got = (one["state"], two["state"])
+            assert got == (store1, store2), (got, one["events"], two["events"])
+        wait_until(check, timeout)
+
+    def wait_alone(self, name: str, timeout: float = 15) -> None:
+        """Wait until node ``name`` carries on alone (its partner taken out)."""
+        def check() -> None:
+            ha = self.ha(name)
+            assert ha["alone"], ha["events"]
+        wait_until(check, timeout)
+
+    @contextlib.contextmanager
+    def frozen(self, name: str) -> Iterator[ReferenceTarget]:
+        """Node ``name`` frozen (SIGSTOP: silent, sockets open) for the block, thawed after."""
+        node = self.node(name)
+        node.process.send_signal(signal.SIGSTOP)
+        try:
+            yield node
+        finally:
+            node.process.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def disk_fault(self, name: str, **fault: Any) -> Iterator[dict[str, Any]]:
+        """A fault on node ``name``'s disk of HA1 (``/v1/faults/disk``: kind, delay_ms,
+        lba, count) for the block; removed after it, which releases I/O it held."""
+        node = self.node(name)
+        made = node.management.request("POST", "/v1/faults/disk",
+                                       {"target": node.iqn, "lun": 0, **fault})
+        try:
+            yield made
+        finally:
+            node.management.request("DELETE", f"/v1/faults/disk/{made['id']}")
+
+    def write(self, name: str, lba: int, data: bytes) -> None:
+        """WRITE ``data`` at ``lba`` through a new session on node ``name``."""
+        async def write() -> None:
+            async with self.session(name) as s:
+                await s.write(lba, data)
+        run(write())
+
+    def read(self, name: str, lbas: Iterable[int]) -> dict[int, bytes]:
+        """READ one block at each of ``lbas`` through a new session on node ``name``."""
+        async def read() -> dict[int, bytes]:
+            async with self.session(name) as s:
+                return {lba: await s.read(lba, 1) for lba in lbas}
+        return dict(run(read()))
+
+    def refuses(self, name: str, lba: int) -> None:
+        """Node ``name`` refuses a READ: NOT READY, target port unavailable."""
+        async def read() -> None:
+            with pytest.raises(CheckCondition) as refused:
+                async with self.session(name) as s:
+                    await s.read(lba, 1)
+            assert refused.value.sense is not None
+            assert refused.value.sense.is_(Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
+        run(read())
 
     def in_sync(self) -> None:
         self.wait_states("Synchronized", "Synchronized")
-        for attempt in Retrying(stop=stop_after_delay(20), wait=wait_fixed(0.05),
-                                retry=retry_if_exception_type(AssertionError), reraise=True):
-            with attempt:
-                assert self.ha("store1")["partner_state"] == "Synchronized"
-                assert self.ha("store2")["partner_state"] == "Synchronized"
+
+        def check() -> None:
+            one, two = self.ha("store1"), self.ha("store2")
+            got = (one["partner_state"], two["partner_state"])
+            assert got == ("Synchronized", "Synchronized"), (got, one["events"], two["events"])
+        wait_until(check, 20)
 
     def images_equal(self) -> bool:
         return digest(self.store1.image) == digest(self.store2.image)
+
+
+def wait_until(check: Callable[[], None], timeout: float = 30) -> None:
+    """Call ``check`` until it raises no AssertionError; its last one at the deadline."""
+    for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05),
+                            retry=retry_if_exception_type(AssertionError), reraise=True):
+        with attempt:
+            check()
 
 
 def digest(path: Path) -> str:
@@ -228,35 +291,18 @@ def test_reservation_through_one_node_is_enforced_through_the_other(ha_nodes):
 
 def test_stale_node_refuses_after_double_failure_until_marked(ha_nodes):
     ha_nodes.store2.kill9()
-    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05),
-                            retry=retry_if_exception_type(AssertionError), reraise=True):
-        with attempt:
-            assert ha_nodes.ha("store1")["alone"]
-
-    async def write_alone() -> None:
-        async with ha_nodes.session("store1") as a:
-            await a.write(11, blocks(11))
+    ha_nodes.wait_alone("store1", timeout=10)
     for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1),
                             retry=retry_if_exception_type(Exception), reraise=True):
         with attempt:
-            run(write_alone())
+            ha_nodes.write("store1", 11, blocks(11))
     ha_nodes.store1.kill9()
     ha_nodes.store2.restart()  # alone, and older than store1: must not serve
-
-    async def read_stale() -> None:
-        with pytest.raises(CheckCondition) as refused:
-            async with ha_nodes.session("store2") as b:
-                await b.read(11, 1)
-        assert refused.value.sense is not None
-        assert refused.value.sense.is_(Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
-    run(read_stale())
+    ha_nodes.refuses("store2", 11)
     assert ha_nodes.ha("store2")["state"] == "Not synchronized"
     ha_nodes.store2.management.request("POST", "/v1/ha/HA1/mark-synchronized")
-
-    async def read_marked() -> bytes:
-        async with ha_nodes.session("store2") as b:
-            return await b.read(11, 1)
-    assert run(read_marked()) != blocks(11)  # serves its own, older data: the admin chose it
+    # serves its own, older data: the admin chose it
+    assert ha_nodes.read("store2", [11]) != {11: blocks(11)}
 
 
 @pytest.mark.skipif(shutil.which("iscsi-test-cu") is None,
@@ -276,6 +322,15 @@ def image_block(path: Path, lba: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(lba * BLOCK)
         return f.read(BLOCK)
+
+
+async def until_on_disk(image: Path, lba: int, data: bytes) -> None:
+    """Wait (without blocking the loop) until block ``lba`` of ``image`` holds ``data``."""
+    async for attempt in AsyncRetrying(stop=stop_after_delay(10), wait=wait_fixed(0.01),
+                                       retry=retry_if_exception_type(AssertionError),
+                                       reraise=True):
+        with attempt:
+            assert image_block(image, lba) == data
 
 
 @pytest.mark.slow
@@ -300,21 +355,14 @@ def test_sequencer_killed_between_order_and_local_write_resyncs_the_block(ha_nod
         a = ha_nodes.session("store1")
         await a.__aenter__()
         write = asyncio.ensure_future(a.write(lba, data))
-        async for attempt in AsyncRetrying(stop=stop_after_delay(10), wait=wait_fixed(0.02),
-                                           retry=retry_if_exception_type(AssertionError),
-                                           reraise=True):
-            with attempt:
-                assert image_block(half_done, lba) == data
+        await until_on_disk(half_done, lba, data)
         await asyncio.get_running_loop().run_in_executor(None, sequencer.kill9)
         with pytest.raises(Exception):  # noqa: B017 - the path died with its node
             await write
         with contextlib.suppress(Exception):
             await a.__aexit__(None, None, None)
     run(write_then_kill())
-    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05),
-                            retry=retry_if_exception_type(AssertionError), reraise=True):
-        with attempt:
-            assert ha_nodes.ha("store2")["alone"], ha_nodes.ha("store2")["events"]
+    ha_nodes.wait_alone("store2", timeout=10)
     ha_nodes.proxy.set_state(["sync"], LinkState())  # heals only now: the ORDER is lost
     sequencer.restart()
     ha_nodes.in_sync()
@@ -349,19 +397,25 @@ def test_libiscsi_conformance_floor_holds_on_an_ha_replica(ha_nodes):
 def test_a_partner_whose_disk_hangs_is_taken_out_by_the_order_timeout(ha_nodes):
     """store2's disk hangs (its links and keepalives stay healthy): the ORDERs it does not
     acknowledge within the sync timeout take it out, and writes through store1 go on."""
-    fault = ha_nodes.store2.management.request("POST", "/v1/faults/disk", {
-        "target": ha_nodes.store2.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000})
-
     async def write() -> None:
         async with ha_nodes.session("store1") as a:
             await asyncio.wait_for(a.write(300, blocks(300)), timeout=30)
-    try:
+    # removing the fault releases the hung writes, so store2 stops cleanly at teardown
+    with ha_nodes.disk_fault("store2", kind="slow", delay_ms=600000):
         run(write())
         assert ha_nodes.ha("store1")["alone"]
         assert any("not acknowledged" in e for e in ha_nodes.ha("store1")["events"])
         assert ha_nodes.ha("store2")["state"] == "Not synchronized"
-    finally:  # release the hung writes, so store2 stops cleanly at teardown
-        ha_nodes.store2.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
+
+
+@contextlib.contextmanager
+def partner_carries_on_alone(nodes: HaNodes, lba: int) -> Iterator[None]:
+    """store1 frozen until store2 carries on alone, then a write of ``blocks(lba)`` at
+    ``lba`` on store2; store1 thaws when the block (run while it is still frozen) ends."""
+    with nodes.frozen("store1"):
+        nodes.wait_alone("store2")
+        nodes.write("store2", lba, blocks(lba))
+        yield
 
 
 def test_a_frozen_primary_that_thaws_stops_instead_of_splitting_the_brain(ha_nodes):
@@ -369,33 +423,12 @@ def test_a_frozen_primary_that_thaws_stops_instead_of_splitting_the_brain(ha_nod
     silent and carries on alone, taking writes. When store1 thaws, its heartbeat
     answers, and its FENCE is refused: store2 already carried on alone, so store1 is
     the stale one and stops. They resync from store2; no split brain."""
-    import signal
-
-    ha_nodes.store1.process.send_signal(signal.SIGSTOP)
-    try:
-        for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
-                                retry=retry_if_exception_type(AssertionError), reraise=True):
-            with attempt:
-                assert ha_nodes.ha("store2")["alone"]
-
-        async def write_on_store2() -> None:
-            async with ha_nodes.session("store2") as b:
-                await b.write(500, blocks(500))
-        run(write_on_store2())
-    finally:
-        ha_nodes.store1.process.send_signal(signal.SIGCONT)
-    try:
-        ha_nodes.in_sync()
-    except AssertionError:
-        print(ha_nodes.ha("store1")["events"], ha_nodes.ha("store2")["events"])
-        raise
+    with partner_carries_on_alone(ha_nodes, 500):
+        pass  # store1 thaws right after store2's write
+    ha_nodes.in_sync()
     events = " ".join(ha_nodes.ha("store1")["events"] + ha_nodes.ha("store2")["events"])
     assert "split brain" not in events
-
-    async def read_on_store1() -> bytes:
-        async with ha_nodes.session("store1") as a:
-            return await a.read(500, 1)
-    assert run(read_on_store1()) == blocks(500)
+    assert ha_nodes.read("store1", [500]) == {500: blocks(500)}
     assert ha_nodes.images_equal()
 
 
@@ -405,38 +438,17 @@ def test_a_frozen_primary_whose_heartbeat_answers_late_after_the_thaw_stops(ha_n
     store1 stalled through the loss, so the silence it hears proves nothing: store2 may
     have (and did) carry on alone meanwhile. store1 must not carry on alone too (split
     brain); without the partner's FENCED it stops, and resyncs from store2."""
-    import signal
-
-    ha_nodes.store1.process.send_signal(signal.SIGSTOP)
-    try:
-        for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
-                                retry=retry_if_exception_type(AssertionError), reraise=True):
-            with attempt:
-                assert ha_nodes.ha("store2")["alone"]
-
-        async def write_on_store2() -> None:
-            async with ha_nodes.session("store2") as b:
-                await b.write(700, blocks(700))
-        run(write_on_store2())
+    with partner_carries_on_alone(ha_nodes, 700):
         ha_nodes.proxy.set_state(["heartbeat"], LinkState(mode="delay", delay_ms=3000))
-    finally:
-        ha_nodes.store1.process.send_signal(signal.SIGCONT)
     try:
         ha_nodes.in_sync()
-    except AssertionError:
-        print(ha_nodes.ha("store1")["events"], ha_nodes.ha("store2")["events"])
-        raise
     finally:
         ha_nodes.proxy.set_state(["heartbeat"], LinkState())
     store1_events = ha_nodes.ha("store1")["events"]
     events = " ".join(store1_events + ha_nodes.ha("store2")["events"])
     assert "split brain" not in events
     assert any("stalled" in e and "stopped serving" in e for e in store1_events), store1_events
-
-    async def read_on_store1() -> bytes:
-        async with ha_nodes.session("store1") as a:
-            return await a.read(700, 1)
-    assert run(read_on_store1()) == blocks(700)
+    assert ha_nodes.read("store1", [700]) == {700: blocks(700)}
     assert ha_nodes.images_equal()
 
 
@@ -448,8 +460,6 @@ def test_a_thawed_sequencer_that_stops_leaves_no_block_different(ha_nodes):
     disk only: the resync from store2 must cover its block, so the two replicas hold the
     same data once both report Synchronized (the stopped node names the block in HELLO,
     as its activity log does after a crash)."""
-    import signal
-
     lba, data = 6144, blocks(6144)
     ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
 
@@ -457,20 +467,10 @@ def test_a_thawed_sequencer_that_stops_leaves_no_block_different(ha_nodes):
         a = ha_nodes.session("store1")
         await a.__aenter__()
         write = asyncio.ensure_future(a.write(lba, data))
-        async for attempt in AsyncRetrying(stop=stop_after_delay(10), wait=wait_fixed(0.01),
-                                           retry=retry_if_exception_type(AssertionError),
-                                           reraise=True):
-            with attempt:
-                assert image_block(ha_nodes.store1.image, lba) == data
-        ha_nodes.store1.process.send_signal(signal.SIGSTOP)
-        try:
-            for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.05),
-                                    retry=retry_if_exception_type(AssertionError), reraise=True):
-                with attempt:
-                    assert ha_nodes.ha("store2")["alone"], ha_nodes.ha("store2")["events"]
+        await until_on_disk(ha_nodes.store1.image, lba, data)
+        with ha_nodes.frozen("store1"):
+            ha_nodes.wait_alone("store2")
             ha_nodes.proxy.set_state(["sync"], LinkState())
-        finally:
-            ha_nodes.store1.process.send_signal(signal.SIGCONT)
         with pytest.raises(CheckCondition):  # never acknowledged: store1 stopped
             await write
         await a.__aexit__(None, None, None)
@@ -487,15 +487,12 @@ def test_a_thawed_replica_serves_no_stale_read_before_its_session_proves_alive(h
     thaw nothing tells store1 at once that its session is gone. The READ must not be
     served from store1's stale image: it waits for a round trip on the session begun
     after the stall, which never comes, and store1 stops (NOT READY, MPIO re-drives)."""
-    import signal
-
     lba, old, new = 900, blocks(900), blocks(901)
 
     async def scenario() -> bytes | None:
         async with ha_nodes.session("store1") as a:
             await a.write(lba, old)
-            ha_nodes.store1.process.send_signal(signal.SIGSTOP)
-            try:
+            with ha_nodes.frozen("store1"):
                 ha_nodes.proxy.set_state(["sync"], LinkState(mode="blackhole"))
                 async for attempt in AsyncRetrying(
                         stop=stop_after_delay(15), wait=wait_fixed(0.05),
@@ -506,8 +503,6 @@ def test_a_thawed_replica_serves_no_stale_read_before_its_session_proves_alive(h
                     await b.write(lba, new)
                 read = asyncio.ensure_future(a.read(lba, 1))
                 await asyncio.sleep(0.3)  # the READ now waits in store1's socket
-            finally:
-                ha_nodes.store1.process.send_signal(signal.SIGCONT)
             try:
                 return await asyncio.wait_for(read, 30)
             except CheckCondition as exc:

@@ -9,28 +9,18 @@ nodes' disk faults (``ha_nodes``: store1 priority 1 listens, store2 dials).
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
-import pytest
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
-
-from harness.initiator.errors import CheckCondition
 from harness.lab.proxy import LinkState
-from harness.scsi.sense import Asc
 from harness.target.ha import protocol
 from harness.target.ha.protocol import MessageKind
 from harness.target.ha.replica import ReplicaState, ReplicaSummary
 from tests.integration.ha import test_nodes
-from tests.integration.ha.test_nodes import HaNodes, blocks, run
+from tests.integration.ha.test_nodes import HaNodes, blocks, run, wait_until
 
 ha_nodes = test_nodes.ha_nodes  # the two real node processes behind the fault proxy
-
-
-def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05),
-                            retry=retry_if_exception_type(AssertionError), reraise=True):
-        with attempt:
-            check()
 
 
 def events(nodes: HaNodes, name: str) -> str:
@@ -40,7 +30,7 @@ def events(nodes: HaNodes, name: str) -> str:
 def survivor_with_writes(nodes: HaNodes) -> dict[int, bytes]:
     """store1 dies; store2 carries on alone and acknowledges writes store1 never saw."""
     nodes.store1.kill9()
-    wait_until(lambda: _assert(nodes.ha("store2")["alone"]))
+    nodes.wait_alone("store2", timeout=30)
     written = {lba: blocks(lba) for lba in range(0, 16384, 997)}  # many regions dirty
 
     async def write() -> None:
@@ -55,39 +45,36 @@ def _assert(ok: object, why: str = "") -> None:
     assert ok, why
 
 
+@contextlib.contextmanager
+def store1_back_with_a_slow_disk(nodes: HaNodes, delay_ms: int) -> Iterator[dict[int, bytes]]:
+    """store2 carried on alone with writes (``survivor_with_writes``, yielded); store1
+    restarts behind a cut sync link, its disk slowed by ``delay_ms`` per I/O, and the link
+    heals, so the resync runs against the slow disk. The fault goes when the block ends."""
+    written = survivor_with_writes(nodes)
+    nodes.proxy.set_state(["sync"], LinkState(mode="cut"))  # no resync before the fault
+    nodes.store1.restart()
+    with nodes.disk_fault("store1", kind="slow", delay_ms=delay_ms):
+        nodes.proxy.set_state(["sync"], LinkState())
+        yield written
+
+
 def test_the_source_of_a_resync_carries_on_when_the_resync_link_is_lost(ha_nodes):
     """store2 carried on alone and resyncs the returned store1, whose disk hangs, so the
     resync's ORDERs go unacknowledged and the ORDER timeout takes the link down while
     the heartbeat answers. store2 must carry on (store1 is only Synchronizing and cannot
     serve): before the fix it stopped by priority, and both replicas stayed Not
     synchronized with the newest data on one that must not serve."""
-    written = survivor_with_writes(ha_nodes)
-    ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))  # no resync before the fault
-    ha_nodes.store1.restart()
-    store1 = ha_nodes.store1
-    fault = store1.management.request("POST", "/v1/faults/disk", {
-        "target": store1.iqn, "lun": 0, "kind": "slow", "delay_ms": 600000})
-    try:
-        ha_nodes.proxy.set_state(["sync"], LinkState())
+    # leaving the block releases the hung I/O: the resync is planned again and completes
+    with store1_back_with_a_slow_disk(ha_nodes, 600000) as written:
         wait_until(lambda: _assert("not acknowledged" in events(ha_nodes, "store2"),
                                    events(ha_nodes, "store2")))
         store2 = ha_nodes.ha("store2")
         assert store2["state"] == "Synchronized", store2["events"]
         assert "stopped serving" not in events(ha_nodes, "store2")
-
-        async def write_on_store2() -> None:  # it still serves
-            async with ha_nodes.session("store2") as b:
-                await b.write(20000, blocks(20000))
-        run(write_on_store2())
+        ha_nodes.write("store2", 20000, blocks(20000))  # it still serves
         written[20000] = blocks(20000)
-    finally:  # release the hung I/O: the resync is planned again and completes
-        store1.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
     ha_nodes.in_sync()
-
-    async def read_on_store1() -> dict[int, bytes]:
-        async with ha_nodes.session("store1") as a:
-            return {lba: await a.read(lba, 1) for lba in written}
-    assert run(read_on_store1()) == written
+    assert ha_nodes.read("store1", written) == written
     assert ha_nodes.images_equal()
 
 
@@ -95,22 +82,13 @@ def test_resync_cut_short_is_planned_again_on_the_next_link(ha_nodes):
     """The sync link resets in the middle of a resync (store1's disk is slow, so the copy
     is still going): the resync ends without an unretrieved exception, the source keeps
     serving, and the next link plans it again until both are Synchronized."""
-    survivor_with_writes(ha_nodes)
-    ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))
-    ha_nodes.store1.restart()
-    store1 = ha_nodes.store1
-    fault = store1.management.request("POST", "/v1/faults/disk", {
-        "target": store1.iqn, "lun": 0, "kind": "slow", "delay_ms": 200})
-    try:
-        ha_nodes.proxy.set_state(["sync"], LinkState())
+    with store1_back_with_a_slow_disk(ha_nodes, 200):
         wait_until(lambda: _assert((ha_nodes.ha("store2")["resync"] or {}).get("role")
                                    == "source"))
         ha_nodes.proxy.set_state(["sync"], LinkState(mode="cut"))
         wait_until(lambda: _assert(ha_nodes.ha("store2")["resync"] is None))
         assert ha_nodes.ha("store2")["state"] == "Synchronized", events(ha_nodes, "store2")
         ha_nodes.proxy.set_state(["sync"], LinkState())
-    finally:
-        store1.management.request("DELETE", f"/v1/faults/disk/{fault['id']}")
     ha_nodes.in_sync()
     assert ha_nodes.images_equal()
     for node in (ha_nodes.store1, ha_nodes.store2):
@@ -157,19 +135,9 @@ def test_a_restarted_primary_whose_partner_carried_on_never_serves_before_its_re
     store1 = ha_nodes.ha("store1")
     assert store1["state"] == "Not synchronized" and not store1["alone"], store1["events"]
 
-    async def refused_on_store1() -> None:
-        with pytest.raises(CheckCondition) as refused:
-            async with ha_nodes.session("store1") as a:
-                await a.read(0, 1)
-        assert refused.value.sense is not None
-        assert refused.value.sense.is_(Asc.NOT_READY_TARGET_PORT_UNAVAILABLE)
-    run(refused_on_store1())
+    ha_nodes.refuses("store1", 0)
     ha_nodes.proxy.set_state(["sync"], LinkState())
     ha_nodes.in_sync()
     assert "split brain" not in events(ha_nodes, "store1") + events(ha_nodes, "store2")
-
-    async def read_on_store1() -> dict[int, bytes]:
-        async with ha_nodes.session("store1") as a:
-            return {lba: await a.read(lba, 1) for lba in written}
-    assert run(read_on_store1()) == written
+    assert ha_nodes.read("store1", written) == written
     assert ha_nodes.images_equal()
