@@ -8,13 +8,17 @@ teardown, also when the test fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from harness.initiator.mpio.device import MultipathDevice
 from harness.initiator.mpio.link import PathSpec
+from harness.initiator.mpio.session_link import session_connector
+from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import FaultProxy, LinkSpec, LinkState, ProxyControl
 from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target
 
@@ -51,6 +55,17 @@ class MpioLab:
     async def stop_proxy(self) -> None:
         if self.proxy is not None:
             await self.proxy.close()
+
+    @contextlib.asynccontextmanager
+    async def device(self, timers: MpioTimers) -> AsyncIterator[MultipathDevice]:
+        """An open ``MultipathDevice`` over every path, the fault proxy up while it lives."""
+        await self.start_proxy()
+        try:
+            async with MultipathDevice(self.specs(), connector=session_connector,
+                                       timers=timers) as dev:
+                yield dev
+        finally:
+            await self.stop_proxy()
 
     def specs(self, **kw) -> list[PathSpec]:
         assert self.proxy is not None

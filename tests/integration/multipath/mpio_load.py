@@ -50,6 +50,14 @@ class Writers:
         return Counter(p for t, p, _ in self.completions if t > ns)
 
 
+async def writing(dev: MultipathDevice, paths: int) -> Writers:
+    """``Writers`` started on ``dev``, once their writes came back through ``paths`` paths."""
+    writers = Writers(dev)
+    writers.start()
+    await eventually(lambda: holds(len(writers.paths_after(0)) == paths))
+    return writers
+
+
 async def eventually(check, timeout_s: float = 15.0) -> None:
     """Wait until ``check()`` stops raising AssertionError, with a deadline."""
     async for attempt in AsyncRetrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.02),

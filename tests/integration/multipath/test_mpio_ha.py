@@ -8,10 +8,8 @@ import time
 from collections import Counter
 
 import pytest
-from mpio_load import Writers, eventually, holds, run
+from mpio_load import eventually, holds, run, writing
 
-from harness.initiator.mpio.device import MultipathDevice
-from harness.initiator.mpio.session_link import session_connector
 from harness.initiator.mpio.status import AluaState, PathState
 from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import LinkState
@@ -26,78 +24,59 @@ TIMERS = MpioTimers(noop_out_interval_s=0.5, noop_out_timeout_s=1.0, link_down_t
 
 def test_four_paths_to_two_nodes_are_one_disk_and_round_robin_uses_every_one(ha_lab):
     async def body():
-        await ha_lab.start_proxy()
-        try:
-            async with MultipathDevice(ha_lab.specs(), connector=session_connector,
-                                       timers=TIMERS) as dev:
-                blocks = {lba: os.urandom(512) for lba in range(24)}
-                served = Counter()
-                for lba, data in blocks.items():
-                    served[(await dev.write(lba, data)).path] += 1
-                for lba, data in blocks.items():  # read back, each through another path
-                    c = await dev.read(lba, 1)
-                    assert c.data == data
-                    served[c.path] += 1
-                assert set(served) == {"p0", "p1", "p2", "p3"}
-        finally:
-            await ha_lab.stop_proxy()
+        async with ha_lab.device(TIMERS) as dev:
+            blocks = {lba: os.urandom(512) for lba in range(24)}
+            served = Counter()
+            for lba, data in blocks.items():
+                served[(await dev.write(lba, data)).path] += 1
+            for lba, data in blocks.items():  # read back, each through another path
+                c = await dev.read(lba, 1)
+                assert c.data == data
+                served[c.path] += 1
+            assert set(served) == {"p0", "p1", "p2", "p3"}
     run(body())
 
 
 def test_killing_a_storage_node_mid_workload_loses_no_acknowledged_write(ha_lab):
     async def body():
-        await ha_lab.start_proxy()
-        try:
-            async with MultipathDevice(ha_lab.specs(), connector=session_connector,
-                                       timers=TIMERS) as dev:
-                writers = Writers(dev)
-                writers.start()
-                await eventually(lambda: holds(len(writers.paths_after(0)) == 4))
-                await asyncio.to_thread(ha_lab.nodes[1].kill9)
-                await eventually(lambda: holds(all(
-                    dev.path(p).state != PathState.ACTIVE for p in ("p2", "p3"))))
-                gone = max(e.ns for e in dev.events if e.new == PathState.FAILED)
-                await eventually(lambda: holds(sum(writers.paths_after(gone).values()) >= 40))
-                await writers.stop()
-                assert writers.errors == []
-                assert set(writers.paths_after(gone)) <= {"p0", "p1"}
-                for lba, data in writers.acked.items():
-                    assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
-        finally:
-            await ha_lab.stop_proxy()
+        async with ha_lab.device(TIMERS) as dev:
+            writers = await writing(dev, 4)
+            await asyncio.to_thread(ha_lab.nodes[1].kill9)
+            await eventually(lambda: holds(all(
+                dev.path(p).state != PathState.ACTIVE for p in ("p2", "p3"))))
+            gone = max(e.ns for e in dev.events if e.new == PathState.FAILED)
+            await eventually(lambda: holds(sum(writers.paths_after(gone).values()) >= 40))
+            await writers.stop()
+            assert writers.errors == []
+            assert set(writers.paths_after(gone)) <= {"p0", "p1"}
+            for lba, data in writers.acked.items():
+                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
     run(body())
 
 
 def test_a_sync_cut_moves_io_off_the_refusing_node_and_back_after_resync(ha_lab):
     async def body():
-        await ha_lab.start_proxy()
-        try:
-            async with MultipathDevice(ha_lab.specs(), connector=session_connector,
-                                       timers=TIMERS) as dev:
-                writers = Writers(dev)
-                writers.start()
-                await eventually(lambda: holds(len(writers.paths_after(0)) == 4))
-                await asyncio.to_thread(ha_lab.partner_links.set_state, ["sync"],
-                                        LinkState(mode="cut"))
-                # store2 (lower priority) stops serving: its ports answer NOT READY
-                await eventually(lambda: holds(all(
-                    dev.path(p).alua not in (AluaState.ACTIVE_OPTIMIZED,
-                                             AluaState.ACTIVE_NON_OPTIMIZED)
-                    or not dev.path(p).state.healthy for p in ("p2", "p3"))))
-                await asyncio.sleep(0.5)
-                cut_over = time.monotonic_ns()
-                await eventually(lambda: holds(sum(writers.paths_after(cut_over).values()) >= 20))
-                assert set(writers.paths_after(cut_over)) <= {"p0", "p1"}
-                await writers.stop()
-                assert writers.errors == []
-                await asyncio.to_thread(ha_lab.partner_links.set_state, ["sync"], LinkState())
-                await asyncio.to_thread(ha_lab.wait_synchronized)
-                # the partner's ports serve again; the ALUA poll notices without any I/O
-                await eventually(lambda: holds(all(
-                    dev.path(p).alua == AluaState.ACTIVE_OPTIMIZED for p in ("p2", "p3"))),
-                    timeout_s=30)
-                served = {(await dev.read(lba, 1)).path for lba in range(8)}
-                assert served == {"p0", "p1", "p2", "p3"}
-        finally:
-            await ha_lab.stop_proxy()
+        async with ha_lab.device(TIMERS) as dev:
+            writers = await writing(dev, 4)
+            await asyncio.to_thread(ha_lab.partner_links.set_state, ["sync"],
+                                    LinkState(mode="cut"))
+            # store2 (lower priority) stops serving: its ports answer NOT READY
+            await eventually(lambda: holds(all(
+                dev.path(p).alua not in (AluaState.ACTIVE_OPTIMIZED,
+                                         AluaState.ACTIVE_NON_OPTIMIZED)
+                or not dev.path(p).state.healthy for p in ("p2", "p3"))))
+            await asyncio.sleep(0.5)
+            cut_over = time.monotonic_ns()
+            await eventually(lambda: holds(sum(writers.paths_after(cut_over).values()) >= 20))
+            assert set(writers.paths_after(cut_over)) <= {"p0", "p1"}
+            await writers.stop()
+            assert writers.errors == []
+            await asyncio.to_thread(ha_lab.partner_links.set_state, ["sync"], LinkState())
+            await asyncio.to_thread(ha_lab.wait_synchronized)
+            # the partner's ports serve again; the ALUA poll notices without any I/O
+            await eventually(lambda: holds(all(
+                dev.path(p).alua == AluaState.ACTIVE_OPTIMIZED for p in ("p2", "p3"))),
+                timeout_s=30)
+            served = {(await dev.read(lba, 1)).path for lba in range(8)}
+            assert served == {"p0", "p1", "p2", "p3"}
     run(body())
