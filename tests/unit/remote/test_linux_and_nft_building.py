@@ -23,8 +23,8 @@ from harness.remote.nftables import (
     parse_address,
     parse_rules,
 )
-from harness.remote.result import CommandResult
 from harness.remote.ssh import SshTarget
+from tests.support.recorded_shell import Recorder
 
 
 def test_black_hole_with_a_port_drops_both_ends_in_both_directions():
@@ -126,21 +126,6 @@ def test_package_parsers_keep_only_installed():
 
 def test_ps_parser_keeps_names_with_spaces():
     assert parse_ps("    1 init\n  812 sl'ep $(x)\n") == [(1, "init"), (812, "sl'ep $(x)")]
-
-
-class Recorder:
-    """Stands in for ``execute``: records command lines, answers from a table."""
-
-    def __init__(self, answers: dict[str, tuple[int, str]] | None = None) -> None:
-        self.lines: list[str] = []
-        self.answers = answers or {}
-
-    def __call__(self, command: str, *, check: bool = True, timeout: float | None = None,
-                 stdin: str | None = None) -> CommandResult:
-        self.lines.append(command)
-        status, out = next((v for k, v in self.answers.items() if k in command), (0, ""))
-        result = CommandResult("h", command, status, out, "", 1)
-        return result.check() if check else result
 
 
 def linux(sudo: bool = False, answers: dict[str, tuple[int, str]] | None = None):

@@ -13,29 +13,15 @@ from fixtures.sut import SystemUnderTest
 from harness.checks.results import ResultWord
 from harness.lab.inventory import load
 from harness.remote.linux import LinuxHost
-from harness.remote.result import CommandResult
 from harness.remote.ssh import SshTarget
 from harness.validation.runner import find, run_one
 from harness.validation.site import ValidationSite
+from tests.support.recorded_shell import Recorder
 
 
-class Shell:
-    """Stands in for ``execute``: answers by the first key found in the command line."""
-
-    def __init__(self, answers: dict[str, tuple[int, str]]) -> None:
-        self.answers, self.lines = answers, []
-
-    def __call__(self, command: str, *, check: bool = True, timeout: float | None = None,
-                 stdin: str | None = None) -> CommandResult:
-        self.lines.append(command)
-        status, out = next((v for k, v in self.answers.items() if k in command), (0, ""))
-        result = CommandResult("h", command, status, out, "", 1)
-        return result.check() if check else result
-
-
-def linux(answers: dict[str, tuple[int, str]]) -> tuple[LinuxHost, Shell]:
+def linux(answers: dict[str, tuple[int, str]]) -> tuple[LinuxHost, Recorder]:
     host = LinuxHost(SshTarget(name="h", address="192.0.2.1"))
-    shell = Shell(answers)
+    shell = Recorder(answers)
     host.execute = shell  # type: ignore[method-assign]
     host.connect = lambda: None  # type: ignore[method-assign]
     host.close = lambda: None  # type: ignore[method-assign]
