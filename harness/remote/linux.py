@@ -16,15 +16,14 @@ this module sends is fixed (the facts script).
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import paramiko
+from fabric import Connection
 
 from harness.remote import deadman
-from harness.remote.errors import HostUnreachable, OutputFormatError, RemoteError, UnsafeArgument
+from harness.remote.errors import OutputFormatError, RemoteError, UnsafeArgument
 from harness.remote.nftables import (
     NftTable,
     TaggedRule,
@@ -174,21 +173,10 @@ class LinuxHost(RemoteHost):
             transport, line, on_line, timeout=timeout, where=self.target.where), check)
 
     def _over_ssh(self, line: str, run: Callable[[Any], Output], check: bool) -> CommandResult:
-        self.connect()
-        assert self.connection is not None
-        started = time.monotonic_ns()
-        try:
-            out = run(self.connection.client.get_transport())
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            self.close()
-            raise HostUnreachable(
-                f"lost the ssh connection to {self.target.where} while running "
-                f"{line[:80]!r} ({exc or type(exc).__name__}): check that the host is up"
-            ) from None
-        result = CommandResult(host=self.name, command=line, exit_status=out.exit_status,
-                               stdout=out.stdout, stderr=out.stderr,
-                               duration_ns=time.monotonic_ns() - started)
-        return result.check() if check else result
+        def on_transport(connection: Connection) -> tuple[int, str, str]:
+            out = run(connection.client.get_transport())
+            return out.exit_status, out.stdout, out.stderr
+        return self.over_connection(line, on_transport, check)
 
     def close(self) -> None:
         self.shells.close()

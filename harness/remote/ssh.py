@@ -288,30 +288,39 @@ class RemoteHost:
     def execute(self, command: str, *, check: bool = True, timeout: float | None = None,
                 stdin: str | None = None) -> CommandResult:
         """Run one command line on the host (connecting first if needed)."""
+        def run(connection: Connection) -> tuple[int, str, str]:
+            try:
+                result = connection.run(
+                    command, hide=True, warn=True, pty=False, timeout=timeout,
+                    in_stream=io.StringIO(stdin) if stdin is not None else False,
+                )
+            except InvokeTimedOut:
+                raise CommandTimedOut(
+                    f"{command[:120]!r} did not finish within {timeout} s on "
+                    f"{self.target.where}: check what it waits for, or give it a longer timeout"
+                ) from None
+            return int(result.exited), result.stdout, result.stderr
+        return self.over_connection(command, run, check)
+
+    def over_connection(self, command: str, run: Callable[[Connection], tuple[int, str, str]],
+                        check: bool) -> CommandResult:
+        """``command``'s result, timed, from ``run`` (exit status, stdout, stderr) on the
+        open connection (connecting first if needed). A connection lost meanwhile is closed
+        and reported as ``HostUnreachable``; ``check`` raises on a non-zero exit."""
         self.connect()
         assert self.connection is not None
         started = time.monotonic_ns()
         try:
-            result = self.connection.run(
-                command, hide=True, warn=True, pty=False, timeout=timeout,
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
-            )
-        except InvokeTimedOut:
-            raise CommandTimedOut(
-                f"{command[:120]!r} did not finish within {timeout} s on {self.target.where}: "
-                "check what it waits for, or give it a longer timeout"
-            ) from None
+            exit_status, stdout, stderr = run(self.connection)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
             raise HostUnreachable(
                 f"lost the ssh connection to {self.target.where} while running "
                 f"{command[:80]!r} ({exc or type(exc).__name__}): check that the host is up"
             ) from None
-        outcome = CommandResult(
-            host=self.target.name, command=command, exit_status=int(result.exited),
-            stdout=result.stdout, stderr=result.stderr,
-            duration_ns=time.monotonic_ns() - started,
-        )
+        outcome = CommandResult(host=self.name, command=command, exit_status=exit_status,
+                                stdout=stdout, stderr=stderr,
+                                duration_ns=time.monotonic_ns() - started)
         return outcome.check() if check else outcome
 
     def run_argv(self, argv: Sequence[str], *, check: bool = True,
