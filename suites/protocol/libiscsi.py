@@ -61,6 +61,19 @@ class SuiteRun:
     def passed(self) -> set[str]:
         return {t for t, o in self.outcomes.items() if o == "passed"}
 
+    def short_of_floor(self, floor_file: Path = FLOOR_FILE) -> str:
+        """"" when this run holds the recorded floor (every test reported, and at least
+        the floor's pass count); else what falls short, in one line."""
+        floor = json.loads(floor_file.read_text(encoding="utf-8"))
+        missing = sorted(t for t, o in self.outcomes.items() if o == "missing")
+        if missing:
+            return f"tests that never reported (hang or crash): {missing[:20]}"
+        if self.count()["passed"] < floor["passed"]:
+            regressed = sorted(set(floor["tests"]) - self.passed())
+            return (f"{self.count()['passed']} tests passed, the floor is {floor['passed']}; "
+                    f"no longer passing: {regressed}")
+        return ""
+
 
 def listed_tests(family: str = "ALL") -> list[str]:
     """``Suite.Test`` names the tool would run for ``family`` (from ``--list``)."""
