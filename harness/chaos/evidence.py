@@ -10,7 +10,11 @@ run proves that it did, in what the site itself shows:
   device left Synchronized, or a node reports its sync link lost;
 - the heartbeat link broken: a node reports its heartbeat link lost;
 - an iSCSI path broken: the cluster node's MPIO took that path down;
-- a link delayed (sync or path): the writes that crossed it took at least the delay;
+- a link delayed (sync or path): the writes that crossed it took at least the delay,
+  or else (no write completed across it, e.g. while a disk hung) the lab's proxy held
+  traffic on that link back (every link carries keepalives): the ``SlowLinkFault``'s
+  ``effect()``, counted by the proxy for the state the fault set; the same for a
+  throttled link;
 - a disk fault on one replica: that replica left Synchronized, I/O on its paths
   failed, or (slow) took at least the delay; a disk slow for longer than its window
   (hung: its I/O is released at the heal): I/O held for half of that window;
@@ -23,6 +27,12 @@ polling until the fault's end or ``LIVE_DEADLINE_S``), or, on a real host, as th
 fault itself shows it there (its ``effect()``); what only the history
 shows (path states, latencies, replica states) is judged after the run
 (``judge``). Each fault gets one ``FaultEvidence``: proved or not, and in words.
+A delayed or throttled link is judged by the history first (the latency its
+operations saw is what the fault is for), its live proof second.
+
+``judge`` reads the operations once, into an ``OpIndex`` (columns in invoke order,
+``StreamedHistory.index``), and answers each fault's window by binary search: a
+nightly's million operations are not read again for each of its faults.
 """
 
 from __future__ import annotations
@@ -34,11 +44,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from harness.errors import SplitbrainError
 from harness.faults.nemesis import FaultSpec, Step
 from harness.lab.inventory import HaDevice, Inventory, NetworkRole
 from harness.workload.history import ABANDONED, RecordedHistory
-from harness.workload.history_stream import StreamedHistory
+from harness.workload.history_stream import (
+    FAIL,
+    INFO,
+    NEVER,
+    OK,
+    OUTCOME_CODES,
+    PENDING,
+    READ,
+    WRITE,
+    OpIndex,
+    StreamedHistory,
+)
 
 LIVE_DEADLINE_S = 10.0
 POLL_S = 0.1
@@ -46,6 +69,7 @@ GRACE_NS = 10_000_000_000  # history evidence may show up to 10 s after the heal
 
 NODE_GONE = ("kill", "crash", "stop", "power-loss", "power")
 LINK_BREAKS = ("cut", "blackhole", "flap", "down", "oneway")
+LINK_SLOWS = ("delay", "throttle")  # judged by the history first, their live proof second
 
 
 @dataclass
@@ -179,21 +203,72 @@ def judge(
     inventory: Inventory,
     device: HaDevice,
 ) -> list[FaultEvidence]:
-    """One ``FaultEvidence`` per injected fault: live evidence, else the history's."""
+    """One ``FaultEvidence`` per injected fault: live evidence, else the history's (for a
+    slowed link: the history's, else the live proof)."""
     windows = {f.name: f for f in history.faults}
+    ops = _Ops(history)
     out = []
     for name, step in steps:
-        if name in live:
-            out.append(live[name])
+        seen = live.get(name)
+        if seen is not None and step.spec.action not in LINK_SLOWS:
+            out.append(seen)
             continue
         window = windows.get(name)
         if window is None:
+            if seen is not None:
+                out.append(seen)
             continue  # never injected (the run ended first): nothing to prove
         text = _from_history(step.spec, window.start_ns, window.stop_ns, history, inventory,
-                             device)
+                             device, ops)
+        if text is None and seen is not None:
+            out.append(seen)
+            continue
         out.append(FaultEvidence(name, step.spec, text is not None,
                                  text or _missing(step.spec, inventory, device)))
     return out
+
+
+class _Ops:
+    """The history's operations as an ``OpIndex``, built on first use, and their errors."""
+
+    def __init__(self, history: StreamedHistory | RecordedHistory) -> None:
+        self.history = history
+        self._index: OpIndex | None = None
+
+    @property
+    def index(self) -> OpIndex:
+        if self._index is None:
+            h = self.history
+            if isinstance(h, StreamedHistory):
+                self._index = h.index()
+            else:
+                names = sorted({o.path for o in h.ops if o.path is not None})
+                code = {n: i for i, n in enumerate(names)}
+                self._index = OpIndex.of({
+                    "invoke": np.array([o.invoke_ns for o in h.ops], dtype=np.int64),
+                    "complete": np.array([NEVER if o.complete_ns is None else o.complete_ns
+                                          for o in h.ops], dtype=np.int64),
+                    "outcome": np.array([PENDING if o.complete_ns is None and o.outcome == "info"
+                                         else OUTCOME_CODES[o.outcome] for o in h.ops],
+                                        dtype=np.int8),
+                    "f": np.array([READ if o.f == "read" else WRITE if o.f == "write" else 2
+                                   for o in h.ops], dtype=np.int8),
+                    "path": np.array([-1 if o.path is None else code[o.path] for o in h.ops],
+                                     dtype=np.int16),
+                    "complete_at": np.arange(len(h.ops), dtype=np.int64),  # the op's position
+                }, names)
+        return self._index
+
+    def errors(self, rows: np.ndarray) -> list[str | None]:
+        at = self.index.complete_at[rows].tolist()
+        if isinstance(self.history, StreamedHistory):
+            return [self.history.error_at(a) if a >= 0 else None for a in at]
+        return [self.history.ops[a].error for a in at]
+
+    def abandoned(self, rows: np.ndarray) -> list[bool]:
+        if isinstance(self.history, StreamedHistory):
+            return self.history.abandoned(self.index.complete_at[rows].tolist())
+        return [e == ABANDONED for e in self.errors(rows)]
 
 
 def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
@@ -212,14 +287,17 @@ def _missing(spec: FaultSpec, inventory: Inventory, device: HaDevice) -> str:
 
 def _from_history(spec: FaultSpec, start: int, stop: int | None,
                   history: StreamedHistory | RecordedHistory,
-                  inventory: Inventory, device: HaDevice) -> str | None:
+                  inventory: Inventory, device: HaDevice, ops: _Ops | None = None) -> str | None:
+    ops = ops if ops is not None else _Ops(history)
     end = (stop if stop is not None else start) + GRACE_NS
     what = classify(spec, inventory, device)
     target = spec.target
     if spec.action == "client-crash":
-        gone = [o for o in history.ops if o.outcome == "info" and o.complete_ns is not None
-                and start <= o.complete_ns <= end and _error(history, o) == ABANDONED]
-        return (f"{len(gone)} operations in flight were abandoned when {target} crashed "
+        ix = ops.index
+        rows = ix.completed(start, min(end, NEVER - 1))
+        rows = rows[ix.outcome[rows] == INFO]
+        gone = sum(ops.abandoned(rows))
+        return (f"{gone} operations in flight were abandoned when {target} crashed "
                 "(never re-driven)") if gone else None
     if what == "path" and spec.action in LINK_BREAKS:
         net_host = target
@@ -233,12 +311,18 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
     if spec.action in ("delay", "disk-slow") and delay_ms > 0:
         host = target if what in ("node", "disk") else target.split("/")[1] \
             if what == "path" else None
-        lat = [o.latency_ns for o in history.ops
-               if o.outcome == "ok" and o.latency_ns is not None and start <= o.invoke_ns
-               and (o.complete_ns or 0) <= (stop or end)
-               and ((what == "sync" and o.f == "write")
-                    or (host is not None and o.path is not None and o.path.endswith(
-                        ("/" + host) if what != "path" else ("->" + target))))]
+        ix = ops.index
+        limit = stop or end
+        rows = ix.invoked(start, limit)
+        rows = rows[(ix.outcome[rows] == OK) & (ix.complete[rows] <= limit)]
+        across = np.zeros(len(rows), dtype=bool)
+        if what == "sync":
+            across |= ix.f[rows] == WRITE
+        if host is not None:
+            codes = ix.paths_ending(("/" + host) if what != "path" else ("->" + target))
+            across |= np.isin(ix.path[rows], codes)
+        rows = rows[across]
+        lat = (ix.complete[rows] - ix.invoke[rows]).tolist()
         if lat and statistics.median(lat) >= delay_ms * 0.5e6:
             return (f"{len(lat)} operations across it took median "
                     f"{statistics.median(lat) / 1e6:.1f} ms (delay {delay_ms:g} ms)")
@@ -256,31 +340,27 @@ def _from_history(spec: FaultSpec, start: int, stop: int | None,
                 return f"replica {r.replica} went {r.state} " \
                        f"{(r.time_ns - start) / 1e9:.2f} s after the inject"
     if what == "disk":
-        failed, first = 0, None
-        for o in history.ops:
-            if o.outcome in ("fail", "info") and start <= o.invoke_ns <= end:
-                failed += 1
-                first = first or o
-        if first is not None:
-            error = history.error(first) if isinstance(history, StreamedHistory) else first.error
-            return f"{failed} operations failed during it (first: {error})"
+        ix = ops.index
+        rows = ix.invoked(start, end)
+        rows = rows[np.isin(ix.outcome[rows], (FAIL, INFO, PENDING))]
+        if len(rows):
+            first = rows[np.argmin(ix.order[rows])]  # the first in the history's own order
+            error = ops.errors(np.array([first]))[0]
+            return f"{len(rows)} operations failed during it (first: {error})"
         if spec.action == "disk-slow" and stop is not None and delay_ms * 1e6 >= stop - start:
-            return _held(history, start, stop)
+            return _held(ops.index, start, stop)
     return None
 
 
-def _error(history: StreamedHistory | RecordedHistory, op: Any) -> str | None:
-    return history.error(op) if isinstance(history, StreamedHistory) else op.error
-
-
-def _held(history: StreamedHistory | RecordedHistory, start: int, stop: int) -> str | None:
+def _held(ix: OpIndex, start: int, stop: int) -> str | None:
     """A hung disk (a delay as long as its window: its I/O is released at the heal) that
     neither left its replica nor failed I/O: the device waited on it, so operations in
     flight during it took at least half of the window."""
     held_ns = (stop - start) // 2
-    stalled = [o.latency_ns for o in history.ops
-               if o.latency_ns is not None and o.latency_ns >= held_ns
-               and o.invoke_ns <= stop and (o.complete_ns or stop) >= start]
+    rows = ix.completed(start, NEVER - 1)  # completed, at or after the start
+    rows = rows[(ix.invoke[rows] <= stop)
+                & (ix.complete[rows] - ix.invoke[rows] >= held_ns)]
+    stalled = (ix.complete[rows] - ix.invoke[rows]).tolist()
     if not stalled:
         return None
     return (f"{len(stalled)} operations in flight during it were held "

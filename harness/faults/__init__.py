@@ -37,7 +37,7 @@ from harness.faults.fault import (
 )
 from harness.faults.guard import HealOutcome, heal_journal, heal_on_signals
 from harness.faults.journal import FaultJournal, JournalError, OpenFault, default_journal_path
-from harness.faults.link import LinkFault
+from harness.faults.link import LinkFault, SlowLinkFault
 from harness.faults.nemesis import FaultRecorder, FaultSpec, Nemesis, Schedule, Step
 from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash
@@ -81,6 +81,7 @@ __all__ = [
     "RemoteProcessKill",
     "RemoteServiceStop",
     "Schedule",
+    "SlowLinkFault",
     "Step",
     "default_journal_path",
     "heal_journal",

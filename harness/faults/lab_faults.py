@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.faults.disk import DiskFault
 from harness.faults.fault import Fault, FaultError
 from harness.faults.journal import FaultJournal
-from harness.faults.link import LinkFault
+from harness.faults.link import LinkFault, SlowLinkFault
 from harness.faults.nemesis import FaultSpec
 from harness.faults.netns_link import NetnsLinkFault
 from harness.faults.node import NodeCrash, PowerLoss
@@ -73,7 +73,8 @@ class LabFaults:
                     f"{state.mode.value} needs the loopback lab's proxy"
                 )
             return self._netns(names, "blackhole", selector)
-        return LinkFault(
+        slow = state.mode in (LinkMode.DELAY, LinkMode.THROTTLE)
+        return (SlowLinkFault if slow else LinkFault)(
             names,
             state,
             endpoint_file=self.state.endpoint_file,

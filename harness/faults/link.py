@@ -8,6 +8,12 @@ request, so "cut the sync network" breaks both directions at the same instant.
 
 If the proxy is gone (the lab was taken down, or its daemon died) there is
 nothing left to heal: the links it served no longer exist.
+
+A link slowed rather than broken (``delay``, ``throttle``: a ``SlowLinkFault``)
+proves its own effect: the proxy counts what the state it set held back (its
+*epoch*, returned by the ``set`` request), and ``effect()`` reads that back, e.g.
+"the proxy held 41 chunks (5312 bytes) on sync/SWS-Store1/HA2 for 30-31 ms". A
+slowed link that carried nothing during the fault held nothing back: no effect.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class LinkFault(Fault):
         self.links = list(links)
         self.state = state
         self.endpoint_file = str(endpoint_file)
+        self.epochs: dict[str, int] = {}  # link -> the epoch this fault's state opened
 
     def apply(self) -> None:
         control = _control(self.endpoint_file)
@@ -73,7 +80,7 @@ class LinkFault(Fault):
                 "is the lab up? see `splitbrain lab status`"
             )
         try:
-            control.set_state(self.links, self.state)
+            self.epochs = control.set_state(self.links, self.state)
         except ProxyError as exc:
             raise FaultError(str(exc)) from None
 
@@ -94,3 +101,40 @@ class LinkFault(Fault):
         still = [n for n in links if status.get(n, {}).get("state", {}).get("mode") != "pass"]
         if still:
             raise HealError(f"links {still} are not passing after heal")
+
+
+class SlowLinkFault(LinkFault):
+    """A link delayed or throttled: its effect is what the proxy held back while it was
+    set (``effect()``), which the chaos evidence takes as live proof."""
+
+    def __init__(self, links: list[str], state: LinkState, **kw: Any) -> None:
+        if state.mode not in (LinkMode.DELAY, LinkMode.THROTTLE):
+            raise FaultError(f"a slow link is delayed or throttled, not {state.mode.value}")
+        super().__init__(links, state, **kw)
+
+    def effect(self) -> str | None:
+        """What the proxy held back under this fault's state (None: nothing yet)."""
+        control = _control(self.endpoint_file)
+        if control is None or not self.epochs:
+            return None
+        return held_back_text(control.status(), self.epochs, self.state.mode, self.target)
+
+
+def held_back_text(status: dict[str, Any], epochs: dict[str, int], mode: LinkMode,
+                   where: str) -> str | None:
+    """"the proxy held N chunks (M bytes) on WHERE for A-B ms" from a proxy ``status``: the
+    chunks the links' ``epochs`` (in ``mode``) held back; None when they held none."""
+    logs = [log for name, epoch in epochs.items()
+            for log in status.get(name, {}).get("held_back", [])
+            if log.get("epoch") == epoch and log.get("mode") == mode.value]
+    chunks = sum(int(log["chunks"]) for log in logs)
+    if not chunks:
+        return None
+    size = sum(int(log["bytes"]) for log in logs)
+    low = min(float(log["hold_ms"]["min"]) for log in logs)
+    high = max(float(log["hold_ms"]["max"]) for log in logs)
+    median = (f" (median {float(logs[0]['hold_ms']['median']):.1f} ms)"
+              if len(logs) == 1 else "")
+    verb = "held" if mode is LinkMode.DELAY else "throttled"
+    return (f"the proxy {verb} {chunks} chunks ({size} bytes) on {where} for "
+            f"{low:.0f}-{high:.0f} ms{median}")

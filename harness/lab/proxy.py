@@ -27,7 +27,13 @@ new connections:
   ``down``: upstream to client), the other passes: asymmetric loss.
 
 Each link counts what it did (connections accepted/open/reset, bytes forwarded
-each way, connections currently held), so a test can observe a fault's effect.
+each way, connections currently held, chunks and bytes a delay or a throttle held
+back), so a test can observe a fault's effect. Every state set on a link opens a
+new *epoch* (its number is the ``set`` request's answer); what the delay or the
+throttle of an epoch actually held back (chunks, bytes, and the measured hold of
+each chunk, from read to written: min, median, max in ms) is kept for the last
+``EPOCHS_KEPT`` epochs and shown by ``status``, so a fault proves that it held
+traffic back even after it was healed, and one that held nothing proves nothing.
 
 The proxy is controlled in-process (``FaultProxy.set_state``) or through a tiny
 JSON-lines endpoint on loopback with a random token (``ProxyControl``), which is
@@ -39,12 +45,14 @@ killed, reach a proxy that the lab runs as its own daemon
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
 import random
 import secrets
 import socket
+import statistics
 import struct
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +63,8 @@ from harness.errors import SplitbrainError
 
 CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64
+EPOCHS_KEPT = 8  # the held-back record of this many recent link states is kept
+HOLD_SAMPLES = 4096  # measured holds kept per epoch for the median (min and max are exact)
 
 
 class ProxyError(SplitbrainError):
@@ -137,6 +147,37 @@ class LinkStats:
     bytes_up: int = 0  # peer -> upstream
     bytes_down: int = 0  # upstream -> peer
     held: int = 0  # pumps currently waiting for the link to forward
+    delayed_chunks: int = 0  # chunks forwarded late by a delay (since the proxy started)
+    delayed_bytes: int = 0
+    throttled_chunks: int = 0  # chunks a throttle made wait for their turn
+    throttled_bytes: int = 0
+
+
+@dataclass
+class HeldBack:
+    """What one link state (epoch) held back: chunks, bytes, and each chunk's hold."""
+
+    epoch: int
+    mode: str
+    chunks: int = 0
+    bytes: int = 0
+    min_ns: int = 0
+    max_ns: int = 0
+    holds: collections.deque[int] = field(
+        default_factory=lambda: collections.deque(maxlen=HOLD_SAMPLES))
+
+    def add(self, size: int, hold_ns: int) -> None:
+        self.min_ns = hold_ns if not self.chunks else min(self.min_ns, hold_ns)
+        self.max_ns = max(self.max_ns, hold_ns)
+        self.chunks += 1
+        self.bytes += size
+        self.holds.append(hold_ns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "mode": self.mode, "chunks": self.chunks,
+                "bytes": self.bytes, "hold_ms": {
+                    "min": self.min_ns / 1e6, "max": self.max_ns / 1e6,
+                    "median": statistics.median(self.holds) / 1e6 if self.holds else 0.0}}
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -154,7 +195,9 @@ class Link:
         self.spec = spec
         self.state = PASS
         self.since_ns = time.monotonic_ns()
+        self.epoch = 0  # +1 on every state set
         self.stats = LinkStats()
+        self.held_back: dict[int, HeldBack] = {}  # epoch -> what it held (recent epochs)
         self.port = spec.listen_port
         self._changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
@@ -184,14 +227,32 @@ class Link:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def set_state(self, state: LinkState) -> None:
+    def set_state(self, state: LinkState) -> int:
+        """Apply ``state`` now; returns the epoch it opens."""
         self.state = state
         self.since_ns = time.monotonic_ns()
+        self.epoch += 1
         self._changed.set()
         self._changed = asyncio.Event()
         if state.mode is LinkMode.CUT:
             for client, upstream in list(self._conns):
                 self._reset_pair(client, upstream)
+        return self.epoch
+
+    def _held(self, epoch: int, mode: LinkMode, size: int, hold_ns: int) -> None:
+        """Count a chunk that ``mode`` (the state of ``epoch``) held back for ``hold_ns``."""
+        if mode is LinkMode.DELAY:
+            self.stats.delayed_chunks += 1
+            self.stats.delayed_bytes += size
+        else:
+            self.stats.throttled_chunks += 1
+            self.stats.throttled_bytes += size
+        log = self.held_back.get(epoch)
+        if log is None:
+            log = self.held_back[epoch] = HeldBack(epoch, mode.value)
+            for old in sorted(self.held_back)[:-EPOCHS_KEPT]:
+                del self.held_back[old]
+        log.add(size, hold_ns)
 
     def _reset_pair(
         self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter | None
@@ -288,7 +349,8 @@ class Link:
         direction: str,
         pair: tuple[Any, Any],
     ) -> None:
-        queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_CHUNKS)
+        # (read at, due at (0: not delayed), epoch it was read in, data)
+        queue: asyncio.Queue[tuple[int, int, int, bytes]] = asyncio.Queue(QUEUE_CHUNKS)
         sender = asyncio.ensure_future(self._send(queue, writer, direction, pair))
         self._tasks.add(sender)
         try:
@@ -304,9 +366,10 @@ class Link:
                         self._reset_pair(*pair)
                     return
                 if not data:
-                    await queue.put((0, b""))
+                    await queue.put((0, 0, self.epoch, b""))
                     break
-                await queue.put((self._due_ns(), data))
+                now = time.monotonic_ns()
+                await queue.put((now, self._due_ns(now), self.epoch, data))
             await queue.join()
         finally:
             sender.cancel()
@@ -314,38 +377,42 @@ class Link:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    def _due_ns(self) -> int:
+    def _due_ns(self, now: int) -> int:
         s = self.state
         if s.mode is not LinkMode.DELAY:
             return 0
         jitter = self._random.uniform(-s.jitter_ms, s.jitter_ms) if s.jitter_ms else 0.0
-        return time.monotonic_ns() + int(max(0.0, s.delay_ms + jitter) * 1e6)
+        return now + int(max(0.0, s.delay_ms + jitter) * 1e6)
 
     async def _send(
         self,
-        queue: asyncio.Queue[tuple[int, bytes]],
+        queue: asyncio.Queue[tuple[int, int, int, bytes]],
         writer: asyncio.StreamWriter,
         direction: str,
         pair: tuple[Any, Any],
     ) -> None:
         last_due = 0
         while True:
-            due, data = await queue.get()
+            read_ns, due, epoch, data = await queue.get()
             try:
                 if not data:  # peer half-closed: pass the FIN on
                     with contextlib.suppress(OSError, RuntimeError):
                         writer.write_eof()
                     continue
+                delayed = due > 0
                 due = max(due, last_due)  # jitter never reorders a byte stream
                 last_due = due
                 now = time.monotonic_ns()
                 if due > now:
                     await asyncio.sleep((due - now) / 1e9)
                 await self._gate(pair, direction)
+                throttled = 0
                 if self.state.mode is LinkMode.THROTTLE:
-                    await self._throttle(direction, len(data))
+                    epoch = self.epoch
+                    throttled = await self._throttle(direction, len(data))
                 if pair not in self._conns:
                     continue
+                sent = time.monotonic_ns()
                 try:
                     writer.write(data)
                     await writer.drain()
@@ -353,6 +420,10 @@ class Link:
                     if pair in self._conns:
                         self._reset_pair(*pair)
                     continue
+                if delayed:
+                    self._held(epoch, LinkMode.DELAY, len(data), sent - read_ns)
+                elif throttled:
+                    self._held(epoch, LinkMode.THROTTLE, len(data), throttled)
                 if direction == "up":
                     self.stats.bytes_up += len(data)
                 else:
@@ -360,19 +431,24 @@ class Link:
             finally:
                 queue.task_done()
 
-    async def _throttle(self, direction: str, size: int) -> None:
+    async def _throttle(self, direction: str, size: int) -> int:
+        """Wait for this chunk's turn at the link's rate; returns ns waited (0: none)."""
         now = time.monotonic_ns()
         start = max(now, self._next_free_ns[direction])
         done = start + int(size * 1e9 / self.state.rate_bps)
         self._next_free_ns[direction] = done
-        if done > now:
-            await asyncio.sleep((done - now) / 1e9)
+        if done <= now:
+            return 0
+        await asyncio.sleep((done - now) / 1e9)
+        return time.monotonic_ns() - now
 
     def describe(self) -> dict[str, Any]:
         return {
             "spec": asdict(self.spec) | {"listen_port": self.port},
             "state": self.state.to_json(),
+            "epoch": self.epoch,
             "stats": asdict(self.stats),
+            "held_back": [self.held_back[e].to_json() for e in sorted(self.held_back)],
         }
 
 
@@ -417,10 +493,10 @@ class FaultProxy:
         except KeyError:
             raise ProxyError(f"no link named {name!r}; links: {', '.join(self.links)}") from None
 
-    def set_state(self, names: list[str], state: LinkState) -> None:
-        links = [self.link(n) for n in names]  # all known, or change none
-        for link in links:
-            link.set_state(state)
+    def set_state(self, names: list[str], state: LinkState) -> dict[str, int]:
+        """Set every named link (all known, or none changed); returns each one's epoch."""
+        links = [self.link(n) for n in names]
+        return {link.spec.name: link.set_state(state) for link in links}
 
     def endpoint(self) -> dict[str, Any]:
         return {
@@ -441,8 +517,9 @@ class FaultProxy:
             if op == "status":
                 return {"ok": True, "links": {n: link.describe() for n, link in self.links.items()}}
             if op == "set":
-                self.set_state(list(request["links"]), LinkState.from_json(request["state"]))
-                return {"ok": True}
+                epochs = self.set_state(list(request["links"]),
+                                        LinkState.from_json(request["state"]))
+                return {"ok": True, "epochs": epochs}
             if op == "upstream":
                 link = self.link(str(request["link"]))
                 link.spec = dataclasses.replace(
@@ -510,8 +587,9 @@ class ProxyControl:
             raise ProxyError(f"fault proxy refused {op}: {reply.get('error')}")
         return reply
 
-    def set_state(self, links: list[str], state: LinkState) -> None:
-        self.request("set", links=links, state=state.to_json())
+    def set_state(self, links: list[str], state: LinkState) -> dict[str, int]:
+        """Set the links' state; returns the epoch each one opened (see ``status``)."""
+        return dict(self.request("set", links=links, state=state.to_json()).get("epochs", {}))
 
     def reset(self) -> None:
         self.request("reset")

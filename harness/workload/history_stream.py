@@ -333,6 +333,67 @@ def abandoned_at(path: str | os.PathLike[str], offsets: list[int]) -> list[bool]
     return out
 
 
+@dataclass(slots=True)
+class OpIndex:
+    """Every operation of a history as columns, in invoke order, to answer "which operations
+    were invoked (or completed) in this window" by binary search instead of a pass over the
+    history: built once (``StreamedHistory.index``), asked once per fault window."""
+
+    invoke: np.ndarray  # int64 ns, ascending
+    complete: np.ndarray  # int64 ns, NEVER when it never completed
+    outcome: np.ndarray  # int8: OK, INFO, FAIL, PENDING
+    f: np.ndarray  # int8: READ, WRITE, OTHER
+    path: np.ndarray  # int16: index into ``path_names``, -1 for none
+    complete_at: np.ndarray  # int64 byte offset of the completion line, -1 for none
+    order: np.ndarray  # int64: the operation's position in the history's own order
+    path_names: list[str]
+    by_complete: np.ndarray = field(init=False)  # rows in completion order
+    completes: np.ndarray = field(init=False)  # ``complete`` in that order
+
+    def __post_init__(self) -> None:
+        self.by_complete = np.argsort(self.complete, kind="stable")
+        self.completes = self.complete[self.by_complete]
+
+    @classmethod
+    def of(cls, columns: dict[str, np.ndarray], path_names: list[str]) -> OpIndex:
+        """From columns in the history's own order (``order`` is that position)."""
+        rows = np.argsort(columns["invoke"], kind="stable")
+        return cls(**{k: np.asarray(columns[k])[rows] for k in (
+            "invoke", "complete", "outcome", "f", "path", "complete_at")},
+            order=rows.astype(np.int64), path_names=list(path_names))
+
+    @classmethod
+    def of_stream(cls, stream: OpStream) -> OpIndex:
+        """One pass over a history's operations."""
+        keys = ("invoke", "complete", "outcome", "f", "path", "complete_at")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        for chunk in stream:
+            for k in keys:
+                parts[k].append(getattr(chunk, k))
+        empty = {"outcome": np.int8, "f": np.int8, "path": np.int16}
+        columns = {k: np.concatenate(v) if v else np.empty(0, dtype=empty.get(k, np.int64))
+                   for k, v in parts.items()}
+        return cls.of(columns, stream.path_names)
+
+    def invoked(self, lo: int, hi: int) -> np.ndarray:
+        """Rows invoked in [lo, hi] (ascending invoke)."""
+        a = np.searchsorted(self.invoke, lo, side="left")
+        b = np.searchsorted(self.invoke, hi, side="right")
+        return np.arange(a, b)
+
+    def completed(self, lo: int, hi: int) -> np.ndarray:
+        """Rows completed in [lo, hi] (ascending completion; never-completed ones excluded
+        unless ``hi`` is ``NEVER``)."""
+        a = np.searchsorted(self.completes, lo, side="left")
+        b = np.searchsorted(self.completes, hi, side="right")
+        return self.by_complete[a:b]
+
+    def paths_ending(self, suffix: str) -> np.ndarray:
+        """Path codes whose name ends with ``suffix``."""
+        return np.array([i for i, n in enumerate(self.path_names) if n.endswith(suffix)],
+                        dtype=np.int16)
+
+
 @dataclass(frozen=True, slots=True)
 class OpView:
     """One operation as a small value, made while streaming and let go after use."""
@@ -362,6 +423,13 @@ class StreamedHistory:
         self.faults = found.faults
         self.replicas = found.replicas
         self.paths = found.paths
+        self._index: OpIndex | None = None
+
+    def index(self) -> OpIndex:
+        """Every operation as columns in invoke order (one pass, the first time only)."""
+        if self._index is None:
+            self._index = OpIndex.of_stream(stream_ops(self.path))
+        return self._index
 
     @property
     def ops(self) -> Iterator[OpView]:
@@ -378,7 +446,15 @@ class StreamedHistory:
                              int(chunk.invoke[i]), None if done == NEVER else done,
                              names[p] if p >= 0 else None, int(chunk.complete_at[i]))
 
+    def abandoned(self, complete_at: list[int]) -> list[bool]:
+        """For each completion line offset: whether its client abandoned it by crashing."""
+        return abandoned_at(self.path, complete_at)
+
+    def error_at(self, complete_at: int) -> str | None:
+        """The error text of the completion record at this byte offset."""
+        recs = read_records(self.path, [complete_at])
+        return str(recs[0].get("error")) if recs and recs[0].get("error") is not None else None
+
     def error(self, op: OpView) -> str | None:
         """The error text an operation completed with (read back from its record)."""
-        recs = read_records(self.path, [op.complete_at])
-        return str(recs[0].get("error")) if recs and recs[0].get("error") is not None else None
+        return self.error_at(op.complete_at)
