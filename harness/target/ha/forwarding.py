@@ -46,6 +46,24 @@ class Forwarded:
     applied_there: bool = False
 
 
+def answer_future() -> asyncio.Future[Any]:
+    """A future for the partner's answer to one request or ORDER.
+
+    The loss handling fails every pending one with the link (``failover.fail_pending``)
+    but some have nobody left to await them: the ORDER of a forwarded write (its
+    forwarder waits for APPLIED instead), the ORDER of a change whose local write failed
+    or whose caller went away. Their exception is retrieved here, so the loop does not
+    report it ("Future exception was never retrieved"); a waiter still gets it."""
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.add_done_callback(_retrieve)
+    return fut
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 async def partner_answer(dev: HaDevice, answer: asyncio.Future[Any],
                          link: PartnerLink | None, what: str, verb: str = "answered") -> Any:
     """Wait for the partner's answer to ``what``, sent on ``link``; every wait on the
@@ -78,7 +96,7 @@ async def forward(dev: HaDevice, lba: int, data: bytes) -> None:
         raise ReplicaNotServing(f"{dev.config.alias}: sync link down", transitioning=True)
     dev._next_rid += 1
     rid = dev._next_rid
-    done = asyncio.get_running_loop().create_future()
+    done = answer_future()
     forwarded = dev._forwarded[rid] = Forwarded(lba, data, done, link)
     if Defect.OVERLAPPING_WRITE_LOST in dev.config.defects:
         await dev.store.write(lba, data)  # defect: applied now, not in sequence order
@@ -123,7 +141,7 @@ async def request(dev: HaDevice, kind: MessageKind, body: dict[str, Any]) -> Mes
         raise ReplicaNotServing(f"{dev.config.alias}: sync link down", transitioning=True)
     dev._next_rid += 1
     rid = dev._next_rid
-    fut = dev._requests[rid] = asyncio.get_running_loop().create_future()
+    fut = dev._requests[rid] = answer_future()
     link.send(protocol.control(kind, body, rid=rid))
     await link.drain()
     try:

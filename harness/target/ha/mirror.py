@@ -109,7 +109,7 @@ class HaDevice:
         #: after a disk failure, no partner session before this (loop time): the
         #: replica retries with back-off instead of flapping the device's ALUA states
         self._rejoin_at = 0.0
-        self._disk_failures = 0  # consecutive, since this replica was last Synchronized
+        self._disk_failures = 0  # consecutive, since the pair was last whole (resync_done)
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._unacked: dict[int, tuple[int, int]] = {}
@@ -154,8 +154,6 @@ class HaDevice:
     def state(self, value: ReplicaState) -> None:
         changed = value is not self._state
         self._state = value
-        if value is ReplicaState.SYNCHRONIZED:
-            self._disk_failures = 0
         self._notify()
         if changed and self.on_state_change is not None:
             self.on_state_change()
@@ -230,13 +228,14 @@ class HaDevice:
         if mode is InitialSync.CLEAR:
             await self.store.unmap(0, self.num_blocks)
         if mode is InitialSync.FROM_PARTNER and self.config.initial_source != me:
-            meta = replace(self.meta, generation=0, state=ReplicaState.NOT_SYNCHRONIZED)
+            meta = replace(self.meta, generation=0, state=ReplicaState.NOT_SYNCHRONIZED,
+                           consistent=False)  # holds nothing of the device yet
         elif mode is InitialSync.FROM_PARTNER:
             meta = replace(self.meta, generation=1, state=ReplicaState.SYNCHRONIZED, alone=True,
-                           partner_left_at=0)
+                           partner_left_at=0, consistent=True)
         else:
             meta = replace(self.meta, generation=1, state=ReplicaState.SYNCHRONIZED,
-                           clean_shutdown=True)
+                           clean_shutdown=True, consistent=True)
         self._save(meta.with_event(f"initial synchronization: {mode.value}",
                                    initial_sync_done=True))
 
@@ -332,7 +331,7 @@ class HaDevice:
                 self._seq += 1
                 seq = self._seq
                 self._unacked[seq] = (lba, count)
-                ack = self._acks[seq] = asyncio.get_running_loop().create_future()
+                ack = self._acks[seq] = forwarding.answer_future()
                 payload = b"" if kind is OrderKind.FORWARDED else data
                 if kind is OrderKind.UNMAP:
                     payload = str(count).encode()
@@ -397,7 +396,7 @@ class HaDevice:
                 return
             self._seq += 1
             seq = self._seq
-            ack = self._acks[seq] = asyncio.get_running_loop().create_future()
+            ack = self._acks[seq] = forwarding.answer_future()
             self._unacked[seq] = (0, 0)
             link.send(protocol.control(MessageKind.ORDER, body, seq=seq, flags=OrderKind.PR))
         await self._await_ack(seq, ack, link)
@@ -520,6 +519,11 @@ class HaDevice:
 
     async def _apply_order(self, link: PartnerLink, msg: Message, kind: OrderKind, lock: Any,
                            count: int, data: bytes) -> None:
+        if kind is OrderKind.RESYNC and self.meta.consistent:
+            # the first copy may come before this node planned the session (the source
+            # starts as soon as it has planned): from here the image is a mix of two
+            # generations until RESYNC_DONE, so never a source on its own (Inconsistent)
+            self._save(replace(self.meta, consistent=False))
         with self.locks.holding(lock):
             await lock.acquire()
             try:
@@ -577,9 +581,12 @@ class HaDevice:
         once its disk accepts writes again.
         """
         if self.state is not ReplicaState.NOT_SYNCHRONIZED:  # not the same episode's I/O
-            self._disk_failures += 1
-            self._rejoin_at = asyncio.get_running_loop().time() + min(
-                REJOIN_BACKOFF_S * 2 ** (self._disk_failures - 1), REJOIN_BACKOFF_MAX_S)
+            self.back_off_rejoin()
+        # the writes in flight here may have reached the partner (their ORDERs left) while
+        # this disk failed them: if this replica is the next resync source (it carried
+        # on alone and holds every acknowledged write), its copy covers those regions too
+        for lba, count in self.activity_log.in_flight():
+            self.dirty.mark(lba, count)
         self.state = ReplicaState.NOT_SYNCHRONIZED
         self._save(self.meta.with_event(f"disk failure, stopped serving: {reason}",
                                         state=ReplicaState.NOT_SYNCHRONIZED))
@@ -587,6 +594,17 @@ class HaDevice:
         if link is not None:
             link.leave(f"disk failure on {self.config.node}",
                        out_of_sync=[list(e) for e in self.activity_log.in_flight()])
+
+    def back_off_rejoin(self) -> None:
+        """This replica's disk failed: no partner session for a while (1 s, doubling up
+        to 8 s while failures follow each other, reset once the pair is whole again)."""
+        self._disk_failures += 1
+        self._rejoin_at = asyncio.get_running_loop().time() + min(
+            REJOIN_BACKOFF_S * 2 ** (self._disk_failures - 1), REJOIN_BACKOFF_MAX_S)
+
+    def disk_recovered(self) -> None:
+        """The pair is whole again (a resync completed): the back-off starts over."""
+        self._disk_failures = 0
 
     def mark_synchronized(self) -> None:
         """Administrator override: this replica's data wins (full resync follows)."""
@@ -600,7 +618,7 @@ class HaDevice:
         self._save(self.meta.with_event(
             "marked synchronized by an administrator", state=ReplicaState.SYNCHRONIZED,
             alone=True, forced=True, generation=self.meta.generation + 1,
-            partner_left_at=self.meta.generation))
+            partner_left_at=self.meta.generation, consistent=True))
         if connected and link is not None:  # both were waiting: reconnect to re-plan
             link.fail("re-planning after mark-synchronized")
 

@@ -8,7 +8,13 @@ generation holds the newest data. The decisions here are pure functions of
 what each node knows, so they are tested exhaustively without any sockets:
 
 - ``decide_on_sync_loss``: carry on alone, or stop serving;
-- ``plan_reconnect``: who is the resync source, and fast or full;
+- ``plan_reconnect``: who is the resync source, and fast or full. When neither
+  replica is Synchronized it still picks the source when exactly one provably
+  holds every acknowledged write: a complete image (``consistent``, DRBD's
+  Consistent/Outdated as opposed to Inconsistent) whose generation descends from
+  the other's, or, at equal generations where neither carried on alone, the
+  higher-priority complete one. Both having carried on alone is split brain and
+  stays for an administrator;
 - ``startup_state``: may a node that starts alone serve?
 """
 
@@ -81,6 +87,10 @@ class ReplicaMetadata:
     #: an administrator marked this replica synchronized by hand
     forced: bool = False
     initial_sync_done: bool = False
+    #: the image is a complete copy of its generation (DRBD: Consistent, UpToDate or
+    #: Outdated); False while it is the target of an unfinished resync (Inconsistent)
+    #: or an initial copy, and for metadata from before the field unless Synchronized
+    consistent: bool = False
     events: tuple[str, ...] = field(default=())
 
     def save(self, path: Path) -> None:
@@ -111,6 +121,8 @@ class ReplicaMetadata:
             ) from None
         body["state"] = ReplicaState(body["state"])
         body["events"] = tuple(body.get("events", ()))
+        # older files: only a Synchronized replica is known to be complete (the safe side)
+        body.setdefault("consistent", body["state"] is ReplicaState.SYNCHRONIZED)
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in body.items() if k in known})
 
@@ -138,6 +150,9 @@ class ReplicaSummary:
     #: the activity log was found after the last shutdown (a clean one empties it), so
     #: ``activity_log`` is every region where this replica may differ from its partner
     activity_log_known: bool = False
+    #: the image is a complete copy of its generation (``ReplicaMetadata.consistent``;
+    #: a partner that does not say so is taken as incomplete)
+    consistent: bool = False
 
     def to_json(self) -> dict[str, object]:
         body = asdict(self)
@@ -160,7 +175,7 @@ class ReplicaSummary:
         return cls(node=meta.node, priority=priority, generation=meta.generation,
                    state=meta.state, alone=meta.alone, partner_left_at=meta.partner_left_at,
                    clean_shutdown=meta.clean_shutdown, dirty_map_valid=meta.dirty_map_valid,
-                   forced=meta.forced)
+                   forced=meta.forced, consistent=meta.consistent)
 
 
 class SyncLossDecision(enum.StrEnum):
@@ -219,20 +234,72 @@ def _may_be_source(r: ReplicaSummary) -> bool:
     return r.state is ReplicaState.SYNCHRONIZED
 
 
+def _complete(r: ReplicaSummary) -> bool:
+    """Its image is a whole copy of its generation (not a half-done resync target)."""
+    return r.state is ReplicaState.SYNCHRONIZED or r.consistent
+
+
+def _descends(newer: ReplicaSummary, older: ReplicaSummary) -> bool:
+    """``newer`` holds every write ``older`` ever acknowledged, and more.
+
+    A replica acknowledges a write its partner lacks only after it persisted a new
+    generation (carrying on alone); ``partner_left_at`` is the generation at which the
+    two were last in sync. So ``newer`` moved past ``older`` and ``older`` did not move
+    since they were last in sync (DRBD: the peer's current UUID is in my history)."""
+    return newer.generation > older.generation and older.generation <= newer.partner_left_at
+
+
+def _by_priority(a: ReplicaSummary, b: ReplicaSummary) -> tuple[ReplicaSummary, ReplicaSummary]:
+    """The pair in a fixed order, so both nodes word a verdict the same way."""
+    return (a, b) if (a.priority, a.node) <= (b.priority, b.node) else (b, a)
+
+
+def _undecided(a: ReplicaSummary, b: ReplicaSummary, why: str) -> ReconnectPlan:
+    a, b = _by_priority(a, b)
+    return ReconnectPlan(None, None, ResyncMode.NONE,
+                         f"{why}: {a.node} (generation {a.generation}) and {b.node} "
+                         f"(generation {b.generation}); both stay Not synchronized until an "
+                         "administrator marks one synchronized")
+
+
+def _split_brain(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
+    a, b = _by_priority(a, b)
+    return ReconnectPlan(None, None, ResyncMode.NONE,
+                         f"split brain: {a.node} (generation {a.generation}) and {b.node} "
+                         f"(generation {b.generation}) both carried on alone; both stay "
+                         "Not synchronized until an administrator marks one synchronized",
+                         split_brain=True)
+
+
 def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
                    merge_split_brain: bool = False) -> ReconnectPlan:
     """Decide how two replicas that (re)connect converge.
 
-    Two Synchronized replicas that both carried on alone hold writes the other
-    lacks: split brain. Neither is the source; both stay Not synchronized until an
-    administrator marks one (``merge_split_brain``: the old, wrong behaviour kept
-    as a defect mode, which keeps the higher generation and discards the rest).
+    Two replicas that both carried on alone hold writes the other lacks: split brain.
+    Neither is the source; both stay Not synchronized until an administrator marks
+    one (``merge_split_brain``: the old, wrong behaviour kept as a defect mode, which
+    keeps the higher generation and discards the rest). Otherwise the source is the
+    replica that provably holds every acknowledged write: the Synchronized one, unless
+    the other carried on alone past it (its generation descends from the
+    Synchronized one's); with neither Synchronized, see ``_plan_neither_synchronized``.
     """
     if not _may_be_source(a) and not _may_be_source(b):
-        return ReconnectPlan(None, None, ResyncMode.NONE,
-                             "neither replica is synchronized: mark one as synchronized")
+        return _plan_neither_synchronized(a, b)
     if _may_be_source(a) != _may_be_source(b):
         src, dst = (a, b) if _may_be_source(a) else (b, a)
+        if dst.alone and not src.forced:
+            # dst carried on alone (and then left: its disk failed, or it restarted
+            # while Not synchronized): src may lack writes dst acknowledged
+            if src.alone and not merge_split_brain:
+                return _split_brain(a, b)
+            if _complete(dst) and _descends(dst, src):
+                return ReconnectPlan(dst.node, src.node, _resync_mode(dst, src),
+                                     f"{dst.node} is newer (generation {dst.generation} "
+                                     f"descends from {src.generation}): it carried on alone "
+                                     f"and left on its own failure; {src.node} is outdated")
+            if dst.generation >= src.generation and not merge_split_brain:
+                return _undecided(a, b, f"{dst.node} carried on alone and {src.node} does "
+                                        "not descend from it")
         return ReconnectPlan(src.node, dst.node, _resync_mode(src, dst),
                              f"{dst.node} is {dst.state.value}")
     # Both Synchronized.
@@ -241,11 +308,7 @@ def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
         return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
                              f"{src.node} was marked synchronized by an administrator")
     if a.alone and b.alone and not merge_split_brain:
-        return ReconnectPlan(None, None, ResyncMode.NONE,
-                             f"split brain: {a.node} (generation {a.generation}) and {b.node} "
-                             f"(generation {b.generation}) both carried on alone; both stay "
-                             "Not synchronized until an administrator marks one synchronized",
-                             split_brain=True)
+        return _split_brain(a, b)
     if a.alone and b.alone:
         src, dst = _by_generation_then_priority(a, b)
         return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
@@ -259,13 +322,59 @@ def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
                              f"{dst.generation})")
     if a.clean_shutdown and b.clean_shutdown:
         return ReconnectPlan(None, None, ResyncMode.NONE, "both replicas are identical")
+    return _went_down_together(a, b)
+
+
+def _went_down_together(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
+    """Equal generations, neither carried on alone: both hold every acknowledged write;
+    they may differ only where writes were in flight (their activity logs name those)."""
     src, dst = (a, b) if a.priority < b.priority else (b, a)
-    if a.activity_log_known and b.activity_log_known:  # DRBD: only the hot extents
-        return ReconnectPlan(src.node, dst.node, ResyncMode.FAST,
+    if not _complete(src):
+        src, dst = dst, src
+    if a.activity_log_known and b.activity_log_known and _complete(dst):
+        return ReconnectPlan(src.node, dst.node, ResyncMode.FAST,  # DRBD: the hot extents
                              "both went down together uncleanly: their activity logs name "
                              "the regions in-flight writes may have left different")
     return ReconnectPlan(src.node, dst.node, ResyncMode.FULL,
                          "both went down together uncleanly: in-flight writes may differ")
+
+
+def _plan_neither_synchronized(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
+    """Neither replica is Synchronized (DRBD: both Outdated/Inconsistent, or one of them).
+
+    The source is picked without an administrator when exactly one provably holds every
+    write the device acknowledged (StarWind: "the node with the most recent data"):
+
+    - both carried on alone: split brain, nobody can tell;
+    - one has a complete image whose generation descends from the other's (it carried
+      on alone past it, e.g. then detached on its own disk failure, whose failed writes
+      were never acknowledged; the other is outdated or an unfinished resync target);
+    - equal generations, neither carried on alone (both stopped, or went down together):
+      every acknowledged write is on both; the higher-priority complete one is the
+      source (activity logs or a full copy cover what in-flight writes left different).
+
+    Anything else (neither complete, or generations that do not descend) waits for an
+    administrator, as before.
+    """
+    if a.alone and b.alone:
+        return _split_brain(a, b)
+    for new, old in ((a, b), (b, a)):
+        if _descends(new, old):
+            if not _complete(new):
+                return _undecided(a, b, f"neither replica is synchronized and {new.node}, "
+                                        "the newer, is incomplete (an unfinished resync)")
+            return ReconnectPlan(new.node, old.node, _resync_mode(new, old),
+                                 f"neither replica is synchronized; {new.node} is the newest "
+                                 f"complete one (generation {new.generation} descends from "
+                                 f"{old.node}'s {old.generation})")
+    if a.generation != b.generation or a.alone or b.alone:
+        return _undecided(a, b, "neither replica is synchronized and neither generation "
+                                "descends from the other")
+    if not _complete(a) and not _complete(b):
+        return _undecided(a, b, "neither replica is synchronized and neither is complete")
+    plan = _went_down_together(a, b)
+    return replace(plan, reason=f"neither replica is synchronized, equal generations; "
+                                f"{plan.reason}")
 
 
 def _by_generation_then_priority(a: ReplicaSummary,

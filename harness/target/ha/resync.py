@@ -17,8 +17,9 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from harness.target.blockstore import BlockStoreError
 from harness.target.defects import Defect
-from harness.target.ha import failover, protocol
+from harness.target.ha import failover, forwarding, protocol
 from harness.target.ha.dirtymap import DirtyMap
 from harness.target.ha.protocol import Message, MessageKind, OrderKind
 from harness.target.ha.replica import (
@@ -78,7 +79,11 @@ class Resync:
             done = await self._copy_all()
         except ReplicaNotServing:  # the session ended under the PR snapshot's ORDER
             done = False
-        except Exception as exc:  # e.g. this replica's disk failed a read
+        except (BlockStoreError, OSError) as exc:  # this replica's disk failed a read
+            dev._save(dev.meta.with_event(f"resync {self.mode.value} failed: {exc!r}"))
+            dev.back_off_rejoin()  # every new session would fail on the same disk at once
+            done = False
+        except Exception as exc:
             dev._save(dev.meta.with_event(f"resync {self.mode.value} failed: {exc!r}"))
             done = False
         if done:
@@ -123,7 +128,7 @@ class Resync:
             dev._seq += 1
             seq = dev._seq
             dev._unacked[seq] = (lba, count)
-            ack = dev._acks[seq] = asyncio.get_running_loop().create_future()
+            ack = dev._acks[seq] = forwarding.answer_future()
             with dev.locks.holding(lock):
                 await lock.acquire()
                 data = await dev.store.read(lba, count)
@@ -218,7 +223,9 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
             dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
             dev.dirty_map_trusted = True
             dev.activity_log.forget_suspects()
-            dev._save(dev.meta.with_event("partner connected: in sync", alone=False))
+            dev.disk_recovered()
+            dev._save(dev.meta.with_event("partner connected: in sync", alone=False,
+                                          consistent=True))
         return
     if plan.source == me:
         dev.state = ReplicaState.SYNCHRONIZED
@@ -229,8 +236,11 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
         for lba, count in (*partner.activity_log, *mine.activity_log):
             dev.dirty.mark(lba, count)
         dev.resync = Resync(dev, plan.mode)
+        # a source picked while Not synchronized (the newest complete replica) serves
+        # from now on: persisted, so a restart before the resync ends finds it the source
         dev._save(dev.meta.with_event(f"resync {plan.mode.value} to {plan.target}: "
-                                        f"{plan.reason}"))
+                                        f"{plan.reason}", state=ReplicaState.SYNCHRONIZED,
+                                        consistent=True))
         dev.mirroring = True
         dev._spawn(dev.resync.run())
     else:
@@ -240,7 +250,7 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
         dev.resync = Resync(dev, plan.mode, receiving=True)
         dev._save(dev.meta.with_event(f"resync {plan.mode.value} from {plan.source}: "
                                         f"{plan.reason}", state=ReplicaState.SYNCHRONIZING,
-                                        alone=False, forced=False))
+                                        alone=False, forced=False, consistent=False))
 
 
 async def resync_done_in_session(dev: HaDevice, link: PartnerLink,
@@ -267,9 +277,11 @@ def on_resync_done(dev: HaDevice, body: dict[str, Any]) -> None:
     dev.dirty = DirtyMap(dev.num_blocks, dev.block_size, dev.config.region_bytes)
     dev.dirty_map_trusted = True
     dev.activity_log.forget_suspects()
+    dev.disk_recovered()
     dev._save(dev.meta.with_event(
         "resync complete: synchronized", state=ReplicaState.SYNCHRONIZED,
-        generation=generation, alone=False, partner_left_at=generation, forced=False))
+        generation=generation, alone=False, partner_left_at=generation, forced=False,
+        consistent=True))
 
 
 def finish(dev: HaDevice, link: PartnerLink | None) -> None:
@@ -280,6 +292,7 @@ def finish(dev: HaDevice, link: PartnerLink | None) -> None:
     dev.resync = None
     dev.dirty_map_trusted = True
     dev.activity_log.forget_suspects()
+    dev.disk_recovered()
     dev._save(dev.meta.with_event("resync complete: partner synchronized", alone=False,
                                     forced=False, partner_left_at=dev.meta.generation))
     link.send(protocol.control(MessageKind.RESYNC_DONE, {"generation": dev.meta.generation}))

@@ -110,9 +110,9 @@ def test_activity_log_survives_the_hello_round_trip():
     assert type(a).from_json(with_log.to_json()) == with_log
 
 
-def test_neither_synchronized_waits_for_an_administrator():
+def test_neither_synchronized_nor_complete_waits_for_an_administrator():
     plan = plan_reconnect(summary("a", 1, state=NS), summary("b", 2, state=SI))
-    assert plan.source is None and "mark one as synchronized" in plan.reason
+    assert plan.source is None and "administrator marks one synchronized" in plan.reason
 
 
 def test_marked_replica_wins_even_against_a_newer_generation():
@@ -132,7 +132,8 @@ def test_clean_identical_replicas_need_no_resync_but_unclean_ones_do():
 summaries = st.builds(
     summary, st.sampled_from(["a"]), st.just(1), generation=st.integers(0, 4),
     state=st.sampled_from([S, SI, NS]), alone=st.booleans(), partner_left_at=st.integers(0, 4),
-    clean_shutdown=st.booleans(), dirty_map_valid=st.booleans(), forced=st.booleans())
+    clean_shutdown=st.booleans(), dirty_map_valid=st.booleans(), forced=st.booleans(),
+    consistent=st.booleans())
 
 
 @given(summaries, summaries)
@@ -141,8 +142,19 @@ def test_both_nodes_compute_the_same_plan(a, b):
     one, other = plan_reconnect(a, b), plan_reconnect(b, a)
     assert (one.source, one.target, one.mode) == (other.source, other.target, other.mode)
     if one.source is not None:
-        src = a if one.source == "a" else b
-        assert src.state is S  # never a stale replica as the source
+        src, dst = (a, b) if one.source == "a" else (b, a)
+        # never a stale or half-copied replica as the source: a Synchronized one, or a
+        # complete one that provably holds every write the other acknowledged
+        assert src.state is S or (src.consistent and (
+            (src.generation > dst.generation and dst.generation <= src.partner_left_at)
+            or (src.generation == dst.generation and not src.alone and not dst.alone)))
+        if src.state is S and dst.alone and not src.forced:
+            # a Synchronized replica never overwrites one that carried on alone past it
+            assert dst.generation < src.generation or not dst.consistent \
+                or src.generation > dst.partner_left_at
+    if a.alone and b.alone and not (a.forced and a.state is S) \
+            and not (b.forced and b.state is S):
+        assert one.source is None  # both carried on alone: split brain, never merged
 
 
 def test_only_the_lone_survivor_may_serve_at_startup(tmp_path):
@@ -172,3 +184,131 @@ def test_both_down_uncleanly_resync_only_what_the_activity_logs_name():
     assert plan_reconnect(b, a) == plan
     unknown = replace(b, activity_log_known=False)  # no log found: anything may differ
     assert plan_reconnect(a, unknown).mode is ResyncMode.FULL
+
+
+# -- neither replica Synchronized: the device picks the newest complete one ----------
+
+def ns(node: str, priority: int, **kw) -> ReplicaSummary:
+    return summary(node, priority, **{"state": NS, **kw})
+
+
+#: (description, store1 (priority 1), store2 (priority 2), expected source, mode)
+NEITHER_SYNCHRONIZED = [
+    ("nightly case 1: store1 killed (g=3), store2 carried on alone (4), became the source of "
+     "store1's resync, its disk failed: detached; store1 an unfinished resync target",
+     ns("store1", 1, generation=3, partner_left_at=3, consistent=False),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True,
+        dirty_map_valid=True),
+     "store2", ResyncMode.FAST),
+    ("nightly case 2: as case 1, but store2 lost power while alone (its dirty map is gone)",
+     ns("store1", 1, generation=3, partner_left_at=3, consistent=False),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True),
+     "store2", ResyncMode.FULL),
+    ("store1 outdated (stopped on sync loss, complete) and store2 detached after carrying on",
+     ns("store1", 1, generation=3, partner_left_at=3, consistent=True),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True),
+     "store2", ResyncMode.FULL),
+    ("the newer side is the higher priority: direction does not follow priority",
+     ns("store1", 1, generation=6, alone=True, partner_left_at=5, consistent=True,
+        dirty_map_valid=True),
+     ns("store2", 2, generation=5, partner_left_at=5, consistent=False),
+     "store1", ResyncMode.FAST),
+    ("the other is two generations behind: full copy",
+     ns("store1", 1, generation=2, partner_left_at=2, consistent=True),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True,
+        dirty_map_valid=True),
+     "store2", ResyncMode.FULL),
+    ("the newer one is itself a half-done resync target: nobody can tell",
+     ns("store1", 1, generation=3, partner_left_at=3, consistent=True),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=False),
+     None, ResyncMode.NONE),
+    ("true split brain: both carried on alone from generation 3",
+     ns("store1", 1, generation=4, alone=True, partner_left_at=3, consistent=True),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True),
+     None, ResyncMode.NONE),
+    ("split brain at different generations is still split brain",
+     ns("store1", 1, generation=5, alone=True, partner_left_at=3, consistent=True),
+     ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True),
+     None, ResyncMode.NONE),
+    ("generations that do not descend (store1 moved past store2's last sync point)",
+     ns("store1", 1, generation=4, partner_left_at=4, consistent=True),
+     ns("store2", 2, generation=5, alone=True, partner_left_at=3, consistent=True),
+     None, ResyncMode.NONE),
+    ("both stopped at the same generation (the freeze rule), both complete, logs known",
+     replace(ns("store1", 1, generation=3, consistent=True), activity_log_known=True),
+     replace(ns("store2", 2, generation=3, consistent=True), activity_log_known=True),
+     "store1", ResyncMode.FAST),
+    ("both stopped, no activity log on one side: full copy",
+     replace(ns("store1", 1, generation=3, consistent=True), activity_log_known=True),
+     ns("store2", 2, generation=3, consistent=True),
+     "store1", ResyncMode.FULL),
+    ("equal generations, the higher priority is the unfinished resync target",
+     replace(ns("store1", 1, generation=3, consistent=False), activity_log_known=True),
+     replace(ns("store2", 2, generation=3, consistent=True), activity_log_known=True),
+     "store2", ResyncMode.FULL),
+    ("equal generations, neither complete",
+     ns("store1", 1, generation=3), ns("store2", 2, generation=3, state=SI),
+     None, ResyncMode.NONE),
+    ("equal generations, one carried on alone: cannot tell",
+     ns("store1", 1, generation=3, consistent=True),
+     ns("store2", 2, generation=3, alone=True, partner_left_at=2, consistent=True),
+     None, ResyncMode.NONE),
+]
+
+
+@pytest.mark.parametrize(("store1", "store2", "source", "mode"),
+                         [c[1:] for c in NEITHER_SYNCHRONIZED],
+                         ids=[c[0][:60] for c in NEITHER_SYNCHRONIZED])
+def test_neither_synchronized_picks_the_newest_complete_replica(store1, store2, source, mode):
+    plan = plan_reconnect(store1, store2)
+    assert (plan.source, plan.mode) == (source, mode), plan.reason
+    assert plan_reconnect(store2, store1) == plan  # both nodes plan the same
+    if source is None:
+        assert "administrator" in plan.reason
+    else:
+        assert plan.target == ({"store1", "store2"} - {source}).pop()
+
+
+def test_true_split_brain_stays_split_brain_whatever_the_states():
+    for s1, s2 in ((NS, NS), (S, NS), (NS, S), (S, S)):
+        a = summary("a", 1, generation=4, alone=True, partner_left_at=3, consistent=True,
+                    state=s1)
+        b = summary("b", 2, generation=4, alone=True, partner_left_at=3, consistent=True,
+                    state=s2)
+        plan = plan_reconnect(a, b)
+        assert plan.source is None and plan.split_brain, (s1, s2, plan)
+
+
+def test_a_synchronized_replica_never_overwrites_one_that_carried_on_past_it():
+    """store1 killed while Synchronized (its metadata still says so, generation 3);
+    store2 carried on alone (4) and then detached on its own disk failure: store2 holds
+    writes store1 never saw, so store2 is the source, not the Synchronized one."""
+    store1 = summary("store1", 1, generation=3, partner_left_at=3, state=S)
+    store2 = ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True,
+                dirty_map_valid=True)
+    plan = plan_reconnect(store1, store2)
+    assert (plan.source, plan.target, plan.mode) == ("store2", "store1", ResyncMode.FAST)
+    # but an administrator's mark on store1 still wins (StarWind's "mark as synchronized")
+    forced = replace(store1, forced=True, alone=True, generation=4)
+    assert plan_reconnect(forced, store2).source == "store1"
+
+
+def test_old_metadata_without_the_consistent_field_loads_on_the_safe_side(tmp_path):
+    import json
+
+    for state, expected in ((S, True), (NS, False), (SI, False)):
+        body = {"device": "HA1", "node": "a", "generation": 2, "state": state.value}
+        (tmp_path / "m.json").write_text(json.dumps(body))
+        assert ReplicaMetadata.load(tmp_path / "m.json", "HA1", "a").consistent is expected
+    legacy = ReplicaSummary.from_json({k: v for k, v in summary("a", 1, state=NS).to_json()
+                                       .items() if k != "consistent"})
+    assert legacy.consistent is False
+
+
+def test_consistent_round_trips_in_metadata_and_hello(tmp_path):
+    meta = ReplicaMetadata(device="HA1", node="a", generation=3, state=NS, consistent=True)
+    meta.save(tmp_path / "m.json")
+    loaded = ReplicaMetadata.load(tmp_path / "m.json", "HA1", "a")
+    assert loaded.consistent is True
+    hello = ReplicaSummary.of(loaded, 1)
+    assert ReplicaSummary.from_json(hello.to_json()).consistent is True
