@@ -396,7 +396,7 @@ def run_schedule(
         catalogue=faults, read_back_every_path=False, until_paths_back=True,
         bursts=scenario.bursts, capture=capture, shared_bytes=scenario.shared_bytes,
         span_bytes=scenario.span_bytes, held=_held(sut, device),
-        administrator=mark_primary(sut, device) if administrator else None,
+        administrator=mark_newest(sut, device) if administrator else None,
     )
     run = ChaosRun(sut, settings, out=out)
     probe = LiveProbe(inventory, device, node_state=_node_state(sut),
@@ -443,23 +443,59 @@ def _evidence(history: Any, schedule: Schedule, probe: LiveProbe,
     return judge(named, history, probe.seen, inventory, device)
 
 
-def mark_primary(sut: Any, device: HaDevice) -> Any:
-    """The administrator's override on the lab: mark the primary's replica synchronized
-    (its partner then resyncs from it); None off the lab (nobody to ask)."""
+def newest_replica(device: HaDevice, rows: Mapping[str, Mapping[str, Any] | None]
+                   ) -> tuple[str, str]:
+    """The replica an administrator marks after a split brain, and why: the one with the
+    most recent data (StarWind's instruction), i.e. the highest ``generation`` in its
+    node's ``/v1/ha`` status (a node grows it whenever it carries on alone); a tie, or no
+    status to compare, goes to the primary. ``rows``: host -> that status (None:
+    unreadable)."""
+    primary = device.primary.host
+    known = {h: r for h, r in rows.items() if r is not None
+             and isinstance(r.get("generation"), int)}
+    alone = {h: " (carried on alone)" if r.get("alone") else "" for h, r in known.items()}
+    shown = ", ".join(f"{h} generation {r['generation']}{alone[h]}"
+                      for h, r in sorted(known.items()))
+    unread = sorted(h for h in rows if h not in known)
+    if not known:
+        return primary, (f"no replica's generation could be read ({', '.join(unread)}): "
+                         "the primary")
+    top = max(int(r["generation"]) for r in known.values())
+    newest = sorted(h for h, r in known.items() if int(r["generation"]) == top)
+    why = shown + (f"; unreadable: {', '.join(unread)}" if unread else "")
+    if primary in newest or len(newest) > 1:
+        host = primary if primary in newest else newest[0]
+        tie = "tie, the primary" if len(newest) > 1 else "the newest"
+        return host, f"{why}: {tie}"
+    return newest[0], f"{why}: the newest"
+
+
+def mark_newest(sut: Any, device: HaDevice) -> Any:
+    """The administrator's override on the lab: mark synchronized the replica with the
+    most recent data (``newest_replica``, read from every node's management API; its
+    partner then resyncs from it); None off the lab (nobody to ask)."""
     lab = getattr(sut, "lab", None)
     if lab is None or not hasattr(lab, "management_url"):
         return None
+    status = _ha_status(sut, device.alias)
 
     def mark() -> str:
         from harness.target.management import ManagementClient
 
-        host = device.primary.host
+        rows: dict[str, Mapping[str, Any] | None] = {}
+        for r in device.replicas:
+            try:
+                rows[r.host] = status(r.host) if status is not None else None
+            except SplitbrainError:
+                rows[r.host] = None
+        host, why = newest_replica(device, rows)
         try:
             client = ManagementClient(lab.management_url(host), lab.token(), timeout=5.0)
             client.request("POST", f"/v1/ha/{device.alias}/mark-synchronized")
         except SplitbrainError as exc:
-            return f"could not mark {device.alias}@{host} synchronized: {exc}"
-        return f"marked {device.alias}@{host} synchronized (split brain: both sides stopped)"
+            return f"could not mark {device.alias}@{host} synchronized ({why}): {exc}"
+        return (f"marked {device.alias}@{host} synchronized (split brain: both sides stopped; "
+                f"{why})")
 
     return mark
 

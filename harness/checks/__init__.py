@@ -20,8 +20,12 @@ The API the chaos runner uses:
   carries I/O again and until Synchronized, each judged by a named budget
   (``path_failover_s``, ``op_latency_s``, ``stalled_ops_max``,
   ``caller_errors_max``, ``heal_to_all_paths_s``, ``resync_s`` ...; see its
-  docstring). ``FaultReport.problems`` lists what is over budget;
-  ``faults_verdict(reports)`` is the ``faults`` ``Verdict``;
+  docstring). Overlapping faults are judged together as one episode, and the
+  errors and pauses while every replica was impaired by injected faults (beyond
+  the device's redundancy) are expected, counted apart (``episodes``);
+  ``FaultReport.problems`` lists what is over budget (an episode's on its first
+  fault's report); ``fault_judgement(...)`` adds the episodes and the windows;
+  ``faults_verdict(reports, judgement)`` is the ``faults`` ``Verdict``;
   ``table_lines(reports)`` prints them.
 - ``monotonic.check_read_monotonicity(history_path) -> Verdict``: reads across
   each other (also across initiators), streamed.

@@ -1,7 +1,9 @@
 """All checkers over one run, composed (Jepsen's ``checker/compose``).
 
 ``check_run`` judges one history: the reads recorded during the run (register),
-the timing against a budget, each fault's honest numbers (``faults_report``)
+the timing against a budget, each fault's honest numbers and each episode of
+overlapping faults judged outside the windows beyond redundancy (``faults_report``,
+``episodes``)
 and the reads against each other (``monotonic``) when the history's file is
 given, and, when devices are given, the data read back
 through every path (integrity) and the replicas compared with each other
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.divergence import ChunkReader, compare_replicas
-from harness.checks.faults_report import faults_verdict, per_fault_report
+from harness.checks.faults_report import fault_judgement, faults_verdict
 from harness.checks.integrity import check_devices
 from harness.checks.model import WriteIndex
 from harness.checks.monotonic import check_read_monotonicity
@@ -76,9 +78,11 @@ async def check_run(
         result.verdicts.append(check_timing(history, budget, bin_s=bin_s))
     else:  # per-fault measures are judged by the faults report, whole-run ones here
         whole_run = {k: v for k, v in (budget or {}).items() if k in WHOLE_RUN_BUDGETS}
-        result.verdicts.append(check_timing(history, whole_run, bin_s=bin_s))
-        reports = per_fault_report(history_path, budgets=budget)
-        result.verdicts.append(faults_verdict(reports))
+        judgement = fault_judgement(history_path, budgets=budget)
+        result.verdicts.append(check_timing(history, whole_run, bin_s=bin_s,
+                                            expected=judgement.expected_spans))
+        reports = judgement.reports
+        result.verdicts.append(faults_verdict(reports, judgement))
         result.verdicts.append(check_read_monotonicity(history_path))
         if pcap is not None:
             from harness.checks.packet_timing import check_scenario_capture

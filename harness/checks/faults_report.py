@@ -53,6 +53,16 @@ from typing import Any
 
 import numpy as np
 
+from harness.checks.episodes import (
+    RedundancyWindow,
+    beyond_redundancy,
+    episodes,
+    excused_spans,
+    inside,
+    judged_length,
+    outside,
+    settle_s,
+)
 from harness.checks.verdict import Problem, Verdict
 from harness.workload.history import FaultWindow, ReplicaState
 from harness.workload.history_stream import (
@@ -92,8 +102,12 @@ class FaultReport:
     heal_to_all_paths_s: float | None  # None: not healed, or some path never came back
     paths_back_s: dict[str, float | None] = field(default_factory=dict)
     heal_to_synchronized_s: float | None = None  # None: no replica states, or never
+    op_from_s: float | None = None  # when the longest operation (its judged part) began
     budgets: dict[str, float] = field(default_factory=dict)  # the budgets that judged it
     problems: list[Problem] = field(default_factory=list)
+    episode: int = 0  # the episode (overlapping faults) it belongs to
+    expected_caller_errors: int = 0  # errors while every replica was impaired (not judged)
+    faults: list[str] = field(default_factory=list)  # an episode's: its faults' names
 
     @property
     def valid(self) -> bool:
@@ -131,7 +145,10 @@ class _Rows:
 class FaultTimer:
     """Accumulates what ``FaultReport`` needs from a stream of ``OpChunk``s."""
 
-    def __init__(self, windows: Sequence[FaultWindow], stall_s: float) -> None:
+    def __init__(self, windows: Sequence[FaultWindow], stall_s: float,
+                 marks: Sequence[int] = ()) -> None:
+        """``marks``: more times (besides the heals) from which each path's return is
+        measured (the end of each beyond-redundancy window)."""
         self.windows = list(windows)
         self.stall_ns = int(stall_s * 1e9)
         self.origin: int | None = None
@@ -143,7 +160,7 @@ class FaultTimer:
         self.slow = _Rows()
         self.errors = _Rows()
         self.path_first_ok: dict[int, int] = {}
-        stops = [w.stop_ns for w in self.windows if w.stop_ns is not None]
+        stops = [w.stop_ns for w in self.windows if w.stop_ns is not None] + list(marks)
         self.stops = np.array(sorted(set(stops)), dtype=np.int64)
         self.back: dict[int, np.ndarray] = {}  # path -> first ok completion >= each stop
 
@@ -273,60 +290,175 @@ def per_fault_report(history_path: str | os.PathLike[str],
                      fault_windows: Sequence[FaultWindow] | None = None,
                      budgets: Mapping[str, float] | None = None,
                      *, chunk: int | None = None) -> list[FaultReport]:
-    """One ``FaultReport`` per fault window (default: the history's own fault records)."""
+    """One ``FaultReport`` per fault window (default: the history's own fault records);
+    each episode's problems are on its first fault's report (see ``judge_faults``)."""
+    return fault_judgement(history_path, fault_windows, budgets, chunk=chunk).reports
+
+
+@dataclass(slots=True)
+class FaultsJudgement:
+    """Per-fault numbers, the episodes that judged them and the windows beyond redundancy."""
+
+    reports: list[FaultReport]  # one per fault; an episode's problems on its first fault's
+    episodes: list[FaultReport]  # one per episode (a lone fault's is its own report)
+    windows: list[RedundancyWindow]
+    t0: int
+    expected_spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return {"episodes": [{k: v for k, v in e.to_json().items() if k != "problems"}
+                             for e in self.episodes],
+                "beyond_redundancy": [w.to_json(self.t0) for w in self.windows],
+                "expected_caller_errors": sum(w.caller_errors for w in self.windows)}
+
+
+def redundancy_windows(out: Any, budget: Mapping[str, float],
+                       end_ns: int | None = None) -> list[RedundancyWindow]:
+    """The history outline's beyond-redundancy windows (``harness.checks.episodes``)."""
+    end = end_ns if end_ns is not None else max(
+        [*(f.stop_ns or f.start_ns for f in out.faults), *(e.time_ns for e in out.replicas), 0])
+    return beyond_redundancy(out.faults, out.replicas, float(budget.get("resync_s", 60.0)),
+                             end)
+
+
+def fault_judgement(history_path: str | os.PathLike[str],
+                    fault_windows: Sequence[FaultWindow] | None = None,
+                    budgets: Mapping[str, float] | None = None,
+                    *, chunk: int | None = None) -> FaultsJudgement:
+    """Per-fault numbers and the episodes' judgement of a history file, in one pass."""
     budget = resolve_budgets(budgets)
     out = outline(history_path)
     windows = list(out.faults if fault_windows is None else fault_windows)
-    timer = FaultTimer(windows, budget["stall_s"])
+    beyond = redundancy_windows(out, budget)
+    timer = FaultTimer(windows, budget["stall_s"], [w.end_ns for w in beyond])
     stream = OpStream(history_path) if chunk is None else OpStream(history_path, chunk=chunk)
     for c in stream:
         timer.add(c)
         timer.pending(c)
-    return finish_reports(timer, stream, out.replicas, budget, history_path)
+    return judge_faults(timer, stream, out.replicas, budget, history_path, beyond)
 
 
 def finish_reports(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaState],
                    budget: dict[str, float],
                    history_path: str | os.PathLike[str]) -> list[FaultReport]:
     """Turn a consumed stream's accumulated state into reports (see ``per_fault_report``)."""
+    return judge_faults(timer, stream, replicas, budget, history_path, []).reports
+
+
+@dataclass(slots=True)
+class _Tables:
+    gs: np.ndarray
+    ge: np.ndarray
+    slow: np.ndarray
+    errors: np.ndarray
+    end: int
+    t0: int
+    beyond: list[tuple[int, int]] = field(default_factory=list)  # the windows, unsettled
+
+
+def judge_faults(timer: FaultTimer, stream: OpStream, replicas: list[ReplicaState],
+                 budget: dict[str, float], history_path: str | os.PathLike[str],
+                 beyond: Sequence[RedundancyWindow]) -> FaultsJudgement:
+    """Each fault's numbers, then each episode judged (``harness.checks.episodes``):
+    outside the beyond-redundancy windows (and their settle) as one fault always was."""
     end = stream.end_ns
     first = stream.first_ns if stream.first_ns is not None else 0
     t0 = min([first, *(w.start_ns for w in timer.windows)]) if timer.windows else first
     if timer.origin is None:
         timer.origin = t0
     gs, ge = timer.gaps(first, end)
-    slow, errors = timer.slow.table(), caller_errors(timer.errors.table(), history_path)
-    reports = []
-    for w in timer.windows:
-        a = w.start_ns
-        b = w.stop_ns if w.stop_ns is not None else end
-        lo = int(np.searchsorted(ge, a, side="right"))
-        hi = int(np.searchsorted(gs, b, side="left"))
-        gap, g_from, g_to = 0, None, None
-        if hi > lo:
-            i = lo + int(np.argmax(ge[lo:hi] - gs[lo:hi]))
-            gap, g_from, g_to = int(ge[i] - gs[i]), int(gs[i]), int(ge[i])
-        longest = _longest_op(timer, slow, a, b, end)
-        stalled = _overlapping(slow, a, b, end)
-        stalled = stalled[_latency(stalled, end) > timer.stall_ns]
-        errs = _overlapping(errors, a, b, end)
-        rep = FaultReport(
-            fault=w.fault, name=w.name, kind=w.attrs.get("kind"),
-            target=w.attrs.get("target"), injected_s=(a - t0) / 1e9,
-            healed_s=None if w.stop_ns is None else (w.stop_ns - t0) / 1e9,
-            longest_gap_s=gap / 1e9,
-            gap_from_s=None if g_from is None else (g_from - t0) / 1e9,
-            gap_to_s=None if g_to is None else (g_to - t0) / 1e9,
-            longest_op_s=None if longest is None else longest / 1e9,
-            stalled_ops=len(stalled), caller_errors=len(errs), heal_to_all_paths_s=None,
-        )
-        if w.stop_ns is not None:
-            _paths_back(rep, timer, stream, w, end)
-            if replicas:
-                rep.heal_to_synchronized_s = _synchronized_after(replicas, w.stop_ns)
-        _judge(rep, w, budget, bool(replicas), stalled, errs, history_path, end)
-        reports.append(rep)
-    return reports
+    tables = _Tables(gs, ge, timer.slow.table(),
+                     caller_errors(timer.errors.table(), history_path), end, t0,
+                     [(w.start_ns, w.end_ns) for w in beyond])
+    spans = excused_spans(beyond, settle_s(budget))
+    settle = int(settle_s(budget) * 1e9)
+    for r in tables.errors:  # each expected error counted once: in its window, else the
+        w = next((w for w in beyond if w.start_ns <= r[1] <= w.end_ns), None) or next(
+            (w for w in beyond if w.start_ns <= r[1] <= w.end_ns + settle), None)  # settle
+        if w is not None:
+            w.caller_errors += 1
+    groups = episodes(timer.windows)
+    reports: list[FaultReport] = []
+    by_fault: dict[int, FaultReport] = {}
+    for e in groups:
+        for w in e.faults:
+            rep, _ = _measured(timer, stream, tables, w, [], replicas, spans)
+            rep.episode = e.index
+            by_fault[w.fault] = rep
+    judged: list[FaultReport] = []
+    for e in groups:
+        w = e.window(budget)
+        rep, rows = _measured(timer, stream, tables, w, spans, replicas)
+        rep.episode, rep.faults = e.index, [f.name for f in e.faults]
+        _judge(rep, w, budget, bool(replicas), rows, history_path, end)
+        first_fault = by_fault[e.faults[0].fault]
+        if len(e.faults) == 1:
+            by_fault[e.faults[0].fault] = rep  # a lone fault: its own report, judged
+        else:
+            first_fault.problems.extend(rep.problems)
+        judged.append(rep)
+    reports = [by_fault[w.fault] for w in timer.windows]
+    return FaultsJudgement(reports, judged, list(beyond), t0, spans)
+
+
+def _measured(timer: FaultTimer, stream: OpStream, t: _Tables, w: FaultWindow,
+              spans: Sequence[tuple[int, int]], replicas: list[ReplicaState],
+              expected: Sequence[tuple[int, int]] = ()
+              ) -> tuple[FaultReport, tuple[np.ndarray, np.ndarray]]:
+    """One window's numbers, and its stalled and judged error rows; the parts inside
+    ``spans`` (beyond redundancy, and the settle after) are not judged. Errors completed
+    inside ``expected`` (default: ``spans``) are counted apart."""
+    expected = expected or spans
+    a = w.start_ns
+    b = w.stop_ns if w.stop_ns is not None else t.end
+    lo = int(np.searchsorted(t.ge, a, side="right"))
+    hi = int(np.searchsorted(t.gs, b, side="left"))
+    gap, g_from, g_to = 0, None, None
+    if hi > lo:
+        gs, ge = t.gs[lo:hi], t.ge[lo:hi]
+        lengths = ge - gs
+        starts = gs.copy()
+        for s, e in spans:
+            hit = np.flatnonzero((gs < e) & (ge > s))
+            for k in hit.tolist():  # the longest part judged, of those in the window
+                parts = [(x, y) for x, y in outside(int(gs[k]), int(ge[k]), spans)
+                         if x <= b and y >= a]
+                best = max(parts, key=lambda p: p[1] - p[0], default=(int(gs[k]), int(gs[k])))
+                lengths[k], starts[k] = best[1] - best[0], best[0]
+        i = int(np.argmax(lengths))
+        if lengths[i] > 0:
+            gap, g_from, g_to = int(lengths[i]), int(starts[i]), int(starts[i] + lengths[i])
+    longest = _longest_op(timer, t.slow, a, b, t.end, spans)
+    stalled = _overlapping(t.slow, a, b, t.end)
+    stalled = stalled[np.array([judged_length(int(r[0]), int(x), spans) > timer.stall_ns
+                                for r, x in zip(stalled, _completed(stalled, t.end),
+                                                strict=True)], dtype=bool).reshape(-1)]
+    errs = _overlapping(t.errors, a, b, t.end)
+    expected_rows = np.array([inside(int(r[1]), expected) for r in errs],
+                             dtype=bool).reshape(-1)
+    rep = FaultReport(
+        fault=w.fault, name=w.name, kind=w.attrs.get("kind"),
+        target=w.attrs.get("target"), injected_s=(a - t.t0) / 1e9,
+        healed_s=None if w.stop_ns is None else (w.stop_ns - t.t0) / 1e9,
+        longest_gap_s=gap / 1e9,
+        gap_from_s=None if g_from is None else (g_from - t.t0) / 1e9,
+        gap_to_s=None if g_to is None else (g_to - t.t0) / 1e9,
+        longest_op_s=None if longest is None else longest[0] / 1e9,
+        op_from_s=None if longest is None else (longest[1] - t.t0) / 1e9,
+        stalled_ops=len(stalled), caller_errors=int((~expected_rows).sum()),
+        heal_to_all_paths_s=None, expected_caller_errors=int(expected_rows.sum()),
+    )
+    if w.stop_ns is not None:
+        after = max([w.stop_ns, *(e for s, e in (t.beyond if spans else [])
+                                  if s <= w.stop_ns <= e)])
+        _paths_back(rep, timer, stream, w, t.end, after)
+        if replicas:
+            rep.heal_to_synchronized_s = _synchronized_after(replicas, w.stop_ns)
+    return rep, (stalled, errs[~expected_rows])
+
+
+def _completed(rows: np.ndarray, end_ns: int) -> np.ndarray:
+    return np.where(rows[:, 1] == NEVER, end_ns, rows[:, 1])
 
 
 def caller_errors(errors: np.ndarray, history_path: str | os.PathLike[str]) -> np.ndarray:
@@ -337,34 +469,47 @@ def caller_errors(errors: np.ndarray, history_path: str | os.PathLike[str]) -> n
     return errors[~gone]
 
 
-def _longest_op(timer: FaultTimer, slow: np.ndarray, a: int, b: int, end: int) -> int | None:
-    best: int | None = None
+def _longest_op(timer: FaultTimer, slow: np.ndarray, a: int, b: int, end: int,
+                spans: Sequence[tuple[int, int]] = ()) -> tuple[int, int] | None:
+    """The longest operation in flight during ``[a, b]`` and when it was invoked, judged
+    outside ``spans`` (its longest part there): an operation longer than ``stall_s`` is a
+    row of ``slow`` (exact), a shorter one the longest of its 5 ms bucket."""
+    best: tuple[int, int] | None = None
     if len(timer.lat_max):
         k0 = int(timer.bucket(a))
         k1 = min(int(timer.bucket(b + timer.max_latency)) + 1, len(timer.lat_max))
         lat, c = timer.lat_max[k0:k1], timer.lat_end[k0:k1]
         hit = (lat >= 0) & (c >= a) & (c - lat <= b)
+        if spans:  # the slow ones are judged from their rows below
+            hit &= lat <= timer.stall_ns
         if hit.any():
-            best = int(lat[hit].max())
+            i = int(np.argmax(np.where(hit, lat, -1)))
+            best = (int(lat[i]), int(c[i] - lat[i]))
     rows = _overlapping(slow, a, b, end)
-    if len(rows):
-        best = max(best or 0, int(_latency(rows, end).max()))
+    for r, x in zip(rows, _completed(rows, end), strict=True):
+        parts = outside(int(r[0]), int(x), spans) if spans else [(int(r[0]), int(x))]
+        for p, q in parts:
+            if best is None or q - p > best[0]:
+                best = (q - p, p)
     return best
 
 
 def _paths_back(rep: FaultReport, timer: FaultTimer, stream: OpStream, w: FaultWindow,
-                end: int) -> None:
+                end: int, after: int | None = None) -> None:
+    """Each path's return, from the heal (or from ``after``, the end of a beyond-redundancy
+    window it fell in, when that is later: no replica could serve before)."""
     assert w.stop_ns is not None
-    si = int(np.searchsorted(timer.stops, w.stop_ns))
+    since = w.stop_ns if after is None else after
+    si = min(int(np.searchsorted(timer.stops, since)), len(timer.stops) - 1)
     for p, first_ok in sorted(timer.path_first_ok.items()):
         if first_ok >= w.start_ns:
             continue  # carried no I/O before the fault
         back = int(timer.back[p][si]) if p in timer.back else NEVER
         name = stream.path_names[p]
-        retaken = _retaken(timer.windows, name, w.stop_ns)
+        retaken = _retaken(timer.windows, name, since)
         if retaken is not None and retaken < back:
             continue  # a later fault took it again first: this heal cannot be measured
-        rep.paths_back_s[name] = None if back == NEVER else (back - w.stop_ns) / 1e9
+        rep.paths_back_s[name] = None if back == NEVER else (back - since) / 1e9
     values = list(rep.paths_back_s.values())
     if values and all(v is not None for v in values):
         rep.heal_to_all_paths_s = max(v for v in values if v is not None)
@@ -378,8 +523,9 @@ def _retaken(windows_after: Sequence[FaultWindow], path: str, after: int) -> int
 
 
 def _judge(rep: FaultReport, w: FaultWindow, budget: dict[str, float], has_replicas: bool,
-           stalled: np.ndarray, errs: np.ndarray, history_path: str | os.PathLike[str],
+           rows: tuple[np.ndarray, np.ndarray], history_path: str | os.PathLike[str],
            end: int) -> None:
+    stalled, errs = rows
     recs = list(w.records)
 
     def cite(rows: np.ndarray) -> list[dict[str, Any]]:
@@ -408,7 +554,8 @@ def _judge(rep: FaultReport, w: FaultWindow, budget: dict[str, float], has_repli
              "no I/O completed for {}" + (f" (from {rep.gap_from_s:.3f} s)"
                                           if rep.gap_from_s is not None else ""))
     if "op_latency_s" in budget and rep.longest_op_s is not None:
-        over("longest_op", rep.longest_op_s, "op_latency_s", "the longest operation took {}")
+        over("longest_op", rep.longest_op_s, "op_latency_s", "the longest operation took {}"
+             + (f" (from {rep.op_from_s:.3f} s)" if rep.op_from_s is not None else ""))
     if "stalled_ops_max" in budget:
         over("stalled_ops", rep.stalled_ops, "stalled_ops_max",
              "{} operations took longer than stall_s = " + f"{budget['stall_s']:g} s",
@@ -444,11 +591,16 @@ def _judge(rep: FaultReport, w: FaultWindow, budget: dict[str, float], has_repli
                  "the replicas were synchronized again {} after the heal")
 
 
-def faults_verdict(reports: Sequence[FaultReport]) -> Verdict:
-    """The ``faults`` checker's verdict: every report's problems, the numbers as stats."""
-    return Verdict("faults", [p for r in reports for p in r.problems],
-                   {"faults": [{k: v for k, v in r.to_json().items() if k != "problems"}
-                               for r in reports]})
+def faults_verdict(reports: Sequence[FaultReport],
+                   judgement: FaultsJudgement | None = None) -> Verdict:
+    """The ``faults`` checker's verdict: every report's problems (an episode's are on its
+    first fault's report), the numbers as stats, and with a ``judgement`` its episodes and
+    the windows beyond redundancy."""
+    stats: dict[str, Any] = {"faults": [{k: v for k, v in r.to_json().items()
+                                         if k != "problems"} for r in reports]}
+    if judgement is not None:
+        stats.update(judgement.stats())
+    return Verdict("faults", [p for r in reports for p in r.problems], stats)
 
 
 def _num(v: float | None, width: int = 7) -> str:

@@ -28,12 +28,15 @@ import numpy as np
 
 from harness.checks.compose import RunVerdict
 from harness.checks.divergence import ChunkReader, compare_replicas
+from harness.checks.episodes import outside
 from harness.checks.faults_report import (
     FaultReport,
+    FaultsJudgement,
     FaultTimer,
     caller_errors,
     faults_verdict,
-    finish_reports,
+    judge_faults,
+    redundancy_windows,
     resolve_budgets,
 )
 from harness.checks.integrity import IntegrityCheck, check_devices
@@ -63,6 +66,7 @@ class StreamedHistory:
     monotonic: Verdict
     timing: Verdict
     reports: list[FaultReport]
+    judgement: FaultsJudgement
 
 
 def stream_history(history_path: str | os.PathLike[str],
@@ -81,8 +85,9 @@ def stream_history(history_path: str | os.PathLike[str],
                                    history_path, h.initial)
     monotonic = MonotonicReads(nb, h.block_size, h.logical_block_size, table, history_path,
                                h.initial)
+    beyond = redundancy_windows(out, budget)
     timer = FaultTimer(list(out.faults if fault_windows is None else fault_windows),
-                       budget["stall_s"])
+                       budget["stall_s"], [w.end_ns for w in beyond])
     stream = OpStream(history_path, chunk=chunk or CHUNK)
     compact_at = COMPACT_ROWS
     for c in stream:
@@ -96,7 +101,7 @@ def stream_history(history_path: str | os.PathLike[str],
             table.compact(register.certainly_overwritten, stream.horizon_ns,
                           stream.pending_floor)
             compact_at = max(COMPACT_ROWS, 2 * table.live)
-    reports = finish_reports(timer, stream, out.replicas, budget, history_path)
+    judgement = judge_faults(timer, stream, out.replicas, budget, history_path, beyond)
     reg = register.verdict()
     reg.stats.update({"operations": stream.operations, "records": stream.records,
                       "writes": table.writes, "write_table_bytes": table.nbytes(),
@@ -104,22 +109,37 @@ def stream_history(history_path: str | os.PathLike[str],
                       "torn_tail": stream.torn_tail,
                       "seconds": time.perf_counter() - started})
     return StreamedHistory(out, table, reg, monotonic.verdict(),
-                           _whole_run(timer, stream, given, history_path), reports)
+                           _whole_run(timer, stream, given, history_path,
+                                      judgement.expected_spans),
+                           judgement.reports, judgement)
 
 
 def _whole_run(timer: FaultTimer, stream: OpStream, budget: dict[str, float],
-               history_path: str | os.PathLike[str]) -> Verdict:
-    """The longest pause and the caller errors of the whole run, against their budgets."""
+               history_path: str | os.PathLike[str],
+               expected: Sequence[tuple[int, int]] = ()) -> Verdict:
+    """The longest pause and the caller errors of the whole run, against their budgets;
+    what fell while every replica was impaired (``expected``: the beyond-redundancy
+    windows and their settle) is counted apart and not judged."""
     first = stream.first_ns if stream.first_ns is not None else 0
     if timer.origin is None:
         timer.origin = first
     gs, ge = timer.gaps(first, stream.end_ns)
-    i = int(np.argmax(ge - gs)) if len(gs) else 0
-    pause = float(ge[i] - gs[i]) / 1e9 if len(gs) else 0.0
-    errors = len(caller_errors(timer.errors.table(), history_path))
+    lengths = (ge - gs).astype(np.int64)
+    starts = gs.astype(np.int64)
+    for s, e in expected:  # only the gaps that cross a window are cut
+        for k in np.flatnonzero((gs < e) & (ge > s)).tolist():
+            parts = outside(int(gs[k]), int(ge[k]), expected) or [(int(gs[k]), int(gs[k]))]
+            x, y = max(parts, key=lambda p: p[1] - p[0])
+            lengths[k], starts[k] = y - x, x
+    i = int(np.argmax(lengths)) if len(gs) else 0
+    pause = float(lengths[i]) / 1e9 if len(gs) else 0.0
+    rows = caller_errors(timer.errors.table(), history_path)
+    excused = sum(1 for r in rows if any(s <= r[1] <= e for s, e in expected))
+    errors = len(rows) - excused
     stats: dict[str, Any] = {"longest_pause_s": pause,
-                             "longest_pause_start_s": (int(gs[i]) - first) / 1e9 if len(gs)
-                             else None, "caller_errors": errors, "budget": budget,
+                             "longest_pause_start_s": (int(starts[i]) - first) / 1e9
+                             if len(gs) else None, "caller_errors": errors,
+                             "expected_caller_errors": excused, "budget": budget,
                              "faults": [], "paths": list(stream.path_names)}
     problems = []
     for measure, name, value in (("io_pause", "io_pause_s", pause),
@@ -140,7 +160,8 @@ def check_history_file(history_path: str | os.PathLike[str],
     """The register, monotonic, timing and faults verdicts of a history file, in one pass."""
     s = stream_history(history_path, budgets, fault_windows=fault_windows, chunk=chunk)
     result = RunVerdict(os.fspath(history_path))
-    result.verdicts += [s.register, s.monotonic, s.timing, faults_verdict(s.reports)]
+    result.verdicts += [s.register, s.monotonic, s.timing,
+                        faults_verdict(s.reports, s.judgement)]
     return result, s.reports
 
 
@@ -166,7 +187,8 @@ async def check_run_file(
     of them, the devices are read back in full."""
     s = stream_history(history_path, budget, fault_windows=fault_windows)
     result = RunVerdict(os.fspath(history_path))
-    result.verdicts += [s.register, s.monotonic, s.timing, faults_verdict(s.reports)]
+    result.verdicts += [s.register, s.monotonic, s.timing,
+                        faults_verdict(s.reports, s.judgement)]
     if pcap is not None:
         result.verdicts.append(check_scenario_capture(
             pcap, history_path, s.reports, ports=iscsi_ports, tolerance_s=wire_tolerance_s,

@@ -29,11 +29,14 @@ that never came back is a problem.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from harness.checks.episodes import inside, outside
 from harness.checks.verdict import Problem, Verdict
 from harness.workload.history import ABANDONED, FaultWindow, Operation, RecordedHistory
 
@@ -238,11 +241,31 @@ def normalise_budget(budget: dict[str, float]) -> dict[str, float]:
 
 
 def check_timing(history: RecordedHistory, budget: dict[str, float] | None = None,
-                 *, bin_s: float = 1.0) -> Verdict:
-    """Measure a history and judge every measure that has a budget."""
+                 *, bin_s: float = 1.0, expected: Sequence[tuple[int, int]] = ()) -> Verdict:
+    """Measure a history and judge every measure that has a budget; the caller errors
+    completed and the pauses inside ``expected`` (beyond-redundancy windows and their
+    settle, ``harness.checks.episodes``) are counted apart, not judged."""
     given = dict(budget or {})
     budget = normalise_budget(given)
     report = measure(history, bin_s=bin_s)
+    expected_errors = 0
+    if expected:
+        ok = sorted(o.complete_ns for o in history.ops if o.f in ("read", "write")
+                    and o.outcome == "ok" and o.complete_ns is not None)
+        stamps = [*ok, max([history.end_ns, *ok[-1:]])]  # as _longest_pause
+        best, at = 0, None
+        for x, y in itertools.pairwise(stamps):
+            for p, q in outside(x, y, expected):
+                if q - p > best:
+                    best, at = q - p, p
+        report.longest_pause_s = best / 1e9
+        report.longest_pause_start_s = None if at is None else (at - report.t0_ns) / 1e9
+        report.longest_pause_faults = ([] if at is None else
+                                       [f.name for f in history.faults_during(at, at + best)])
+        expected_errors = sum(1 for o in history.ops if o.outcome in ("fail", "info")
+                              and o.error != ABANDONED
+                              and inside(o.complete_ns or o.invoke_ns, expected))
+        report.caller_errors -= expected_errors
     problems: list[Problem] = []
     faults = {f.fault: f for f in history.faults}
     faults_by_name = {f.name: f for f in history.faults}
@@ -297,12 +320,14 @@ def check_timing(history: RecordedHistory, budget: dict[str, float] | None = Non
                                   f"all paths carried I/O {ft.heal_to_all_paths_s:.3f} s after "
                                   f"healing {ft.name!r}", recs, ft.name))
     if "caller_errors" in budget and report.caller_errors > budget["caller_errors"]:
-        errs = [o for o in history.ops if o.outcome in ("fail", "info")]
+        errs = [o for o in history.ops if o.outcome in ("fail", "info")
+                and not inside(o.complete_ns or o.invoke_ns, expected)]
         recs = [r for o in errs[:MAX_RECORDS // 2] for r in o.records]
         problems.append(_over("caller_errors", report.caller_errors, budget["caller_errors"],
                               f"the caller saw {report.caller_errors} failed or unknown "
                               f"operations (first: {errs[0].error})", recs))
-    return Verdict("timing", problems, {"budget": given, **report.to_json()})
+    return Verdict("timing", problems, {"budget": given, **report.to_json(),
+                                        "expected_caller_errors": expected_errors})
 
 
 def _over(measure_name: str, value: float, limit: float, text: str,

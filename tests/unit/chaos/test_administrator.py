@@ -43,3 +43,38 @@ def test_marks_when_both_sides_stay_not_synchronized(monkeypatch: pytest.MonkeyP
 def test_never_marks_while_one_side_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(phases, "ADMIN_AFTER_S", 0.6)
     assert run_admin({"SWS-Store1": "synchronized", "SWS-Store2": "not synchronized"}, 2.0) == []
+
+
+def _device():  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from harness.lab.inventory import load
+
+    lab = Path(__file__).resolve().parents[3] / "fixtures" / "inventories" / "lab.toml"
+    return load(lab).devices["HA2"]
+
+
+def test_marks_the_replica_with_the_most_recent_data() -> None:
+    from harness.chaos.scenario import newest_replica
+
+    dev = _device()
+    primary = dev.primary.host
+    other = next(r.host for r in dev.replicas if r.host != primary)
+    host, why = newest_replica(dev, {primary: {"generation": 3, "alone": True},
+                                     other: {"generation": 5, "alone": True}})
+    assert host == other and "the newest" in why
+    assert f"{other} generation 5 (carried on alone)" in why
+
+
+def test_a_tie_or_nothing_to_compare_goes_to_the_primary() -> None:
+    from harness.chaos.scenario import newest_replica
+
+    dev = _device()
+    primary = dev.primary.host
+    other = next(r.host for r in dev.replicas if r.host != primary)
+    host, why = newest_replica(dev, {primary: {"generation": 4}, other: {"generation": 4}})
+    assert host == primary and "tie, the primary" in why
+    host, why = newest_replica(dev, {primary: None, other: None})
+    assert host == primary and "could be read" in why
+    host, why = newest_replica(dev, {primary: None, other: {"generation": 2}})
+    assert host == other and f"unreadable: {primary}" in why

@@ -285,22 +285,37 @@ def test_roles_resolve_to_the_lab_names(lab) -> None:
     assert disk["iqn"].endswith("sws-store2-ha1partner") and disk["count"] == dev.size // 512
 
 
-def test_timing_alone_under_compound_faults_is_a_warning_but_data_still_fails(
+def test_timing_over_budget_in_the_nightly_is_a_finding_not_a_warning(
         tmp_path: Path, lab) -> None:
+    """The nemesis's availability is judged by episodes and beyond-redundancy windows
+    already (harness.checks.episodes): what is left over budget is a real defect."""
     from harness.chaos.nightly import nightly_scenario
 
     inv, dev = lab
-    slow = Problem("over_budget", "over budget: kill SWS-Store1 [7]: no I/O completed for 14 s")
+    slow = Problem("over_budget", "over budget: episode 3 (2 faults: cut iscsi1/SWS-Store2 [5] "
+                                  ".. kill SWS-Store1 [6]): no I/O completed for 14 s")
     nemesis = nightly_scenario(dev, 60)
     r = scenario_result(nemesis, outcome(tmp_path, [slow], SYNC), ev(True), [], dev, Sut(inv))
-    assert r.result is ResultWord.WARNING and "compound faults" in r.reason
-    lost = Problem("lost", "lost: write w1#3 acknowledged, block holds w2#9")
-    r = scenario_result(nemesis, outcome(tmp_path, [slow, lost], SYNC), ev(True), [], dev,
-                        Sut(inv))
-    assert r.result is ResultWord.FAILED
+    assert r.result is ResultWord.FAILED and "no I/O completed for 14 s" in r.reason
     single = scenario_result(by_name("primary-kill"), outcome(tmp_path, [slow], SYNC), ev(True),
                              [], dev, Sut(inv))
     assert single.result is ResultWord.FAILED  # one fault: its budget applies as written
+
+
+def test_errors_beyond_redundancy_are_told_in_numbers_on_success(tmp_path: Path, lab) -> None:
+    from harness.chaos.nightly import nightly_scenario
+
+    inv, dev = lab
+    out = outcome(tmp_path, [], SYNC)
+    window = {"from_s": 47.426, "to_s": 60.328, "caller_errors": 10609,
+              "causes": ["kill SWS-Store1 [10]", "disk-eio SWS-Store2 [11]"]}
+    out.verdict.verdicts.append(Verdict("faults", [], {"beyond_redundancy": [window]}))
+    r = scenario_result(nightly_scenario(dev, 60), out, ev(True), [], dev, Sut(inv))
+    assert r.result is ResultWord.SUCCESS
+    assert "10609 caller error(s)" in r.reason and "47.4-60.3 s" in r.reason
+    assert r.numbers["beyond_redundancy_windows"] == 1
+    shown = [e.text for e in r.evidence if e.title.startswith("beyond redundancy")]
+    assert shown and "disk-eio SWS-Store2 [11]" in shown[0]
 
 
 def test_an_outage_the_scenario_calls_correct_is_not_a_timing_failure(
