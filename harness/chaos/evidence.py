@@ -28,7 +28,8 @@ fault itself shows it there (its ``effect()``); what only the history
 shows (path states, latencies, replica states) is judged after the run
 (``judge``). Each fault gets one ``FaultEvidence``: proved or not, and in words.
 A delayed or throttled link is judged by the history first (the latency its
-operations saw is what the fault is for), its live proof second.
+operations saw is what the fault is for), its live proof second (polled until the
+fault's end, since what it held back grows while it lasts).
 
 ``judge`` reads the operations once, into an ``OpIndex`` (columns in invoke order,
 ``StreamedHistory.index``), and answers each fault's window by binary search: a
@@ -150,6 +151,8 @@ class LiveProbe:
         if check is None:
             return
         deadline = time.monotonic() + min(max(step.duration_s, 0.5), LIVE_DEADLINE_S)
+        # what a slowed link held back grows while it lasts: read it until the fault's end
+        growing = step.spec.action in LINK_SLOWS
         while True:
             try:
                 text = check()
@@ -157,9 +160,12 @@ class LiveProbe:
                 text = None
             if text is not None:
                 with self._lock:
-                    self.seen[name] = FaultEvidence(name, step.spec, True, text,
-                                                    time.monotonic_ns())
-                return
+                    first = self.seen.get(name)
+                    self.seen[name] = FaultEvidence(
+                        name, step.spec, True, text,
+                        first.at_ns if first is not None else time.monotonic_ns())
+                if not growing:
+                    return
             if time.monotonic() >= deadline:
                 return
             time.sleep(POLL_S)

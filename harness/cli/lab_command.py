@@ -153,6 +153,9 @@ def render_status(s: dict[str, Any]) -> str:
             f"{link['upstream'][0]}:{link['upstream'][1]:<6} {mode:<9} "
             f"conns {stats.get('open', 0)}/{stats.get('accepted', 0)} "
             f"up {_size(stats.get('bytes_up', 0))} down {_size(stats.get('bytes_down', 0))}"
+            + "".join(f" {word} {_size(stats[key])}"
+                      for word, key in (("delayed", "delayed_bytes"),
+                                        ("throttled", "throttled_bytes")) if stats.get(key))
         )
     out.append("devices:")
     for alias, dev in s["devices"].items():

@@ -12,7 +12,8 @@ nothing left to heal: the links it served no longer exist.
 A link slowed rather than broken (``delay``, ``throttle``: a ``SlowLinkFault``)
 proves its own effect: the proxy counts what the state it set held back (its
 *epoch*, returned by the ``set`` request), and ``effect()`` reads that back, e.g.
-"the proxy held 41 chunks (5312 bytes) on sync/SWS-Store1/HA2 for 30-31 ms". A
+"the proxy held 28 chunks (896 bytes) on heartbeat/SWS-Store1/HA2 for 29.3-31.8 ms
+(median 30.1 ms)". A
 slowed link that carried nothing during the fault held nothing back: no effect.
 """
 
@@ -137,4 +138,4 @@ def held_back_text(status: dict[str, Any], epochs: dict[str, int], mode: LinkMod
               if len(logs) == 1 else "")
     verb = "held" if mode is LinkMode.DELAY else "throttled"
     return (f"the proxy {verb} {chunks} chunks ({size} bytes) on {where} for "
-            f"{low:.0f}-{high:.0f} ms{median}")
+            f"{low:.1f}-{high:.1f} ms{median}")

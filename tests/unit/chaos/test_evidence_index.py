@@ -137,3 +137,29 @@ def test_a_delay_is_proved_by_latency_first_and_by_the_proxy_only_without_it(
         assert ev is held
         (ev,) = judge(steps, _delay_history(tmp_path, took), {}, inv, dev)
         assert not ev.proved and ev.text.startswith("no evidence that delay sync/SWS-Store1")
+
+
+class _Growing:
+    """A slowed link as the probe sees it: what it held back grows while it lasts."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def effect(self) -> str:
+        self.calls += 1
+        return f"the proxy held {self.calls} chunks"
+
+
+def test_the_probe_reads_a_slowed_link_until_the_fault_ends(lab) -> None:
+    """A break is proved once seen; what a slowed link held back is read until the fault's
+    end, so the evidence counts the whole fault, not its first chunk."""
+    from harness.chaos.evidence import LiveProbe
+
+    inv, dev = lab
+    probe = LiveProbe(inv, dev, node_state=None, ha_status=None)
+    slow, broken = _Growing(), _Growing()
+    probe.hook("slow", Step(0.0, 0.6, FaultSpec.of("delay", "sync", delay_ms=30.0)), slow)
+    probe.hook("broken", Step(0.0, 0.6, FaultSpec.of("blackhole", "sync")), broken)
+    probe.join()
+    assert broken.calls == 1 and probe.seen["broken"].text == "the proxy held 1 chunks"
+    assert slow.calls > 1 and probe.seen["slow"].text == f"the proxy held {slow.calls} chunks"
