@@ -98,6 +98,9 @@ class HaDevice:
         self._mirroring = False  # the partner receives our ORDERs
         self.resync: resync.Resync | None = None
         self.last_plan = ""
+        #: the last reconnect plan could not tell which replica holds every acknowledged
+        #: write (split brain): only ``mark_synchronized`` moves the device on
+        self.needs_administrator = False
         self._gate = asyncio.Event()  # cleared while a sync-loss decision is pending
         #: "deciding" or "fencing" while a sync-loss decision is pending (failover.py)
         self.failover_phase: str | None = None
@@ -615,6 +618,7 @@ class HaDevice:
                               "is connected and Synchronized; there is nothing to override")
         self.state = ReplicaState.SYNCHRONIZED
         self.dirty_map_trusted = False
+        self.needs_administrator = False
         self._save(self.meta.with_event(
             "marked synchronized by an administrator", state=ReplicaState.SYNCHRONIZED,
             alone=True, forced=True, generation=self.meta.generation + 1,
@@ -644,5 +648,6 @@ class HaDevice:
                              "suspect": len(self.activity_log.suspect)},
             "resync": resync.progress() if resync is not None else None,
             "last_plan": self.last_plan,
+            "needs_administrator": self.needs_administrator,
             "events": list(self.meta.events[-10:]),
         }

@@ -228,6 +228,9 @@ class ReconnectPlan:
     mode: ResyncMode
     reason: str
     split_brain: bool = False
+    #: nobody can tell which replica holds every acknowledged write: both stay Not
+    #: synchronized until an administrator marks one (split brain, or undecidable)
+    needs_administrator: bool = False
 
 
 def _may_be_source(r: ReplicaSummary) -> bool:
@@ -259,7 +262,7 @@ def _undecided(a: ReplicaSummary, b: ReplicaSummary, why: str) -> ReconnectPlan:
     return ReconnectPlan(None, None, ResyncMode.NONE,
                          f"{why}: {a.node} (generation {a.generation}) and {b.node} "
                          f"(generation {b.generation}); both stay Not synchronized until an "
-                         "administrator marks one synchronized")
+                         "administrator marks one synchronized", needs_administrator=True)
 
 
 def _split_brain(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
@@ -268,7 +271,7 @@ def _split_brain(a: ReplicaSummary, b: ReplicaSummary) -> ReconnectPlan:
                          f"split brain: {a.node} (generation {a.generation}) and {b.node} "
                          f"(generation {b.generation}) both carried on alone; both stay "
                          "Not synchronized until an administrator marks one synchronized",
-                         split_brain=True)
+                         split_brain=True, needs_administrator=True)
 
 
 def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,

@@ -200,14 +200,17 @@ async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaS
         plan = replace(plan, source=plan.target, target=plan.source,  # defect: backwards
                        mode=ResyncMode.FULL)
     dev.last_plan = plan.reason
+    dev.needs_administrator = plan.needs_administrator
     me = dev.config.node
-    if plan.split_brain and plan.source is None:
-        # Both carried on alone: each holds writes the other lacks. Neither serves
+    if plan.needs_administrator and plan.source is None:
+        # Split brain (both carried on alone: each holds writes the other lacks), or no
+        # way to tell which replica holds every acknowledged write. Neither serves
         # until an administrator marks one synchronized (mark-synchronized).
         dev.mirroring = False
         dev.partner_state = ReplicaState.NOT_SYNCHRONIZED
         dev.state = ReplicaState.NOT_SYNCHRONIZED
-        dev._save(dev.meta.with_event(f"split brain detected: {plan.reason}",
+        what = "split brain detected" if plan.split_brain else "waiting for an administrator"
+        dev._save(dev.meta.with_event(f"{what}: {plan.reason}",
                                       state=ReplicaState.NOT_SYNCHRONIZED))
         return
     if plan.split_brain:

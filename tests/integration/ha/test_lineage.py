@@ -103,6 +103,7 @@ def test_the_newest_complete_replica_becomes_the_source_without_an_administrator
             assert "marked synchronized" not in events
             assert "from b: neither replica is synchronized; b is the newest" in events
             assert pair.a.meta.consistent and pair.b.meta.consistent
+            assert not pair.a.status()["needs_administrator"]
     run(body())
 
 
@@ -123,6 +124,11 @@ def test_true_split_brain_still_waits_for_the_administrator_after_a_disk_failure
                            and any("split brain" in e for e in pair.b.meta.events), timeout=10)
             await asyncio.sleep(1.0)  # nothing more happens by itself
             assert pair.a.state is NS and pair.b.state is NS
+            assert pair.a.status()["needs_administrator"] and pair.b.needs_administrator
+            pair.a.mark_synchronized()  # the administrator keeps a's side
+            await pair.in_sync()
+            assert not pair.a.needs_administrator and not pair.b.needs_administrator
+            assert pair.images_equal()
     run(body())
 
 

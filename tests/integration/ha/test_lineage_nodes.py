@@ -57,4 +57,5 @@ def test_the_survivor_whose_disk_failed_is_the_source_after_the_heal(ha_nodes: H
     assert nodes.images_equal()
     events = " | ".join((*nodes.ha("store1")["events"], *nodes.ha("store2")["events"]))
     assert "marked synchronized" not in events
+    assert not nodes.ha("store1")["needs_administrator"]
     assert "neither replica is synchronized; store2 is the newest complete one" in events

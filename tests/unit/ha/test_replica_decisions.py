@@ -141,6 +141,9 @@ def test_both_nodes_compute_the_same_plan(a, b):
     b = replace(b, node="b", priority=2)
     one, other = plan_reconnect(a, b), plan_reconnect(b, a)
     assert (one.source, one.target, one.mode) == (other.source, other.target, other.mode)
+    assert one.needs_administrator == other.needs_administrator
+    if one.needs_administrator:
+        assert one.source is None
     if one.source is not None:
         src, dst = (a, b) if one.source == "a" else (b, a)
         # never a stale or half-copied replica as the source: a Synchronized one, or a
@@ -263,6 +266,7 @@ def test_neither_synchronized_picks_the_newest_complete_replica(store1, store2, 
     plan = plan_reconnect(store1, store2)
     assert (plan.source, plan.mode) == (source, mode), plan.reason
     assert plan_reconnect(store2, store1) == plan  # both nodes plan the same
+    assert plan.needs_administrator is (source is None)  # (the node's status says so)
     if source is None:
         assert "administrator" in plan.reason
     else:
