@@ -289,3 +289,20 @@ def test_the_last_usable_replica_stopped_by_a_sync_fault_opens_no_window(scenari
     j, v = judged(s)
     assert j.windows == []
     assert [p.detail["measure"] for p in v.problems] == ["caller_errors"]
+
+
+def test_the_loaded_history_path_judges_the_same_way(both_impaired):
+    """``compose.check_run`` (a loaded history, small runs) excuses the same errors."""
+    import asyncio
+
+    from harness.checks.compose import check_run
+    from harness.workload.history import load_history
+
+    s = both_impaired
+    run = asyncio.run(check_run(load_history(s.path), budget=BUDGETS, history_path=s.path))
+    assert run.verdict("timing").valid and run.verdict("faults").valid
+    assert run.verdict("timing").stats["expected_caller_errors"] == 80
+    op(s, 20 * S, P2, outcome="fail")  # one error with both replicas up: judged
+    run = asyncio.run(check_run(load_history(s.path), budget=BUDGETS, history_path=s.path))
+    assert run.verdict("timing").stats["caller_errors"] == 1
+    assert not run.verdict("timing").valid
