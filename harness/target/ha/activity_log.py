@@ -10,7 +10,7 @@ where this replica and its partner can differ: the sequencer may have died after
 its ORDER left and before its own write, or after its own write and before the
 ORDER left. The replica announces those regions in HELLO and the resync source
 copies them along with its dirty map (docs/ha.md, "Generations and double
-failures"). A clean shutdown empties the log.
+failures"). A clean shutdown empties the log of all but its suspect regions.
 
 The file is one line of JSON: ``{"regions": [..]}``.
 """
@@ -118,9 +118,10 @@ class ActivityLog:
             self._persist()
 
     def clear(self) -> None:
-        """Clean shutdown: nothing is in flight, nothing can differ."""
-        self._active.clear()
-        self.suspect = frozenset()
+        """Clean shutdown: nothing is in flight any more. Suspect regions stay (only a
+        resync covers them): a stopped sequencer shut down cleanly before it met its
+        partner again still names them in its next HELLO."""
+        self._active = OrderedDict((region, 0) for region in sorted(self.suspect))
         self._persist()
 
     def _evict(self) -> None:

@@ -323,7 +323,7 @@ def plan_reconnect(a: ReplicaSummary, b: ReplicaSummary, *,
         return ReconnectPlan(src.node, dst.node, _resync_mode(src, dst),
                              f"{src.node} is newer (generation {src.generation} > "
                              f"{dst.generation})")
-    if a.clean_shutdown and b.clean_shutdown:
+    if a.clean_shutdown and b.clean_shutdown and not a.activity_log and not b.activity_log:
         return ReconnectPlan(None, None, ResyncMode.NONE, "both replicas are identical")
     return _went_down_together(a, b)
 

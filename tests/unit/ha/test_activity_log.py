@@ -52,5 +52,7 @@ def test_a_stopped_sequencers_unacknowledged_write_is_suspect_until_a_resync(tmp
     assert al.extents() == [(128 * 5, 128)]
     al.end(al.begin(128 * 7, 1))  # capacity 1: an idle suspect region never leaves
     assert log(tmp_path).recover() == {5, 7}  # and a crash before the resync names it
+    al.clear()  # a clean shutdown before the resync: still suspect after the restart
+    assert log(tmp_path).recover() == {5}
     al.forget_suspects()
     assert al.extents() == []

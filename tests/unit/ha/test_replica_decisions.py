@@ -127,6 +127,10 @@ def test_clean_identical_replicas_need_no_resync_but_unclean_ones_do():
     assert plan_reconnect(a, b).mode is ResyncMode.NONE
     plan = plan_reconnect(replace(a, clean_shutdown=False), b)
     assert (plan.source, plan.mode) == ("a", ResyncMode.FULL)
+    # a clean shutdown keeps the regions a stopped sequencer left suspect: copied
+    suspect = replace(b, activity_log=((0, 128),), activity_log_known=True)
+    plan = plan_reconnect(replace(a, activity_log_known=True), suspect)
+    assert (plan.source, plan.mode) == ("a", ResyncMode.FAST)
 
 
 summaries = st.builds(
