@@ -72,6 +72,9 @@ def add_ha_arguments(sub: Any, client_args: Callable[[argparse.ArgumentParser], 
     client_args(p)
     p.add_argument("--alias", required=True)
     p.add_argument("--yes", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="mark even when the partner is known to hold newer data (its disk "
+                        "is lost for good)")
     p.set_defaults(_action=lambda a: _mark(a, client))
 
     w = sub.add_parser("witness", help="run the node-majority witness until SIGTERM")
@@ -210,7 +213,8 @@ def _mark(args: argparse.Namespace, client: Callable[[argparse.Namespace], Any])
     if not args.yes:
         raise WizardError("marking a replica synchronized discards whatever its partner "
                           "wrote since; pass --yes if that is what you want")
-    result = client(args).request("POST", f"/v1/ha/{args.alias}/mark-synchronized")
+    body = {"force": True} if args.force else None
+    result = client(args).request("POST", f"/v1/ha/{args.alias}/mark-synchronized", body)
     print("\n".join(status_lines([result])))
     return 0
 

@@ -42,6 +42,7 @@ from harness.target.ha.replica import (
     ReplicaNotServing,
     ReplicaState,
     ReplicaSummary,
+    holds_newer_writes,
     startup_state,
 )
 
@@ -609,13 +610,26 @@ class HaDevice:
         """The pair is whole again (a resync completed): the back-off starts over."""
         self._disk_failures = 0
 
-    def mark_synchronized(self) -> None:
-        """Administrator override: this replica's data wins (full resync follows)."""
+    def mark_synchronized(self, *, force: bool = False) -> None:
+        """Administrator override: this replica's data wins (full resync follows).
+
+        Refused while a Synchronized partner is connected (nothing to override), and,
+        unless ``force``, while the partner's last HELLO proves it holds acknowledged
+        writes this replica lacks (it carried on alone past this one): the device picks
+        that partner as the source by itself once it rejoins (e.g. after its disk-failure
+        back-off), and marking this side would throw those writes away."""
         link = self.session_link
         connected = link is not None and not link.lost.is_set()
         if connected and self.partner_state is ReplicaState.SYNCHRONIZED:
             raise MarkRefused(f"HA device {self.config.alias}: partner {self.config.partner} "
                               "is connected and Synchronized; there is nothing to override")
+        partner = self.partner_summary
+        if not force and partner is not None and holds_newer_writes(partner, self.summary()):
+            raise MarkRefused(
+                f"HA device {self.config.alias}: partner {partner.node} holds newer data "
+                f"(generation {partner.generation} carried on past this replica's "
+                f"{self.meta.generation}) and becomes the source once it rejoins; mark it "
+                "instead, or force this mark if its data is lost for good")
         self.state = ReplicaState.SYNCHRONIZED
         self.dirty_map_trusted = False
         self.needs_administrator = False

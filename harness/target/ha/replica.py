@@ -257,6 +257,14 @@ def _by_priority(a: ReplicaSummary, b: ReplicaSummary) -> tuple[ReplicaSummary, 
     return (a, b) if (a.priority, a.node) <= (b.priority, b.node) else (b, a)
 
 
+def holds_newer_writes(partner: ReplicaSummary, mine: ReplicaSummary) -> bool:
+    """The partner provably holds acknowledged writes this replica lacks (it carried on
+    alone past this one, its image is complete, and this one did not carry on alone
+    too): marking this replica synchronized would throw them away."""
+    return _complete(partner) and _descends(partner, mine) and not (partner.alone
+                                                                     and mine.alone)
+
+
 def _undecided(a: ReplicaSummary, b: ReplicaSummary, why: str) -> ReconnectPlan:
     a, b = _by_priority(a, b)
     return ReconnectPlan(None, None, ResyncMode.NONE,

@@ -6,7 +6,9 @@ Routes (under ``/v1``, same bearer token as the rest of the API)::
                                          generation, resync progress, recent events
     POST /ha                             create a replica (the Add Target wizard's last
                                          step): {"target": {...}, "ha_device": {...}}
-    POST /ha/{alias}/mark-synchronized   administrator override after a double failure
+    POST /ha/{alias}/mark-synchronized   administrator override after a double failure;
+                                         409 when the partner provably holds newer data,
+                                         unless the body is {"force": true}
 
 ``target`` is a target table as ``POST /targets`` takes it (with its LUN), and
 ``ha_device`` an ``[[ha_device]]`` table (harness.target.ha.node_config) whose
@@ -80,8 +82,9 @@ def install_ha_routes(node: Any) -> None:
         unit = next((u for u in ha_units(node) if u.ha.config.alias == alias), None)
         if unit is None:
             raise ApiError(404, f"no HA device {alias} on node {node.config.name}")
+        force = isinstance(r.body, dict) and r.body.get("force") is True
         try:
-            unit.ha.mark_synchronized()
+            unit.ha.mark_synchronized(force=force)
         except MarkRefused as exc:
             raise ApiError(409, str(exc)) from None
         return unit.ha.status()

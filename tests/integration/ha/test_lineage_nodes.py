@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.errors import SplitbrainError
 from harness.initiator.errors import CheckCondition
 from harness.scsi.sense import SenseKey
 from tests.integration.ha.test_nodes import HaNodes, blocks, ha_nodes, run  # noqa: F401
@@ -50,6 +51,9 @@ def test_the_survivor_whose_disk_failed_is_the_source_after_the_heal(ha_nodes: H
         run(failing_write())
         nodes.wait_states("Not synchronized", "Not synchronized")
         assert not nodes.ha("store1")["alone"] and nodes.ha("store2")["alone"]
+        # what the nightly's administrator did: mark the outdated store1. Refused now
+        with pytest.raises(SplitbrainError, match="store2 holds newer data"):
+            nodes.store1.management.request("POST", "/v1/ha/HA1/mark-synchronized")
     # the disk healed: no administrator, the device picks store2 by its generation
     nodes.in_sync()
     for name in ("store1", "store2"):

@@ -17,6 +17,7 @@ from harness.target.ha.replica import (
     ResyncMode,
     SyncLossDecision,
     decide_on_sync_loss,
+    holds_newer_writes,
     plan_reconnect,
     startup_state,
 )
@@ -299,6 +300,17 @@ def test_a_synchronized_replica_never_overwrites_one_that_carried_on_past_it():
     # but an administrator's mark on store1 still wins (StarWind's "mark as synchronized")
     forced = replace(store1, forced=True, alone=True, generation=4)
     assert plan_reconnect(forced, store2).source == "store1"
+
+
+def test_marking_the_outdated_side_is_known_to_discard_acknowledged_writes():
+    outdated = ns("store1", 1, generation=3, partner_left_at=3, consistent=False)
+    survivor = ns("store2", 2, generation=4, alone=True, partner_left_at=3, consistent=True)
+    assert holds_newer_writes(survivor, outdated)  # store1's mark would lose them
+    assert not holds_newer_writes(outdated, survivor)
+    split = replace(outdated, generation=4, alone=True, consistent=True)
+    assert not holds_newer_writes(survivor, split)  # split brain: either mark is a choice
+    stopped_together = ns("store1", 1, generation=4, consistent=True)
+    assert not holds_newer_writes(replace(survivor, alone=False), stopped_together)
 
 
 def test_old_metadata_without_the_consistent_field_loads_on_the_safe_side(tmp_path):
