@@ -369,6 +369,9 @@ class RunPhases:
                 continue
             assert run.settings.administrator is not None
             line = await asyncio.to_thread(run.settings.administrator)
+            if line is None:  # the device did not ask for an administrator
+                since = None
+                continue
             at = round(time.monotonic() - self.started, 2)
             run.meta.setdefault("administrator", []).append(f"at {at} s: {line}")
             run.say(f"administrator: {line}")

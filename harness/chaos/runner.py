@@ -94,8 +94,9 @@ class RunSettings:
     capture: bool = False  # capture the iSCSI traffic (lab, root) for the packet-timing check
     # the administrator's override during the run: called (in a thread) when every replica
     # stays Not synchronized (a split brain the device detected); marks one side and
-    # returns what it did. None: nobody acts until the run ends.
-    administrator: Callable[[], str] | None = None
+    # returns what it did (None: the device did not ask, nothing marked). None: nobody
+    # acts until the run ends.
+    administrator: Callable[[], str | None] | None = None
     fresh: bool = False  # the device holds zeros (a lab just started)
     settle_s: float | None = None  # wait for Synchronized after the last heal (default resync_s)
     read_back_every_path: bool = True  # else one path per replica (shorter checks)

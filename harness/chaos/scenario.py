@@ -470,16 +470,27 @@ def newest_replica(device: HaDevice, rows: Mapping[str, Mapping[str, Any] | None
     return newest[0], f"{why}: the newest"
 
 
+def administrator_asked(rows: Mapping[str, Mapping[str, Any] | None]) -> bool:
+    """Whether the device asks for an administrator: a readable status saying
+    ``needs_administrator`` (the device keeps both replicas Not synchronized because it
+    cannot tell which holds every acknowledged write). A device whose status has no such
+    field, or none readable, is taken to ask (the administrator acts as before)."""
+    known = [r for r in rows.values() if r is not None and "needs_administrator" in r]
+    return not known or any(bool(r["needs_administrator"]) for r in known)
+
+
 def mark_newest(sut: Any, device: HaDevice) -> Any:
     """The administrator's override on the lab: mark synchronized the replica with the
     most recent data (``newest_replica``, read from every node's management API; its
-    partner then resyncs from it); None off the lab (nobody to ask)."""
+    partner then resyncs from it), only when the device asks for one
+    (``administrator_asked``; the mark then returns None); None off the lab (nobody to
+    ask)."""
     lab = getattr(sut, "lab", None)
     if lab is None or not hasattr(lab, "management_url"):
         return None
     status = _ha_status(sut, device.alias)
 
-    def mark() -> str:
+    def mark() -> str | None:
         from harness.target.management import ManagementClient
 
         rows: dict[str, Mapping[str, Any] | None] = {}
@@ -488,6 +499,8 @@ def mark_newest(sut: Any, device: HaDevice) -> Any:
                 rows[r.host] = status(r.host) if status is not None else None
             except SplitbrainError:
                 rows[r.host] = None
+        if not administrator_asked(rows):
+            return None  # the device resolves it itself (or has not decided yet)
         host, why = newest_replica(device, rows)
         try:
             client = ManagementClient(lab.management_url(host), lab.token(), timeout=5.0)

@@ -78,3 +78,38 @@ def test_a_tie_or_nothing_to_compare_goes_to_the_primary() -> None:
     assert host == primary and "could be read" in why
     host, why = newest_replica(dev, {primary: None, other: {"generation": 2}})
     assert host == other and f"unreadable: {primary}" in why
+
+
+def test_acts_only_when_the_device_asks_for_an_administrator() -> None:
+    from harness.chaos.scenario import administrator_asked
+
+    assert administrator_asked({"a": {"needs_administrator": True, "generation": 1},
+                                "b": {"needs_administrator": False, "generation": 1}})
+    assert not administrator_asked({"a": {"needs_administrator": False},
+                                    "b": {"needs_administrator": False}})
+    assert administrator_asked({"a": {"generation": 1}, "b": None})  # an older device
+    assert administrator_asked({"a": None, "b": None})  # nothing readable: as before
+
+
+def test_a_mark_declined_is_not_recorded_and_watching_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phases, "ADMIN_AFTER_S", 0.6)
+    said: list[str] = []
+    calls: list[int] = []
+
+    def administrator() -> str | None:
+        calls.append(1)
+        return None  # the device did not ask
+
+    run = SimpleNamespace(settings=SimpleNamespace(administrator=administrator),
+                          meta={}, say=said.append)
+    fake = SimpleNamespace(run=run, started=0.0)
+    watch = SimpleNamespace(last={"SWS-Store1": "not synchronized",
+                                  "SWS-Store2": "not synchronized"})
+
+    async def body() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(RunPhases._administer(fake, watch), 3.8)
+
+    asyncio.run(body())
+    assert len(calls) >= 2 and "administrator" not in run.meta and said == []
