@@ -19,5 +19,6 @@ survivor marked dirty (``dirtymap``, ``activity_log``) or fully.
 
 ``unit.HaLogicalUnit`` is the SCSI side of a replica (PR replication, resets,
 ALUA states); ``config`` and ``node_config`` read a node's ``[[ha_device]]``
-tables; ``service`` is the HA part of the node's management API.
+tables; ``service`` is the HA part of the node's management API, and
+``administration`` the status it shows and the administrator's override.
 """

@@ -26,10 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from harness.errors import SplitbrainError
 from harness.target.blockstore import BlockStoreError
 from harness.target.defects import UNDER_LOAD_IN_FLIGHT, Defect
-from harness.target.ha import failover, forwarding, protocol, resync
+from harness.target.ha import administration, failover, forwarding, protocol, resync
 from harness.target.ha.activity_log import ActivityLog
 from harness.target.ha.channel import LinkKeeper, PartnerLink
 from harness.target.ha.config import HaDeviceConfig
@@ -42,7 +41,6 @@ from harness.target.ha.replica import (
     ReplicaNotServing,
     ReplicaState,
     ReplicaSummary,
-    holds_newer_writes,
     startup_state,
 )
 
@@ -59,12 +57,6 @@ class LocalStore(Protocol):
     async def flush(self) -> None: ...
     async def unmap(self, lba: int, count: int) -> None: ...
     def close(self) -> None: ...
-
-
-class MarkRefused(SplitbrainError):
-    """Marking this replica synchronized would override a healthy, connected partner."""
-
-    exit_code = 2
 
 
 PrHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -611,57 +603,8 @@ class HaDevice:
         self._disk_failures = 0
 
     def mark_synchronized(self, *, force: bool = False) -> None:
-        """Administrator override: this replica's data wins (full resync follows).
-
-        Refused while a Synchronized partner is connected (nothing to override), and,
-        unless ``force``, while the partner's last HELLO proves it holds acknowledged
-        writes this replica lacks (it carried on alone past this one): the device picks
-        that partner as the source by itself once it rejoins (e.g. after its disk-failure
-        back-off), and marking this side would throw those writes away."""
-        link = self.session_link
-        connected = link is not None and not link.lost.is_set()
-        if connected and self.partner_state is ReplicaState.SYNCHRONIZED:
-            raise MarkRefused(f"HA device {self.config.alias}: partner {self.config.partner} "
-                              "is connected and Synchronized; there is nothing to override")
-        partner = self.partner_summary
-        if not force and partner is not None and holds_newer_writes(partner, self.summary()):
-            raise MarkRefused(
-                f"HA device {self.config.alias}: partner {partner.node} holds newer data "
-                f"(generation {partner.generation} carried on past this replica's "
-                f"{self.meta.generation}) and becomes the source once it rejoins; mark it "
-                "instead, or force this mark if its data is lost for good")
-        self.state = ReplicaState.SYNCHRONIZED
-        self.dirty_map_trusted = False
-        self.needs_administrator = False
-        self._save(self.meta.with_event(
-            "marked synchronized by an administrator", state=ReplicaState.SYNCHRONIZED,
-            alone=True, forced=True, generation=self.meta.generation + 1,
-            partner_left_at=self.meta.generation, consistent=True))
-        if connected and link is not None:  # both were waiting: reconnect to re-plan
-            link.fail("re-planning after mark-synchronized")
+        """Administrator override: this replica's data wins (``administration.py``)."""
+        administration.mark_synchronized(self, force=force)
 
     def status(self) -> dict[str, Any]:
-        resync = self.resync
-        return {
-            "alias": self.config.alias,
-            "node": self.config.node,
-            "priority": self.config.priority,
-            "state": self.state.value,
-            "partner": self.config.partner,
-            "partner_state": self.partner_state.value if self.partner_state else "unknown",
-            "generation": self.meta.generation,
-            "alone": self.meta.alone,
-            "sequencer": self.is_sequencer,
-            "sync_link": self.sync.link is not None and not self.sync.link.lost.is_set(),
-            "heartbeat_link": (self.heartbeat is not None and self.heartbeat.link is not None
-                               and not self.heartbeat.link.lost.is_set()),
-            "strategy": self.config.strategy.value,
-            "failover": self.failover_phase,
-            "dirty_regions": len(self.dirty),
-            "activity_log": {"active": len(self.activity_log),
-                             "suspect": len(self.activity_log.suspect)},
-            "resync": resync.progress() if resync is not None else None,
-            "last_plan": self.last_plan,
-            "needs_administrator": self.needs_administrator,
-            "events": list(self.meta.events[-10:]),
-        }
+        return administration.status(self)

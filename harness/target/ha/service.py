@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.target.config_reader import ConfigError, ConfigReader
-from harness.target.ha.mirror import MarkRefused
+from harness.target.ha.administration import MarkRefused
 from harness.target.ha.node_config import parse_ha_device
 from harness.target.ha.unit import HaLogicalUnit
 

@@ -30,7 +30,8 @@ import pytest
 
 from harness.target.blockstore import BlockStoreError
 from harness.target.disk_faults import DiskFaultSpec, FaultyStore
-from harness.target.ha.mirror import HaDevice, MarkRefused
+from harness.target.ha.administration import MarkRefused
+from harness.target.ha.mirror import HaDevice
 from harness.target.ha.replica import ReplicaNotServing, ReplicaState
 from tests.support.ha_pair import HaPair, block, run, wait_for
 

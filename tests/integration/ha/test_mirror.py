@@ -191,7 +191,7 @@ def test_initial_sync_clear_zeroes_both_replicas(tmp_path):
 
 
 def test_marking_is_refused_while_a_synchronized_partner_is_connected(tmp_path):
-    from harness.target.ha.mirror import MarkRefused
+    from harness.target.ha.administration import MarkRefused
 
     async def scenario():
         async with HaPair(tmp_path) as lab:
