@@ -26,17 +26,16 @@ from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_afte
 
 from harness.initiator.errors import CheckCondition, ReservationConflict
 from harness.initiator.session import Session
-from harness.lab.proxy import LinkSpec, LinkState, ProxyControl
-from harness.lab.proxy_daemon import running_proxy
-from harness.peers.reference_target import NodeSpec, ReferenceTarget, ReferenceTargetFactory
+from harness.lab.proxy import LinkState, ProxyControl
+from harness.peers.reference_target import ReferenceTarget, ReferenceTargetFactory
 from harness.scsi.reservations import PrInAction, PrType
 from harness.scsi.sense import Asc, SenseKey
 from harness.scsi.vpd import Association
-from tests.support.ha_pair import free_port
+from tests.support.ha_nodes import HaLun, running_ha_nodes
 
-IQN = "iqn.2026-11.lab.splitbrain:{node}.{target}"
-SERIAL, NAA = "HA1-NODES-0001", "6001405" + "0" * 20 + "a1b2c"
-SIZE = 16 * 1024 * 1024
+LUN = HaLun(serial="HA1-NODES-0001", naa="6001405" + "0" * 20 + "a1b2c", sync_timeout=1.5,
+            heartbeat_timeout=0.5)
+SIZE = LUN.size
 BLOCK = 512
 WE_RO = PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY
 
@@ -144,33 +143,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def node_spec(name: str, target: str, addresses: tuple[str, ...],
-              ha: dict[str, Any]) -> NodeSpec:
-    iqn = IQN.format(node=name, target=target.lower())
-    return NodeSpec(name=name, addresses=addresses, targets=({
-        "iqn": iqn, "alias": target,
-        "lun": [{"lun": 0, "image": "ha1.img", "size": SIZE, "serial": SERIAL, "naa": NAA}],
-    },), ha_devices=({"alias": "HA1", "target": iqn, "lun": 0, "sync_timeout": 1.5,
-                      "heartbeat_timeout": 0.5, **ha},))
-
-
 @pytest.fixture
 def ha_nodes(reference_target_factory: ReferenceTargetFactory) -> Iterator[HaNodes]:
-    sync_port, hb_port = free_port(), free_port()
-    links = [LinkSpec("sync", "127.0.0.1", 0, "127.0.0.1", sync_port),
-             LinkSpec("heartbeat", "127.0.0.1", 0, "127.0.0.1", hb_port)]
-    with running_proxy(links) as proxy:
-        via = {name: f"127.0.0.1:{link.port}" for name, link in proxy.links.items()}
-        store1 = reference_target_factory.start(node_spec(
-            "store1", "HA1", ("127.0.0.1", "127.0.0.2"),
-            {"priority": 1, "partner": "store2", "partner_priority": 2,
-             "sync_listen": f"127.0.0.1:{sync_port}",
-             "heartbeat_listen": f"127.0.0.1:{hb_port}"}))
-        store2 = reference_target_factory.start(node_spec(
-            "store2", "HA1Partner", ("127.0.0.3", "127.0.0.4"),
-            {"priority": 2, "partner": "store1", "partner_priority": 1,
-             "partner_sync": via["sync"], "partner_heartbeat": via["heartbeat"]}))
-        nodes = HaNodes(store1, store2, ProxyControl.from_endpoint(proxy.endpoint()))
+    with running_ha_nodes(reference_target_factory, LUN) as (store1, store2, proxy):
+        nodes = HaNodes(store1, store2, proxy)
         nodes.in_sync()
         yield nodes
 

@@ -21,6 +21,7 @@ from harness.initiator.mpio.session_link import session_connector
 from harness.initiator.mpio.timers import MpioTimers
 from harness.lab.proxy import FaultProxy, LinkSpec, LinkState, ProxyControl
 from harness.peers.reference_target import NodeSpec, ReferenceTarget, lun_target
+from tests.support.ha_nodes import HaLun, running_ha_nodes
 
 SHARED_NAA = "6001405c0ffee0000000000000000001"
 INITIATOR = "iqn.2026-11.org.splitbrain.test:mpio-host"
@@ -106,19 +107,8 @@ def two_node_lab(reference_target_factory) -> Iterator[MpioLab]:
 
 
 
-HA_IQN = "iqn.2026-11.lab.splitbrain:{node}.{target}"
-HA_NAA = "6001405" + "0" * 20 + "c0de1"
-
-
-def _ha_node_spec(name: str, target: str, addresses: tuple[str, ...],
-                  ha: dict) -> NodeSpec:
-    iqn = HA_IQN.format(node=name, target=target.lower())
-    return NodeSpec(name=name, addresses=addresses, targets=({
-        "iqn": iqn, "alias": target,
-        "lun": [{"lun": 0, "image": "ha1.img", "size": 16 * 1024 * 1024,
-                 "serial": "HA1-MPIO-0001", "naa": HA_NAA}],
-    },), ha_devices=({"alias": "HA1", "target": iqn, "lun": 0, "sync_timeout": 0.6,
-                      "heartbeat_timeout": 0.3, **ha},))
+HA_LUN = HaLun(serial="HA1-MPIO-0001", naa="6001405" + "0" * 20 + "c0de1", sync_timeout=0.6,
+               heartbeat_timeout=0.3)
 
 
 @pytest.fixture
@@ -126,24 +116,9 @@ def ha_lab(reference_target_factory) -> Iterator[MpioLab]:
     """An HA device on two node processes (HA1 on store1, HA1Partner on store2), two
     portals each: four paths to one disk, as the seed's cluster nodes see it. The
     partners' sync and heartbeat links pass through their own fault proxy."""
-    from harness.lab.proxy_daemon import running_proxy
-    from tests.support.ha_pair import free_port
-
-    sync_port, hb_port = free_port(), free_port()
-    links = [LinkSpec("sync", "127.0.0.1", 0, "127.0.0.1", sync_port),
-             LinkSpec("heartbeat", "127.0.0.1", 0, "127.0.0.1", hb_port)]
-    with running_proxy(links) as partner_links:
-        via = {n: f"127.0.0.1:{link.port}" for n, link in partner_links.links.items()}
-        store1 = reference_target_factory.start(_ha_node_spec(
-            "store1", "HA1", ("127.0.0.1", "127.0.0.2"),
-            {"priority": 1, "partner": "store2", "partner_priority": 2,
-             "sync_listen": f"127.0.0.1:{sync_port}", "heartbeat_listen": f"127.0.0.1:{hb_port}"}))
-        store2 = reference_target_factory.start(_ha_node_spec(
-            "store2", "HA1Partner", ("127.0.0.3", "127.0.0.4"),
-            {"priority": 2, "partner": "store1", "partner_priority": 1,
-             "partner_sync": via["sync"], "partner_heartbeat": via["heartbeat"]}))
+    with running_ha_nodes(reference_target_factory, HA_LUN) as (store1, store2, partner_links):
         lab = MpioLab([store1, store2],
                       [(n.iqn, n.lun, h, p) for n in (store1, store2) for h, p in n.portals])
-        lab.partner_links = ProxyControl.from_endpoint(partner_links.endpoint())
+        lab.partner_links = partner_links
         lab.wait_synchronized()
         yield lab
