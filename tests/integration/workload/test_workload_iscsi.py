@@ -9,14 +9,16 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tamper_blocks import tamper
 
 from harness.checks.integrity import check_devices, check_image
 from harness.checks.register import check_reads
-from harness.iscsi.names import parse_iscsi_url
+from harness.checks.verdict import Verdict
+from harness.iscsi.names import IscsiUrl, parse_iscsi_url
 from harness.workload.generator import WorkloadSpec
-from harness.workload.history import History, HistoryHeader, load_history
+from harness.workload.history import History, HistoryHeader, RecordedHistory, load_history
 from harness.workload.iscsi_device import (
     IscsiDevice,
     MultipathBlockDevice,
@@ -24,13 +26,48 @@ from harness.workload.iscsi_device import (
     open_iscsi_device,
     open_iscsi_paths,
 )
-from harness.workload.writers import Workload
+from harness.workload.writers import Workload, WorkloadResult
 
 BS = 4096
 
 
 def run(coro, seconds=180):
     return asyncio.run(asyncio.wait_for(coro, seconds))
+
+
+async def run_workload(dev: IscsiDevice | MultipathBlockDevice, hist_path: Path, *, seed: int,
+                       generation: int, device: str, path_events: bool = False
+                       ) -> WorkloadResult:
+    """4 writers x 150 ops (a fifth of them reads) of 4 or 16 KiB in the first 8 MiB of
+    ``dev``, recorded in the history at ``hist_path`` (with the path events of an MPIO
+    device when ``path_events``); ``dev`` is closed after."""
+    try:
+        header = HistoryHeader(seed=seed, generation=generation, block_size=BS,
+                               logical_block_size=dev.block_size, num_blocks=dev.num_blocks,
+                               device=device, initial="zero", start_ns=time.monotonic_ns(),
+                               wall_clock=time.time())
+        with History(hist_path, header) as history:
+            unsubscribe = mirror_path_events(dev, history) if path_events else None
+            spec = WorkloadSpec(seed=seed, writers=4, queue_depth=1, duration=None,
+                                ops_per_writer=150, read_ratio=0.2,
+                                block_sizes=(4096, 16384), region_length=8 << 20)
+            result = await Workload(dev, spec, history).run()
+            if unsubscribe is not None:
+                unsubscribe()
+    finally:
+        await dev.close()
+    return result
+
+
+async def read_back(history: RecordedHistory, urls: list[IscsiUrl]) -> Verdict:
+    """``history`` checked against what each of ``urls`` (one session each) reads."""
+    paths = await open_iscsi_paths(urls)
+    try:
+        assert all(isinstance(d, IscsiDevice) for d in paths.values())
+        return await check_devices(history, paths)
+    finally:
+        for d in paths.values():
+            await d.close()
 
 
 def test_mpio_workload_then_tampered_image_read_back_through_every_path(reference_target,
@@ -41,22 +78,8 @@ def test_mpio_workload_then_tampered_image_read_back_through_every_path(referenc
     async def workload():
         dev = await open_iscsi_device(urls)
         assert isinstance(dev, MultipathBlockDevice)
-        try:
-            header = HistoryHeader(seed=21, generation=0x15C5, block_size=BS,
-                                   logical_block_size=dev.block_size,
-                                   num_blocks=dev.num_blocks, device="reference target",
-                                   initial="zero", start_ns=time.monotonic_ns(),
-                                   wall_clock=time.time())
-            with History(hist_path, header) as history:
-                unsubscribe = mirror_path_events(dev, history)
-                spec = WorkloadSpec(seed=21, writers=4, queue_depth=1, duration=None,
-                                    ops_per_writer=150, read_ratio=0.2,
-                                    block_sizes=(4096, 16384), region_length=8 << 20)
-                result = await Workload(dev, spec, history).run()
-                unsubscribe()
-        finally:
-            await dev.close()
-        return result
+        return await run_workload(dev, hist_path, seed=21, generation=0x15C5,
+                                  device="reference target", path_events=True)
 
     result = run(workload())
     assert result.ok == result.ops == 600
@@ -66,17 +89,7 @@ def test_mpio_workload_then_tampered_image_read_back_through_every_path(referenc
     image = reference_target.image
     assert check_image(history, image).valid
     chosen = tamper(image, history)
-
-    async def read_back():
-        paths = await open_iscsi_paths(urls)
-        try:
-            assert all(isinstance(d, IscsiDevice) for d in paths.values())
-            return await check_devices(history, paths)
-        finally:
-            for d in paths.values():
-                await d.close()
-
-    verdict = run(read_back())
+    verdict = run(read_back(history, urls))
     expected = sorted((block, kind) for kind, block in chosen.items())
     for name in (str(u).removeprefix("iscsi://") for u in urls):
         got = sorted((p.offset // BS, p.kind) for p in verdict.problems if p.device == name)
@@ -120,34 +133,13 @@ def test_single_path_workload_on_tgtd_then_tampered_image(tgtd_target, tmp_path)
     async def workload():
         dev = await open_iscsi_device([url])
         assert isinstance(dev, IscsiDevice)
-        try:
-            header = HistoryHeader(seed=8, generation=0x7617D, block_size=BS,
-                                   logical_block_size=dev.block_size,
-                                   num_blocks=dev.num_blocks, device="tgtd", initial="zero",
-                                   start_ns=time.monotonic_ns(), wall_clock=time.time())
-            with History(hist_path, header) as history:
-                spec = WorkloadSpec(seed=8, writers=4, queue_depth=1, duration=None,
-                                    ops_per_writer=150, read_ratio=0.2,
-                                    block_sizes=(4096, 16384), region_length=8 << 20)
-                result = await Workload(dev, spec, history).run()
-        finally:
-            await dev.close()
-        return result
+        return await run_workload(dev, hist_path, seed=8, generation=0x7617D, device="tgtd")
 
     result = run(workload())
     assert result.ok == result.ops == 600
     history = load_history(hist_path)
     assert check_reads(history).valid
     chosen = tamper(tgtd_target.image, history)
-
-    async def read_back():
-        paths = await open_iscsi_paths([url])
-        try:
-            return await check_devices(history, paths)
-        finally:
-            for d in paths.values():
-                await d.close()
-
-    verdict = run(read_back())
+    verdict = run(read_back(history, [url]))
     assert sorted((p.offset // BS, p.kind) for p in verdict.problems) == sorted(
         (block, kind) for kind, block in chosen.items())
