@@ -72,8 +72,7 @@ def site(sshd_host: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rem
 
     def opener(inventory_path: str, host: str) -> LinuxHost:
         assert host == "Store1" and inventory_path == str(inventory)
-        return LinuxHost(sshd_host.target(), retry=sshd_host.fast_retry(),
-                         sock_factory=sshd_host.sock_factory)
+        return sshd_host.linux_host()
 
     monkeypatch.setattr(RemoteHostFault, "opener", staticmethod(opener))
     return RemoteFaults(load(inventory), journal=FaultJournal(tmp_path / "faults.jsonl"),

@@ -11,7 +11,6 @@ from harness.checks.results import ResultsDir
 from harness.lab.inventory import load
 from harness.redact import MASK
 from harness.remote import evidence
-from harness.remote.linux import LinuxHost
 from tests.integration.faults.test_remote_catalogue import inventory_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
@@ -31,8 +30,7 @@ def test_logs_are_collected_and_secrets_redacted(sshd_host, tmp_path, monkeypatc
     inventory = load(path)
 
     def opener(inv, host):
-        return LinuxHost(sshd_host.target(), retry=sshd_host.fast_retry(),
-                         sock_factory=sshd_host.sock_factory)
+        return sshd_host.linux_host()
 
     logs = evidence.collect(inventory, time.time() - 60, opener=opener, hosts=["Store1"])
     assert [(entry.host, entry.name) for entry in logs] == [("Store1", "journal")]

@@ -30,9 +30,7 @@ HOSTILE = ["a b", "it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "x; tou
 
 @pytest.fixture
 def linux(sshd_host):
-    host = LinuxHost(sshd_host.target(), retry=sshd_host.fast_retry(),
-                     sock_factory=sshd_host.sock_factory)
-    with host:
+    with sshd_host.linux_host() as host:
         yield host
 
 

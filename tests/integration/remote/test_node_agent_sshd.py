@@ -12,7 +12,6 @@ import pytest
 
 from harness.checks.integrity import check_devices
 from harness.remote.agent import AgentRun, DeviceInUse, NodeAgent
-from harness.remote.linux import LinuxHost
 from harness.workload.history import load_history
 from tests.support.loopdev import loop_device
 
@@ -21,9 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_root]
 
 @pytest.fixture
 def linux(sshd_host):
-    host = LinuxHost(sshd_host.target(), retry=sshd_host.fast_retry(),
-                     sock_factory=sshd_host.sock_factory)
-    with host:
+    with sshd_host.linux_host() as host:
         yield host
 
 
