@@ -470,6 +470,19 @@ def newest_replica(device: HaDevice, rows: Mapping[str, Mapping[str, Any] | None
     return newest[0], f"{why}: the newest"
 
 
+def replica_rows(sut: Any, device: HaDevice) -> dict[str, Mapping[str, Any] | None]:
+    """Each replica's ``/v1/ha`` status on the lab (None: its node is down, frozen or
+    does not answer)."""
+    status = _ha_status(sut, device.alias)
+    rows: dict[str, Mapping[str, Any] | None] = {}
+    for r in device.replicas:
+        try:
+            rows[r.host] = status(r.host) if status is not None else None
+        except SplitbrainError:
+            rows[r.host] = None
+    return rows
+
+
 def administrator_asked(rows: Mapping[str, Mapping[str, Any] | None]) -> bool:
     """Whether the device asks for an administrator: a readable status saying
     ``needs_administrator`` (the device keeps both replicas Not synchronized because it
@@ -488,17 +501,11 @@ def mark_newest(sut: Any, device: HaDevice) -> Any:
     lab = getattr(sut, "lab", None)
     if lab is None or not hasattr(lab, "management_url"):
         return None
-    status = _ha_status(sut, device.alias)
 
     def mark() -> str | None:
         from harness.target.management import ManagementClient
 
-        rows: dict[str, Mapping[str, Any] | None] = {}
-        for r in device.replicas:
-            try:
-                rows[r.host] = status(r.host) if status is not None else None
-            except SplitbrainError:
-                rows[r.host] = None
+        rows = replica_rows(sut, device)
         if not administrator_asked(rows):
             return None  # the device resolves it itself (or has not decided yet)
         host, why = newest_replica(device, rows)
@@ -541,8 +548,9 @@ def _recover_real_site(sut: Any, device: HaDevice, after: Mapping[str, str]) -> 
 
 def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list[str]:
     """After a split brain the device keeps both replicas Not synchronized until an
-    administrator marks one side: do that on the primary (lab only) so the site is whole
-    again for the next scenario, and say so."""
+    administrator marks one side: do that on the lab, on the replica with the most recent
+    data (``newest_replica``; a tie goes to the primary), so the site is whole again for
+    the next scenario, and say so."""
     after = outcome.meta.get("replicas_after") or {}
     if not after or all(s == "synchronized" for s in after.values()):
         return []
@@ -553,9 +561,9 @@ def recover_split_brain(sut: Any, device: HaDevice, outcome: RunOutcome) -> list
         return [f"replicas left {after}; mark one side synchronized on the site, then resync"]
     from harness.target.management import ManagementClient
 
-    host = device.primary.host
+    host, why = newest_replica(device, replica_rows(sut, device))
     lines = [f"replicas left {after}: marked {device.alias}@{host} synchronized "
-             "(administrator override), partner resyncs from it"]
+             f"(administrator override; {why}), partner resyncs from it"]
     try:
         client = ManagementClient(lab.management_url(host), lab.token(), timeout=5.0)
         client.request("POST", f"/v1/ha/{device.alias}/mark-synchronized")
