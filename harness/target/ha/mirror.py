@@ -62,6 +62,13 @@ class LocalStore(Protocol):
 PrHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+def _partner_seen(meta: ReplicaMetadata) -> ReplicaSummary | None:
+    try:
+        return ReplicaSummary.from_json(meta.partner_seen) if meta.partner_seen else None
+    except (TypeError, ValueError, KeyError):  # written by another version: not known
+        return None
+
+
 class HaDevice:
     def __init__(self, config: HaDeviceConfig, store: LocalStore) -> None:
         self.config = config
@@ -84,7 +91,8 @@ class HaDevice:
         self.on_state_change: Callable[[], None] | None = None
         self._state = ReplicaState.NOT_SYNCHRONIZED  # what this node serves as, now
         self._partner_state: ReplicaState | None = None
-        self.partner_summary: ReplicaSummary | None = None
+        #: the partner as its last HELLO described it (persisted: ``meta.partner_seen``)
+        self.partner_summary = _partner_seen(self.meta)
         #: set (and replaced) whenever what a write may do changes: state, metadata,
         #: mirroring; a write waiting for a sync-loss decision waits on it
         self._changed = asyncio.Event()

@@ -26,6 +26,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import SplitbrainError
 
@@ -91,6 +92,9 @@ class ReplicaMetadata:
     #: Outdated); False while it is the target of an unfinished resync (Inconsistent)
     #: or an initial copy, and for metadata from before the field unless Synchronized
     consistent: bool = False
+    #: the partner's summary from its last HELLO (without its activity log): after a
+    #: restart this replica still knows whether the partner went ahead of it
+    partner_seen: dict[str, Any] | None = None
     events: tuple[str, ...] = field(default=())
 
     def save(self, path: Path) -> None:

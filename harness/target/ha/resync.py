@@ -194,6 +194,9 @@ async def on_hello(dev: HaDevice, link: PartnerLink, partner: ReplicaSummary) ->
 async def _plan_and_start(dev: HaDevice, mine: ReplicaSummary, partner: ReplicaSummary, *,
                           merge: bool = False) -> None:
     dev.partner_summary = partner
+    seen = {**partner.to_json(), "activity_log": []}
+    if dev.meta.partner_seen != seen:
+        dev._save(replace(dev.meta, partner_seen=seen))
     dev.fenced_by_partner = False  # a new session: decided afresh on its loss
     plan = plan_reconnect(mine, partner, merge_split_brain=merge)
     if Defect.RESYNC_WRONG_DIRECTION in dev.config.defects and plan.source is not None:

@@ -332,3 +332,8 @@ def test_consistent_round_trips_in_metadata_and_hello(tmp_path):
     assert loaded.consistent is True
     hello = ReplicaSummary.of(loaded, 1)
     assert ReplicaSummary.from_json(hello.to_json()).consistent is True
+    assert loaded.partner_seen is None  # (older files have none either)
+    seen = replace(meta, partner_seen=hello.to_json())
+    seen.save(tmp_path / "m.json")
+    partner = ReplicaMetadata.load(tmp_path / "m.json", "HA1", "a").partner_seen
+    assert partner is not None and ReplicaSummary.from_json(partner) == hello
