@@ -27,11 +27,14 @@ import os
 import stat
 import struct
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from harness.workload.errors import DeviceError
+
+T = TypeVar("T")
 
 BLKGETSIZE64 = 0x80081272
 BLKSSZGET = 0x1268
@@ -187,53 +190,54 @@ class FileDevice:
             self._retired.append(self.fd)
             self.fd, self.direct = fd, False
 
-    def _pread(self, offset: int, length: int) -> bytes:
+    def _io(self, attempt: Callable[[], T], verb: str, size: int, offset: int) -> T:
+        """``attempt()``, again buffered when the filesystem refuses it under O_DIRECT
+        (EINVAL); any other OSError is a ``DeviceError`` naming the I/O (``verb`` of
+        ``size`` bytes at byte ``offset``) and why."""
         while True:
             try:
-                if not self.direct:
-                    data = os.pread(self.fd, length, offset)
-                else:
-                    buf = self._buffers.get(length)
-                    view = memoryview(buf)[:length]
-                    try:
-                        n = os.preadv(self.fd, [view], offset)
-                        data = bytes(view[:n])
-                    finally:
-                        view.release()
-                if len(data) != length:
-                    raise DeviceError(f"short read on {self.path} at byte {offset}: "
-                                      f"{len(data)} of {length} bytes")
-                return data
+                return attempt()
             except OSError as exc:
                 if self.direct and exc.errno == errno.EINVAL:
                     self._fall_back_to_buffered()
                     continue
-                raise DeviceError(f"read of {length} bytes at byte {offset} on {self.path} "
+                raise DeviceError(f"{verb} of {size} bytes at byte {offset} on {self.path} "
                                   f"failed: {exc.strerror}") from exc
 
+    def _pread(self, offset: int, length: int) -> bytes:
+        def attempt() -> bytes:
+            if not self.direct:
+                data = os.pread(self.fd, length, offset)
+            else:
+                buf = self._buffers.get(length)
+                view = memoryview(buf)[:length]
+                try:
+                    n = os.preadv(self.fd, [view], offset)
+                    data = bytes(view[:n])
+                finally:
+                    view.release()
+            if len(data) != length:
+                raise DeviceError(f"short read on {self.path} at byte {offset}: "
+                                  f"{len(data)} of {length} bytes")
+            return data
+        return self._io(attempt, "read", length, offset)
+
     def _pwrite(self, offset: int, data: bytes) -> None:
-        while True:
-            try:
-                if not self.direct:
-                    n = os.pwrite(self.fd, data, offset)
-                else:
-                    buf = self._buffers.get(len(data))
-                    view = memoryview(buf)[: len(data)]
-                    try:
-                        view[:] = data
-                        n = os.pwritev(self.fd, [view], offset)
-                    finally:
-                        view.release()
-                if n != len(data):
-                    raise DeviceError(f"short write on {self.path} at byte {offset}: "
-                                      f"{n} of {len(data)} bytes")
-                return
-            except OSError as exc:
-                if self.direct and exc.errno == errno.EINVAL:
-                    self._fall_back_to_buffered()
-                    continue
-                raise DeviceError(f"write of {len(data)} bytes at byte {offset} on {self.path} "
-                                  f"failed: {exc.strerror}") from exc
+        def attempt() -> None:
+            if not self.direct:
+                n = os.pwrite(self.fd, data, offset)
+            else:
+                buf = self._buffers.get(len(data))
+                view = memoryview(buf)[: len(data)]
+                try:
+                    view[:] = data
+                    n = os.pwritev(self.fd, [view], offset)
+                finally:
+                    view.release()
+            if n != len(data):
+                raise DeviceError(f"short write on {self.path} at byte {offset}: "
+                                  f"{n} of {len(data)} bytes")
+        self._io(attempt, "write", len(data), offset)
 
     async def read(self, lba: int, count: int) -> Completion:
         self._check(lba, count)

@@ -177,3 +177,27 @@ def test_o_direct_refused_at_open_or_at_first_io_falls_back_to_buffered(tmp_path
 
     assert run(body()) == bytes(512) and not dev.direct
     monkeypatch.setattr(os, "preadv", real_preadv)
+
+
+def test_an_io_error_other_than_einval_is_a_device_error_naming_the_io(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from harness.workload.errors import DeviceError
+
+    dev = FileDevice(tmp_path / "c.img", size=1 << 20)
+    direct = dev.direct
+
+    def failing(*args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    for name in ("pwrite", "pwritev", "pread", "preadv"):
+        monkeypatch.setattr(os, name, failing)
+    with pytest.raises(DeviceError, match=r"^write of 512 bytes at byte 1024 on .*c\.img "
+                                          r"failed: Input/output error$"):
+        run(dev.write(2, bytes(512)))
+    with pytest.raises(DeviceError, match=r"^read of 1024 bytes at byte 0 on .*c\.img failed"):
+        run(dev.read(0, 2))
+    assert dev.direct == direct  # no fall-back to buffered I/O on EIO
+    monkeypatch.undo()
+    run(dev.close())
