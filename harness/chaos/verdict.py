@@ -33,6 +33,7 @@ The rules, in order (the first that applies decides):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from typing import Any
 
@@ -138,26 +139,42 @@ def _healing(fault: Any) -> int:
     return int(fault.stop_ns) if fault.stop_ns is not None else 2**63
 
 
-def acknowledged_alone(history: Any, device: HaDevice) -> dict[str, int]:
+def acknowledged_alone(history: Any, device: HaDevice) -> list[dict[str, int]]:
     """Writes each storage host acknowledged while the sync link was broken, counted from
-    ``SETTLE_NS`` into the fault (after sync loss and the fence): host -> count. Both
-    hosts non-zero is a split brain: each side carried on alone."""
+    ``SETTLE_NS`` into the fault (after sync loss and the fence), one count per host for
+    each sync-loss window (overlapping sync faults make one window). Both hosts non-zero
+    in one window is a split brain: each side carried on alone at the same time. Across
+    windows it is not: in a nightly one window's survivor is often the other's stopped
+    side, and the counts of different windows must never be added up."""
     if history is None:
-        return {}
-    windows = [(_took_effect(f) + SETTLE_NS, _healing(f))
-               for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
-               and f.attrs.get("action") in ("blackhole", "cut", "oneway")]
-    counts = {r.host: 0 for r in device.replicas}
+        return []
+    spans = sorted((_took_effect(f) + SETTLE_NS, _healing(f))
+                   for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
+                   and f.attrs.get("action") in ("blackhole", "cut", "oneway"))
+    windows: list[list[int]] = []
+    for a, b in spans:
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], b)
+        else:
+            windows.append([a, b])
+    counts = [{r.host: 0 for r in device.replicas} for _ in windows]
     if not windows:
-        return {}
+        return []
+    starts = [a for a, _ in windows]
     for o in history.ops:
         if o.f != "write" or o.outcome != "ok" or o.complete_ns is None or o.path is None:
             continue
-        if any(a <= o.invoke_ns and o.complete_ns <= b for a, b in windows):
+        i = bisect.bisect_right(starts, o.invoke_ns) - 1
+        if i >= 0 and o.complete_ns <= windows[i][1]:
             host = o.path.rsplit("/", 1)[-1]
-            if host in counts:
-                counts[host] += 1
+            if host in counts[i]:
+                counts[i][host] += 1
     return counts
+
+
+def split_window(alone: list[dict[str, int]]) -> dict[str, int] | None:
+    """The first sync-loss window in which every storage host acknowledged writes alone."""
+    return next((c for c in alone if len(c) >= 2 and all(c.values())), None)
 
 
 def kept_apart_on_a_real_site(sut: Any, after: dict[str, str],
@@ -185,12 +202,11 @@ def scenario_result(scenario: Any, outcome: RunOutcome, evidence: list[FaultEvid
     after = outcome.meta.get("replicas_after") or {}
     both_synchronized = bool(after) and all(s == "synchronized" for s in after.values())
     divergence = outcome.verdict.verdict("divergence")
-    alone = acknowledged_alone(history, device)
-    split = bool(divergence and divergence.stats.get("split_brain")) or (
-        len(alone) >= 2 and all(alone.values()))
+    alone = split_window(acknowledged_alone(history, device))
+    split = bool(divergence and divergence.stats.get("split_brain")) or alone is not None
     split_text = (f"split brain: while the sync link was down each storage node acknowledged "
                   f"writes alone ({', '.join(f'{h}: {n}' for h, n in alone.items())})"
-                  if alone and all(alone.values()) else first_split(problems))
+                  if alone is not None else first_split(problems))
     kept = kept_apart_on_a_real_site(sut, after, problems)
     if not split and kept is not None:
         split, split_text = True, kept
