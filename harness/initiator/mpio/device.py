@@ -15,9 +15,11 @@ machine, statistics) and the tasks that keep it alive:
 Every I/O takes a queue slot (``queue_depth``), asks the load-balance policy
 for a path, and runs there with the per-command timeout (disk timeout). What
 happens when it does not end GOOD is decided by :mod:`harness.initiator.mpio.redrive`:
-connection loss, timeout or a NOT READY path fail the path; the command is held
-up to the path hold time (LinkDownTime / replacement_timeout) for that path to
-come back, then re-driven on whatever path the policy picks. ALUA answers
+connection loss, timeout or a NOT READY path fail the path and the command is
+re-driven at once on whatever path the policy picks, as dm-multipath does with
+the commands the iSCSI layer fails up when a connection drops or a NOP-Out times
+out; only when no other path is usable is it held up to the path hold time
+(LinkDownTime / replacement_timeout / fast_io_fail_tmo) for that path to come back. ALUA answers
 re-route at once; transient conditions are retried up to RetryCount. While no
 path is usable the I/O is queued; once the device has had no usable path for
 PDORemovePeriod, I/O fails with :class:`AllPathsDown`. Medium errors and
@@ -279,7 +281,8 @@ class MultipathDevice:
             except PathLost as lost:
                 self._fail_path(path, lost.reason)
                 path.status.stats.redriven_away += 1
-                await self._hold(path)
+                if not self._any_usable():
+                    await self._hold(path)  # nowhere else to go: wait for this path
                 continue
             verdict = classify(outcome)
             if verdict.action is Action.DONE:
@@ -360,8 +363,13 @@ class MultipathDevice:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
+    def _any_usable(self) -> bool:
+        """Whether the policy has a path to hand a command to now (no pick is made)."""
+        return bool(self.policy.best_tier([p.snapshot() for p in self._paths]))
+
     async def _hold(self, path: _Path) -> None:
-        """LinkDownTime: keep the I/O for this path while it may come back."""
+        """LinkDownTime: with no other usable path, keep the I/O for this path while it
+        may come back (a command is never held here while another path can take it)."""
         hold = self.timers.path_hold_s
         if hold <= 0 or self.closed:
             return

@@ -26,9 +26,10 @@ timer                             what it does in the device
 ``fast_io_fail_tmo_s``            ``fast_io_fail_tmo``: the three stacks' names for the
                                   same role, how long I/O stays held on a path whose
                                   connection dropped (while it tries to reconnect)
-                                  before it is failed up and re-driven on another
-                                  path. ``None`` means "not set by this stack"; the
-                                  shortest one set applies (:attr:`path_hold_s`).
+                                  when no other path is usable; with one, the I/O is
+                                  re-driven there at once. ``None`` means "not set by
+                                  this stack"; the shortest one set applies
+                                  (:attr:`path_hold_s`).
 ``retry_count``,                  Windows RetryCount / RetryInterval: retries of an
 ``retry_interval_s``              I/O that failed with a retryable condition on a
                                   live path (BUSY, TASK SET FULL, UNIT ATTENTION).
@@ -135,7 +136,7 @@ class MpioTimers:
 
     @property
     def path_hold_s(self) -> float:
-        """How long I/O stays on a path whose connection dropped before re-drive."""
+        """How long I/O waits for its dropped path while no other path is usable."""
         set_values = [
             v
             for v in (self.link_down_time_s, self.replacement_timeout_s, self.fast_io_fail_tmo_s)

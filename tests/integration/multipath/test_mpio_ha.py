@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections import Counter
 
 import pytest
-from mpio_load import eventually, holds, run, writing
+from mpio_load import Writers, eventually, holds, run, writing
 
 from harness.initiator.mpio.status import AluaState, PathState
 from harness.initiator.mpio.timers import MpioTimers
@@ -79,4 +80,63 @@ def test_a_sync_cut_moves_io_off_the_refusing_node_and_back_after_resync(ha_lab)
                 timeout_s=30)
             served = {(await dev.read(lba, 1)).path for lba in range(8)}
             assert served == {"p0", "p1", "p2", "p3"}
+    run(body())
+
+
+# LinkDownTime far beyond the test's deadlines: a command kept for its dead path instead of
+# re-driven on the partner's (nightly 42, episodes 24 and 37) never completes here.
+LONG_HOLD = MpioTimers(**{**TIMERS.to_mapping(), "link_down_time_s": 600.0,
+                          "pdo_remove_period_s": 600.0})
+
+
+async def _every_writer_completes_after(writers: Writers, ns: int) -> None:
+    await eventually(lambda: holds(
+        {lba % writers.depth for t, _, lba in writers.completions if t > ns}
+        == set(range(writers.depth))))
+
+
+def test_writes_in_flight_on_a_killed_nodes_paths_are_redriven_to_the_partner(ha_lab):
+    async def body():
+        async with ha_lab.device(LONG_HOLD) as dev:
+            writers = Writers(dev, depth=8)
+            writers.start()
+            await eventually(lambda: holds(len(writers.paths_after(0)) == 4))
+            await asyncio.to_thread(ha_lab.nodes[1].kill9)
+            await eventually(lambda: holds(all(
+                not dev.path(p).state.healthy for p in ("p2", "p3"))))
+            gone = max(e.ns for e in dev.events if e.new == PathState.FAILED)
+            await _every_writer_completes_after(writers, gone)
+            await writers.stop()
+            assert writers.errors == []
+            # writes were in flight on the dead node's paths, and went to the partner's
+            assert dev.path("p2").stats.redriven_away + dev.path("p3").stats.redriven_away >= 1
+            assert set(writers.paths_after(gone)) <= {"p0", "p1"}
+            assert not any(dev.path(p).state.healthy for p in ("p2", "p3"))
+            for lba, data in writers.acked.items():
+                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
+    run(body())
+
+
+def test_writes_on_a_frozen_nodes_paths_are_redriven_once_the_checker_fails_them(ha_lab):
+    async def body():
+        async with ha_lab.device(LONG_HOLD) as dev:
+            writers = Writers(dev, depth=8)
+            writers.start()
+            await eventually(lambda: holds(len(writers.paths_after(0)) == 4))
+            frozen = ha_lab.nodes[1].pid
+            os.kill(frozen, signal.SIGSTOP)
+            try:
+                await eventually(lambda: holds(all(
+                    not dev.path(p).state.healthy for p in ("p2", "p3"))))
+                failed = max(e.ns for e in dev.events if e.new == PathState.FAILED)
+                await _every_writer_completes_after(writers, failed)
+                assert any("path checker" in e.reason for e in dev.events.for_path("p2"))
+                assert not any(dev.path(p).state.healthy for p in ("p2", "p3"))
+            finally:
+                os.kill(frozen, signal.SIGCONT)
+            await writers.stop()
+            assert writers.errors == []
+            assert dev.path("p2").stats.redriven_away + dev.path("p3").stats.redriven_away >= 1
+            for lba, data in writers.acked.items():
+                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
     run(body())

@@ -503,3 +503,75 @@ def test_the_tur_checker_fails_a_path_whose_unit_is_not_ready():
                 for e in dev.events.for_path(dev.paths[0].name))))
             assert (await dev.read(0, 1)).path == dev.paths[1].name
     run(body())
+
+
+# A hold (LinkDownTime) far longer than any test: a command that waited for its failed
+# path instead of being re-driven would never complete while that path stays down.
+LONG_HOLD = MpioTimers(
+    noop_out_interval_s=0.0,
+    link_down_time_s=3600.0,
+    replacement_timeout_s=None,
+    retry_interval_s=0.01,
+    delay_between_reconnect_s=0.05,
+    pdo_remove_period_s=3600.0,
+    disk_timeout_s=3600.0,
+    login_timeout_s=1.0,
+)
+
+
+def test_commands_in_flight_on_a_reset_path_are_redriven_at_once_not_held():
+    """Nightly 42, episode 37: a node killed under writes in flight on its paths (the
+    connection reset) while the partner's path serves: those writes go to the partner now,
+    not after the dead path's hold time or reconnect back-off."""
+    async def body():
+        san = FakeSan()
+        async with device(san, timers=LONG_HOLD) as dev:
+            a, b = (p.name for p in dev.paths)
+            san.hung.add(A)  # the writes sent to A wait in its socket ...
+            writes = [asyncio.ensure_future(dev.write(lba, block(lba))) for lba in range(6)]
+            await eventually(lambda: _assert(dev.path(a).stats.outstanding >= 1))
+            san.kill(A)  # ... when the node dies (and refuses every reconnect)
+            done = await asyncio.gather(*writes)
+            assert {c.path for c in done} == {b}
+            assert dev.path(a).state != PathState.ACTIVE  # A never came back
+            assert dev.path(a).stats.redriven_away >= 1
+            for lba in range(6):
+                assert san.disk.blocks[lba] == block(lba)
+    run(body())
+
+
+def test_commands_on_a_path_the_checker_fails_are_redriven_at_once_not_held():
+    """Nightly 42, episode 24: a frozen node never answers; the NOP-Out checker fails its
+    path, and the writes that path held go to the other path at once."""
+    async def body():
+        san = FakeSan()
+        timers = MpioTimers(**{**LONG_HOLD.to_mapping(), "noop_out_interval_s": 0.05,
+                               "noop_out_timeout_s": 0.1})
+        async with device(san, timers=timers) as dev:
+            a, b = (p.name for p in dev.paths)
+            san.hung.add(A)  # frozen: no answer, no reset; the checker must notice
+            san.down.add(A)  # and no reconnect either
+            done = await asyncio.gather(*(dev.write(lba, block(lba)) for lba in range(6)))
+            assert {c.path for c in done} == {b}
+            assert "path checker" in next(e for e in dev.events.for_path(a)
+                                          if e.new == PathState.FAILED).reason
+            assert dev.path(a).stats.redriven_away >= 1
+    run(body())
+
+
+def test_with_no_other_path_a_command_is_held_for_its_path_to_come_back():
+    async def body():
+        san = FakeSan()
+        async with device(san, timers=LONG_HOLD, specs=[spec(3261)]) as dev:
+            (a,) = (p.name for p in dev.paths)
+            san.hung.add(A)
+            pending = asyncio.ensure_future(dev.write(2, block(2)))
+            await eventually(lambda: _assert(dev.path(a).stats.outstanding == 1))
+            san.kill(A)
+            await eventually(lambda: _assert(dev.path(a).state != PathState.ACTIVE))
+            assert not pending.done()
+            san.hung.discard(A)
+            san.down.discard(A)
+            assert (await pending).path == a
+            assert dev.path(a).stats.redriven_away == 1
+    run(body())
