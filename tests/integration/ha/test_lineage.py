@@ -165,3 +165,30 @@ def test_no_future_exception_is_left_unretrieved_when_the_sync_link_is_lost(tmp_
         unretrieved = [c for c in seen if "never retrieved" in str(c.get("message"))]
         assert not unretrieved, unretrieved
     run(body())
+
+
+def test_both_stopped_at_the_same_generation_resync_by_priority_when_they_meet(tmp_path):
+    """Node majority, witness unreachable, sync and heartbeat cut: both replicas stop
+    (neither carried on alone, so every acknowledged write is on both). When they meet
+    again the higher-priority one is the source, without an administrator (before: both
+    stayed Not synchronized until one was marked)."""
+    from harness.target.ha.replica import FailoverStrategy
+    from tests.support.ha_pair import LinkMode, free_port
+
+    async def body() -> None:
+        async with HaPair(tmp_path, sync_s=0.5, strategy=FailoverStrategy.NODE_MAJORITY,
+                          witness=("127.0.0.1", free_port())) as pair:
+            await pair.in_sync()
+            await pair.b.write(5, block(7))
+            generation = pair.a.meta.generation
+            pair.fault(["sync", "heartbeat"], LinkMode.CUT)
+            await wait_for(lambda: pair.a.meta.state is NS and pair.b.meta.state is NS,
+                           timeout=10)
+            assert not pair.a.meta.alone and not pair.b.meta.alone
+            assert pair.a.meta.generation == pair.b.meta.generation == generation
+            pair.fault(["sync", "heartbeat"], LinkMode.PASS)
+            await pair.in_sync()
+            assert "resync" in pair.a.meta.events[-1] and "to b" in " ".join(pair.a.meta.events)
+            assert not any("marked synchronized" in e for e in pair.a.meta.events)
+            assert pair.images_equal() and await pair.b.read(5, 1) == block(7)
+    run(body())
