@@ -25,13 +25,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+def configure_logging(level: str) -> None:
+    """The node's log on stderr at ``level``; the HA device's state changes, link losses
+    and stalls are rare and are its audit trail (what a chaos run's node log must show
+    to explain a decision), so they are logged at INFO whatever the level."""
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ha_log = logging.getLogger("splitbrain.target.ha")
+    ha_log.setLevel(min(ha_log.getEffectiveLevel(), logging.INFO))
+
+
 def serve_node(args: argparse.Namespace) -> int:
     """Run the node of ``args.config`` until SIGTERM; return its exit status."""
     from harness.target.config import load_config
     from harness.target.node import install_event_loop_policy, serve
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level)
     config = load_config(args.config)
     loop_name = install_event_loop_policy()
     return asyncio.run(serve(config, ready_file=args.ready_file, loop_name=loop_name))
