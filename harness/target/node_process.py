@@ -31,8 +31,8 @@ def configure_logging(level: str) -> None:
     to explain a decision), so they are logged at INFO whatever the level."""
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ha_log = logging.getLogger("splitbrain.target.ha")
-    ha_log.setLevel(min(ha_log.getEffectiveLevel(), logging.INFO))
+    logging.getLogger("splitbrain.target.ha").setLevel(
+        min(logging.getLevelName(level), logging.INFO))
 
 
 def serve_node(args: argparse.Namespace) -> int:
