@@ -415,14 +415,17 @@ class MultipathDevice:
         try:
             path.identity = await asyncio.wait_for(probe.identify(link),
                                                    self.timers.disk_timeout_s)
-            # the unit must be ready (this also consumes the new nexus's unit attentions)
-            await asyncio.wait_for(probe.ready(link), self.timers.disk_timeout_s)
+            # the unit must be ready (this also consumes the new nexus's unit attentions);
+            # a port that answers with its ALUA state comes up in that state, polled
+            port_state = await asyncio.wait_for(probe.ready(link), self.timers.disk_timeout_s)
         except BaseException as exc:
             await link.abort()
             if isinstance(exc, TimeoutError):
                 raise PathLost("identity query timed out") from None
             raise
         path.link = link
+        if port_state is not None:
+            self._set_alua(path, port_state, "TEST UNIT READY at login")
 
     def _bring_up(self, path: _Path, reason: str) -> None:
         assert path.link is not None

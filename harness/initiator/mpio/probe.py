@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.initiator.mpio.link import PathLink, PathLost, ScsiOutcome
+from harness.initiator.mpio.redrive import classify
 from harness.initiator.mpio.status import AluaState
 from harness.scsi.alua import RtpgData
 from harness.scsi.capacity import ReadCapacity16Data
@@ -114,6 +115,23 @@ async def capacity(link: PathLink) -> tuple[int, int]:
     return data.block_length, data.num_blocks
 
 
-async def ready(link: PathLink) -> None:
-    """TEST UNIT READY until GOOD; unit attentions are consumed, NOT READY fails the path."""
-    await _ask(link, TestUnitReady().encode(), 0, "TEST UNIT READY")
+async def ready(link: PathLink) -> AluaState | None:
+    """TEST UNIT READY until GOOD; unit attentions are consumed.
+
+    A NOT READY that names the port's ALUA state (transitioning, standby,
+    unavailable) is not a broken path: the port is there and says why it serves
+    no I/O now, so that state is returned and the path comes up carrying it (the
+    device then polls the port until it is active, as scsi_dh_alua does). Any
+    other NOT READY, or another error, fails the path. None: the unit is ready.
+    """
+    cdb = TestUnitReady().encode()
+    for _ in range(UNIT_ATTENTION_RETRIES + 1):
+        outcome = await link.execute(cdb)
+        if outcome.good:
+            return None
+        port_state = classify(outcome).alua
+        if port_state is not None:
+            return port_state
+        if outcome.sense is None or outcome.sense.key != SenseKey.UNIT_ATTENTION:
+            break
+    raise PathLost(f"TEST UNIT READY answered {_describe(outcome)}")

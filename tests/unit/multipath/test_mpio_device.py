@@ -575,3 +575,43 @@ def test_with_no_other_path_a_command_is_held_for_its_path_to_come_back():
             assert (await pending).path == a
             assert dev.path(a).stats.redriven_away == 1
     run(body())
+
+
+def test_a_path_whose_port_is_in_transition_at_reconnect_comes_up_and_is_polled():
+    """Nightly 42, episode 37: a restarted node's ports answered TEST UNIT READY with
+    NOT READY / ALUA transition while it resynchronized; each answer failed the login and
+    the next attempt came after the back-off (4 s), 3.7 s after the node was Synchronized.
+    The port is there and says why it serves no I/O: the path comes up in that ALUA state
+    and is polled, and serves again without another login once the port is active."""
+    async def body():
+        san = FakeSan(FakeDisk(alua=True, groups={1: AccessState.ACTIVE_OPTIMIZED,
+                                                  2: AccessState.ACTIVE_OPTIMIZED}))
+        san.group_of = {A: 1, B: 2}
+        transition = check_condition(SenseData.of(SenseKey.NOT_READY,
+                                                  Asc.NOT_READY_ASYMMETRIC_ACCESS_TRANSITION))
+        original = san.disk.execute
+
+        def answer(nexus, group, cdb, data_out):
+            if san.disk.groups.get(group) == AccessState.TRANSITIONING \
+                    and cdb[0] != 0x12 and cdb[0] != 0xA3:  # INQUIRY, RTPG always answered
+                return transition
+            return original(nexus, group, cdb, data_out)
+
+        san.disk.execute = answer
+        timers = MpioTimers(**{**FAST.to_mapping(), "delay_between_reconnect_s": 3600.0,
+                               "retry_interval_s": 0.05})
+        async with device(san, timers=timers) as dev:
+            a, b = (p.name for p in dev.paths)
+            san.kill(A)
+            await eventually(lambda: _assert(dev.path(a).state != PathState.ACTIVE))
+            san.disk.groups[1] = AccessState.TRANSITIONING  # the node is back, resyncing
+            san.down.discard(A)
+            await eventually(lambda: _assert(dev.path(a).state == PathState.ACTIVE))
+            assert dev.path(a).alua == AluaState.TRANSITIONING
+            assert {(await dev.read(0, 1)).path for _ in range(4)} == {b}
+            logins = san.logins[A]
+            san.disk.groups[1] = AccessState.ACTIVE_OPTIMIZED  # Synchronized: no I/O tells us
+            await eventually(lambda: _assert(dev.path(a).alua == AluaState.ACTIVE_OPTIMIZED))
+            assert {(await dev.read(0, 1)).path for _ in range(4)} == {a, b}
+            assert san.logins[A] == logins
+    run(body())
