@@ -19,7 +19,7 @@ connection loss, timeout or a NOT READY path fail the path and the command is
 re-driven at once on whatever path the policy picks, as dm-multipath does with
 the commands the iSCSI layer fails up when a connection drops or a NOP-Out times
 out; only when no other path is usable is it held up to the path hold time
-(LinkDownTime / replacement_timeout / fast_io_fail_tmo) for that path to come back. ALUA answers
+(LinkDownTime / replacement_timeout / fast_io_fail_tmo) for a path to become usable. ALUA answers
 re-route at once; transient conditions are retried up to RetryCount. While no
 path is usable the I/O is queued; once the device has had no usable path for
 PDORemovePeriod, I/O fails with :class:`AllPathsDown`. Medium errors and
@@ -81,7 +81,6 @@ class _Path:
     status: PathStatus
     link: PathLink | None = None
     identity: probe.PathIdentity | None = None
-    up: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     recovery: asyncio.Task[None] | None = None
     alua_watch: asyncio.Task[None] | None = None
@@ -224,7 +223,6 @@ class MultipathDevice:
                              return_exceptions=True)
         for p in self._paths:
             p.link = None
-            p.up.clear()
             p.status.move(PathState.REMOVED, "device closed")
 
     async def read(self, lba: int, count: int) -> PathCompletion:
@@ -281,8 +279,7 @@ class MultipathDevice:
             except PathLost as lost:
                 self._fail_path(path, lost.reason)
                 path.status.stats.redriven_away += 1
-                if not self._any_usable():
-                    await self._hold(path)  # nowhere else to go: wait for this path
+                await self._hold(path)  # returns at once while another path is usable
                 continue
             verdict = classify(outcome)
             if verdict.action is Action.DONE:
@@ -368,18 +365,20 @@ class MultipathDevice:
         return bool(self.policy.best_tier([p.snapshot() for p in self._paths]))
 
     async def _hold(self, path: _Path) -> None:
-        """LinkDownTime: with no other usable path, keep the I/O for this path while it
-        may come back (a command is never held here while another path can take it)."""
+        """LinkDownTime: with no usable path, keep the I/O up to the hold for a path to
+        come back, this one or any other (never held while another path can take it)."""
         hold = self.timers.path_hold_s
-        if hold <= 0 or self.closed:
+        if hold <= 0:
             return
-        waiters = {asyncio.ensure_future(path.up.wait()),
-                   asyncio.ensure_future(self._closing.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold
+        while not self.closed and not self._any_usable():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed  # set on every path event and ALUA change
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -430,7 +429,6 @@ class MultipathDevice:
     def _bring_up(self, path: _Path, reason: str) -> None:
         assert path.link is not None
         path.status.move(path.status.designation, reason)
-        path.up.set()
         link = path.link
         self._task(path, self._watch(path, link))
         if self.timers.probe_interval_s is not None:
@@ -442,7 +440,6 @@ class MultipathDevice:
         if not path.status.state.healthy:
             return
         link, path.link = path.link, None
-        path.up.clear()
         path.status.move(PathState.FAILED, reason)
         for t in list(path.tasks):
             if t is not asyncio.current_task():

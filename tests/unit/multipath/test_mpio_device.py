@@ -615,3 +615,28 @@ def test_a_path_whose_port_is_in_transition_at_reconnect_comes_up_and_is_polled(
             assert {(await dev.read(0, 1)).path for _ in range(4)} == {a, b}
             assert san.logins[A] == logins
     run(body())
+
+
+def test_a_held_command_goes_to_the_first_path_that_becomes_usable_not_only_its_own():
+    """A command whose path died while no other path was usable (the partner's port in
+    ALUA transition while it decides to carry on alone) is held; it goes to the partner
+    as soon as its port is active, not only when its own dead path comes back."""
+    async def body():
+        san = FakeSan(FakeDisk(alua=True, groups={1: AccessState.ACTIVE_OPTIMIZED,
+                                                  2: AccessState.TRANSITIONING}))
+        san.group_of = {A: 1, B: 2}
+        timers = MpioTimers(**{**LONG_HOLD.to_mapping(), "retry_interval_s": 0.02,
+                               "delay_between_reconnect_s": 0.05})
+        async with device(san, timers=timers) as dev:
+            a, b = (p.name for p in dev.paths)
+            assert dev.path(b).alua == AluaState.TRANSITIONING
+            san.hung.add(A)
+            pending = asyncio.ensure_future(dev.write(5, block(5)))
+            await eventually(lambda: _assert(dev.path(a).stats.outstanding == 1))
+            san.kill(A)  # A is gone for good; B carries no I/O yet
+            await eventually(lambda: _assert(dev.path(a).stats.redriven_away == 1))
+            assert not pending.done()
+            san.disk.groups[2] = AccessState.ACTIVE_OPTIMIZED  # the partner serves
+            assert (await pending).path == b
+            assert dev.path(a).state != PathState.ACTIVE
+    run(body())
