@@ -58,6 +58,7 @@ from harness.checks.episodes import (
     beyond_redundancy,
     episodes,
     excused_spans,
+    impaired_host,
     inside,
     judged_length,
     outside,
@@ -403,9 +404,13 @@ def _paths_back(rep: FaultReport, timer: FaultTimer, stream: OpStream, w: FaultW
 
 
 def _retaken(windows_after: Sequence[FaultWindow], path: str, after: int) -> int | None:
-    """When a later fault took ``path`` again (its record names it), if one did."""
+    """When a later fault took ``path`` again, if one did: its record names the path, or
+    it impairs the storage node the path leads to (a kill, power loss or freeze of that
+    node, or a failed disk under it, takes every path to it)."""
+    host = path.rsplit("/", 1)[-1]
     starts = [f.start_ns for f in windows_after
-              if f.start_ns > after and path in (f.attrs.get("paths") or [])]
+              if f.start_ns > after and (path in (f.attrs.get("paths") or [])
+                                         or impaired_host(f) == host)]
     return min(starts, default=None)
 
 
