@@ -443,7 +443,7 @@ class LinkKeeper:
         if not why_not and (peer is None or writer.transport.is_closing()):
             why_not = "its socket closed before it was adopted"
         if why_not:
-            log.debug("%s: connection with %s not adopted: %s", self.name, peer or "?", why_not)
+            log.info("%s: connection with %s not adopted: %s", self.name, peer or "?", why_not)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
             return None
