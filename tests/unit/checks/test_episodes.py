@@ -45,14 +45,19 @@ def state(s, host, st, t):
     s.history.replica_state(f"HA2@{host}", st, time_ns=t)
 
 
+def in_sync_for_a_second(s):
+    """Both replicas Synchronized from the start, I/O on both paths for one second."""
+    state(s, "n1", "synchronized", 0)
+    state(s, "n2", "synchronized", 0)
+    io(s, 0, 1 * S)
+
+
 @pytest.fixture
 def both_impaired(scenario):
     """n1 killed 1-3 s, n2's disk fails 1.5-2.5 s: no replica can serve 1.5-3.5 s (n1
     back at 3 s but Synchronized only at 3.5 s); MEDIUM ERRORs 1.6-2.4 s."""
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "kill n1 [0]", "kill", "n1", 1 * S, 3 * S, paths=[P1])
     state(s, "n1", "down", 1 * S + 5 * MS)
     io(s, 1 * S, 1500 * MS, paths=(P2,))
@@ -88,9 +93,7 @@ def test_errors_while_every_replica_is_impaired_are_expected_not_problems(both_i
 
 def test_the_same_errors_while_one_replica_could_serve_fail(scenario):
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "kill n1 [0]", "kill", "n1", 1 * S, 3 * S, paths=[P1])
     io(s, 1600 * MS, 2400 * MS, paths=(P2,), outcome="fail")  # n2 had no fault at all
     state(s, "n1", "synchronized", 3200 * MS)
@@ -106,9 +109,7 @@ def test_a_replica_the_device_dropped_by_itself_opens_no_window(scenario):
     """n1 is killed; n2 goes Not synchronized with no fault injected on it: the outage is
     the device's to explain, not a fault beyond redundancy."""
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "kill n1 [0]", "kill", "n1", 1 * S, 3 * S, paths=[P1])
     state(s, "n1", "down", 1 * S + 5 * MS)
     state(s, "n2", "not synchronized", 1200 * MS)
@@ -123,9 +124,7 @@ def test_a_replica_the_device_dropped_by_itself_opens_no_window(scenario):
 
 def test_a_sync_link_fault_alone_never_opens_a_window(scenario):
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "cut sync/n1/HA2 [0]", "cut", "sync/n1/HA2", 1 * S, 3 * S,
           budget="path_failover_s")
     state(s, "n1", "not synchronized", 1100 * MS)  # the device stopped both: a defect
@@ -143,9 +142,7 @@ def test_a_sync_loss_explains_the_partner_only_when_a_node_fault_closes_the_set(
     replica can serve. The window opens with the kill, the injected fault on the last
     usable replica."""
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "cut sync/n1/HA2 [0]", "cut", "sync/n1/HA2", 1 * S, 2 * S,
           budget="path_failover_s")
     state(s, "n2", "not synchronized", 1100 * MS)
@@ -179,9 +176,7 @@ def test_errors_after_the_window_and_its_settle_fail(both_impaired):
 def test_a_window_lasts_at_most_the_resync_budget_past_the_heal(scenario):
     """n1 comes back and never resynchronizes: its outage is excused only for resync_s."""
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "kill n1 [0]", "kill", "n1", 1 * S, 2 * S, paths=[P1])
     state(s, "n1", "not synchronized", 2 * S)
     fault(s, "power-loss n2 [1]", "power-loss", "n2", 3 * S, 4 * S, paths=[P2])
@@ -211,9 +206,7 @@ def test_a_hung_disk_impairs_a_slow_one_does_not(scenario):
 
 
 def overlapping(s, resumed):
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "cut iscsi1/n2 [0]", "cut", "iscsi1/n2", 1 * S, 3 * S,
           budget="path_failover_s", paths=[P2])
     fault(s, "freeze n1 [1]", "freeze", "n1", 2 * S, 7 * S, paths=[P1])
@@ -251,9 +244,7 @@ def test_an_episode_over_its_largest_budget_is_a_problem(tmp_path):
 
 def test_paths_back_are_measured_from_the_episodes_end(scenario):
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "cut iscsi1/n2 [0]", "cut", "iscsi1/n2", 1 * S, 2 * S,
           budget="path_failover_s", paths=[P2])
     for k in range(6):  # faults on n1 follow each other: one episode until 13 s
@@ -273,9 +264,7 @@ def test_the_last_usable_replica_stopped_by_a_sync_fault_opens_no_window(scenari
     """n1 is down; the sync link is then cut and n2, the last usable replica, stops: no
     injected fault on n2 closed the set, so its outage is judged (it should carry on)."""
     s = scenario
-    state(s, "n1", "synchronized", 0)
-    state(s, "n2", "synchronized", 0)
-    io(s, 0, 1 * S)
+    in_sync_for_a_second(s)
     fault(s, "kill n1 [0]", "kill", "n1", 1 * S, 4 * S, paths=[P1])
     state(s, "n1", "down", 1 * S)
     io(s, 1 * S, 2 * S, paths=(P2,))
