@@ -50,8 +50,7 @@ def test_killing_a_storage_node_mid_workload_loses_no_acknowledged_write(ha_lab)
             await writers.stop()
             assert writers.errors == []
             assert set(writers.paths_after(gone)) <= {"p0", "p1"}
-            for lba, data in writers.acked.items():
-                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
+            await _every_acknowledged_write_reads_back(dev, writers)
     run(body())
 
 
@@ -89,6 +88,11 @@ LONG_HOLD = MpioTimers(**{**TIMERS.to_mapping(), "link_down_time_s": 600.0,
                           "pdo_remove_period_s": 600.0})
 
 
+async def _every_acknowledged_write_reads_back(dev, writers: Writers) -> None:
+    for lba, data in writers.acked.items():
+        assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
+
+
 async def _every_writer_completes_after(writers: Writers, ns: int) -> None:
     await eventually(lambda: holds(
         {lba % writers.depth for t, _, lba in writers.completions if t > ns}
@@ -112,8 +116,7 @@ def test_writes_in_flight_on_a_killed_nodes_paths_are_redriven_to_the_partner(ha
             assert dev.path("p2").stats.redriven_away + dev.path("p3").stats.redriven_away >= 1
             assert set(writers.paths_after(gone)) <= {"p0", "p1"}
             assert not any(dev.path(p).state.healthy for p in ("p2", "p3"))
-            for lba, data in writers.acked.items():
-                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
+            await _every_acknowledged_write_reads_back(dev, writers)
     run(body())
 
 
@@ -137,6 +140,5 @@ def test_writes_on_a_frozen_nodes_paths_are_redriven_once_the_checker_fails_them
             await writers.stop()
             assert writers.errors == []
             assert dev.path("p2").stats.redriven_away + dev.path("p3").stats.redriven_away >= 1
-            for lba, data in writers.acked.items():
-                assert (await dev.read(lba, 1)).data == data, f"acknowledged LBA {lba} lost"
+            await _every_acknowledged_write_reads_back(dev, writers)
     run(body())

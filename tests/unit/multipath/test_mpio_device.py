@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from fakesan import FakeDisk, FakeSan, block, check_condition, spec
@@ -507,16 +508,8 @@ def test_the_tur_checker_fails_a_path_whose_unit_is_not_ready():
 
 # A hold (LinkDownTime) far longer than any test: a command that waited for its failed
 # path instead of being re-driven would never complete while that path stays down.
-LONG_HOLD = MpioTimers(
-    noop_out_interval_s=0.0,
-    link_down_time_s=3600.0,
-    replacement_timeout_s=None,
-    retry_interval_s=0.01,
-    delay_between_reconnect_s=0.05,
-    pdo_remove_period_s=3600.0,
-    disk_timeout_s=3600.0,
-    login_timeout_s=1.0,
-)
+LONG_HOLD = replace(FAST, link_down_time_s=3600.0, pdo_remove_period_s=3600.0,
+                    disk_timeout_s=3600.0)
 
 
 def test_commands_in_flight_on_a_reset_path_are_redriven_at_once_not_held():
