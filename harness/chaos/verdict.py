@@ -39,6 +39,7 @@ from typing import Any
 
 from harness.chaos.evidence import FaultEvidence
 from harness.chaos.runner import RunOutcome
+from harness.checks.episodes import merged
 from harness.checks.results import CheckResult, Evidence, ResultWord
 from harness.lab.inventory import HaDevice
 
@@ -148,15 +149,9 @@ def acknowledged_alone(history: Any, device: HaDevice) -> list[dict[str, int]]:
     side, and the counts of different windows must never be added up."""
     if history is None:
         return []
-    spans = sorted((_took_effect(f) + SETTLE_NS, _healing(f))
-                   for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
-                   and f.attrs.get("action") in ("blackhole", "cut", "oneway"))
-    windows: list[list[int]] = []
-    for a, b in spans:
-        if windows and a <= windows[-1][1]:
-            windows[-1][1] = max(windows[-1][1], b)
-        else:
-            windows.append([a, b])
+    windows = merged((_took_effect(f) + SETTLE_NS, _healing(f))
+                     for f in history.faults if str(f.attrs.get("target", "")).startswith("sync")
+                     and f.attrs.get("action") in ("blackhole", "cut", "oneway"))
     counts = [{r.host: 0 for r in device.replicas} for _ in windows]
     if not windows:
         return []

@@ -191,16 +191,20 @@ def beyond_redundancy(faults: Sequence[FaultWindow], replicas: Sequence[ReplicaS
     return windows
 
 
+def merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Intervals ``(start, end)`` with the overlapping ones joined, in time order."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def excused_spans(windows: Sequence[RedundancyWindow], settle_s: float) -> list[tuple[int, int]]:
     """The windows with their settle, merged: when errors and pauses are expected."""
-    spans: list[tuple[int, int]] = []
-    for w in sorted(windows, key=lambda w: w.start_ns):
-        a, b = w.start_ns, w.end_ns + int(settle_s * 1e9)
-        if spans and a <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
-        else:
-            spans.append((a, b))
-    return spans
+    return merged((w.start_ns, w.end_ns + int(settle_s * 1e9)) for w in windows)
 
 
 def outside(a: int, b: int, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
