@@ -145,7 +145,8 @@ class RunPhases:
 
     def specs(self, device: MultipathBlockDevice) -> list[tuple[int, WorkloadSpec]]:
         """(first writer id, spec) of each workload: one cluster node writes over the whole
-        device; several split it in a private half (each writer its own region) and a
+        device; several split it in a private half (each node its own part, each of its
+        writers its own region there: no other writer of any node touches it) and a
         shared half (every writer of every node on the same blocks)."""
         settings, timers = self.run.settings, self.timers()
         size = device.num_blocks * device.block_size
@@ -159,11 +160,17 @@ class RunPhases:
             return [(0, replace(base, region_length=span).validate(size, device.block_size))]
         half = span // 2 // max(BLOCK_SIZES) * max(BLOCK_SIZES)
         each = max(1, settings.writers // 2)
+        # A node's private part: what a crashed node left in flight there is rewritten by
+        # nobody else (a survivor writing the same regions would hide what it left
+        # different on one replica: chaos sequencer-dies-with-its-writer)
+        part = half // len(self.nodes) // max(BLOCK_SIZES) * max(BLOCK_SIZES)
+        if part < each * max(BLOCK_SIZES):
+            part = 0  # too small a span to split: every node's writers share the half
         out = []
         for i in range(len(self.nodes)):
             first = i * 2 * each
-            private = replace(base, writers=each, region_mode="private", region_offset=0,
-                              region_length=half)
+            private = replace(base, writers=each, region_mode="private",
+                              region_offset=i * part, region_length=part or half)
             shared_length = span - half
             if settings.shared_bytes:  # a hot spot: both nodes write the same few blocks
                 shared_length = min(shared_length, max(settings.shared_bytes,

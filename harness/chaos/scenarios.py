@@ -134,7 +134,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              (F(1.7, 3.8, "disk-slow", "primary", delay_ms=600_000.0),
               F(1.9, 3.6, "client-crash", "client:0"), F(2.0, 1.5, "kill", "primary")),
              # deep queues abandon many writes, spread over a span the rest of the run
-             # seldom writes again (a rewrite of a block would hide its difference)
+             # seldom writes again (a rewrite of a block would hide its difference); the
+             # crashed node's private part is written by nobody while the partner carries
+             # on alone, so its dirty map (1 MiB regions) cannot cover the difference
              settle_s=30.0, queue_depth=4, span_bytes=0),
     Scenario("heal-other-order", "double",
              "A path cut and a sync black hole overlap and heal in the other order than they "
