@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness.peers.tgtd import TGTD_SOCKET_DIR, TgtdDaemon, TgtdTarget, start_tgtd
+from harness.peers.tgtd import TGTD_SOCKET_DIR, TgtdDaemon, TgtdError, TgtdTarget, start_tgtd
 
 
 def _libiscsi(tool: str) -> str:
@@ -86,3 +86,17 @@ def test_private_daemon_stops_and_leaves_no_files(tgtd: TgtdDaemon) -> None:
     assert daemon.process.poll() is not None
     assert not workdir.exists()
     assert not list(TGTD_SOCKET_DIR.glob(f"socket.{control}*"))
+
+
+def test_sync_backing_store_is_opened_o_sync(tgtd_target_factory) -> None:
+    """bench/ha_mirror.py compares the write-through reference node with a tgtd whose
+    backing file is O_SYNC: tgtd must say it opened it so."""
+    target = tgtd_target_factory(bsoflags="sync")
+    assert "Backing store flags: sync" in target.show()
+    cached = tgtd_target_factory()
+    assert "Backing store flags: sync" not in cached.show()
+
+
+def test_unknown_backing_store_flag_is_refused(tgtd) -> None:
+    with pytest.raises(TgtdError, match="bsoflags 'fsync'"):
+        tgtd.new_target(bsoflags="fsync")
