@@ -237,7 +237,13 @@ NOTES = """Reading it:
 - tgtd acknowledges writes from its page cache (its LU reports a write cache); the
   reference node and the HA device are write-through (fdatasync per write, group
   commit), so the single-node/tgtd ratio compares durable with cached writes. The
-  O_SYNC row is tgtd made as durable (each pwrite synchronous in its worker threads)."""
+  O_SYNC row is tgtd made as durable (each pwrite synchronous in its worker threads).
+- HA / single node depends on the machine's spare CPU: each mirrored write costs two
+  node processes' event loops (the sequencer's and the partner's, in py-spy profiles
+  about 0.75 and 0.5 of a core at 6,700 writes/s) besides the client's, on two cores.
+  Measured on a quiet machine (load 1.5) it is 0.56; an earlier run at load 8.5, where
+  every target was slowed alike, gave 0.71. The goal (>= 0.7) is not met on a quiet
+  two-core machine."""
 
 
 def main() -> int:
