@@ -5,6 +5,10 @@ In the loopback lab every link is a listener of the fault proxy daemon; a
 endpoint (found in the lab's ``proxy.json``) and heals by setting them back to
 ``pass``, then reads the states back to verify. Several links change in one
 request, so "cut the sync network" breaks both directions at the same instant.
+Each fault's state is its own layer on the link (its owner is the fault's id): a
+heal clears that layer only, so a link another fault still holds stays faulty (a
+node's power loss healing under an asymmetric sync fault leaves the sync link
+asymmetric until that fault heals).
 
 If the proxy is gone (the lab was taken down, or its daemon died) there is
 nothing left to heal: the links it served no longer exist.
@@ -81,12 +85,12 @@ class LinkFault(Fault):
                 "is the lab up? see `splitbrain lab status`"
             )
         try:
-            self.epochs = control.set_state(self.links, self.state)
+            self.epochs = control.set_state(self.links, self.state, owner=self.id)
         except ProxyError as exc:
             raise FaultError(str(exc)) from None
 
     def undo_record(self) -> dict[str, Any]:
-        return {"endpoint_file": self.endpoint_file, "links": self.links}
+        return {"endpoint_file": self.endpoint_file, "links": self.links, "owner": self.id}
 
     @classmethod
     def heal_from(cls, undo: dict[str, Any]) -> None:
@@ -94,11 +98,18 @@ class LinkFault(Fault):
         if control is None:
             return
         links = list(undo["links"])
+        owner = undo.get("owner")  # (a journal from before layers: every layer goes)
         try:
-            control.set_state(links, PASS)
+            control.set_state(links, PASS, owner=owner)
             status = control.status()
         except ProxyError as exc:
             raise HealError(str(exc)) from None
+        if owner is not None:
+            still = [n for n in links if any(layer.get("owner") == owner for layer
+                                             in status.get(n, {}).get("layers", []))]
+            if still:
+                raise HealError(f"links {still} still hold fault {owner} after heal")
+            return
         still = [n for n in links if status.get(n, {}).get("state", {}).get("mode") != "pass"]
         if still:
             raise HealError(f"links {still} are not passing after heal")

@@ -35,6 +35,13 @@ each chunk, from read to written: min, median, max in ms) is kept for the last
 ``EPOCHS_KEPT`` epochs and shown by ``status``, so a fault proves that it held
 traffic back even after it was healed, and one that held nothing proves nothing.
 
+Faults overlap: a node's power loss black-holes every link of the node while an
+asymmetric sync fault is set on one of them, and either may heal first. A state set
+by an *owner* (the fault's id) is a layer: the link is in the state of its most
+recent layer, and clearing a layer (setting ``pass`` for its owner) returns the link
+to the layers that remain, not to ``pass``. A state set without an owner replaces
+every layer (``pass``: clears them all, as ``reset`` does).
+
 The proxy is controlled in-process (``FaultProxy.set_state``) or through a tiny
 JSON-lines endpoint on loopback with a random token (``ProxyControl``), which is
 how faults in another process, and ``splitbrain heal`` after the harness was
@@ -194,6 +201,8 @@ class Link:
     def __init__(self, spec: LinkSpec) -> None:
         self.spec = spec
         self.state = PASS
+        #: owner (a fault's id; "" for a state set without one) -> its state, oldest first
+        self.layers: dict[str, LinkState] = {}
         self.since_ns = time.monotonic_ns()
         self.epoch = 0  # +1 on every state set
         self.stats = LinkStats()
@@ -226,6 +235,21 @@ class Link:
         await asyncio.gather(*(t for t in self._tasks if t is not current), return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    def set_layer(self, state: LinkState, owner: str | None = None) -> int:
+        """Set ``owner``'s layer to ``state`` (``pass``: clear it; no owner: replace every
+        layer) and put the link in its most recent layer's state; returns the epoch in
+        effect (a new one whenever the state changes or a layer is set)."""
+        if owner is None:
+            self.layers = {} if state.mode is LinkMode.PASS else {"": state}
+        else:
+            self.layers.pop(owner, None)
+            if state.mode is not LinkMode.PASS:
+                self.layers[owner] = state
+        top = next(reversed(self.layers.values()), PASS)
+        if state.mode is LinkMode.PASS and owner is not None and top == self.state:
+            return self.epoch  # the cleared layer was not the one in effect
+        return self.set_state(top)
 
     def set_state(self, state: LinkState) -> int:
         """Apply ``state`` now; returns the epoch it opens."""
@@ -446,6 +470,7 @@ class Link:
         return {
             "spec": asdict(self.spec) | {"listen_port": self.port},
             "state": self.state.to_json(),
+            "layers": [{"owner": owner, **state.to_json()} for owner, state in self.layers.items()],
             "epoch": self.epoch,
             "stats": asdict(self.stats),
             "held_back": [self.held_back[e].to_json() for e in sorted(self.held_back)],
@@ -493,10 +518,12 @@ class FaultProxy:
         except KeyError:
             raise ProxyError(f"no link named {name!r}; links: {', '.join(self.links)}") from None
 
-    def set_state(self, names: list[str], state: LinkState) -> dict[str, int]:
-        """Set every named link (all known, or none changed); returns each one's epoch."""
+    def set_state(self, names: list[str], state: LinkState,
+                  owner: str | None = None) -> dict[str, int]:
+        """Set ``owner``'s layer on every named link (all known, or none changed; see the
+        module docstring); returns each one's epoch."""
         links = [self.link(n) for n in names]
-        return {link.spec.name: link.set_state(state) for link in links}
+        return {link.spec.name: link.set_layer(state, owner) for link in links}
 
     def endpoint(self) -> dict[str, Any]:
         return {
@@ -517,8 +544,10 @@ class FaultProxy:
             if op == "status":
                 return {"ok": True, "links": {n: link.describe() for n, link in self.links.items()}}
             if op == "set":
+                owner = request.get("owner")
                 epochs = self.set_state(list(request["links"]),
-                                        LinkState.from_json(request["state"]))
+                                        LinkState.from_json(request["state"]),
+                                        None if owner is None else str(owner))
                 return {"ok": True, "epochs": epochs}
             if op == "upstream":
                 link = self.link(str(request["link"]))
@@ -587,9 +616,14 @@ class ProxyControl:
             raise ProxyError(f"fault proxy refused {op}: {reply.get('error')}")
         return reply
 
-    def set_state(self, links: list[str], state: LinkState) -> dict[str, int]:
-        """Set the links' state; returns the epoch each one opened (see ``status``)."""
-        return dict(self.request("set", links=links, state=state.to_json()).get("epochs", {}))
+    def set_state(self, links: list[str], state: LinkState,
+                  owner: str | None = None) -> dict[str, int]:
+        """Set the links' state (``owner``'s layer, if given); returns the epoch each one is
+        in (see ``status``)."""
+        fields: dict[str, Any] = {"links": links, "state": state.to_json()}
+        if owner is not None:
+            fields["owner"] = owner
+        return dict(self.request("set", **fields).get("epochs", {}))
 
     def reset(self) -> None:
         self.request("reset")
